@@ -1,0 +1,37 @@
+-- Marketing: contacts (own ids, keyed by email), campaigns, and one row per send
+-- carrying the responses to it as timestamps.
+create table contacts (
+    id bigint primary key,
+    email varchar(320) not null,
+    first_name varchar(100),
+    subscribed boolean not null,
+    created_at timestamptz not null,
+    updated_at timestamptz not null
+);
+create index contacts_updated on contacts (updated_at, id);
+
+create table campaigns (
+    id bigint primary key,
+    name varchar(200) not null,
+    -- email, sms, push, mail
+    channel varchar(8) not null,
+    -- coupon, gift, invitation, none
+    offer_type varchar(16) not null,
+    starts_at timestamptz not null,
+    ends_at timestamptz not null
+);
+
+create table sends (
+    id bigint primary key,
+    campaign_id bigint not null,
+    contact_id bigint not null,
+    sent_at timestamptz not null,
+    delivered_at timestamptz,
+    opened_at timestamptz,
+    clicked_at timestamptz,
+    converted_at timestamptz,
+    unsubscribed_at timestamptz,
+    coupon_code varchar(32)
+);
+-- Serves the per-contact "newest first" window.
+create index sends_contact on sends (contact_id, sent_at, id);

@@ -1,0 +1,195 @@
+//! The command line: `c360 [serve] | migrate | seed | resolve | schema`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::Application;
+use crate::identity::{self, Resolver};
+use crate::seed::{self, SeedOptions};
+use crate::sources::{Sources, SqlTrace};
+
+#[derive(Debug, Parser)]
+#[command(name = "c360", version, about = "Customer 360 hub: one privacy-safe GraphQL view of each customer")]
+pub struct Cli {
+    /// Configuration file (TOML); `C360_*` environment variables override it.
+    #[arg(long, global = true, env = "C360_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (overrides config and `C360_LISTEN`).
+    #[arg(long, global = true)]
+    pub listen: Option<std::net::SocketAddr>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate, seed demo data if the sources are empty (embedded default), resolve
+    /// identities, and serve GraphQL. The default command.
+    Serve,
+    /// Bring every database schema up to date and exit.
+    Migrate,
+    /// Write deterministic demo data into empty sources, then resolve identities.
+    Seed {
+        /// How many demo customers.
+        #[arg(long, default_value_t = 10_000)]
+        customers: u64,
+        /// Random seed: the same seed and date give the same data.
+        #[arg(long, default_value_t = 360)]
+        seed: u64,
+        /// The data set's "today" (YYYY-MM-DD); defaults to today.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Skip identity resolution after seeding.
+        #[arg(long)]
+        no_resolve: bool,
+    },
+    /// Resolve new and changed source records into customers now.
+    Resolve {
+        /// Also measure precision and recall against the seeder's ground truth.
+        #[arg(long)]
+        evaluate: bool,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", crate::graphql::sdl());
+        return Ok(());
+    }
+    let mut config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    if config.uses_data_dir() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    }
+    let sources = Sources::connect(&config, true).await.map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
+    let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), config.identity.batch_size);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, sources, resolver).await,
+        Command::Migrate => {
+            tracing::info!("all databases migrated");
+            Ok(())
+        }
+        Command::Seed { customers, seed, as_of, no_resolve } => {
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let report = seed::seed(&sources, &SeedOptions { customers, seed, as_of, progress: true }).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !no_resolve {
+                let started = std::time::Instant::now();
+                let report = resolver.run().await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("resolved in {:.1}s", started.elapsed().as_secs_f64());
+            }
+            Ok(())
+        }
+        Command::Resolve { evaluate } => {
+            let report = resolver.run().await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if evaluate {
+                let quality = identity::quality::measure(&sources.hub).await?;
+                println!("{}", serde_json::to_string_pretty(&quality)?);
+            }
+            Ok(())
+        }
+        Command::Schema => unreachable!("handled above"),
+    }
+}
+
+async fn serve(config: Config, sources: Sources, resolver: Resolver) -> anyhow::Result<()> {
+    let empty = sources.crm.fetch_count(&SqlTrace::default(), "select count(*) as n from customers", &[]).await? == 0;
+    if empty && config.seed.on_empty {
+        tracing::info!(customers = config.seed.customers, "empty sources: seeding demo data (once)");
+        let options = SeedOptions {
+            customers: config.seed.customers,
+            seed: config.seed.seed,
+            as_of: chrono::Utc::now().date_naive(),
+            progress: true,
+        };
+        let report = seed::seed(&sources, &options).await?;
+        tracing::info!(seconds = report.seconds, people = report.people, "demo data seeded");
+    }
+    let report = resolver.run().await?;
+    tracing::info!(
+        read = report.read,
+        new_customers = report.new_customers,
+        conflicts = report.conflicts,
+        "identities resolved"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let interval = config.identity.resolve_interval;
+    let job = (!interval.is_zero()).then(|| tokio::spawn(resolve_periodically(resolver, interval, stop_rx)));
+
+    let app = Application::build(config, sources.clone()).await?;
+    tracing::warn!("development mode: requests are not authenticated; do not expose this server");
+    tracing::info!(address = %app.local_addr()?, "serving GraphQL at /graphql");
+    app.run_until(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await?;
+    if let Some(job) = job {
+        let _ = job.await;
+    }
+    sources.close().await;
+    Ok(())
+}
+
+/// The background resolver: picks up new and changed records without a restart.
+async fn resolve_periodically(resolver: Resolver, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match resolver.run().await {
+            Ok(r) if r.read > 0 => {
+                tracing::info!(read = r.read, linked = r.linked, merged = r.merged, "resolved new records")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "background resolution failed; retrying next round"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,235 @@
+//! One typed configuration, read from an optional TOML file and then `C360_*` environment
+//! variables (nested keys with `__`, e.g. `C360_SOURCES__CRM=postgres://..`).
+//! With nothing configured, every database is an embedded SQLite file under `data_dir`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Deserializer};
+
+use crate::sources::DbName;
+
+/// The whole configuration. Unknown keys are rejected, so a typo fails at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP server listens (`--listen`, `C360_LISTEN`).
+    pub listen: SocketAddr,
+    /// Directory for the embedded SQLite databases of the default deployment.
+    pub data_dir: PathBuf,
+    /// Database URL of each source; a missing one is an SQLite file in `data_dir`.
+    pub sources: SourceUrls,
+    /// Database URL of the hub's own store (identity links); SQLite in `data_dir` by default.
+    pub hub: Option<String>,
+    /// Connection pool settings shared by every database.
+    pub database: DatabaseConfig,
+    /// Demo data written on first start.
+    pub seed: SeedConfig,
+    /// Identity resolution.
+    pub identity: IdentityConfig,
+    /// GraphQL limits.
+    pub graphql: GraphqlConfig,
+    /// Count SQL statements per request and report them in `extensions.sqlStatements`
+    /// (`C360_TRACE_SQL=1`). For development and tests; costs an atomic add per statement.
+    #[serde(deserialize_with = "flag")]
+    pub trace_sql: bool,
+}
+
+/// Source database URLs: `sqlite:`, `postgres://` or `mysql://`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceUrls {
+    pub crm: Option<String>,
+    pub shop: Option<String>,
+    pub helpdesk: Option<String>,
+    pub marketing: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connections per database and replica.
+    pub max_connections: u32,
+    /// How long to wait for a connection before the request fails.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { max_connections: 8, connect_timeout: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeedConfig {
+    /// Seed demo data when the CRM database is empty on start (embedded default only
+    /// makes sense with this on; turn it off for real deployments).
+    #[serde(deserialize_with = "flag")]
+    pub on_empty: bool,
+    /// How many demo people to create.
+    pub customers: u64,
+    /// Random seed: the same seed gives the same data.
+    pub seed: u64,
+}
+
+impl Default for SeedConfig {
+    fn default() -> Self {
+        SeedConfig { on_empty: true, customers: 10_000, seed: 360 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Region for phone numbers written without a country code and without a country on
+    /// the record (ISO 3166-1 alpha-2).
+    pub default_region: String,
+    /// How often the background resolver picks up new and changed source records;
+    /// `0s` turns the background job off (`c360 resolve` still works).
+    #[serde(with = "humantime_serde")]
+    pub resolve_interval: Duration,
+    /// Source records read and resolved per batch.
+    pub batch_size: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig { default_region: "DE".into(), resolve_interval: Duration::from_secs(30), batch_size: 5_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphqlConfig {
+    /// The largest `first` any connection accepts.
+    pub max_page_size: i32,
+}
+
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        GraphqlConfig { max_page_size: 100 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8360)),
+            data_dir: PathBuf::from("data"),
+            sources: SourceUrls::default(),
+            hub: None,
+            database: DatabaseConfig::default(),
+            seed: SeedConfig::default(),
+            identity: IdentityConfig::default(),
+            graphql: GraphqlConfig::default(),
+            trace_sql: false,
+        }
+    }
+}
+
+/// Environment variables with the `C360_` prefix that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["config", "log"];
+
+impl Config {
+    /// Reads the file at `path` (when given; it must exist), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(Box::new(figment::Error::from(format!("config file {} not found", path.display()))));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("C360_")
+                // Test-harness variables (C360_TEST_*) share the prefix but are not config.
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    !NOT_CONFIG.contains(&key.as_str()) && !key.starts_with("test_")
+                })
+                .split("__"),
+        );
+        figment.extract().map_err(Box::new)
+    }
+
+    /// The URL of every database, with embedded SQLite defaults filled in.
+    pub fn database_urls(&self) -> HashMap<DbName, String> {
+        let sqlite = |name: &str| format!("sqlite:{}", self.data_dir.join(format!("{name}.db")).display());
+        let pick = |url: &Option<String>, name: &str| url.clone().unwrap_or_else(|| sqlite(name));
+        HashMap::from([
+            (DbName::Crm, pick(&self.sources.crm, "crm")),
+            (DbName::Shop, pick(&self.sources.shop, "shop")),
+            (DbName::Helpdesk, pick(&self.sources.helpdesk, "helpdesk")),
+            (DbName::Marketing, pick(&self.sources.marketing, "marketing")),
+            (DbName::Hub, pick(&self.hub, "hub")),
+        ])
+    }
+
+    /// True when any database is an SQLite file under `data_dir` (which must then exist).
+    pub fn uses_data_dir(&self) -> bool {
+        self.database_urls().values().any(|u| u.starts_with("sqlite:"))
+    }
+}
+
+/// A boolean that also accepts `1`/`0`, `yes`/`no`, `on`/`off` (as environment variables do).
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Int(i) => Ok(i != 0),
+        Flag::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            other => Err(serde::de::Error::custom(format!("expected a boolean, found `{other}`"))),
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own large error
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        figment::Jail::expect_with(|_| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("c360.example.toml");
+            let config = Config::load(Some(&path)).map_err(|e| e.to_string())?;
+            assert!(config.sources.crm.as_deref().is_some_and(|u| u.starts_with("postgres://")));
+            assert!(config.sources.shop.as_deref().is_some_and(|u| u.starts_with("mysql://")));
+            assert!(!config.seed.on_empty);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_and_unknown_keys_fail() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("C360_LISTEN", "127.0.0.1:9999");
+            jail.set_env("C360_TRACE_SQL", "1");
+            jail.set_env("C360_SOURCES__CRM", "postgres://root@127.0.0.1/crm");
+            jail.set_env("C360_TEST_POSTGRES_URL", "postgres://ignored");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 9999);
+            assert!(config.trace_sql);
+            assert_eq!(config.database_urls()[&DbName::Crm], "postgres://root@127.0.0.1/crm");
+            assert_eq!(config.database_urls()[&DbName::Hub], "sqlite:data/hub.db");
+
+            jail.set_env("C360_LISTNE", "127.0.0.1:1");
+            assert!(Config::load(None).is_err(), "a misspelt key must fail");
+            Ok(())
+        });
+    }
+}

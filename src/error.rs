@@ -1,0 +1,80 @@
+//! Errors clients see: a safe message and a SCREAMING_SNAKE `extensions.code`.
+//! Internal causes (SQL errors, I/O) are logged once where they happen and never sent.
+
+use async_graphql::ErrorExtensions;
+
+use crate::sources::DbName;
+
+/// An error a GraphQL client may see.
+///
+/// Deliberately not `Display`: async-graphql converts any `Display` error into a GraphQL
+/// error without `extensions.code`; this way every conversion goes through ours.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// An `id` argument that is not one of our opaque ids (or of the wrong type).
+    InvalidId(String),
+    /// An `after` cursor that this field did not hand out.
+    InvalidCursor,
+    /// `first` outside 1..=max.
+    PageSizeOutOfRange { got: i32, max: i32 },
+    /// An argument that is malformed in another way.
+    BadInput(String),
+    /// A lookup that matches several customers where the caller asked for one.
+    AmbiguousMatch(&'static str),
+    /// A source database failed or timed out; the rest of the response may still stand.
+    SourceUnavailable(DbName),
+    /// Something that should not happen; the details are in the server log.
+    Internal,
+}
+
+impl ApiError {
+    /// The message clients see; never contains internal details.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::InvalidId(id) => format!("`{id}` is not a valid id"),
+            ApiError::InvalidCursor => "`after` is not a valid cursor for this list".into(),
+            ApiError::PageSizeOutOfRange { got, max } => format!("`first` must be between 0 and {max}, got {got}"),
+            ApiError::BadInput(message) => message.clone(),
+            ApiError::AmbiguousMatch(what) => format!("{what} matches more than one customer"),
+            ApiError::SourceUnavailable(db) => format!("the {db} source is unavailable"),
+            ApiError::Internal => "internal error".into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidId(_) => "INVALID_ID",
+            ApiError::InvalidCursor => "INVALID_CURSOR",
+            ApiError::PageSizeOutOfRange { .. } => "PAGE_SIZE_OUT_OF_RANGE",
+            ApiError::BadInput(_) => "BAD_USER_INPUT",
+            ApiError::AmbiguousMatch(_) => "AMBIGUOUS_MATCH",
+            ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",
+            ApiError::Internal => "INTERNAL",
+        }
+    }
+
+    /// Logs a database error with its source and turns it into the client's view.
+    pub fn from_sql(db: DbName, error: &sqlx::Error) -> Self {
+        tracing::error!(db = %db, error = %error, "source query failed");
+        ApiError::SourceUnavailable(db)
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.message()).extend_with(|_, e| {
+            e.set("code", self.code());
+            if let ApiError::SourceUnavailable(db) = self {
+                e.set("source", db.to_string());
+            }
+        })
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(e: ApiError) -> Self {
+        e.extend()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,150 @@
+//! Types shared by the domain modules: the request context, connections, money, and
+//! reading source strings into GraphQL enums.
+
+use std::str::FromStr;
+
+use async_graphql::{Context, SimpleObject};
+use rust_decimal::Decimal;
+
+use crate::auth::Viewer;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::loaders::Loaders;
+use crate::loaders::batch::BatchQueue;
+use crate::sources::{Sources, SqlTrace};
+
+/// Per-request data: who asks, the statement trace, and the request's loaders.
+pub struct RequestContext {
+    pub viewer: Viewer,
+    pub trace: SqlTrace,
+    pub loaders: Loaders,
+}
+
+impl RequestContext {
+    /// A context whose loaders batch through `queue`; run the request with
+    /// [`crate::loaders::batch::drive`] on the same queue.
+    pub fn new(sources: &Sources, viewer: Viewer, trace: SqlTrace, queue: &BatchQueue) -> Self {
+        let loaders = Loaders::new(sources, &trace, queue);
+        RequestContext { viewer, trace, loaders }
+    }
+}
+
+/// Process-wide data every resolver may read.
+pub struct Shared {
+    pub sources: Sources,
+    pub config: Config,
+}
+
+pub fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
+    ctx.data_unchecked::<RequestContext>()
+}
+
+pub fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {
+    ctx.data_unchecked::<Shared>()
+}
+
+/// Checks `first` against the configured maximum.
+pub fn page_size(ctx: &Context<'_>, first: i32) -> Result<i32, ApiError> {
+    let max = shared(ctx).config.graphql.max_page_size;
+    if (0..=max).contains(&first) { Ok(first) } else { Err(ApiError::PageSizeOutOfRange { got: first, max }) }
+}
+
+/// Whether the client selected `totalCount` on the connection being resolved.
+pub fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+/// Relay page information.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct PageInfo {
+    /// More items follow the last edge.
+    pub has_next_page: bool,
+    /// Always false: lists are read forwards only.
+    pub has_previous_page: bool,
+    /// Cursor of the first edge.
+    pub start_cursor: Option<String>,
+    /// Cursor of the last edge; pass it as `after` for the next page.
+    pub end_cursor: Option<String>,
+}
+
+/// Declares a Relay connection and its edge type for one node type.
+macro_rules! connection {
+    ($connection:ident, $edge:ident, $node:ty, $what:literal) => {
+        #[doc = concat!("One ", $what, " of a list, with the cursor that continues after it.")]
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $edge {
+            pub node: $node,
+            /// Opaque; pass it as `after` to read on from here.
+            pub cursor: String,
+        }
+
+        #[doc = concat!("A page of ", $what, "s (Relay connection).")]
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $connection {
+            pub edges: Vec<$edge>,
+            pub page_info: $crate::graphql::common::PageInfo,
+            /// How many items the whole list holds.
+            pub total_count: i64,
+        }
+
+        impl $connection {
+            /// Builds a page from up to `first + 1` items (the extra one only says
+            /// there is more).
+            pub fn from_items(
+                mut items: Vec<$node>,
+                first: i32,
+                cursor: impl Fn(&$node) -> String,
+                total_count: i64,
+            ) -> Self {
+                let has_next_page = items.len() > first as usize;
+                items.truncate(first as usize);
+                let edges: Vec<$edge> = items.into_iter().map(|node| $edge { cursor: cursor(&node), node }).collect();
+                let page_info = $crate::graphql::common::PageInfo {
+                    has_next_page,
+                    has_previous_page: false,
+                    start_cursor: edges.first().map(|e| e.cursor.clone()),
+                    end_cursor: edges.last().map(|e| e.cursor.clone()),
+                };
+                $connection { edges, page_info, total_count }
+            }
+        }
+    };
+}
+pub(crate) use connection;
+
+/// An amount of money: an exact decimal and its currency.
+#[derive(Debug, Clone, PartialEq, Eq, SimpleObject)]
+pub struct Money {
+    /// Exact decimal with the currency's minor units, e.g. `"129.90"`.
+    pub amount: String,
+    /// ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+}
+
+impl Money {
+    /// From minor units (cents); all currencies the sources use have two decimals.
+    pub fn from_cents(cents: i64, currency: &str) -> Self {
+        Money { amount: Decimal::new(cents, 2).to_string(), currency: currency.to_owned() }
+    }
+}
+
+/// Reads a source's status or category string into a GraphQL enum; a value the schema
+/// does not know is a data problem, logged and reported as `INTERNAL`.
+pub fn enum_value<E: FromStr>(field: &'static str, value: &str) -> Result<E, ApiError> {
+    E::from_str(value).map_err(|_| {
+        tracing::error!(field, value, "unknown enum value in source data");
+        ApiError::Internal
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_exact() {
+        assert_eq!(Money::from_cents(12990, "EUR").amount, "129.90");
+        assert_eq!(Money::from_cents(5, "GBP").amount, "0.05");
+        assert_eq!(Money::from_cents(-250, "USD").amount, "-2.50");
+    }
+}

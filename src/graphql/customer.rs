@@ -1,0 +1,353 @@
+//! The golden customer: one person across the four sources.
+//!
+//! A `Customer` is built with its identity links already loaded, so every field goes
+//! straight to the batched loader of its source, keyed by that source's own keys.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::campaign::CampaignResponse;
+use super::campaign::CampaignResponseConnection;
+use super::common::{Money, connection, page_size, request, shared, wants_total};
+use super::ids::{self, Kind, global_id};
+use super::order::{Order, OrderConnection};
+use super::ticket::{Ticket, TicketConnection};
+use crate::error::ApiError;
+use crate::identity::normalize::PhoneNumber;
+use crate::identity::store::Link;
+use crate::sources::crm::CrmCustomer;
+use crate::sources::shop::Account;
+use crate::sources::{Page, SourceName};
+
+/// Orders that count as bought (not cancelled, not sent back).
+const SPENT: fn(&str) -> bool = |status| !matches!(status, "cancelled" | "returned");
+
+/// A customer: the records of one person in the CRM, shop, helpdesk and marketing,
+/// resolved into one identity.
+#[derive(Clone)]
+pub struct Customer {
+    /// Golden id in the hub store.
+    pub id: String,
+    /// The source records of this customer, ordered by source and key.
+    pub links: Arc<Vec<Link>>,
+}
+
+impl Customer {
+    /// The keys this customer has in one source (all sources use integer keys).
+    fn keys(&self, source: SourceName) -> Vec<i64> {
+        let name = source.to_string();
+        self.links.iter().filter(|l| l.source == name).filter_map(|l| l.source_key.parse().ok()).collect()
+    }
+
+    /// The CRM record that speaks for the profile: the one that founded the customer,
+    /// else the lowest CRM key (later ones are duplicates).
+    async fn crm(&self, ctx: &Context<'_>) -> Result<Option<CrmCustomer>, ApiError> {
+        let crm = SourceName::Crm.to_string();
+        let mut links: Vec<&Link> = self.links.iter().filter(|l| l.source == crm).collect();
+        links.sort_by_key(|l| (l.rule != "anchor", l.source_key.parse::<i64>().unwrap_or(i64::MAX)));
+        let Some(key) = links.first().and_then(|l| l.source_key.parse().ok()) else { return Ok(None) };
+        request(ctx).loaders.crm_customers.load_one(key).await
+    }
+
+    /// The shop account that speaks for customers the CRM does not know (guests).
+    async fn account(&self, ctx: &Context<'_>) -> Result<Option<Account>, ApiError> {
+        let Some(key) = self.keys(SourceName::Shop).into_iter().min() else { return Ok(None) };
+        request(ctx).loaders.accounts.load_one(key).await
+    }
+
+    fn first(ctx: &Context<'_>, first: i32) -> Result<Page, ApiError> {
+        let first = page_size(ctx, first)?;
+        Ok(Page { limit: i64::from(first) + 1, before: None })
+    }
+}
+
+connection!(CustomerConnection, CustomerEdge, Customer, "customer");
+
+/// A postal address.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Address {
+    pub street: Option<String>,
+    pub postal_code: Option<String>,
+    pub city: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum Gender {
+    Female,
+    Male,
+    Diverse,
+}
+
+/// Purchases across all of the customer's shop accounts.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct PurchaseSummary {
+    /// Orders that were neither cancelled nor returned.
+    pub order_count: i64,
+    pub cancelled_count: i64,
+    pub returned_count: i64,
+    /// What those orders came to, one entry per currency (most customers have one).
+    pub total_spent: Vec<Money>,
+    pub first_order_at: Option<DateTime<Utc>>,
+    pub last_order_at: Option<DateTime<Utc>>,
+}
+
+/// The customer's contact with service, across all their helpdesk requesters.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct ServiceSummary {
+    pub ticket_count: i64,
+    /// Tickets open or pending.
+    pub open_tickets: i64,
+    pub complaint_count: i64,
+    /// Mean satisfaction score (1..5) over answered surveys; null when none.
+    pub average_csat: Option<f64>,
+    /// How many surveys were answered.
+    pub csat_responses: i64,
+}
+
+/// How a source record came to belong to the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum MatchRule {
+    /// The record matched nobody and founded this customer.
+    Anchor,
+    /// Same normalised email address.
+    Email,
+    /// Same phone number (E.164).
+    Phone,
+}
+
+/// A record of this customer in a source system.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SourceRecord {
+    pub source: SourceName,
+    /// The record's key in that system (e.g. the shop account id).
+    pub key: String,
+    pub matched_by: MatchRule,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// A customer: the records of one person in the CRM, shop, helpdesk and marketing,
+/// resolved into one identity.
+#[Object]
+impl Customer {
+    /// Global id (use with `customer(id:)` and `node`); stable across merges.
+    pub async fn id(&self) -> ID {
+        global_id(Kind::Customer, &self.id)
+    }
+
+    /// Full name from the CRM, else as given at checkout.
+    async fn display_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if let Some(c) = self.crm(ctx).await? {
+            return Ok(Some(format!("{} {}", c.first_name.trim(), c.last_name.trim())));
+        }
+        Ok(self.account(ctx).await?.and_then(|a| a.name))
+    }
+
+    async fn first_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.crm(ctx).await?.map(|c| c.first_name.trim().to_owned()))
+    }
+
+    async fn last_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.crm(ctx).await?.map(|c| c.last_name.trim().to_owned()))
+    }
+
+    /// Email address (trimmed, lowercase) from the CRM, else from the shop.
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let raw = match self.crm(ctx).await? {
+            Some(c) => c.email,
+            None => self.account(ctx).await?.and_then(|a| a.email),
+        };
+        Ok(raw.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()))
+    }
+
+    /// Phone number in E.164 (`+4915123456789`) from the CRM, else from the shop.
+    async fn phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let (raw, country) = match self.crm(ctx).await? {
+            Some(c) => (c.phone, c.country),
+            None => self.account(ctx).await?.map(|a| (a.phone, a.country)).unwrap_or_default(),
+        };
+        let region = country.unwrap_or_else(|| shared(ctx).config.identity.default_region.clone());
+        Ok(raw.map(|p| {
+            PhoneNumber::parse(&p, Some(&region)).map(|n| n.to_string()).unwrap_or_else(|| p.trim().to_owned())
+        }))
+    }
+
+    async fn birth_date(&self, ctx: &Context<'_>) -> Result<Option<NaiveDate>> {
+        Ok(self.crm(ctx).await?.and_then(|c| c.birth_date))
+    }
+
+    async fn gender(&self, ctx: &Context<'_>) -> Result<Option<Gender>> {
+        Ok(self.crm(ctx).await?.and_then(|c| match c.gender.as_deref() {
+            Some("female") => Some(Gender::Female),
+            Some("male") => Some(Gender::Male),
+            Some("diverse") => Some(Gender::Diverse),
+            _ => None,
+        }))
+    }
+
+    /// Postal address from the CRM.
+    async fn address(&self, ctx: &Context<'_>) -> Result<Option<Address>> {
+        Ok(self.crm(ctx).await?.map(|c| Address {
+            street: c.street,
+            postal_code: c.postal_code,
+            city: c.city,
+            country: c.country,
+        }))
+    }
+
+    /// When the customer first appeared: the CRM record's creation, else the shop account's.
+    async fn customer_since(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        if let Some(c) = self.crm(ctx).await? {
+            return Ok(Some(c.created_at));
+        }
+        Ok(self.account(ctx).await?.map(|a| a.created_at))
+    }
+
+    /// Purchases across all shop accounts; null when the shop cannot be reached.
+    async fn purchase_summary(&self, ctx: &Context<'_>) -> Result<Option<PurchaseSummary>> {
+        let accounts = self.keys(SourceName::Shop);
+        let loaded = request(ctx).loaders.purchases.load_many(accounts).await?;
+        let mut summary = PurchaseSummary {
+            order_count: 0,
+            cancelled_count: 0,
+            returned_count: 0,
+            total_spent: Vec::new(),
+            first_order_at: None,
+            last_order_at: None,
+        };
+        let mut spent: BTreeMap<String, i64> = BTreeMap::new();
+        for agg in loaded.values().flat_map(|a| a.iter()) {
+            match agg.status.as_str() {
+                "cancelled" => summary.cancelled_count += agg.orders,
+                "returned" => summary.returned_count += agg.orders,
+                _ => {}
+            }
+            if SPENT(&agg.status) {
+                summary.order_count += agg.orders;
+                *spent.entry(agg.currency.clone()).or_default() += agg.total_cents;
+                summary.first_order_at = summary.first_order_at.min(Some(agg.first_at)).or(Some(agg.first_at));
+                summary.last_order_at = summary.last_order_at.max(Some(agg.last_at));
+            }
+        }
+        summary.total_spent = spent.iter().map(|(currency, cents)| Money::from_cents(*cents, currency)).collect();
+        Ok(Some(summary))
+    }
+
+    /// Service contact across all helpdesk requesters; null when the helpdesk cannot be reached.
+    async fn service_summary(&self, ctx: &Context<'_>) -> Result<Option<ServiceSummary>> {
+        let requesters = self.keys(SourceName::Helpdesk);
+        let loaded = request(ctx).loaders.service.load_many(requesters).await?;
+        let mut s = ServiceSummary {
+            ticket_count: 0,
+            open_tickets: 0,
+            complaint_count: 0,
+            average_csat: None,
+            csat_responses: 0,
+        };
+        let mut csat_sum = 0i64;
+        for agg in loaded.values().flat_map(|a| a.iter()) {
+            s.ticket_count += agg.tickets;
+            if matches!(agg.status.as_str(), "open" | "pending") {
+                s.open_tickets += agg.tickets;
+            }
+            if agg.category == "complaint" {
+                s.complaint_count += agg.tickets;
+            }
+            csat_sum += agg.csat_sum.unwrap_or(0);
+            s.csat_responses += agg.csat_answers;
+        }
+        if s.csat_responses > 0 {
+            s.average_csat = Some(csat_sum as f64 / s.csat_responses as f64);
+        }
+        Ok(Some(s))
+    }
+
+    /// Orders from all shop accounts, newest first.
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+        after: Option<String>,
+    ) -> Result<Option<OrderConnection>> {
+        let mut page = Self::first(ctx, first)?;
+        page.before = after.as_deref().map(|c| ids::parse_time_cursor("o", c)).transpose()?;
+        let accounts = self.keys(SourceName::Shop);
+        let loaders = &request(ctx).loaders;
+        let pages = loaders.order_pages.load_many(accounts.iter().map(|a| (*a, page))).await?;
+        let mut orders: Vec<Order> = pages.values().flat_map(|p| p.iter().cloned().map(Order)).collect();
+        orders.sort_by_key(|o| Reverse((o.0.ordered_at, o.0.id)));
+        let total = if wants_total(ctx) {
+            loaders.purchases.load_many(accounts).await?.values().flat_map(|a| a.iter()).map(|a| a.orders).sum()
+        } else {
+            0
+        };
+        Ok(Some(OrderConnection::from_items(orders, first, |o| ids::time_cursor("o", o.0.ordered_at, o.0.id), total)))
+    }
+
+    /// Helpdesk tickets from all of the customer's requesters, newest first.
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+        after: Option<String>,
+    ) -> Result<Option<TicketConnection>> {
+        let mut page = Self::first(ctx, first)?;
+        page.before = after.as_deref().map(|c| ids::parse_time_cursor("t", c)).transpose()?;
+        let requesters = self.keys(SourceName::Helpdesk);
+        let loaders = &request(ctx).loaders;
+        let pages = loaders.ticket_pages.load_many(requesters.iter().map(|r| (*r, page))).await?;
+        let mut tickets: Vec<Ticket> = pages.values().flat_map(|p| p.iter().cloned().map(Ticket)).collect();
+        tickets.sort_by_key(|t| Reverse((t.0.opened_at, t.0.id)));
+        let total = if wants_total(ctx) {
+            loaders.service.load_many(requesters).await?.values().flat_map(|a| a.iter()).map(|a| a.tickets).sum()
+        } else {
+            0
+        };
+        Ok(Some(TicketConnection::from_items(tickets, first, |t| ids::time_cursor("t", t.0.opened_at, t.0.id), total)))
+    }
+
+    /// Campaigns sent to the customer and the responses, newest first.
+    async fn campaign_responses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+        after: Option<String>,
+    ) -> Result<Option<CampaignResponseConnection>> {
+        let mut page = Self::first(ctx, first)?;
+        page.before = after.as_deref().map(|c| ids::parse_time_cursor("s", c)).transpose()?;
+        let contacts = self.keys(SourceName::Marketing);
+        let loaders = &request(ctx).loaders;
+        let pages = loaders.send_pages.load_many(contacts.iter().map(|c| (*c, page))).await?;
+        let mut sends: Vec<CampaignResponse> =
+            pages.values().flat_map(|p| p.iter().cloned().map(CampaignResponse)).collect();
+        sends.sort_by_key(|s| Reverse((s.0.sent_at, s.0.id)));
+        let total = if wants_total(ctx) { loaders.send_counts.load_many(contacts).await?.values().sum() } else { 0 };
+        Ok(Some(CampaignResponseConnection::from_items(
+            sends,
+            first,
+            |s| ids::time_cursor("s", s.0.sent_at, s.0.id),
+            total,
+        )))
+    }
+
+    /// The source records resolved into this customer, and why.
+    async fn source_records(&self) -> Result<Vec<SourceRecord>> {
+        self.links
+            .iter()
+            .map(|l| {
+                Ok(SourceRecord {
+                    source: super::common::enum_value("SourceRecord.source", &l.source)?,
+                    key: l.source_key.clone(),
+                    matched_by: super::common::enum_value("SourceRecord.matchedBy", &l.rule)?,
+                    linked_at: l.linked_at,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,42 @@
+//! The GraphQL schema, apart from any transport: types and resolvers, thin, over the
+//! loaders. `build` assembles it; `sdl` prints it (the committed `schema.graphql`).
+
+pub mod campaign;
+pub mod common;
+pub mod customer;
+pub mod ids;
+pub mod order;
+pub mod query;
+pub mod ticket;
+
+use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
+
+pub use common::{RequestContext, Shared};
+
+/// The root query, one part per domain.
+#[derive(MergedObject, Default)]
+pub struct Query(query::CustomerQuery);
+
+impl Default for query::CustomerQuery {
+    fn default() -> Self {
+        query::CustomerQuery
+    }
+}
+
+pub type C360Schema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// The schema with its process-wide data.
+pub fn build(shared: Option<Shared>) -> C360Schema {
+    let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .register_output_type::<query::Node>()
+        .limit_depth(16);
+    if let Some(shared) = shared {
+        builder = builder.data(shared);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    build(None).sdl()
+}

@@ -1,0 +1,110 @@
+//! Shop orders as GraphQL types.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::common::{Money, enum_value, request};
+use super::ids::{Kind, global_id};
+use crate::sources::shop;
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum OrderStatus {
+    /// Placed, not yet paid.
+    Placed,
+    /// Paid, not yet shipped.
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+    /// Delivered and sent back.
+    Returned,
+}
+
+/// Where an order was placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum SalesChannel {
+    Web,
+    Store,
+    Phone,
+    App,
+}
+
+/// An order from the shop.
+#[derive(Clone)]
+pub struct Order(pub shop::Order);
+
+/// An order from the shop.
+#[Object]
+impl Order {
+    /// Global id (use with `node`).
+    pub async fn id(&self) -> ID {
+        global_id(Kind::Order, &self.0.id.to_string())
+    }
+
+    /// The order number customers see on their receipt.
+    async fn number(&self) -> &str {
+        &self.0.number
+    }
+
+    async fn ordered_at(&self) -> DateTime<Utc> {
+        self.0.ordered_at
+    }
+
+    async fn status(&self) -> Result<OrderStatus> {
+        Ok(enum_value("Order.status", &self.0.status)?)
+    }
+
+    async fn channel(&self) -> Result<SalesChannel> {
+        Ok(enum_value("Order.channel", &self.0.channel)?)
+    }
+
+    /// The order total, in the order's currency.
+    async fn total(&self) -> Money {
+        Money::from_cents(self.0.total_cents, &self.0.currency)
+    }
+
+    /// The shop account that placed the order (its key in the shop).
+    async fn account_key(&self) -> String {
+        self.0.account_id.to_string()
+    }
+
+    /// The order's lines, in line order.
+    async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
+        let lines = request(ctx).loaders.order_lines.load_one(self.0.id).await?;
+        Ok(lines.map(|ls| ls.iter().map(OrderLine::from).collect()).unwrap_or_default())
+    }
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct OrderLine {
+    /// Position in the order, from 1.
+    pub line_no: i32,
+    pub sku: String,
+    /// Null when the product is no longer in the catalogue.
+    pub product_name: Option<String>,
+    pub category: Option<String>,
+    pub quantity: i32,
+    pub unit_price: Money,
+    /// `quantity` × `unitPrice`.
+    pub line_total: Money,
+}
+
+impl From<&shop::OrderLine> for OrderLine {
+    fn from(l: &shop::OrderLine) -> Self {
+        OrderLine {
+            line_no: l.line_no,
+            sku: l.sku.clone(),
+            product_name: l.product_name.clone(),
+            category: l.category.clone(),
+            quantity: l.quantity,
+            unit_price: Money::from_cents(l.unit_price_cents, &l.currency),
+            line_total: Money::from_cents(l.unit_price_cents * i64::from(l.quantity), &l.currency),
+        }
+    }
+}
+
+super::common::connection!(OrderConnection, OrderEdge, Order, "order");

@@ -1,0 +1,99 @@
+//! Helpdesk tickets as GraphQL types.
+
+use async_graphql::{Enum, ID, Object, Result};
+use chrono::{DateTime, Utc};
+
+use super::common::enum_value;
+use super::ids::{Kind, global_id};
+use crate::sources::helpdesk;
+
+/// How the ticket reached the helpdesk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum TicketChannel {
+    Phone,
+    Email,
+    Chat,
+    Social,
+    Store,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum TicketCategory {
+    Complaint,
+    Inquiry,
+    Repair,
+    Return,
+    Billing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum TicketPriority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum TicketStatus {
+    /// New, nobody has answered yet.
+    Open,
+    /// Waiting for the customer or a third party.
+    Pending,
+    Solved,
+    Closed,
+}
+
+/// A helpdesk ticket.
+#[derive(Clone)]
+pub struct Ticket(pub helpdesk::Ticket);
+
+/// A helpdesk ticket.
+#[Object]
+impl Ticket {
+    /// Global id (use with `node`).
+    pub async fn id(&self) -> ID {
+        global_id(Kind::Ticket, &self.0.id.to_string())
+    }
+
+    async fn opened_at(&self) -> DateTime<Utc> {
+        self.0.opened_at
+    }
+
+    /// Null while the ticket is open or pending.
+    async fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.closed_at
+    }
+
+    async fn channel(&self) -> Result<TicketChannel> {
+        Ok(enum_value("Ticket.channel", &self.0.channel)?)
+    }
+
+    async fn category(&self) -> Result<TicketCategory> {
+        Ok(enum_value("Ticket.category", &self.0.category)?)
+    }
+
+    async fn priority(&self) -> Result<TicketPriority> {
+        Ok(enum_value("Ticket.priority", &self.0.priority)?)
+    }
+
+    async fn status(&self) -> Result<TicketStatus> {
+        Ok(enum_value("Ticket.status", &self.0.status)?)
+    }
+
+    /// The subject line as the requester or agent wrote it.
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// Customer satisfaction, 1 (very unhappy) to 5 (very happy); null when not answered.
+    async fn csat(&self) -> Option<i32> {
+        self.0.csat
+    }
+}
+
+super::common::connection!(TicketConnection, TicketEdge, Ticket, "ticket");

@@ -1,0 +1,64 @@
+//! Precision and recall of identity resolution against the seeder's ground truth
+//! (`seed_truth`), counted over pairs of source records: a pair is "predicted" when both
+//! records link to one customer and "true" when both belong to one demo person.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::sources::{Database, SqlTrace};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Quality {
+    /// Records that have both a link and a ground-truth person.
+    pub records: u64,
+    pub true_pairs: u64,
+    pub predicted_pairs: u64,
+    pub correct_pairs: u64,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+crate::row! {
+    struct Row {
+        customer_id: String,
+        person_id: i64,
+    }
+}
+
+fn pairs(n: u64) -> u64 {
+    n * n.saturating_sub(1) / 2
+}
+
+/// Measures the links in the hub store against `seed_truth`.
+pub async fn measure(hub: &Database) -> Result<Quality, sqlx::Error> {
+    let rows: Vec<Row> = hub
+        .fetch_all(
+            &SqlTrace::default(),
+            "select l.customer_id, t.person_id
+             from identity_links l
+             join seed_truth t on t.source = l.source and t.source_key = l.source_key",
+            &[],
+        )
+        .await?;
+    let mut by_customer: HashMap<&str, u64> = HashMap::new();
+    let mut by_person: HashMap<i64, u64> = HashMap::new();
+    let mut by_both: HashMap<(&str, i64), u64> = HashMap::new();
+    for r in &rows {
+        *by_customer.entry(&r.customer_id).or_default() += 1;
+        *by_person.entry(r.person_id).or_default() += 1;
+        *by_both.entry((&r.customer_id, r.person_id)).or_default() += 1;
+    }
+    let predicted_pairs: u64 = by_customer.values().map(|n| pairs(*n)).sum();
+    let true_pairs: u64 = by_person.values().map(|n| pairs(*n)).sum();
+    let correct_pairs: u64 = by_both.values().map(|n| pairs(*n)).sum();
+    let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    Ok(Quality {
+        records: rows.len() as u64,
+        true_pairs,
+        predicted_pairs,
+        correct_pairs,
+        precision: ratio(correct_pairs, predicted_pairs),
+        recall: ratio(correct_pairs, true_pairs),
+    })
+}

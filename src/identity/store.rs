@@ -1,0 +1,149 @@
+//! The hub store's identity tables: golden customers and the links from source records.
+
+use chrono::{DateTime, Utc};
+
+use crate::sources::engine::in_list;
+use crate::sources::{Arg, Database, SourceName, SqlTrace};
+
+crate::row! {
+    /// A source record linked to a golden customer.
+    #[derive(Debug, Clone)]
+    pub struct Link {
+        pub customer_id: String,
+        pub source: String,
+        pub source_key: String,
+        pub rule: String,
+        pub linked_at: DateTime<Utc>,
+    }
+}
+
+const LINK_COLUMNS: &str = "l.customer_id, l.source, l.source_key, l.rule, l.linked_at";
+
+/// One page of customers in id order, returned as their links (one statement: the page
+/// and everything needed to reach each customer's source records).
+#[tracing::instrument(skip_all)]
+pub async fn customers_page(
+    hub: &Database,
+    trace: &SqlTrace,
+    after: Option<&str>,
+    limit: i64,
+    has_source: Option<SourceName>,
+) -> Result<Vec<Link>, sqlx::Error> {
+    let mut args = Vec::new();
+    let mut filters = Vec::new();
+    if let Some(after) = after {
+        filters.push("c.id > ?");
+        args.push(Arg::from(after));
+    }
+    if let Some(source) = has_source {
+        filters.push("exists (select 1 from identity_links x where x.customer_id = c.id and x.source = ?)");
+        args.push(Arg::Text(source.to_string()));
+    }
+    args.push(Arg::Int(limit));
+    let filter = if filters.is_empty() { String::new() } else { format!("where {}", filters.join(" and ")) };
+    // A derived table, not `in (.. limit ..)`: MySQL/MariaDB refuse LIMIT inside IN.
+    let sql = format!(
+        "select {LINK_COLUMNS}
+         from (select c.id from customers c {filter} order by c.id limit ?) page
+         join identity_links l on l.customer_id = page.id
+         order by l.customer_id, l.source, l.source_key"
+    );
+    hub.fetch_all(trace, &sql, &args).await
+}
+
+/// How many customers match the filter.
+pub async fn count_customers(
+    hub: &Database,
+    trace: &SqlTrace,
+    has_source: Option<SourceName>,
+) -> Result<i64, sqlx::Error> {
+    match has_source {
+        None => hub.fetch_count(trace, "select count(*) as n from customers", &[]).await,
+        Some(source) => {
+            let sql = "select count(distinct customer_id) as n from identity_links where source = ?";
+            hub.fetch_count(trace, sql, &[Arg::Text(source.to_string())]).await
+        }
+    }
+}
+
+crate::row! {
+    /// A link found for a requested golden id (which may be an alias of the link's customer).
+    #[derive(Debug, Clone)]
+    pub struct RequestedLink {
+        pub requested_id: String,
+        pub customer_id: String,
+        pub source: String,
+        pub source_key: String,
+        pub rule: String,
+        pub linked_at: DateTime<Utc>,
+    }
+}
+
+impl RequestedLink {
+    pub fn into_link(self) -> Link {
+        Link {
+            customer_id: self.customer_id,
+            source: self.source,
+            source_key: self.source_key,
+            rule: self.rule,
+            linked_at: self.linked_at,
+        }
+    }
+}
+
+/// Links of the customers with these golden ids, following merges: an id merged into
+/// another customer answers with the survivor's links. One statement.
+pub async fn links_by_customer_ids(
+    hub: &Database,
+    trace: &SqlTrace,
+    ids: &[String],
+) -> Result<Vec<RequestedLink>, sqlx::Error> {
+    let list = in_list(ids.len());
+    let sql = format!(
+        "select l.customer_id as requested_id, {LINK_COLUMNS} from identity_links l where l.customer_id in ({list})
+         union all
+         select a.old_id as requested_id, {LINK_COLUMNS} from customer_aliases a
+         join identity_links l on l.customer_id = a.customer_id
+         where a.old_id in ({list})
+         order by requested_id, source, source_key"
+    );
+    let args: Vec<Arg> = ids.iter().chain(ids).map(|id| Arg::Text(id.clone())).collect();
+    hub.fetch_all(trace, &sql, &args).await
+}
+
+/// Links of every customer one of whose records has this normalised email.
+pub async fn links_by_email(hub: &Database, trace: &SqlTrace, email: &str) -> Result<Vec<Link>, sqlx::Error> {
+    let sql = format!(
+        "select {LINK_COLUMNS} from identity_links l
+         where l.customer_id in (select m.customer_id from identity_links m where m.email_norm = ?)
+         order by l.customer_id, l.source, l.source_key"
+    );
+    hub.fetch_all(trace, &sql, &[Arg::from(email)]).await
+}
+
+/// Links of the customer a source record belongs to.
+pub async fn links_by_source_key(
+    hub: &Database,
+    trace: &SqlTrace,
+    source: SourceName,
+    key: &str,
+) -> Result<Vec<Link>, sqlx::Error> {
+    let sql = format!(
+        "select {LINK_COLUMNS} from identity_links l
+         where l.customer_id in (select m.customer_id from identity_links m where m.source = ? and m.source_key = ?)
+         order by l.customer_id, l.source, l.source_key"
+    );
+    hub.fetch_all(trace, &sql, &[Arg::Text(source.to_string()), Arg::from(key)]).await
+}
+
+/// Groups links (ordered by customer) into one list per customer, keeping the order.
+pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
+    let mut out: Vec<(String, Vec<Link>)> = Vec::new();
+    for link in links {
+        match out.last_mut() {
+            Some((id, group)) if *id == link.customer_id => group.push(link),
+            _ => out.push((link.customer_id.clone(), vec![link])),
+        }
+    }
+    out
+}

@@ -1,0 +1,26 @@
+//! c360: a customer 360 hub. One GraphQL schema over four source systems (CRM, shop,
+//! helpdesk, marketing), each its own SQLite, PostgreSQL or MySQL database, with records
+//! resolved into golden customers and served through batched loaders.
+//!
+//! A request travels down and back up:
+//! - [`http`]: the one entry point (viewer, statement trace, loaders per request);
+//! - [`graphql`]: types and thin resolvers;
+//! - [`loaders`]: one batched query per source per batch;
+//! - [`sources`]: the SQL of each source, over [`sources::engine`] (one code path for
+//!   three engines).
+//!
+//! Beside that path: [`identity`] resolves source records into customers (normalised
+//! keys, the incremental resolver, the hub store's links); [`seed`] writes demo data;
+//! [`auth`] says who is asking; [`config`] and [`cli`] start it all; [`error`] is what
+//! clients see when something goes wrong.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod identity;
+pub mod loaders;
+pub mod seed;
+pub mod sources;

@@ -1,0 +1,29 @@
+//! Identity links of golden customers (the hub store).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+
+use super::Source;
+use crate::error::ApiError;
+use crate::identity::store::{self, Link};
+
+/// Links by golden id. An id merged into another customer loads the survivor's links
+/// (whose `customer_id` is the survivor's); an unknown id loads nothing.
+pub struct LinksLoader(pub Source);
+
+impl Loader<String> for LinksLoader {
+    type Value = Arc<Vec<Link>>;
+    type Error = ApiError;
+
+    async fn load(&self, ids: &[String]) -> Result<HashMap<String, Self::Value>, ApiError> {
+        let s = &self.0;
+        let rows = store::links_by_customer_ids(&s.db, &s.trace, ids).await.map_err(|e| s.fail(e))?;
+        let mut out: HashMap<String, Vec<Link>> = HashMap::new();
+        for row in rows {
+            out.entry(row.requested_id.clone()).or_default().push(row.into_link());
+        }
+        Ok(out.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}

@@ -1,0 +1,114 @@
+//! Batched data loaders: every per-customer list and summary goes through one of these,
+//! so a page of N customers costs the same number of statements as a page of one.
+//!
+//! Loaders are built per request ([`Loaders::new`]): their caches never cross viewers,
+//! and they carry the request's [`SqlTrace`]. Loaders take source keys (a shop account id,
+//! a helpdesk requester id), never golden ids: identity is resolved before them. One file
+//! per source.
+
+pub mod batch;
+pub mod crm;
+pub mod helpdesk;
+pub mod hub;
+pub mod marketing;
+pub mod shop;
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+
+use crate::error::ApiError;
+use crate::sources::{Page, Sources, SqlTrace};
+
+/// Every loader of one request.
+pub struct Loaders {
+    pub links: DataLoader<hub::LinksLoader, HashMapCache>,
+    pub crm_customers: DataLoader<crm::CustomerLoader, HashMapCache>,
+    pub accounts: DataLoader<shop::AccountLoader, HashMapCache>,
+    pub orders: DataLoader<shop::OrderLoader, HashMapCache>,
+    pub order_pages: DataLoader<shop::OrderPageLoader, HashMapCache>,
+    pub order_lines: DataLoader<shop::OrderLineLoader, HashMapCache>,
+    pub purchases: DataLoader<shop::PurchaseLoader, HashMapCache>,
+    pub tickets: DataLoader<helpdesk::TicketLoader, HashMapCache>,
+    pub ticket_pages: DataLoader<helpdesk::TicketPageLoader, HashMapCache>,
+    pub service: DataLoader<helpdesk::ServiceLoader, HashMapCache>,
+    pub send_pages: DataLoader<marketing::SendPageLoader, HashMapCache>,
+    pub send_counts: DataLoader<marketing::SendCountLoader, HashMapCache>,
+    pub campaigns: DataLoader<marketing::CampaignLoader, HashMapCache>,
+}
+
+impl Loaders {
+    /// Loaders whose batches run through `queue` (see [`batch::drive`]).
+    pub fn new(sources: &Sources, trace: &SqlTrace, queue: &batch::BatchQueue) -> Self {
+        fn loader<T: Send + Sync + 'static>(inner: T, queue: &batch::BatchQueue) -> DataLoader<T, HashMapCache> {
+            DataLoader::with_cache(inner, queue.spawner(), HashMapCache::default()).delay(std::time::Duration::ZERO)
+        }
+        let ctx = |db: &crate::sources::Database| Source { db: db.clone(), trace: trace.clone() };
+        Loaders {
+            links: loader(hub::LinksLoader(ctx(&sources.hub)), queue),
+            crm_customers: loader(crm::CustomerLoader(ctx(&sources.crm)), queue),
+            accounts: loader(shop::AccountLoader(ctx(&sources.shop)), queue),
+            orders: loader(shop::OrderLoader(ctx(&sources.shop)), queue),
+            order_pages: loader(shop::OrderPageLoader(ctx(&sources.shop)), queue),
+            order_lines: loader(shop::OrderLineLoader(ctx(&sources.shop)), queue),
+            purchases: loader(shop::PurchaseLoader(ctx(&sources.shop)), queue),
+            tickets: loader(helpdesk::TicketLoader(ctx(&sources.helpdesk)), queue),
+            ticket_pages: loader(helpdesk::TicketPageLoader(ctx(&sources.helpdesk)), queue),
+            service: loader(helpdesk::ServiceLoader(ctx(&sources.helpdesk)), queue),
+            send_pages: loader(marketing::SendPageLoader(ctx(&sources.marketing)), queue),
+            send_counts: loader(marketing::SendCountLoader(ctx(&sources.marketing)), queue),
+            campaigns: loader(marketing::CampaignLoader(ctx(&sources.marketing)), queue),
+        }
+    }
+}
+
+/// What every loader holds: its database and the request's statement trace.
+pub struct Source {
+    pub db: crate::sources::Database,
+    pub trace: SqlTrace,
+}
+
+impl Source {
+    /// Turns a database error into the client's `SOURCE_UNAVAILABLE`, logging the cause.
+    pub fn fail(&self, e: sqlx::Error) -> ApiError {
+        ApiError::from_sql(self.db.name, &e)
+    }
+}
+
+/// Rows grouped under their key, each group shared cheaply between resolvers.
+pub fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Arc<Vec<V>>> {
+    let mut map: HashMap<K, Vec<V>> = HashMap::new();
+    for row in rows {
+        map.entry(key(&row)).or_default().push(row);
+    }
+    map.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+}
+
+/// Loads a paged list for `(parent, page)` keys: one statement per distinct page (all
+/// parents of a GraphQL list share one page, so normally one statement in all).
+pub async fn paged<V, F, Fut>(
+    keys: &[(i64, Page)],
+    parent_of: impl Fn(&V) -> i64,
+    fetch: F,
+) -> Result<HashMap<(i64, Page), Arc<Vec<V>>>, ApiError>
+where
+    F: Fn(Vec<i64>, Page) -> Fut,
+    Fut: Future<Output = Result<Vec<V>, ApiError>>,
+{
+    let mut by_page: HashMap<Page, Vec<i64>> = HashMap::new();
+    for (parent, page) in keys {
+        by_page.entry(*page).or_default().push(*parent);
+    }
+    let mut out = HashMap::new();
+    for (page, parents) in by_page {
+        let rows = fetch(parents.clone(), page).await?;
+        let mut grouped = group(rows, &parent_of);
+        for parent in parents {
+            let rows = grouped.remove(&parent).unwrap_or_default();
+            out.insert((parent, page), rows);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,461 @@
+//! Engine glue: one pool type over SQLite, PostgreSQL and MySQL/MariaDB, chosen at run time
+//! from a database URL.
+//!
+//! Queries are written once, with `?` placeholders, and run on every engine through
+//! [`Database::fetch_all`] and [`Database::execute`]. The few places where the SQL dialects
+//! differ are the small helpers on [`Engine`]; everything else is portable SQL.
+//! Every statement is counted per source when the request carries a [`SqlTrace`].
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{FromRow, Row};
+
+use super::DbName;
+
+/// The three supported database engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::EnumIter)]
+#[strum(serialize_all = "lowercase")]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Engine {
+    /// Reads the engine from a database URL's scheme.
+    pub fn from_url(url: &str) -> Result<Self, EngineError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Engine::Sqlite),
+            "postgres" | "postgresql" => Ok(Engine::Postgres),
+            "mysql" | "mariadb" => Ok(Engine::Mysql),
+            _ => Err(EngineError::UnsupportedScheme(scheme.to_owned())),
+        }
+    }
+
+    /// Rewrites `?` placeholders into the engine's own form (`$1, $2, ..` on PostgreSQL).
+    /// Our SQL never contains `?` inside string literals, so a plain scan is enough.
+    pub fn placeholders<'a>(self, sql: &'a str) -> Cow<'a, str> {
+        if self != Engine::Postgres || !sql.contains('?') {
+            return Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for ch in sql.chars() {
+            if ch == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(ch);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// `sum(expr)` as a 64-bit integer: PostgreSQL and MySQL widen integer sums to
+    /// NUMERIC/DECIMAL, which would not decode as `i64`.
+    pub fn sum_int(self, expr: &str) -> String {
+        match self {
+            Engine::Sqlite => format!("sum({expr})"),
+            Engine::Postgres => format!("cast(sum({expr}) as bigint)"),
+            Engine::Mysql => format!("cast(sum({expr}) as signed)"),
+        }
+    }
+
+    /// The tail of an upsert that overwrites `columns` when the primary key exists.
+    pub fn upsert(self, key: &str, columns: &[&str]) -> String {
+        match self {
+            Engine::Mysql => {
+                let sets: Vec<String> = columns.iter().map(|c| format!("{c} = values({c})")).collect();
+                format!(" on duplicate key update {}", sets.join(", "))
+            }
+            Engine::Sqlite | Engine::Postgres => {
+                let sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+                format!(" on conflict ({key}) do update set {}", sets.join(", "))
+            }
+        }
+    }
+
+    /// How many bind parameters one statement may carry (SQLite's limit is the lowest).
+    pub fn max_params(self) -> usize {
+        match self {
+            Engine::Sqlite => 32_000,
+            Engine::Postgres | Engine::Mysql => 65_000,
+        }
+    }
+}
+
+/// A bind parameter. Queries take a slice of these so one code path serves all engines.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    OptText(Option<String>),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
+    OptDate(Option<NaiveDate>),
+    OptInt(Option<i64>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::OptText(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+impl From<DateTime<Utc>> for Arg {
+    fn from(v: DateTime<Utc>) -> Self {
+        Arg::Time(v)
+    }
+}
+impl From<Option<DateTime<Utc>>> for Arg {
+    fn from(v: Option<DateTime<Utc>>) -> Self {
+        Arg::OptTime(v)
+    }
+}
+impl From<Option<NaiveDate>> for Arg {
+    fn from(v: Option<NaiveDate>) -> Self {
+        Arg::OptDate(v)
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptInt(v)
+    }
+}
+
+/// Binds a slice of [`Arg`]s onto a sqlx query of any engine.
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Int(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+                Arg::OptText(v) => q.bind(v.as_deref()),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::Time(v) => q.bind(*v),
+                Arg::OptTime(v) => q.bind(*v),
+                Arg::OptDate(v) => q.bind(*v),
+                Arg::OptInt(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// Declares a struct and implements `FromRow` for it on every engine, reading each field
+/// from the column of the same name. (sqlx's derive would compile a second copy of all
+/// three drivers for the proc-macro host; this is all we need of it.)
+#[macro_export]
+macro_rules! row {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($(#[$fm:meta])* $fvis:vis $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])* $vis struct $name { $($(#[$fm])* $fvis $field: $ty),* }
+
+        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $name
+        where
+            &'static str: sqlx::ColumnIndex<R>,
+            $($ty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,)*
+        {
+            fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+                Ok($name { $($field: sqlx::Row::try_get(row, stringify!($field))?),* })
+            }
+        }
+    };
+}
+
+/// A row type readable from every engine.
+pub trait AnyRow:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, MySqlRow> + Send + Unpin
+{
+}
+impl<T> AnyRow for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, MySqlRow> + Send + Unpin
+{
+}
+
+/// Counts SQL statements per source for one request (`C360_TRACE_SQL`); a no-op when off.
+#[derive(Clone, Default, Debug)]
+pub struct SqlTrace(Option<Arc<[AtomicU32; DbName::COUNT]>>);
+
+impl SqlTrace {
+    /// A trace that counts.
+    pub fn enabled() -> Self {
+        SqlTrace(Some(Arc::new(Default::default())))
+    }
+
+    fn record(&self, source: DbName) {
+        if let Some(counts) = &self.0 {
+            counts[source as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Statements so far, by source name; `None` when tracing is off.
+    pub fn snapshot(&self) -> Option<Vec<(DbName, u32)>> {
+        let counts = self.0.as_ref()?;
+        Some(DbName::ALL.iter().map(|s| (*s, counts[*s as usize].load(Ordering::Relaxed))).collect())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unsupported database URL scheme `{0}` (use sqlite:, postgres: or mysql:)")]
+    UnsupportedScheme(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    Mysql(MySqlPool),
+}
+
+/// One source database (or the hub store): its name, engine and pool.
+#[derive(Clone, Debug)]
+pub struct Database {
+    /// Which system this is; statement traces are counted under this name.
+    pub name: DbName,
+    /// The engine, for the few dialect differences.
+    pub engine: Engine,
+    pool: Pool,
+}
+
+/// Pool settings shared by every source.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Database {
+    /// Connects to `url`. SQLite files are created when missing, in WAL mode.
+    pub async fn connect(name: DbName, url: &str, settings: &PoolSettings) -> Result<Self, EngineError> {
+        let engine = Engine::from_url(url)?;
+        let pool = match engine {
+            Engine::Sqlite => {
+                let opts = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(false);
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.connect_timeout)
+                        .connect_with(opts)
+                        .await?,
+                )
+            }
+            Engine::Postgres => {
+                let opts = PgConnectOptions::from_str(url)?;
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.connect_timeout)
+                        .connect_with(opts)
+                        .await?,
+                )
+            }
+            Engine::Mysql => {
+                let url = url.replacen("mariadb:", "mysql:", 1);
+                let opts = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
+                Pool::Mysql(
+                    MySqlPoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.connect_timeout)
+                        // Store and read DATETIME values as UTC whatever the server's zone.
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                sqlx::query("set time_zone = '+00:00'").execute(conn).await?;
+                                Ok(())
+                            })
+                        })
+                        .connect_with(opts)
+                        .await?,
+                )
+            }
+        };
+        Ok(Database { name, engine, pool })
+    }
+
+    /// Runs `sql` and maps every row to `T`.
+    pub async fn fetch_all<T: AnyRow>(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
+        trace.record(self.name);
+        let sql = self.engine.placeholders(sql);
+        match &self.pool {
+            Pool::Sqlite(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
+            Pool::Postgres(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
+            Pool::Mysql(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
+        }
+    }
+
+    /// Runs a statement that returns no rows; returns the number of rows affected.
+    pub async fn execute(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
+        trace.record(self.name);
+        let sql = self.engine.placeholders(sql);
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => bind_all!(sqlx::query(&sql), args).execute(p).await?.rows_affected(),
+            Pool::Postgres(p) => bind_all!(sqlx::query(&sql), args).execute(p).await?.rows_affected(),
+            Pool::Mysql(p) => bind_all!(sqlx::query(&sql), args).execute(p).await?.rows_affected(),
+        })
+    }
+
+    /// Runs several statements in one transaction (all or nothing).
+    pub async fn transaction(&self, statements: &[(String, Vec<Arg>)]) -> Result<(), sqlx::Error> {
+        macro_rules! run {
+            ($p:expr) => {{
+                let mut tx = $p.begin().await?;
+                for (sql, args) in statements {
+                    let sql = self.engine.placeholders(sql);
+                    bind_all!(sqlx::query(&sql), args).execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => run!(p),
+            Pool::Postgres(p) => run!(p),
+            Pool::Mysql(p) => run!(p),
+        }
+    }
+
+    /// Counts rows of a single-column `count(*)` query.
+    pub async fn fetch_count(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<i64, sqlx::Error> {
+        let rows: Vec<Count> = self.fetch_all(trace, sql, args).await?;
+        Ok(rows.first().map(|c| c.n).unwrap_or(0))
+    }
+
+    /// Applies the embedded migrations for this engine.
+    pub async fn migrate(&self, migrations: &[(i64, &'static str, &'static str)]) -> Result<(), EngineError> {
+        let migrator = Migrator {
+            migrations: Cow::Owned(
+                migrations
+                    .iter()
+                    .map(|(version, description, sql)| {
+                        Migration::new(
+                            *version,
+                            Cow::Borrowed(*description),
+                            MigrationType::Simple,
+                            Cow::Borrowed(*sql),
+                            false,
+                        )
+                    })
+                    .collect(),
+            ),
+            ..Migrator::DEFAULT
+        };
+        match &self.pool {
+            Pool::Sqlite(p) => migrator.run(p).await?,
+            Pool::Postgres(p) => migrator.run(p).await?,
+            Pool::Mysql(p) => migrator.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Checks the database answers (health checks, startup).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        let _: Vec<Count> = self.fetch_all(&SqlTrace::default(), "select 1 as n", &[]).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+            Pool::Mysql(p) => p.close().await,
+        }
+    }
+}
+
+/// The row of a `select count(*) as n` query.
+#[derive(Debug)]
+pub struct Count {
+    pub n: i64,
+}
+
+// Hand-written so `n` decodes whatever integer width the engine returns for count(*).
+macro_rules! count_from_row {
+    ($row:ty) => {
+        impl<'r> FromRow<'r, $row> for Count {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                let n: i64 = match row.try_get::<i64, _>("n") {
+                    Ok(v) => v,
+                    Err(_) => i64::from(row.try_get::<i32, _>("n")?),
+                };
+                Ok(Count { n })
+            }
+        }
+    };
+}
+count_from_row!(SqliteRow);
+count_from_row!(PgRow);
+count_from_row!(MySqlRow);
+
+/// `?, ?, ?` for an `in (..)` list of `n` values.
+pub fn in_list(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        assert_eq!(Engine::Postgres.placeholders("a = ? and b in (?, ?)"), "a = $1 and b in ($2, $3)");
+        assert_eq!(Engine::Mysql.placeholders("a = ?"), "a = ?");
+    }
+
+    #[test]
+    fn engine_follows_the_url_scheme() {
+        assert_eq!(Engine::from_url("sqlite:data/crm.db").ok(), Some(Engine::Sqlite));
+        assert_eq!(Engine::from_url("postgresql://root@h/db").ok(), Some(Engine::Postgres));
+        assert_eq!(Engine::from_url("mariadb://root@h/db").ok(), Some(Engine::Mysql));
+        assert!(Engine::from_url("oracle://x").is_err());
+    }
+}

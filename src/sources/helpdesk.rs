@@ -1,0 +1,76 @@
+//! Helpdesk queries: tickets and per-requester service aggregates.
+
+use chrono::{DateTime, Utc};
+
+use super::engine::{Arg, Database, SqlTrace, in_list};
+use super::{Page, newest_first};
+
+crate::row! {
+    /// A support ticket.
+    #[derive(Debug, Clone)]
+    pub struct Ticket {
+        pub id: i64,
+        pub requester_id: i64,
+        pub channel: String,
+        pub category: String,
+        pub priority: String,
+        pub status: String,
+        pub subject: String,
+        pub opened_at: DateTime<Utc>,
+        pub closed_at: Option<DateTime<Utc>>,
+        pub csat: Option<i32>,
+    }
+}
+
+crate::row! {
+    /// Tickets of one requester in one status and category, with CSAT sum and count.
+    #[derive(Debug, Clone)]
+    pub struct TicketAggregate {
+        pub requester_id: i64,
+        pub status: String,
+        pub category: String,
+        pub tickets: i64,
+        pub csat_sum: Option<i64>,
+        pub csat_answers: i64,
+    }
+}
+
+const TICKET_COLUMNS: &str =
+    "id, requester_id, channel, category, priority, status, subject, opened_at, closed_at, csat";
+
+/// The newest tickets of each requester, one statement for all requesters.
+#[tracing::instrument(skip_all, fields(db.ids = requesters.len()))]
+pub async fn tickets_page(
+    db: &Database,
+    trace: &SqlTrace,
+    requesters: &[i64],
+    page: &Page,
+) -> Result<Vec<Ticket>, sqlx::Error> {
+    let (sql, args) = newest_first(TICKET_COLUMNS, "tickets", "requester_id", "opened_at", requesters, page);
+    db.fetch_all(trace, &sql, &args).await
+}
+
+#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+pub async fn tickets(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Ticket>, sqlx::Error> {
+    let sql = format!("select {TICKET_COLUMNS} from tickets where id in ({})", in_list(ids.len()));
+    let args: Vec<Arg> = ids.iter().map(|id| Arg::Int(*id)).collect();
+    db.fetch_all(trace, &sql, &args).await
+}
+
+/// Ticket counts and CSAT per requester, status and category.
+#[tracing::instrument(skip_all, fields(db.ids = requesters.len()))]
+pub async fn ticket_aggregates(
+    db: &Database,
+    trace: &SqlTrace,
+    requesters: &[i64],
+) -> Result<Vec<TicketAggregate>, sqlx::Error> {
+    let sql = format!(
+        "select requester_id, status, category, count(*) as tickets, {csat} as csat_sum, count(csat) as csat_answers
+         from tickets where requester_id in ({list})
+         group by requester_id, status, category",
+        csat = db.engine.sum_int("csat"),
+        list = in_list(requesters.len())
+    );
+    let args: Vec<Arg> = requesters.iter().map(|id| Arg::Int(*id)).collect();
+    db.fetch_all(trace, &sql, &args).await
+}

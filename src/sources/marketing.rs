@@ -1,0 +1,81 @@
+//! Marketing queries: campaigns and the sends (with responses) of each contact.
+
+use chrono::{DateTime, Utc};
+
+use super::engine::{Arg, Database, SqlTrace, in_list};
+use super::{Page, newest_first};
+
+crate::row! {
+    /// A marketing campaign.
+    #[derive(Debug, Clone)]
+    pub struct Campaign {
+        pub id: i64,
+        pub name: String,
+        pub channel: String,
+        pub offer_type: String,
+        pub starts_at: DateTime<Utc>,
+        pub ends_at: DateTime<Utc>,
+    }
+}
+
+crate::row! {
+    /// One campaign sent to one contact, and what the contact did with it.
+    #[derive(Debug, Clone)]
+    pub struct Send {
+        pub id: i64,
+        pub campaign_id: i64,
+        pub contact_id: i64,
+        pub sent_at: DateTime<Utc>,
+        pub delivered_at: Option<DateTime<Utc>>,
+        pub opened_at: Option<DateTime<Utc>>,
+        pub clicked_at: Option<DateTime<Utc>>,
+        pub converted_at: Option<DateTime<Utc>>,
+        pub unsubscribed_at: Option<DateTime<Utc>>,
+        pub coupon_code: Option<String>,
+    }
+}
+
+crate::row! {
+    /// How many sends one contact received.
+    #[derive(Debug, Clone)]
+    pub struct SendCount {
+        pub contact_id: i64,
+        pub sends: i64,
+    }
+}
+
+const SEND_COLUMNS: &str = "id, campaign_id, contact_id, sent_at, delivered_at, opened_at, clicked_at, converted_at, unsubscribed_at, coupon_code";
+
+fn int_args(ids: &[i64]) -> Vec<Arg> {
+    ids.iter().map(|id| Arg::Int(*id)).collect()
+}
+
+/// The newest sends of each contact, one statement for all contacts.
+#[tracing::instrument(skip_all, fields(db.ids = contacts.len()))]
+pub async fn sends_page(
+    db: &Database,
+    trace: &SqlTrace,
+    contacts: &[i64],
+    page: &Page,
+) -> Result<Vec<Send>, sqlx::Error> {
+    let (sql, args) = newest_first(SEND_COLUMNS, "sends", "contact_id", "sent_at", contacts, page);
+    db.fetch_all(trace, &sql, &args).await
+}
+
+#[tracing::instrument(skip_all, fields(db.ids = contacts.len()))]
+pub async fn send_counts(db: &Database, trace: &SqlTrace, contacts: &[i64]) -> Result<Vec<SendCount>, sqlx::Error> {
+    let sql = format!(
+        "select contact_id, count(*) as sends from sends where contact_id in ({}) group by contact_id",
+        in_list(contacts.len())
+    );
+    db.fetch_all(trace, &sql, &int_args(contacts)).await
+}
+
+#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+pub async fn campaigns(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Campaign>, sqlx::Error> {
+    let sql = format!(
+        "select id, name, channel, offer_type, starts_at, ends_at from campaigns where id in ({})",
+        in_list(ids.len())
+    );
+    db.fetch_all(trace, &sql, &int_args(ids)).await
+}

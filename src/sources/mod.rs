@@ -1,0 +1,292 @@
+//! The four source systems and the hub store: connecting, migrating, and the SQL each
+//! system answers. One module per source; none of them knows anything of GraphQL.
+
+pub mod crm;
+pub mod engine;
+pub mod helpdesk;
+pub mod marketing;
+pub mod shop;
+
+use std::collections::HashMap;
+
+use async_graphql::Enum;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+pub use engine::{Arg, Database, Engine, EngineError, PoolSettings, SqlTrace};
+
+/// A source system: one of the company's databases the hub reads from.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Enum,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum SourceName {
+    /// The CRM: profiles, consents, notes.
+    Crm,
+    /// The shop: accounts, orders, order lines.
+    Shop,
+    /// The helpdesk: requesters and tickets.
+    Helpdesk,
+    /// Marketing: contacts, campaigns, sends and responses.
+    Marketing,
+}
+
+impl SourceName {
+    /// In resolution order: the CRM first, as the master of profiles.
+    pub const ALL: [SourceName; 4] = [SourceName::Crm, SourceName::Shop, SourceName::Helpdesk, SourceName::Marketing];
+
+    /// The database that holds this source.
+    pub fn db(self) -> DbName {
+        match self {
+            SourceName::Crm => DbName::Crm,
+            SourceName::Shop => DbName::Shop,
+            SourceName::Helpdesk => DbName::Helpdesk,
+            SourceName::Marketing => DbName::Marketing,
+        }
+    }
+}
+
+/// Every database the hub talks to: the four sources and its own store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display)]
+#[strum(serialize_all = "lowercase")]
+pub enum DbName {
+    Crm = 0,
+    Shop = 1,
+    Helpdesk = 2,
+    Marketing = 3,
+    Hub = 4,
+}
+
+impl DbName {
+    pub const COUNT: usize = 5;
+    pub const ALL: [DbName; 5] = [DbName::Crm, DbName::Shop, DbName::Helpdesk, DbName::Marketing, DbName::Hub];
+}
+
+type MigrationSet = &'static [(i64, &'static str, &'static str)];
+
+/// The embedded migrations of `migrations/<db>/<engine>/`.
+macro_rules! migrations {
+    ($db:literal) => {
+        [
+            (Engine::Sqlite, &[(1, "init", include_str!(concat!("../../migrations/", $db, "/sqlite/0001_init.sql")))]),
+            (
+                Engine::Postgres,
+                &[(1, "init", include_str!(concat!("../../migrations/", $db, "/postgres/0001_init.sql")))],
+            ),
+            (Engine::Mysql, &[(1, "init", include_str!(concat!("../../migrations/", $db, "/mysql/0001_init.sql")))]),
+        ]
+    };
+}
+
+fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
+    let sets: [(Engine, MigrationSet); 3] = match db {
+        DbName::Crm => migrations!("crm"),
+        DbName::Shop => migrations!("shop"),
+        DbName::Helpdesk => migrations!("helpdesk"),
+        DbName::Marketing => migrations!("marketing"),
+        DbName::Hub => migrations!("hub"),
+    };
+    sets.into_iter().find(|(e, _)| *e == engine).map(|(_, m)| m).unwrap_or(&[])
+}
+
+/// A database that could not be reached or migrated; names which one.
+#[derive(Debug, thiserror::Error)]
+#[error("{db} database ({engine_hint}): {source}")]
+pub struct ConnectError {
+    pub db: DbName,
+    /// The URL's scheme and host, never its password.
+    pub engine_hint: String,
+    #[source]
+    pub source: EngineError,
+}
+
+/// All databases of one deployment. Cheap to clone (pools are shared).
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub crm: Database,
+    pub shop: Database,
+    pub helpdesk: Database,
+    pub marketing: Database,
+    pub hub: Database,
+}
+
+impl Sources {
+    /// Connects to every database in the config and, when `migrate` is set, brings each
+    /// schema up to date. Fails with the name of the first database that is unreachable.
+    pub async fn connect(config: &Config, migrate: bool) -> Result<Self, ConnectError> {
+        let settings = PoolSettings {
+            max_connections: config.database.max_connections,
+            connect_timeout: config.database.connect_timeout,
+        };
+        let urls = config.database_urls();
+        let mut dbs: HashMap<DbName, Database> = HashMap::new();
+        for db in DbName::ALL {
+            let url = &urls[&db];
+            let fail = |source| ConnectError { db, engine_hint: redact_url(url), source };
+            let database = Database::connect(db, url, &settings).await.map_err(fail)?;
+            if migrate {
+                database.migrate(migrations_for(db, database.engine)).await.map_err(fail)?;
+            }
+            dbs.insert(db, database);
+        }
+        let mut take = |db| dbs.remove(&db).expect("every database was connected above");
+        Ok(Sources {
+            crm: take(DbName::Crm),
+            shop: take(DbName::Shop),
+            helpdesk: take(DbName::Helpdesk),
+            marketing: take(DbName::Marketing),
+            hub: take(DbName::Hub),
+        })
+    }
+
+    /// The database of one source.
+    pub fn source(&self, name: SourceName) -> &Database {
+        match name {
+            SourceName::Crm => &self.crm,
+            SourceName::Shop => &self.shop,
+            SourceName::Helpdesk => &self.helpdesk,
+            SourceName::Marketing => &self.marketing,
+        }
+    }
+
+    pub async fn close(&self) {
+        for db in [&self.crm, &self.shop, &self.helpdesk, &self.marketing, &self.hub] {
+            db.close().await;
+        }
+    }
+}
+
+/// A URL fit for logs and errors: scheme, host and path, never the user or password.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+            format!("{scheme}://{}", host.split('?').next().unwrap_or(host))
+        }
+        None => url.split('?').next().unwrap_or(url).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_carry_no_credentials() {
+        assert_eq!(redact_url("postgres://root:secret@127.0.0.1:5432/crm"), "postgres://127.0.0.1:5432/crm");
+        assert_eq!(redact_url("sqlite:data/crm.db?mode=rwc"), "sqlite:data/crm.db");
+    }
+
+    #[test]
+    fn every_database_has_migrations_on_every_engine() {
+        for db in DbName::ALL {
+            for engine in [Engine::Sqlite, Engine::Postgres, Engine::Mysql] {
+                assert!(!migrations_for(db, engine).is_empty(), "{db} on {engine}");
+            }
+        }
+    }
+}
+
+/// A page of a "newest first" list under each of many parents: at most `limit` rows per
+/// parent, optionally only those strictly older than the `before` cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Page {
+    /// Rows to read per parent (callers ask for one more than they show, to know
+    /// whether there is a next page).
+    pub limit: i64,
+    /// Only rows older than this (time, id), newest first.
+    pub before: Option<(chrono::DateTime<chrono::Utc>, i64)>,
+}
+
+/// The SQL and arguments of one windowed page query over `table`: the newest
+/// `page.limit` rows of every parent in `parents`, ordered by `(time_col, id)` descending.
+/// One statement for any number of parents; `row_number()` works on all three engines
+/// (SQLite 3.25+, PostgreSQL, MariaDB 10.2+/MySQL 8).
+pub(crate) fn newest_first(
+    columns: &str,
+    table: &str,
+    parent_col: &str,
+    time_col: &str,
+    parents: &[i64],
+    page: &Page,
+) -> (String, Vec<Arg>) {
+    let mut args: Vec<Arg> = parents.iter().map(|p| Arg::Int(*p)).collect();
+    let cursor = match page.before {
+        Some((time, id)) => {
+            args.extend([Arg::Time(time), Arg::Time(time), Arg::Int(id)]);
+            format!(" and ({time_col} < ? or ({time_col} = ? and id < ?))")
+        }
+        None => String::new(),
+    };
+    args.push(Arg::Int(page.limit));
+    let sql = format!(
+        "select {columns} from (
+            select {columns}, row_number() over (partition by {parent_col} order by {time_col} desc, id desc) as rn
+            from {table}
+            where {parent_col} in ({list}){cursor}
+         ) ranked
+         where rn <= ?
+         order by {parent_col}, {time_col} desc, id desc",
+        list = engine::in_list(parents.len()),
+    );
+    (sql, args)
+}
+
+crate::row! {
+    /// A source record as the identity resolver sees it: its key, contact keys as typed,
+    /// a name (CRM only) and a country for reading national phone numbers.
+    #[derive(Debug, Clone)]
+    pub struct IdentityRecord {
+        pub id: i64,
+        pub email: Option<String>,
+        pub phone: Option<String>,
+        pub first_name: Option<String>,
+        pub last_name: Option<String>,
+        pub country: Option<String>,
+        pub updated_at: chrono::DateTime<chrono::Utc>,
+    }
+}
+
+/// Reads source records changed after the watermark `(updated_at, id)`, oldest first.
+pub async fn changed_records(
+    sources: &Sources,
+    source: SourceName,
+    after: Option<(chrono::DateTime<chrono::Utc>, i64)>,
+    limit: i64,
+) -> Result<Vec<IdentityRecord>, sqlx::Error> {
+    let (columns, table) = match source {
+        SourceName::Crm => ("id, email, phone, first_name, last_name, country, updated_at", "customers"),
+        SourceName::Shop => {
+            ("id, email, phone, null as first_name, null as last_name, country, updated_at", "accounts")
+        }
+        SourceName::Helpdesk => {
+            ("id, email, phone, null as first_name, null as last_name, null as country, updated_at", "requesters")
+        }
+        SourceName::Marketing => {
+            ("id, email, null as phone, null as first_name, null as last_name, null as country, updated_at", "contacts")
+        }
+    };
+    let (filter, mut args) = match after {
+        Some((at, id)) => {
+            ("where updated_at > ? or (updated_at = ? and id > ?)", vec![Arg::Time(at), Arg::Time(at), Arg::Int(id)])
+        }
+        None => ("", vec![]),
+    };
+    args.push(Arg::Int(limit));
+    let sql = format!("select {columns} from {table} {filter} order by updated_at, id limit ?");
+    sources.source(source).fetch_all(&SqlTrace::default(), &sql, &args).await
+}

@@ -1,0 +1,131 @@
+//! Shop queries: accounts, orders, order lines and per-account purchase aggregates.
+
+use chrono::{DateTime, Utc};
+
+use super::engine::{Arg, Database, SqlTrace, in_list};
+use super::{Page, newest_first};
+
+crate::row! {
+    /// A shop account (registered or guest checkout).
+    #[derive(Debug, Clone)]
+    pub struct Account {
+        pub id: i64,
+        pub email: Option<String>,
+        pub phone: Option<String>,
+        pub name: Option<String>,
+        pub country: Option<String>,
+        pub is_guest: bool,
+        pub created_at: DateTime<Utc>,
+    }
+}
+
+crate::row! {
+    /// An order header.
+    #[derive(Debug, Clone)]
+    pub struct Order {
+        pub id: i64,
+        pub account_id: i64,
+        pub number: String,
+        pub ordered_at: DateTime<Utc>,
+        pub status: String,
+        pub channel: String,
+        pub currency: String,
+        pub total_cents: i64,
+    }
+}
+
+crate::row! {
+    /// An order line with its product.
+    #[derive(Debug, Clone)]
+    pub struct OrderLine {
+        pub order_id: i64,
+        pub line_no: i32,
+        pub sku: String,
+        pub product_name: Option<String>,
+        pub category: Option<String>,
+        pub quantity: i32,
+        pub unit_price_cents: i64,
+        pub currency: String,
+    }
+}
+
+crate::row! {
+    /// Orders of one account in one currency and status: the bricks of purchase summaries.
+    #[derive(Debug, Clone)]
+    pub struct OrderAggregate {
+        pub account_id: i64,
+        pub currency: String,
+        pub status: String,
+        pub orders: i64,
+        pub total_cents: i64,
+        pub first_at: DateTime<Utc>,
+        pub last_at: DateTime<Utc>,
+    }
+}
+
+const ORDER_COLUMNS: &str = "id, account_id, number, ordered_at, status, channel, currency, total_cents";
+
+fn int_args(ids: &[i64]) -> Vec<Arg> {
+    ids.iter().map(|id| Arg::Int(*id)).collect()
+}
+
+#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+pub async fn accounts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Account>, sqlx::Error> {
+    let sql = format!(
+        "select id, email, phone, name, country, is_guest, created_at from accounts where id in ({})",
+        in_list(ids.len())
+    );
+    db.fetch_all(trace, &sql, &int_args(ids)).await
+}
+
+/// The newest orders of each account, one statement for all accounts.
+#[tracing::instrument(skip_all, fields(db.ids = accounts.len()))]
+pub async fn orders_page(
+    db: &Database,
+    trace: &SqlTrace,
+    accounts: &[i64],
+    page: &Page,
+) -> Result<Vec<Order>, sqlx::Error> {
+    let (sql, args) = newest_first(ORDER_COLUMNS, "orders", "account_id", "ordered_at", accounts, page);
+    db.fetch_all(trace, &sql, &args).await
+}
+
+#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+pub async fn orders(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Order>, sqlx::Error> {
+    let sql = format!("select {ORDER_COLUMNS} from orders where id in ({})", in_list(ids.len()));
+    db.fetch_all(trace, &sql, &int_args(ids)).await
+}
+
+/// Lines of many orders, with product name and category (a product missing from the
+/// catalogue still shows its line).
+#[tracing::instrument(skip_all, fields(db.ids = orders.len()))]
+pub async fn order_lines(db: &Database, trace: &SqlTrace, orders: &[i64]) -> Result<Vec<OrderLine>, sqlx::Error> {
+    let sql = format!(
+        "select l.order_id, l.line_no, l.sku, p.name as product_name, p.category, l.quantity, l.unit_price_cents, o.currency
+         from order_lines l
+         join orders o on o.id = l.order_id
+         left join products p on p.sku = l.sku
+         where l.order_id in ({})
+         order by l.order_id, l.line_no",
+        in_list(orders.len())
+    );
+    db.fetch_all(trace, &sql, &int_args(orders)).await
+}
+
+/// Order counts, totals and first/last order time per account, currency and status.
+#[tracing::instrument(skip_all, fields(db.ids = accounts.len()))]
+pub async fn order_aggregates(
+    db: &Database,
+    trace: &SqlTrace,
+    accounts: &[i64],
+) -> Result<Vec<OrderAggregate>, sqlx::Error> {
+    let sql = format!(
+        "select account_id, currency, status, count(*) as orders, {total} as total_cents,
+                min(ordered_at) as first_at, max(ordered_at) as last_at
+         from orders where account_id in ({list})
+         group by account_id, currency, status",
+        total = db.engine.sum_int("total_cents"),
+        list = in_list(accounts.len())
+    );
+    db.fetch_all(trace, &sql, &int_args(accounts)).await
+}

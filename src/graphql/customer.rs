@@ -43,20 +43,36 @@ impl Customer {
         self.links.iter().filter(|l| l.source == name).filter_map(|l| l.source_key.parse().ok()).collect()
     }
 
-    /// The CRM record that speaks for the profile: the one that founded the customer,
-    /// else the lowest CRM key (later ones are duplicates).
-    async fn crm(&self, ctx: &Context<'_>) -> Result<Option<CrmCustomer>, ApiError> {
+    /// The CRM record that speaks for the profile (the one that founded the customer,
+    /// else the lowest CRM key; later ones are duplicates) and the shop account that speaks
+    /// for customers the CRM does not know (guests). Both are asked for at once, so a page
+    /// of customers costs the same statements whether or not guests are on it.
+    async fn profile(&self, ctx: &Context<'_>) -> Result<(Option<CrmCustomer>, Option<Account>), ApiError> {
         let crm = SourceName::Crm.to_string();
         let mut links: Vec<&Link> = self.links.iter().filter(|l| l.source == crm).collect();
         links.sort_by_key(|l| (l.rule != "anchor", l.source_key.parse::<i64>().unwrap_or(i64::MAX)));
-        let Some(key) = links.first().and_then(|l| l.source_key.parse().ok()) else { return Ok(None) };
-        request(ctx).loaders.crm_customers.load_one(key).await
+        let crm_key: Option<i64> = links.first().and_then(|l| l.source_key.parse().ok());
+        let account_key = self.keys(SourceName::Shop).into_iter().min();
+        let loaders = &request(ctx).loaders;
+        let (crm, account) = tokio::join!(
+            async {
+                match crm_key {
+                    Some(k) => loaders.crm_customers.load_one(k).await,
+                    None => Ok(None),
+                }
+            },
+            async {
+                match account_key {
+                    Some(k) => loaders.accounts.load_one(k).await,
+                    None => Ok(None),
+                }
+            }
+        );
+        Ok((crm?, account?))
     }
 
-    /// The shop account that speaks for customers the CRM does not know (guests).
-    async fn account(&self, ctx: &Context<'_>) -> Result<Option<Account>, ApiError> {
-        let Some(key) = self.keys(SourceName::Shop).into_iter().min() else { return Ok(None) };
-        request(ctx).loaders.accounts.load_one(key).await
+    async fn crm(&self, ctx: &Context<'_>) -> Result<Option<CrmCustomer>, ApiError> {
+        Ok(self.profile(ctx).await?.0)
     }
 
     fn first(ctx: &Context<'_>, first: i32) -> Result<Page, ApiError> {
@@ -66,6 +82,14 @@ impl Customer {
 }
 
 connection!(CustomerConnection, CustomerEdge, Customer, "customer");
+
+/// Runs `load` only when `wanted`; otherwise an empty result without a statement.
+async fn when<K, V, F>(wanted: bool, load: F) -> Result<std::collections::HashMap<K, V>, ApiError>
+where
+    F: std::future::Future<Output = Result<std::collections::HashMap<K, V>, ApiError>>,
+{
+    if wanted { load.await } else { Ok(std::collections::HashMap::new()) }
+}
 
 /// A postal address.
 #[derive(Debug, Clone, SimpleObject)]
@@ -143,10 +167,10 @@ impl Customer {
 
     /// Full name from the CRM, else as given at checkout.
     async fn display_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        if let Some(c) = self.crm(ctx).await? {
-            return Ok(Some(format!("{} {}", c.first_name.trim(), c.last_name.trim())));
-        }
-        Ok(self.account(ctx).await?.and_then(|a| a.name))
+        Ok(match self.profile(ctx).await? {
+            (Some(c), _) => Some(format!("{} {}", c.first_name.trim(), c.last_name.trim())),
+            (None, account) => account.and_then(|a| a.name),
+        })
     }
 
     async fn first_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
@@ -159,18 +183,18 @@ impl Customer {
 
     /// Email address (trimmed, lowercase) from the CRM, else from the shop.
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        let raw = match self.crm(ctx).await? {
-            Some(c) => c.email,
-            None => self.account(ctx).await?.and_then(|a| a.email),
+        let raw = match self.profile(ctx).await? {
+            (Some(c), _) => c.email,
+            (None, account) => account.and_then(|a| a.email),
         };
         Ok(raw.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()))
     }
 
     /// Phone number in E.164 (`+4915123456789`) from the CRM, else from the shop.
     async fn phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        let (raw, country) = match self.crm(ctx).await? {
-            Some(c) => (c.phone, c.country),
-            None => self.account(ctx).await?.map(|a| (a.phone, a.country)).unwrap_or_default(),
+        let (raw, country) = match self.profile(ctx).await? {
+            (Some(c), _) => (c.phone, c.country),
+            (None, account) => account.map(|a| (a.phone, a.country)).unwrap_or_default(),
         };
         let region = country.unwrap_or_else(|| shared(ctx).config.identity.default_region.clone());
         Ok(raw.map(|p| {
@@ -203,10 +227,10 @@ impl Customer {
 
     /// When the customer first appeared: the CRM record's creation, else the shop account's.
     async fn customer_since(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
-        if let Some(c) = self.crm(ctx).await? {
-            return Ok(Some(c.created_at));
-        }
-        Ok(self.account(ctx).await?.map(|a| a.created_at))
+        Ok(match self.profile(ctx).await? {
+            (Some(c), _) => Some(c.created_at),
+            (None, account) => account.map(|a| a.created_at),
+        })
     }
 
     /// Purchases across all shop accounts; null when the shop cannot be reached.
@@ -279,14 +303,15 @@ impl Customer {
         page.before = after.as_deref().map(|c| ids::parse_time_cursor("o", c)).transpose()?;
         let accounts = self.keys(SourceName::Shop);
         let loaders = &request(ctx).loaders;
-        let pages = loaders.order_pages.load_many(accounts.iter().map(|a| (*a, page))).await?;
-        let mut orders: Vec<Order> = pages.values().flat_map(|p| p.iter().cloned().map(Order)).collect();
+        // The count comes from the purchase aggregates, asked for in the same pass as the
+        // page (and as `purchaseSummary`) so that it joins their batch.
+        let (pages, totals) = tokio::join!(
+            loaders.order_pages.load_many(accounts.iter().map(|a| (*a, page))),
+            when(wants_total(ctx), loaders.purchases.load_many(accounts.iter().copied())),
+        );
+        let mut orders: Vec<Order> = pages?.values().flat_map(|p| p.iter().cloned().map(Order)).collect();
         orders.sort_by_key(|o| Reverse((o.0.ordered_at, o.0.id)));
-        let total = if wants_total(ctx) {
-            loaders.purchases.load_many(accounts).await?.values().flat_map(|a| a.iter()).map(|a| a.orders).sum()
-        } else {
-            0
-        };
+        let total = totals?.values().flat_map(|a| a.iter()).map(|a| a.orders).sum();
         Ok(Some(OrderConnection::from_items(orders, first, |o| ids::time_cursor("o", o.0.ordered_at, o.0.id), total)))
     }
 
@@ -301,14 +326,13 @@ impl Customer {
         page.before = after.as_deref().map(|c| ids::parse_time_cursor("t", c)).transpose()?;
         let requesters = self.keys(SourceName::Helpdesk);
         let loaders = &request(ctx).loaders;
-        let pages = loaders.ticket_pages.load_many(requesters.iter().map(|r| (*r, page))).await?;
-        let mut tickets: Vec<Ticket> = pages.values().flat_map(|p| p.iter().cloned().map(Ticket)).collect();
+        let (pages, totals) = tokio::join!(
+            loaders.ticket_pages.load_many(requesters.iter().map(|r| (*r, page))),
+            when(wants_total(ctx), loaders.service.load_many(requesters.iter().copied())),
+        );
+        let mut tickets: Vec<Ticket> = pages?.values().flat_map(|p| p.iter().cloned().map(Ticket)).collect();
         tickets.sort_by_key(|t| Reverse((t.0.opened_at, t.0.id)));
-        let total = if wants_total(ctx) {
-            loaders.service.load_many(requesters).await?.values().flat_map(|a| a.iter()).map(|a| a.tickets).sum()
-        } else {
-            0
-        };
+        let total = totals?.values().flat_map(|a| a.iter()).map(|a| a.tickets).sum();
         Ok(Some(TicketConnection::from_items(tickets, first, |t| ids::time_cursor("t", t.0.opened_at, t.0.id), total)))
     }
 

@@ -95,6 +95,26 @@ pub fn name_key(first: &str, last: &str) -> String {
     format!("{first} {last}").split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
+/// Whether two folded names (see [`name_key`]) can be the same person: the same last
+/// name, and first names equal or one the initial of the other (`a. lovelace`).
+/// Used only as a veto: names never make a match.
+pub fn names_compatible(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split_whitespace().collect(), b.split_whitespace().collect());
+    let (Some(last_a), Some(last_b)) = (a.last(), b.last()) else { return true };
+    if last_a != last_b {
+        return false;
+    }
+    match (a.len() > 1, b.len() > 1) {
+        (true, true) => {
+            let (fa, fb) = (a[0].trim_end_matches('.'), b[0].trim_end_matches('.'));
+            fa == fb
+                || (fa.chars().count() == 1 && fb.starts_with(fa))
+                || (fb.chars().count() == 1 && fa.starts_with(fb))
+        }
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -127,6 +147,16 @@ mod tests {
         assert_eq!(p("(415) 555-0134", Some("US")), Some("+14155550134".into()));
         assert_eq!(p("12", Some("DE")), None);
         assert_eq!(p("not a number", Some("DE")), None);
+    }
+
+    #[test]
+    fn names_veto_only_clear_differences() {
+        let ok = |a: &str, b: &str| names_compatible(&name_key("", a), &name_key("", b));
+        assert!(ok("Ada Lovelace", "ADA  lovelace"));
+        assert!(ok("A. Lovelace", "Ada Lovelace"));
+        assert!(ok("Lovelace", "Ada Lovelace"));
+        assert!(!ok("Byron Lovelace", "Ada Lovelace"));
+        assert!(!ok("Ada Byron", "Ada Lovelace"));
     }
 
     proptest! {

@@ -3,8 +3,10 @@
 //!
 //! Rules (the README lists them for users):
 //! 1. Records match on a normalised email or E.164 phone, never on a name.
-//! 2. A key shared by two CRM records with different names belongs to two people: it is
-//!    marked ambiguous, reported as a conflict, and never used to match again.
+//! 2. Names never make a match, but they can veto one: a record whose name is clearly not
+//!    that of the customer's CRM person (another last name, or another first name that is
+//!    not an initial) shares the key with someone else. The key is then marked
+//!    ambiguous, reported as a conflict, and never used to match again.
 //! 3. A record that matches two customers merges them, unless each has CRM records with
 //!    different names (then the merge is reported as blocked and the email match wins).
 //!    The merged-away id stays an alias of the survivor.
@@ -21,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::normalize::{EmailAddress, PhoneNumber, name_key};
+use super::normalize::{EmailAddress, PhoneNumber, name_key, names_compatible};
 use crate::sources::engine::in_list;
 use crate::sources::{Arg, Database, IdentityRecord, SourceName, Sources, SqlTrace, changed_records};
 
@@ -55,8 +57,10 @@ struct Candidate {
     key: String,
     email: Option<EmailAddress>,
     phone: Option<PhoneNumber>,
-    /// CRM records only.
+    /// The record's folded name, where the source keeps one (not marketing).
     name: Option<String>,
+    /// CRM names are the authority on who a customer is; only they are indexed.
+    crm: bool,
 }
 
 crate::row! {
@@ -123,12 +127,20 @@ impl Index {
         out
     }
 
-    /// Two customers may merge unless both have CRM people and no name in common.
+    /// Two customers may merge unless both have CRM people and none of them can be the
+    /// same person.
     fn compatible(&self, a: &str, b: &str) -> bool {
         match (self.names.get(a), self.names.get(b)) {
-            (Some(x), Some(y)) if !x.is_empty() && !y.is_empty() => !x.is_disjoint(y),
+            (Some(x), Some(y)) if !x.is_empty() && !y.is_empty() => {
+                x.iter().any(|n| y.iter().any(|m| names_compatible(n, m)))
+            }
             _ => true,
         }
+    }
+
+    /// Whether `name` clearly is not the CRM person of customer `id`.
+    fn vetoes(&self, id: &str, name: &str) -> bool {
+        self.names.get(id).is_some_and(|ns| !ns.is_empty() && !ns.iter().any(|n| names_compatible(n, name)))
     }
 }
 
@@ -187,10 +199,13 @@ impl Resolver {
             key: r.id.to_string(),
             email: r.email.as_deref().and_then(EmailAddress::parse),
             phone: r.phone.as_deref().and_then(|p| PhoneNumber::parse(p, Some(region))),
-            name: match (source, &r.first_name, &r.last_name) {
-                (SourceName::Crm, Some(f), Some(l)) => Some(name_key(f, l)),
-                _ => None,
+            name: match (&r.first_name, &r.last_name) {
+                (None, None) => None,
+                (f, l) => {
+                    Some(name_key(f.as_deref().unwrap_or(""), l.as_deref().unwrap_or(""))).filter(|n| !n.is_empty())
+                }
             },
+            crm: source == SourceName::Crm,
         }
     }
 
@@ -260,11 +275,9 @@ impl Resolver {
                 continue;
             }
             let found = index.lookup(kind, value);
-            // A CRM person whose key already belongs to a differently named CRM person:
-            // the key is shared by two people and may never match again.
-            let clash = c.name.as_ref().is_some_and(|name| {
-                found.iter().any(|id| index.names.get(id).is_some_and(|ns| !ns.is_empty() && !ns.contains(name)))
-            });
+            // A key that already belongs to a differently named CRM person: it is shared by
+            // two people and may never match again.
+            let clash = c.name.as_ref().is_some_and(|name| found.iter().any(|id| index.vetoes(id, name)));
             if clash || found.len() > 1 {
                 let conflict = if *kind == EMAIL { "shared_email" } else { "shared_phone" };
                 let other = found.first().cloned();
@@ -298,7 +311,7 @@ impl Resolver {
                 changes.conflicts.push(("merge_blocked", c.key.clone(), Some(other.clone())));
             }
         }
-        if let Some(name) = &c.name {
+        if let Some(name) = c.name.as_ref().filter(|_| c.crm) {
             let names = index.names.entry(target.clone()).or_default();
             if names.contains(name) {
                 // The same person twice in the CRM: merged, and flagged for clean-up there.
@@ -395,7 +408,7 @@ impl Resolver {
                     Arg::Text((*rule).to_owned()),
                     Arg::OptText(c.email.as_ref().map(|e| e.as_str().to_owned())),
                     Arg::OptText(c.phone.as_ref().map(|p| p.as_str().to_owned())),
-                    Arg::OptText(c.name.clone()),
+                    Arg::OptText(c.name.clone().filter(|_| c.crm)),
                     Arg::Time(now),
                 ]
             })
@@ -410,7 +423,7 @@ impl Resolver {
                 vec![
                     Arg::OptText(c.email.map(|e| e.as_str().to_owned())),
                     Arg::OptText(c.phone.map(|p| p.as_str().to_owned())),
-                    Arg::OptText(c.name),
+                    Arg::OptText(c.name.filter(|_| c.crm)),
                     Arg::Text(src.clone()),
                     Arg::Text(c.key),
                 ],

@@ -270,11 +270,13 @@ pub async fn changed_records(
 ) -> Result<Vec<IdentityRecord>, sqlx::Error> {
     let (columns, table) = match source {
         SourceName::Crm => ("id, email, phone, first_name, last_name, country, updated_at", "customers"),
+        // Shop and helpdesk keep one name field: read as the last name, and folded into
+        // one name key with the (null) first name.
         SourceName::Shop => {
-            ("id, email, phone, null as first_name, null as last_name, country, updated_at", "accounts")
+            ("id, email, phone, null as first_name, name as last_name, country, updated_at", "accounts")
         }
         SourceName::Helpdesk => {
-            ("id, email, phone, null as first_name, null as last_name, null as country, updated_at", "requesters")
+            ("id, email, phone, null as first_name, name as last_name, null as country, updated_at", "requesters")
         }
         SourceName::Marketing => {
             ("id, email, null as phone, null as first_name, null as last_name, null as country, updated_at", "contacts")

@@ -1,0 +1,208 @@
+//! The customer-360 query on every engine and on a mixed deployment: data, pagination,
+//! lookups, and the statement count that proves batching.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Layout, TestApp};
+
+const CUSTOMER_360: &str = r#"
+query Page($first: Int!, $after: String) {
+  customers(first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      id displayName email phone
+      purchaseSummary { orderCount cancelledCount returnedCount totalSpent { amount currency } lastOrderAt }
+      orders(first: 5) { totalCount edges { node { id number orderedAt status total { amount currency }
+                          lines { sku productName quantity unitPrice { amount currency } lineTotal { amount } } } } }
+      tickets(first: 5) { totalCount edges { node { id openedAt category status csat } } }
+      serviceSummary { ticketCount openTickets complaintCount averageCsat }
+      campaignResponses(first: 5) { totalCount edges { node { campaign { id name channel } sentAt openedAt clickedAt convertedAt } } }
+      sourceRecords { source key matchedBy }
+    } }
+  }
+}"#;
+
+/// The query of the issue: orders with lines, tickets, campaign responses with
+/// campaigns, and both summaries, without any totalCount.
+const ISSUE_QUERY: &str = r#"
+query Page($first: Int!) { customers(first: $first) { edges { node {
+    id displayName email phone
+    purchaseSummary { orderCount totalSpent { amount currency } lastOrderAt }
+    orders(first: 5) { edges { node { number orderedAt status total { amount currency }
+                                      lines { sku productName quantity unitPrice { amount currency } } } } }
+    tickets(first: 5) { edges { node { openedAt category status csat } } }
+    serviceSummary { openTickets complaintCount averageCsat }
+    campaignResponses(first: 5) { edges { node { campaign { name channel } sentAt openedAt clickedAt convertedAt } } }
+    sourceRecords { source key matchedBy }
+} } } }"#;
+
+fn cents(amount: &Value) -> i64 {
+    let s = amount.as_str().expect("amount is a string");
+    let (units, fraction) = s.split_once('.').expect("two decimals");
+    assert_eq!(fraction.len(), 2, "{s}");
+    units.parse::<i64>().expect("units") * 100 + fraction.parse::<i64>().expect("fraction")
+}
+
+fn statements(response: &Value) -> (u64, Value) {
+    let by_source = response["extensions"]["sqlStatements"].clone();
+    let total = by_source.as_object().expect("sqlStatements by source").values().map(|v| v.as_u64().unwrap_or(0)).sum();
+    (total, by_source)
+}
+
+/// The whole suite, run on one deployment.
+async fn customer_360(layout: Layout) {
+    if !layout.available() {
+        return;
+    }
+    let app = TestApp::spawn(layout, 150).await;
+
+    // Batching: a page of 50 costs exactly what a page of 5 costs; the issue's query at
+    // most 10 statements, and every totalCount adds at most one more per source.
+    for (query, limit) in [(ISSUE_QUERY, 10), (CUSTOMER_360, 13)] {
+        let small = app.query(query, json!({ "first": 5 })).await;
+        let large = app.query(query, json!({ "first": 50 })).await;
+        assert!(small.get("errors").is_none() && large.get("errors").is_none(), "{small:#}\n{large:#}");
+        let (small_n, small_by) = statements(&small);
+        let (large_n, large_by) = statements(&large);
+        assert_eq!(small_by, large_by, "statements per source must not depend on page size");
+        assert!(large_n <= limit, "{large_n} statements: {large_by}");
+        assert!(small_n >= 8, "the trace counts real statements: {small_by}");
+        eprintln!("statements for 5 and for 50 customers: {large_n} {large_by}");
+    }
+    let large = app.query(CUSTOMER_360, json!({ "first": 50 })).await;
+
+    // Every customer once, in a stable order, through opaque cursors.
+    let total = large["data"]["customers"]["totalCount"].as_i64().expect("totalCount");
+    assert!(total >= 150, "{total} customers for 150 people and strangers");
+    let mut seen = HashSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .data("query($after: String) { customers(first: 40, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id } } } }", json!({ "after": after }))
+            .await;
+        for edge in page["customers"]["edges"].as_array().expect("edges") {
+            assert!(seen.insert(edge["node"]["id"].as_str().expect("id").to_owned()), "a customer appeared twice");
+        }
+        if !page["customers"]["pageInfo"]["hasNextPage"].as_bool().expect("hasNextPage") {
+            break;
+        }
+        after = page["customers"]["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen.len() as i64, total);
+
+    // The data holds together.
+    let customers = large["data"]["customers"]["edges"].as_array().expect("edges");
+    let mut with_orders = None;
+    for c in customers.iter().map(|e| &e["node"]) {
+        assert!(!c["sourceRecords"].as_array().expect("records").is_empty());
+        let summary = &c["purchaseSummary"];
+        let counted = summary["orderCount"].as_i64().unwrap_or(0)
+            + summary["cancelledCount"].as_i64().unwrap_or(0)
+            + summary["returnedCount"].as_i64().unwrap_or(0);
+        assert_eq!(c["orders"]["totalCount"].as_i64(), Some(counted), "orders.totalCount vs summary");
+        let orders = c["orders"]["edges"].as_array().expect("orders");
+        let times: Vec<&str> = orders.iter().map(|o| o["node"]["orderedAt"].as_str().expect("orderedAt")).collect();
+        let parsed: Vec<chrono::DateTime<chrono::FixedOffset>> =
+            times.iter().map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("RFC 3339")).collect();
+        assert!(parsed.windows(2).all(|w| w[0] >= w[1]), "orders newest first: {times:?}");
+        for o in orders.iter().map(|o| &o["node"]) {
+            let lines: i64 =
+                o["lines"].as_array().expect("lines").iter().map(|l| cents(&l["lineTotal"]["amount"])).sum();
+            assert_eq!(lines, cents(&o["total"]["amount"]), "lines add up to the order total");
+        }
+        if counted >= 3 && with_orders.is_none() {
+            with_orders = Some(c["id"].as_str().expect("id").to_owned());
+        }
+        let service = &c["serviceSummary"];
+        assert_eq!(c["tickets"]["totalCount"], service["ticketCount"]);
+        if let Some(avg) = service["averageCsat"].as_f64() {
+            assert!((1.0..=5.0).contains(&avg));
+        }
+    }
+
+    // Nested pagination continues exactly where the first page stopped.
+    let id = with_orders.expect("some customer has three orders");
+    let q = "query($id: ID!, $after: String) { customer(id: $id) { orders(first: 2, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id orderedAt } } } } }";
+    let first = app.data(q, json!({ "id": id })).await;
+    let all = app.data(&q.replace("first: 2", "first: 100"), json!({ "id": id })).await;
+    let cursor = first["customer"]["orders"]["pageInfo"]["endCursor"].clone();
+    let second = app.data(q, json!({ "id": id, "after": cursor })).await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["customer"]["orders"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| e["node"]["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let mut paged = ids(&first);
+    paged.extend(ids(&second));
+    assert_eq!(paged, ids(&all)[..paged.len()].to_vec());
+
+    // node(id) returns the same objects; lookups find the same customer.
+    let c = &customers[0]["node"];
+    let node = app
+        .data("query($id: ID!) { node(id: $id) { id ... on Customer { displayName } } }", json!({ "id": c["id"] }))
+        .await;
+    assert_eq!(node["node"]["displayName"], c["displayName"]);
+    if let Some(order) =
+        customers.iter().flat_map(|e| e["node"]["orders"]["edges"].as_array().cloned().unwrap_or_default()).next()
+    {
+        let node = app
+            .data("query($id: ID!) { node(id: $id) { ... on Order { number } } }", json!({ "id": order["node"]["id"] }))
+            .await;
+        assert_eq!(node["node"]["number"], order["node"]["number"]);
+    }
+    let email = customers.iter().find_map(|e| {
+        e["node"]["email"].as_str().filter(|_| e["node"]["sourceRecords"].as_array().is_some_and(|r| r.len() > 1))
+    });
+    if let Some(email) = email {
+        let messy = format!("  {}  ", email.to_uppercase());
+        let found = app.query("query($e: String!) { customerByEmail(email: $e) { id } }", json!({ "e": messy })).await;
+        if found.get("errors").is_none() {
+            assert!(found["data"]["customerByEmail"]["id"].is_string(), "{found:#}");
+        } else {
+            assert_eq!(crate::helpers::codes(&found), ["AMBIGUOUS_MATCH"]);
+        }
+    }
+    let record = &c["sourceRecords"][0];
+    let by_key = app
+        .data(
+            "query($s: SourceName!, $k: String!) { customerBySourceKey(source: $s, key: $k) { id } }",
+            json!({ "s": record["source"], "k": record["key"] }),
+        )
+        .await;
+    assert_eq!(by_key["customerBySourceKey"]["id"], c["id"]);
+}
+
+#[tokio::test]
+async fn customer_360_on_sqlite() {
+    customer_360(Layout::all(Backend::Sqlite)).await;
+}
+
+#[tokio::test]
+async fn customer_360_on_postgres() {
+    customer_360(Layout::all(Backend::Postgres)).await;
+}
+
+#[tokio::test]
+async fn customer_360_on_mysql() {
+    customer_360(Layout::all(Backend::Mysql)).await;
+}
+
+/// crm on PostgreSQL, shop on MariaDB, helpdesk on SQLite, marketing on PostgreSQL,
+/// the hub store on MariaDB.
+#[tokio::test]
+async fn customer_360_on_a_mixed_deployment() {
+    customer_360(Layout {
+        crm: Backend::Postgres,
+        shop: Backend::Mysql,
+        helpdesk: Backend::Sqlite,
+        marketing: Backend::Postgres,
+        hub: Backend::Mysql,
+    })
+    .await;
+}

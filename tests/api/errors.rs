@@ -1,0 +1,66 @@
+//! Bad input gets typed errors; unknown ids get null; nothing leaks.
+
+use serde_json::json;
+
+use crate::helpers::{Backend, Layout, TestApp, codes};
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_unknown_ids_get_null() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 30).await;
+
+    let cases = [
+        ("{ customer(id: \"not-an-id\") { id } }", "INVALID_ID"),
+        // A well-formed id of another type.
+        ("{ customer(id: \"T3JkZXI6MQ\") { id } }", "INVALID_ID"),
+        ("{ node(id: \"UGxhbmV0OjE\") { id } }", "INVALID_ID"),
+        ("{ customers(first: 101) { totalCount } }", "PAGE_SIZE_OUT_OF_RANGE"),
+        ("{ customers(first: -1) { totalCount } }", "PAGE_SIZE_OUT_OF_RANGE"),
+        ("{ customers(after: \"bm9wZQ\") { totalCount } }", "INVALID_CURSOR"),
+        ("{ customers(first: 1) { edges { node { orders(first: 500) { totalCount } } } } }", "PAGE_SIZE_OUT_OF_RANGE"),
+        ("{ customers(first: 1) { edges { node { tickets(after: \"xyz\") { totalCount } } } } }", "INVALID_CURSOR"),
+        ("{ customerByEmail(email: \"no at sign\") { id } }", "BAD_USER_INPUT"),
+    ];
+    for (query, code) in cases {
+        let response = app.query(query, json!({})).await;
+        assert!(codes(&response).contains(&code.to_owned()), "{query}: {response:#}");
+        let text = response.to_string().to_lowercase();
+        for leak in ["select ", "sqlx", "sqlite", "syntax", "panicked"] {
+            assert!(!text.contains(leak), "{query} leaked `{leak}`: {response}");
+        }
+    }
+
+    // A cursor of one list is refused by another.
+    let page = app
+        .data("{ customers(first: 1) { edges { node { orders(first: 1) { pageInfo { endCursor } } } } } }", json!({}))
+        .await;
+    if let Some(order_cursor) = page["customers"]["edges"][0]["node"]["orders"]["pageInfo"]["endCursor"].as_str() {
+        let response =
+            app.query("query($a: String) { customers(after: $a) { totalCount } }", json!({ "a": order_cursor })).await;
+        assert_eq!(codes(&response), ["INVALID_CURSOR"]);
+    }
+
+    // Unknown but well-formed ids and keys are simply not there.
+    let unknown = c360::graphql::ids::global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
+    let data =
+        app.data("query($id: ID!) { customer(id: $id) { id } node(id: $id) { id } }", json!({ "id": unknown })).await;
+    assert!(data["customer"].is_null() && data["node"].is_null());
+    let order = c360::graphql::ids::global_id(c360::graphql::ids::Kind::Order, "999999999999");
+    assert!(app.data("query($id: ID!) { node(id: $id) { id } }", json!({ "id": order })).await["node"].is_null());
+    let data = app
+        .data("{ a: customerBySourceKey(source: SHOP, key: \"424242\") { id } b: customerBySourceKey(source: CRM, key: \"abc\") { id } c: customerByEmail(email: \"nobody@example.com\") { id } }", json!({}))
+        .await;
+    assert!(data["a"].is_null() && data["b"].is_null() && data["c"].is_null(), "{data:#}");
+}
+
+#[tokio::test]
+async fn an_unreachable_source_is_a_clear_startup_error() {
+    let mut config = c360::config::Config::default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    config.data_dir = dir.path().to_owned();
+    config.sources.shop = Some("postgres://root:secret@127.0.0.1:1/shop".into());
+    config.database.connect_timeout = std::time::Duration::from_secs(2);
+    let error = c360::sources::Sources::connect(&config, true).await.expect_err("port 1 is closed");
+    let message = error.to_string();
+    assert!(message.starts_with("shop database"), "{message}");
+    assert!(!message.contains("secret"), "credentials leaked: {message}");
+}

@@ -1,0 +1,238 @@
+//! The test harness: `TestApp::spawn` starts the real server on port 0 over fresh
+//! databases (SQLite files in a temp dir; PostgreSQL and MySQL databases with unique
+//! names, dropped afterwards), seeded and resolved.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use c360::config::Config;
+use c360::http::Application;
+use c360::identity::Resolver;
+use c360::seed::{SeedOptions, seed};
+use c360::sources::{DbName, Sources};
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+/// A database engine for one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Backend {
+    fn admin_url(self) -> Option<String> {
+        let var = match self {
+            Backend::Sqlite => return None,
+            Backend::Postgres => "C360_TEST_POSTGRES_URL",
+            Backend::Mysql => "C360_TEST_MYSQL_URL",
+        };
+        std::env::var(var).ok().filter(|u| !u.is_empty())
+    }
+
+    /// Whether tests on this backend can run here. In CI (`C360_TEST_REQUIRE_ALL=1`) a
+    /// missing server is a failure, not a skip.
+    pub fn available(self) -> bool {
+        if self == Backend::Sqlite || self.admin_url().is_some() {
+            return true;
+        }
+        if std::env::var("C360_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+            panic!("{self:?} tests are required (C360_TEST_REQUIRE_ALL=1) but its C360_TEST_* URL is not set");
+        }
+        eprintln!("skipping: {self:?} not configured (set C360_TEST_POSTGRES_URL / C360_TEST_MYSQL_URL)");
+        false
+    }
+}
+
+/// A server database created for one test, dropped when the test ends (even on panic).
+struct TempDb {
+    backend: Backend,
+    admin: String,
+    name: String,
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let (backend, admin, name) = (self.backend, self.admin.clone(), self.name.clone());
+        // Drop runs outside any runtime guarantee: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                let sql = format!("drop database if exists {name}");
+                match backend {
+                    Backend::Postgres => {
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                            let _ = sqlx::query(&format!("{sql} with (force)")).execute(&mut c).await;
+                        }
+                    }
+                    Backend::Mysql => {
+                        if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+                            let _ = sqlx::query(&sql).execute(&mut c).await;
+                        }
+                    }
+                    Backend::Sqlite => {}
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// Replaces the database name (the URL's path) of a server URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn create_database(backend: Backend, dir: &Path, label: &str) -> (String, Option<TempDb>) {
+    let Some(admin) = backend.admin_url() else {
+        return (format!("sqlite:{}", dir.join(format!("{label}.db")).display()), None);
+    };
+    let name = format!("c360_t_{}_{label}", uuid::Uuid::new_v4().simple());
+    let sql = format!("create database {name}");
+    match backend {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable");
+            sqlx::query(&sql).execute(&mut c).await.expect("create PostgreSQL database");
+        }
+        Backend::Mysql => {
+            let mut c = sqlx::MySqlConnection::connect(&admin).await.expect("MySQL reachable");
+            sqlx::query(&format!("{sql} character set utf8mb4 collate utf8mb4_bin"))
+                .execute(&mut c)
+                .await
+                .expect("create MySQL database");
+        }
+        Backend::Sqlite => unreachable!(),
+    }
+    let url = with_database(&admin, &name);
+    (url, Some(TempDb { backend, admin, name }))
+}
+
+/// Where each database of a test deployment lives.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    pub crm: Backend,
+    pub shop: Backend,
+    pub helpdesk: Backend,
+    pub marketing: Backend,
+    pub hub: Backend,
+}
+
+impl Layout {
+    pub fn all(backend: Backend) -> Self {
+        Layout { crm: backend, shop: backend, helpdesk: backend, marketing: backend, hub: backend }
+    }
+
+    pub fn available(&self) -> bool {
+        [self.crm, self.shop, self.helpdesk, self.marketing, self.hub].iter().all(|b| b.available())
+    }
+}
+
+/// Fixed "today" of the seeded data, so tests see the same data every day.
+pub fn as_of() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub sources: Sources,
+    pub resolver: Resolver,
+    client: reqwest::Client,
+    _dbs: Vec<TempDb>,
+    _dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    /// Fresh databases in `layout`, seeded with `customers` demo people and resolved,
+    /// and the server listening on a free port with statement tracing on.
+    pub async fn spawn(layout: Layout, customers: u64) -> TestApp {
+        init_tracing();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut dbs = Vec::new();
+        let mut config = Config { data_dir: dir.path().to_owned(), trace_sql: true, ..Config::default() };
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        config.identity.resolve_interval = std::time::Duration::ZERO;
+        for (db, backend) in [
+            (DbName::Crm, layout.crm),
+            (DbName::Shop, layout.shop),
+            (DbName::Helpdesk, layout.helpdesk),
+            (DbName::Marketing, layout.marketing),
+            (DbName::Hub, layout.hub),
+        ] {
+            let (url, temp) = create_database(backend, dir.path(), &db.to_string()).await;
+            dbs.extend(temp);
+            let slot = match db {
+                DbName::Crm => &mut config.sources.crm,
+                DbName::Shop => &mut config.sources.shop,
+                DbName::Helpdesk => &mut config.sources.helpdesk,
+                DbName::Marketing => &mut config.sources.marketing,
+                DbName::Hub => &mut config.hub,
+            };
+            *slot = Some(url);
+        }
+        let sources = Sources::connect(&config, true).await.expect("connect and migrate");
+        if customers > 0 {
+            let options = SeedOptions { customers, seed: 7, as_of: as_of(), progress: false };
+            seed(&sources, &options).await.expect("seed");
+        }
+        let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), 700);
+        resolver.run().await.expect("resolve");
+
+        let app = Application::build(config, sources.clone()).await.expect("bind");
+        let address = format!("http://{}", app.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let _ = app.run_until(std::future::pending()).await;
+        });
+        TestApp { address, sources, resolver, client: reqwest::Client::new(), _dbs: dbs, _dir: dir, server }
+    }
+
+    /// Posts a GraphQL query; returns the whole JSON response (data, errors, extensions).
+    pub async fn query(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request");
+        response.json().await.expect("JSON response")
+    }
+
+    /// Like `query`, but fails the test on any GraphQL error.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.query(query, variables).await;
+        assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
+        response["data"].clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn init_tracing() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    });
+}
+
+/// The error codes of a response, in order.
+pub fn codes(response: &Value) -> Vec<String> {
+    response["errors"]
+        .as_array()
+        .map(|errors| errors.iter().map(|e| e["extensions"]["code"].as_str().unwrap_or("NONE").to_owned()).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real server on a random port over real databases.
+//! SQLite always; PostgreSQL and MySQL/MariaDB when `C360_TEST_POSTGRES_URL` and
+//! `C360_TEST_MYSQL_URL` are set (`.ci/run` sets both and requires them).
+
+mod customer360;
+mod errors;
+mod helpers;
+mod identity;
+mod schema;

@@ -450,7 +450,13 @@ impl Resolver {
             .into_iter()
             .map(|(kind, value)| vec![Arg::Text(kind.to_owned()), Arg::Text(value)])
             .collect();
-        out.extend(insert_rows(hub, "ambiguous_keys", &["kind", "value"], ambiguous));
+        // Idempotent: on MySQL two keys that differ only in accents compare equal.
+        let (head, tail) = hub.engine.insert_ignore();
+        out.extend(
+            insert_rows(hub, "ambiguous_keys", &["kind", "value"], ambiguous)
+                .into_iter()
+                .map(|(sql, args)| (format!("{head}{}{tail}", sql.trim_start_matches("insert into")), args)),
+        );
 
         // The customer a conflicting record ended up in is known only now.
         let linked: HashMap<&str, &str> =

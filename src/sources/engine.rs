@@ -88,6 +88,14 @@ impl Engine {
         }
     }
 
+    /// `insert` that skips rows whose key already exists: (statement head, statement tail).
+    pub fn insert_ignore(self) -> (&'static str, &'static str) {
+        match self {
+            Engine::Mysql => ("insert ignore into", ""),
+            Engine::Sqlite | Engine::Postgres => ("insert into", " on conflict do nothing"),
+        }
+    }
+
     /// How many bind parameters one statement may carry (SQLite's limit is the lowest).
     pub fn max_params(self) -> usize {
         match self {

@@ -106,7 +106,7 @@ async fn create_database(backend: Backend, dir: &Path, label: &str) -> (String, 
         }
         Backend::Mysql => {
             let mut c = sqlx::MySqlConnection::connect(&admin).await.expect("MySQL reachable");
-            sqlx::query(&format!("{sql} character set utf8mb4 collate utf8mb4_bin"))
+            sqlx::query(&format!("{sql} character set utf8mb4 collate utf8mb4_unicode_ci"))
                 .execute(&mut c)
                 .await
                 .expect("create MySQL database");

@@ -16,7 +16,7 @@ create table customers (
     country varchar(2),
     created_at datetime not null,
     updated_at datetime not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 -- The identity resolver reads changes in (updated_at, id) order.
 create index customers_updated on customers (updated_at, id);
 
@@ -29,7 +29,7 @@ create table consents (
     purpose varchar(64),
     granted_at datetime not null,
     revoked_at datetime
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 create index consents_customer on consents (customer_id, partner_id);
 
 -- Free-text notes by sales and service staff.
@@ -39,5 +39,5 @@ create table notes (
     author varchar(100) not null,
     body text not null,
     created_at datetime not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 create index notes_customer on notes (customer_id, created_at);

@@ -7,7 +7,7 @@ create table requesters (
     name varchar(200),
     created_at datetime not null,
     updated_at datetime not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 create index requesters_updated on requesters (updated_at, id);
 
 create table tickets (
@@ -27,6 +27,6 @@ create table tickets (
     -- customer satisfaction 1..5, null when not answered
     csat integer,
     updated_at datetime not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 -- Serves the per-requester "newest first" window and the service summaries.
 create index tickets_requester on tickets (requester_id, opened_at, id);

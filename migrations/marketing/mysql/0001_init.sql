@@ -7,7 +7,7 @@ create table contacts (
     subscribed boolean not null,
     created_at datetime not null,
     updated_at datetime not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 create index contacts_updated on contacts (updated_at, id);
 
 create table campaigns (
@@ -19,7 +19,7 @@ create table campaigns (
     offer_type varchar(16) not null,
     starts_at datetime not null,
     ends_at datetime not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 
 create table sends (
     id bigint primary key,
@@ -32,6 +32,6 @@ create table sends (
     converted_at datetime,
     unsubscribed_at datetime,
     coupon_code varchar(32)
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 -- Serves the per-contact "newest first" window.
 create index sends_contact on sends (contact_id, sent_at, id);

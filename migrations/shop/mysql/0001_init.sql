@@ -11,7 +11,7 @@ create table accounts (
     is_guest boolean not null,
     created_at datetime not null,
     updated_at datetime not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 create index accounts_updated on accounts (updated_at, id);
 
 create table products (
@@ -19,7 +19,7 @@ create table products (
     name varchar(200) not null,
     category varchar(64) not null,
     price_cents bigint not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 
 create table orders (
     id bigint primary key,
@@ -34,7 +34,7 @@ create table orders (
     currency varchar(3) not null,
     total_cents bigint not null,
     updated_at datetime not null
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;
 -- Serves the per-account "newest first" window and the purchase summaries.
 create index orders_account on orders (account_id, ordered_at, id);
 create unique index orders_number on orders (number);
@@ -46,4 +46,4 @@ create table order_lines (
     quantity integer not null,
     unit_price_cents bigint not null,
     primary key (order_id, line_no)
-) default charset = utf8mb4 collate = utf8mb4_bin;
+) default charset = utf8mb4 collate = utf8mb4_unicode_ci;

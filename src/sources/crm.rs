@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::engine::{Arg, Database, SqlTrace, in_list};
+use super::engine::{Database, SqlTrace, in_list, ints};
 
 crate::row! {
     /// A CRM customer record.
@@ -31,6 +31,5 @@ pub async fn customers(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<V
          from customers where id in ({})",
         in_list(ids.len())
     );
-    let args: Vec<Arg> = ids.iter().map(|id| Arg::Int(*id)).collect();
-    db.fetch_all(trace, &sql, &args).await
+    db.fetch_all(trace, &sql, &ints(ids)).await
 }

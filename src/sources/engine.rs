@@ -437,6 +437,11 @@ count_from_row!(SqliteRow);
 count_from_row!(PgRow);
 count_from_row!(MySqlRow);
 
+/// Integer keys as bind parameters, for `in (..)` lists.
+pub fn ints(ids: &[i64]) -> Vec<Arg> {
+    ids.iter().map(|id| Arg::Int(*id)).collect()
+}
+
 /// `?, ?, ?` for an `in (..)` list of `n` values.
 pub fn in_list(n: usize) -> String {
     let mut s = String::with_capacity(n * 3);

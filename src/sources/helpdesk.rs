@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::engine::{Arg, Database, SqlTrace, in_list};
+use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 crate::row! {
@@ -53,8 +53,7 @@ pub async fn tickets_page(
 #[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
 pub async fn tickets(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Ticket>, sqlx::Error> {
     let sql = format!("select {TICKET_COLUMNS} from tickets where id in ({})", in_list(ids.len()));
-    let args: Vec<Arg> = ids.iter().map(|id| Arg::Int(*id)).collect();
-    db.fetch_all(trace, &sql, &args).await
+    db.fetch_all(trace, &sql, &ints(ids)).await
 }
 
 /// Ticket counts and CSAT per requester, status and category.
@@ -71,6 +70,5 @@ pub async fn ticket_aggregates(
         csat = db.engine.sum_int("csat"),
         list = in_list(requesters.len())
     );
-    let args: Vec<Arg> = requesters.iter().map(|id| Arg::Int(*id)).collect();
-    db.fetch_all(trace, &sql, &args).await
+    db.fetch_all(trace, &sql, &ints(requesters)).await
 }

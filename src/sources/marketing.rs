@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::engine::{Arg, Database, SqlTrace, in_list};
+use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 crate::row! {
@@ -46,10 +46,6 @@ crate::row! {
 
 const SEND_COLUMNS: &str = "id, campaign_id, contact_id, sent_at, delivered_at, opened_at, clicked_at, converted_at, unsubscribed_at, coupon_code";
 
-fn int_args(ids: &[i64]) -> Vec<Arg> {
-    ids.iter().map(|id| Arg::Int(*id)).collect()
-}
-
 /// The newest sends of each contact, one statement for all contacts.
 #[tracing::instrument(skip_all, fields(db.ids = contacts.len()))]
 pub async fn sends_page(
@@ -68,7 +64,7 @@ pub async fn send_counts(db: &Database, trace: &SqlTrace, contacts: &[i64]) -> R
         "select contact_id, count(*) as sends from sends where contact_id in ({}) group by contact_id",
         in_list(contacts.len())
     );
-    db.fetch_all(trace, &sql, &int_args(contacts)).await
+    db.fetch_all(trace, &sql, &ints(contacts)).await
 }
 
 #[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
@@ -77,5 +73,5 @@ pub async fn campaigns(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<V
         "select id, name, channel, offer_type, starts_at, ends_at from campaigns where id in ({})",
         in_list(ids.len())
     );
-    db.fetch_all(trace, &sql, &int_args(ids)).await
+    db.fetch_all(trace, &sql, &ints(ids)).await
 }

@@ -224,7 +224,7 @@ pub(crate) fn newest_first(
     parents: &[i64],
     page: &Page,
 ) -> (String, Vec<Arg>) {
-    let mut args: Vec<Arg> = parents.iter().map(|p| Arg::Int(*p)).collect();
+    let mut args = engine::ints(parents);
     let cursor = match page.before {
         Some((time, id)) => {
             args.extend([Arg::Time(time), Arg::Time(time), Arg::Int(id)]);

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::engine::{Arg, Database, SqlTrace, in_list};
+use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 crate::row! {
@@ -65,17 +65,13 @@ crate::row! {
 
 const ORDER_COLUMNS: &str = "id, account_id, number, ordered_at, status, channel, currency, total_cents";
 
-fn int_args(ids: &[i64]) -> Vec<Arg> {
-    ids.iter().map(|id| Arg::Int(*id)).collect()
-}
-
 #[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
 pub async fn accounts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Account>, sqlx::Error> {
     let sql = format!(
         "select id, email, phone, name, country, is_guest, created_at from accounts where id in ({})",
         in_list(ids.len())
     );
-    db.fetch_all(trace, &sql, &int_args(ids)).await
+    db.fetch_all(trace, &sql, &ints(ids)).await
 }
 
 /// The newest orders of each account, one statement for all accounts.
@@ -93,7 +89,7 @@ pub async fn orders_page(
 #[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
 pub async fn orders(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Order>, sqlx::Error> {
     let sql = format!("select {ORDER_COLUMNS} from orders where id in ({})", in_list(ids.len()));
-    db.fetch_all(trace, &sql, &int_args(ids)).await
+    db.fetch_all(trace, &sql, &ints(ids)).await
 }
 
 /// Lines of many orders, with product name and category (a product missing from the
@@ -109,7 +105,7 @@ pub async fn order_lines(db: &Database, trace: &SqlTrace, orders: &[i64]) -> Res
          order by l.order_id, l.line_no",
         in_list(orders.len())
     );
-    db.fetch_all(trace, &sql, &int_args(orders)).await
+    db.fetch_all(trace, &sql, &ints(orders)).await
 }
 
 /// Order counts, totals and first/last order time per account, currency and status.
@@ -127,5 +123,5 @@ pub async fn order_aggregates(
         total = db.engine.sum_int("total_cents"),
         list = in_list(accounts.len())
     );
-    db.fetch_all(trace, &sql, &int_args(accounts)).await
+    db.fetch_all(trace, &sql, &ints(accounts)).await
 }

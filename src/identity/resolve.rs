@@ -360,12 +360,12 @@ impl Resolver {
         }
         let customers: Vec<String> = unique(rows.iter().map(|r| r.customer_id.clone()));
         for chunk in customers.chunks(1000) {
-            let sql = format!(
-                "select {COLUMNS} from identity_links where source = 'crm' and customer_id in ({})",
-                in_list(chunk.len())
-            );
+            // No `source = 'crm'` in SQL: SQLite would then pick the primary key
+            // (source, source_key) and scan every CRM link per batch. Filter here instead.
+            let sql = format!("select {COLUMNS} from identity_links where customer_id in ({})", in_list(chunk.len()));
             let args: Vec<Arg> = chunk.iter().map(|v| Arg::Text(v.clone())).collect();
-            rows.extend(hub.fetch_all::<KeyRow>(&trace, &sql, &args).await?);
+            let links = hub.fetch_all::<KeyRow>(&trace, &sql, &args).await?;
+            rows.extend(links.into_iter().filter(|r| r.source == "crm"));
         }
         let mut ambiguous = Vec::new();
         let values: Vec<String> = emails.into_iter().chain(phones).collect();

@@ -45,49 +45,37 @@ async fn resolution_is_precise_and_complete_on_mysql() {
     precision_and_recall(Layout::all(Backend::Mysql), 600).await;
 }
 
+/// Writes a customer into the CRM as its own application would.
+async fn add_crm(app: &TestApp, id: i64, first: &str, last: &str, email: &str) {
+    let now = chrono::Utc::now();
+    let sql = "insert into customers (id, first_name, last_name, email, country, created_at, updated_at) values (?, ?, ?, ?, 'GB', ?, ?)";
+    let args = [Arg::Int(id), first.into(), last.into(), email.into(), now.into(), now.into()];
+    app.sources.crm.execute(&SqlTrace::default(), sql, &args).await.expect("crm insert");
+}
+
+/// Writes a shop account as a checkout would.
+async fn add_account(app: &TestApp, id: i64, email: Option<&str>, phone: &str, name: &str, guest: bool) {
+    let now = chrono::Utc::now();
+    let sql = "insert into accounts (id, email, phone, name, country, is_guest, created_at, updated_at) values (?, ?, ?, ?, 'GB', ?, ?, ?)";
+    let args = [
+        Arg::Int(id),
+        email.map(str::to_owned).into(),
+        phone.into(),
+        name.into(),
+        guest.into(),
+        now.into(),
+        now.into(),
+    ];
+    app.sources.shop.execute(&SqlTrace::default(), sql, &args).await.expect("shop insert");
+}
+
 #[tokio::test]
 async fn new_records_are_linked_incrementally_and_merges_keep_old_ids() {
     let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;
-    let now = chrono::Utc::now();
-    let crm = &app.sources.crm;
-    let shop = &app.sources.shop;
-    let t = SqlTrace::default();
-    let insert_crm = "insert into customers (id, first_name, last_name, email, phone, country, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?)";
-    let insert_account = "insert into accounts (id, email, phone, name, country, is_guest, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?)";
 
     // Two people the hub does not know are the same: one by email, one by phone.
-    crm.execute(
-        &t,
-        insert_crm,
-        &[
-            Arg::Int(1),
-            "Ada".into(),
-            "Lovelace".into(),
-            "ada@example.org".into(),
-            Arg::OptText(None),
-            "GB".into(),
-            now.into(),
-            now.into(),
-        ],
-    )
-    .await
-    .expect("crm insert");
-    shop.execute(
-        &t,
-        insert_account,
-        &[
-            Arg::Int(7),
-            Arg::OptText(None),
-            "07700 900123".into(),
-            "A. Lovelace".into(),
-            "GB".into(),
-            true.into(),
-            now.into(),
-            now.into(),
-        ],
-    )
-    .await
-    .expect("shop insert");
+    add_crm(&app, 1, "Ada", "Lovelace", "ada@example.org").await;
+    add_account(&app, 7, None, "07700 900123", "A. Lovelace", true).await;
     let report = app.resolver.run().await.expect("resolve");
     assert_eq!((report.read, report.new_customers), (2, 2));
 
@@ -97,22 +85,7 @@ async fn new_records_are_linked_incrementally_and_merges_keep_old_ids() {
     assert_ne!(ada["id"], guest["id"]);
 
     // A new account with Ada's email (other case) and the guest's phone joins both.
-    shop.execute(
-        &t,
-        insert_account,
-        &[
-            Arg::Int(8),
-            " ADA@Example.org".into(),
-            "+44 7700 900123".into(),
-            "Ada Lovelace".into(),
-            "GB".into(),
-            false.into(),
-            now.into(),
-            now.into(),
-        ],
-    )
-    .await
-    .expect("shop insert");
+    add_account(&app, 8, Some(" ADA@Example.org"), "+44 7700 900123", "Ada Lovelace", false).await;
     let report = app.resolver.run().await.expect("resolve");
     assert_eq!((report.read, report.linked, report.merged), (1, 1, 1));
     let merged = app.data(by_key, json!({ "s": "SHOP", "k": "7" })).await["customerBySourceKey"].clone();
@@ -123,22 +96,7 @@ async fn new_records_are_linked_incrementally_and_merges_keep_old_ids() {
     assert_eq!(old["customer"]["id"], ada["id"]);
 
     // A second CRM person with Ada's email but another name is a conflict, not a merge.
-    crm.execute(
-        &t,
-        insert_crm,
-        &[
-            Arg::Int(2),
-            "Byron".into(),
-            "Lovelace".into(),
-            "ada@example.org".into(),
-            Arg::OptText(None),
-            "GB".into(),
-            now.into(),
-            now.into(),
-        ],
-    )
-    .await
-    .expect("crm insert");
+    add_crm(&app, 2, "Byron", "Lovelace", "ada@example.org").await;
     let report = app.resolver.run().await.expect("resolve");
     assert_eq!((report.new_customers, report.conflicts), (1, 1));
     let byron = app.data(by_key, json!({ "s": "CRM", "k": "2" })).await["customerBySourceKey"].clone();

@@ -1,4 +1,4 @@
-//! The command line: `c360 [serve] | migrate | seed | resolve | schema`.
+//! The command line: `c360 [serve] | migrate | seed | resolve | schema | token`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +8,8 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
+use crate::auth::token::TokenRequest;
+use crate::auth::{self, Role};
 use crate::config::Config;
 use crate::http::Application;
 use crate::identity::{self, Resolver};
@@ -57,6 +59,31 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Mint a token signed with the development key (development only), e.g.
+    /// `c360 token --role agent`.
+    Token {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Space-separated scopes; the role's usual scopes when left out.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Partner id (required for, and only allowed with, role `partner`).
+        #[arg(long)]
+        partner: Option<String>,
+        /// Limit a partner token to consents for this purpose.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Token subject.
+        #[arg(long, default_value = "developer")]
+        subject: String,
+        /// How long the token is valid, e.g. `30m`, `8h`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|_| "one of admin, agent, frontend, analyst, partner".to_owned())
 }
 
 /// Runs the command line.
@@ -68,6 +95,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     if let Some(listen) = cli.listen {
         config.listen = listen;
+    }
+    if let Some(Command::Token { role, scope, partner, purpose, subject, ttl }) = cli.command {
+        if (role == Role::Partner) != partner.is_some() {
+            anyhow::bail!("--partner is required for role partner and only allowed with it");
+        }
+        let scope = scope.unwrap_or_else(|| role.default_scopes().to_owned());
+        let request = TokenRequest { subject, role, scope, partner, purpose, ttl };
+        println!("{}", auth::token::mint_development(&config, &request)?);
+        return Ok(());
     }
     if config.uses_data_dir() {
         std::fs::create_dir_all(&config.data_dir)
@@ -102,7 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Schema => unreachable!("handled above"),
+        Command::Schema | Command::Token { .. } => unreachable!("handled above"),
     }
 }
 
@@ -131,8 +167,13 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver) -> anyhow::
     let interval = config.identity.resolve_interval;
     let job = (!interval.is_zero()).then(|| tokio::spawn(resolve_periodically(resolver, interval, stop_rx)));
 
+    let app_uses_development_key = config.auth.development_key;
     let app = Application::build(config, sources.clone()).await?;
-    tracing::warn!("development mode: requests are not authenticated; do not expose this server");
+    if app_uses_development_key {
+        tracing::warn!(
+            "the development signing key is accepted (mint tokens with `c360 token`); turn it off in production"
+        );
+    }
     tracing::info!(address = %app.local_addr()?, "serving GraphQL at /graphql");
     app.run_until(async move {
         shutdown_signal().await;

@@ -33,6 +33,12 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// GraphQL limits.
     pub graphql: GraphqlConfig,
+    /// `development` (default) or `production`; production refuses the development key.
+    pub environment: Environment,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// The privacy policy file; the shipped `policy.toml` when unset.
+    pub policy: Option<PathBuf>,
     /// Count SQL statements per request and report them in `extensions.sqlStatements`
     /// (`C360_TRACE_SQL=1`). For development and tests; costs an atomic add per statement.
     #[serde(deserialize_with = "flag")]
@@ -117,6 +123,75 @@ impl Default for GraphqlConfig {
     }
 }
 
+/// Where the hub runs; production forbids development conveniences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// How bearer tokens are verified. Keys are files, re-read when they change (key rotation
+/// without restart).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// Required `aud` claim.
+    pub audience: String,
+    /// Accepted signature algorithms (`HS256`, `RS256`, `ES256`, ...); a token with any
+    /// other `alg` is rejected before its key is looked up.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Clock skew tolerated for `exp`, `nbf` and `iat`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// Accept tokens signed with the development key (`data_dir/dev-signing.key`, made on
+    /// first use, kid `dev`). `c360 token` mints such tokens. Refused in production.
+    #[serde(deserialize_with = "flag")]
+    pub development_key: bool,
+    /// Shared HS256/384/512 secrets, one file each (the file's bytes are the secret).
+    pub hmac_keys: Vec<KeyFile>,
+    /// RSA or EC public keys in PEM files.
+    pub public_keys: Vec<KeyFile>,
+    /// A JWKS document (`{"keys": [...]}`) with public keys selected by `kid`.
+    pub jwks_file: Option<PathBuf>,
+    /// How often key files are checked for changes.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+/// One verification key in a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// The `kid` tokens signed with this key carry.
+    pub kid: String,
+    /// The one algorithm this key verifies (a token naming another is rejected).
+    pub algorithm: jsonwebtoken::Algorithm,
+    pub file: PathBuf,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuer: "c360".into(),
+            audience: "c360".into(),
+            algorithms: vec![
+                jsonwebtoken::Algorithm::HS256,
+                jsonwebtoken::Algorithm::RS256,
+                jsonwebtoken::Algorithm::ES256,
+            ],
+            leeway: Duration::from_secs(30),
+            development_key: true,
+            hmac_keys: Vec::new(),
+            public_keys: Vec::new(),
+            jwks_file: None,
+            reload_interval: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -128,13 +203,16 @@ impl Default for Config {
             seed: SeedConfig::default(),
             identity: IdentityConfig::default(),
             graphql: GraphqlConfig::default(),
+            environment: Environment::Development,
+            auth: AuthConfig::default(),
+            policy: None,
             trace_sql: false,
         }
     }
 }
 
 /// Environment variables with the `C360_` prefix that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["config", "log"];
+const NOT_CONFIG: &[&str] = &["config", "log", "update_schema"];
 
 impl Config {
     /// Reads the file at `path` (when given; it must exist), then the environment.

@@ -21,6 +21,8 @@ pub enum ApiError {
     BadInput(String),
     /// A lookup that matches several customers where the caller asked for one.
     AmbiguousMatch(&'static str),
+    /// The token lacks a scope this operation needs.
+    Forbidden(&'static str),
     /// A source database failed or timed out; the rest of the response may still stand.
     SourceUnavailable(DbName),
     /// Something that should not happen; the details are in the server log.
@@ -36,6 +38,7 @@ impl ApiError {
             ApiError::PageSizeOutOfRange { got, max } => format!("`first` must be between 0 and {max}, got {got}"),
             ApiError::BadInput(message) => message.clone(),
             ApiError::AmbiguousMatch(what) => format!("{what} matches more than one customer"),
+            ApiError::Forbidden(scope) => format!("this needs the scope `{scope}`"),
             ApiError::SourceUnavailable(db) => format!("the {db} source is unavailable"),
             ApiError::Internal => "internal error".into(),
         }
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::PageSizeOutOfRange { .. } => "PAGE_SIZE_OUT_OF_RANGE",
             ApiError::BadInput(_) => "BAD_USER_INPUT",
             ApiError::AmbiguousMatch(_) => "AMBIGUOUS_MATCH",
+            ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
         }

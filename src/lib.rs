@@ -11,7 +11,8 @@
 //!
 //! Beside that path: [`identity`] resolves source records into customers (normalised
 //! keys, the incremental resolver, the hub store's links); [`seed`] writes demo data;
-//! [`auth`] says who is asking; [`config`] and [`cli`] start it all; [`error`] is what
+//! [`auth`] says who is asking (bearer tokens);
+//! [`policy`] decides what they may see of each field (show, mask, hide); [`config`] and [`cli`] start it all; [`error`] is what
 //! clients see when something goes wrong.
 
 pub mod auth;
@@ -22,5 +23,6 @@ pub mod graphql;
 pub mod http;
 pub mod identity;
 pub mod loaders;
+pub mod policy;
 pub mod seed;
 pub mod sources;

@@ -1,36 +1,109 @@
-//! Who is asking: the [`Viewer`] every request carries in its GraphQL context.
+//! Who is asking: bearer tokens (JWT) turned into the [`Viewer`] every request carries in
+//! its GraphQL context.
 //!
-//! Until token verification lands, the hub runs in development mode and every request is
-//! the development viewer; the server says so loudly at start.
+//! `keys` holds the verification keys (files, re-read on change); `token` verifies and
+//! mints tokens. What a viewer may see is decided by `crate::policy`, not here.
+
+pub mod keys;
+pub mod token;
+
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+pub use token::{AuthError, Verifier};
+
 /// The role a token grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display, strum::EnumString)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    strum::Display,
+    strum::EnumString,
+    strum::EnumIter,
+    serde::Deserialize,
+)]
 #[strum(serialize_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Operators of the hub: everything, including the audit log and subject rights.
     Admin,
+    /// Service and sales staff working with one customer at a time.
     Agent,
+    /// Customer-facing applications (web shop, app) acting for the customer.
     Frontend,
+    /// Analysts: aggregates and insights, no direct identifiers.
     Analyst,
+    /// Partner firms: only customers who consented to share with them.
     Partner,
 }
 
-/// The caller of one request.
-#[derive(Debug, Clone)]
+/// Every scope the hub knows, with what it grants.
+pub const SCOPES: &[(&str, &str)] = &[
+    ("customers:read", "find and read customers at all"),
+    ("orders:read", "financial data: purchases and orders"),
+    ("tickets:read", "service data: helpdesk tickets and satisfaction"),
+    ("campaigns:read", "marketing data: campaign sends and responses"),
+    ("insights:read", "derived insights (segments, scores)"),
+    ("pii:read", "unmasked contact and sensitive data where the role allows it"),
+    ("notes:write", "add notes to customers"),
+    ("consent:write", "grant and revoke consents"),
+];
+
+impl Role {
+    /// The scopes `c360 token` grants a role when none are given.
+    pub fn default_scopes(self) -> &'static str {
+        match self {
+            Role::Admin => {
+                "customers:read orders:read tickets:read campaigns:read insights:read pii:read notes:write consent:write"
+            }
+            Role::Agent => "customers:read orders:read tickets:read campaigns:read pii:read notes:write consent:write",
+            Role::Frontend => "customers:read orders:read tickets:read",
+            Role::Analyst => "customers:read orders:read tickets:read campaigns:read insights:read",
+            Role::Partner => "customers:read",
+        }
+    }
+}
+
+/// The caller of one request, as its token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Viewer {
     /// Token subject (user or client id).
     pub subject: String,
     pub role: Role,
     /// Granted scopes, e.g. `customers:read`.
-    pub scopes: Vec<String>,
+    pub scopes: BTreeSet<String>,
     /// For partners: which partner firm; scopes rows to consenting customers.
     pub partner: Option<String>,
+    /// For partners: the purpose the token is limited to; only consents for this purpose
+    /// (or for any purpose) count.
+    pub purpose: Option<String>,
 }
 
 impl Viewer {
-    /// The unauthenticated development viewer (open development mode only).
-    pub fn development() -> Self {
-        Viewer { subject: "development".into(), role: Role::Admin, scopes: vec!["*".into()], partner: None }
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
     }
+
+    /// A viewer with the role's default scopes (tests and tools).
+    pub fn with_role(role: Role, partner: Option<&str>) -> Self {
+        Viewer {
+            subject: format!("{role}-tool"),
+            role,
+            scopes: parse_scopes(role.default_scopes()),
+            partner: partner.map(str::to_owned),
+            purpose: None,
+        }
+    }
+}
+
+/// Space-separated scopes, as in the `scope` claim.
+pub fn parse_scopes(scope: &str) -> BTreeSet<String> {
+    scope.split_whitespace().map(str::to_owned).collect()
 }

@@ -1,5 +1,6 @@
 //! Marketing campaigns and a customer's responses to them.
 
+use crate::policy::{self, PrivacyClass, privacy};
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
@@ -68,37 +69,45 @@ pub struct CampaignResponse(pub marketing::Send);
 #[Object]
 impl CampaignResponse {
     /// The campaign; null only if the marketing system lost it.
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn campaign(&self, ctx: &Context<'_>) -> Result<Option<Campaign>> {
         Ok(request(ctx).loaders.campaigns.load_one(self.0.campaign_id).await?.map(Campaign))
     }
 
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn sent_at(&self) -> DateTime<Utc> {
         self.0.sent_at
     }
 
     /// Null when delivery failed (bounced, unknown number).
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn delivered_at(&self) -> Option<DateTime<Utc>> {
         self.0.delivered_at
     }
 
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn opened_at(&self) -> Option<DateTime<Utc>> {
         self.0.opened_at
     }
 
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn clicked_at(&self) -> Option<DateTime<Utc>> {
         self.0.clicked_at
     }
 
     /// When the customer bought because of this campaign.
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn converted_at(&self) -> Option<DateTime<Utc>> {
         self.0.converted_at
     }
 
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn unsubscribed_at(&self) -> Option<DateTime<Utc>> {
         self.0.unsubscribed_at
     }
 
     /// The personal coupon code the send carried, for coupon campaigns.
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn coupon_code(&self) -> Option<&str> {
         self.0.coupon_code.as_deref()
     }

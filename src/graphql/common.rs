@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::loaders::Loaders;
 use crate::loaders::batch::BatchQueue;
+use crate::sources::crm::ConsentScope;
 use crate::sources::{Sources, SqlTrace};
 
 /// Per-request data: who asks, the statement trace, and the request's loaders.
@@ -24,7 +25,11 @@ impl RequestContext {
     /// A context whose loaders batch through `queue`; run the request with
     /// [`crate::loaders::batch::drive`] on the same queue.
     pub fn new(sources: &Sources, viewer: Viewer, trace: SqlTrace, queue: &BatchQueue) -> Self {
-        let loaders = Loaders::new(sources, &trace, queue);
+        let consent = viewer
+            .partner
+            .clone()
+            .map(|partner| ConsentScope { partner, purpose: viewer.purpose.clone() });
+        let loaders = Loaders::new(sources, &trace, queue, consent);
         RequestContext { viewer, trace, loaders }
     }
 }

@@ -19,6 +19,7 @@ use super::ticket::{Ticket, TicketConnection};
 use crate::error::ApiError;
 use crate::identity::normalize::PhoneNumber;
 use crate::identity::store::Link;
+use crate::policy::{self, MaskFormat, PrivacyClass, privacy};
 use crate::sources::crm::CrmCustomer;
 use crate::sources::shop::Account;
 use crate::sources::{Page, SourceName};
@@ -38,7 +39,7 @@ pub struct Customer {
 
 impl Customer {
     /// The keys this customer has in one source (all sources use integer keys).
-    fn keys(&self, source: SourceName) -> Vec<i64> {
+    pub(crate) fn keys(&self, source: SourceName) -> Vec<i64> {
         let name = source.to_string();
         self.links.iter().filter(|l| l.source == name).filter_map(|l| l.source_key.parse().ok()).collect()
     }
@@ -91,10 +92,12 @@ where
     if wanted { load.await } else { Ok(std::collections::HashMap::new()) }
 }
 
-/// A postal address.
+/// A postal address. Masked, it keeps only city and country.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct Address {
+    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::Remove)), visible = "policy::visible::contact")]
     pub street: Option<String>,
+    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::Remove)), visible = "policy::visible::contact")]
     pub postal_code: Option<String>,
     pub city: Option<String>,
     /// ISO 3166-1 alpha-2.
@@ -166,6 +169,7 @@ impl Customer {
     }
 
     /// Full name from the CRM, else as given at checkout.
+    #[graphql(directive = privacy::apply(PrivacyClass::Identity, Some(MaskFormat::Initials)), visible = "policy::visible::identity")]
     async fn display_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(match self.profile(ctx).await? {
             (Some(c), _) => Some(format!("{} {}", c.first_name.trim(), c.last_name.trim())),
@@ -173,15 +177,18 @@ impl Customer {
         })
     }
 
+    #[graphql(directive = privacy::apply(PrivacyClass::Identity, Some(MaskFormat::Initials)), visible = "policy::visible::identity")]
     async fn first_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.crm(ctx).await?.map(|c| c.first_name.trim().to_owned()))
     }
 
+    #[graphql(directive = privacy::apply(PrivacyClass::Identity, Some(MaskFormat::Initials)), visible = "policy::visible::identity")]
     async fn last_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.crm(ctx).await?.map(|c| c.last_name.trim().to_owned()))
     }
 
     /// Email address (trimmed, lowercase) from the CRM, else from the shop.
+    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::Email)), visible = "policy::visible::contact")]
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let raw = match self.profile(ctx).await? {
             (Some(c), _) => c.email,
@@ -191,6 +198,7 @@ impl Customer {
     }
 
     /// Phone number in E.164 (`+4915123456789`) from the CRM, else from the shop.
+    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::Phone)), visible = "policy::visible::contact")]
     async fn phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let (raw, country) = match self.profile(ctx).await? {
             (Some(c), _) => (c.phone, c.country),
@@ -202,10 +210,12 @@ impl Customer {
         }))
     }
 
+    #[graphql(directive = privacy::apply(PrivacyClass::Sensitive, Some(MaskFormat::Year)), visible = "policy::visible::sensitive")]
     async fn birth_date(&self, ctx: &Context<'_>) -> Result<Option<NaiveDate>> {
         Ok(self.crm(ctx).await?.and_then(|c| c.birth_date))
     }
 
+    #[graphql(directive = privacy::apply(PrivacyClass::Sensitive, Some(MaskFormat::Remove)), visible = "policy::visible::sensitive")]
     async fn gender(&self, ctx: &Context<'_>) -> Result<Option<Gender>> {
         Ok(self.crm(ctx).await?.and_then(|c| match c.gender.as_deref() {
             Some("female") => Some(Gender::Female),
@@ -216,6 +226,7 @@ impl Customer {
     }
 
     /// Postal address from the CRM.
+    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::CityCountry)), visible = "policy::visible::contact")]
     async fn address(&self, ctx: &Context<'_>) -> Result<Option<Address>> {
         Ok(self.crm(ctx).await?.map(|c| Address {
             street: c.street,
@@ -226,6 +237,7 @@ impl Customer {
     }
 
     /// When the customer first appeared: the CRM record's creation, else the shop account's.
+    #[graphql(directive = privacy::apply(PrivacyClass::Insight, None), visible = "policy::visible::insight")]
     async fn customer_since(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
         Ok(match self.profile(ctx).await? {
             (Some(c), _) => Some(c.created_at),
@@ -234,6 +246,7 @@ impl Customer {
     }
 
     /// Purchases across all shop accounts; null when the shop cannot be reached.
+    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
     async fn purchase_summary(&self, ctx: &Context<'_>) -> Result<Option<PurchaseSummary>> {
         let accounts = self.keys(SourceName::Shop);
         let loaded = request(ctx).loaders.purchases.load_many(accounts).await?;
@@ -264,6 +277,7 @@ impl Customer {
     }
 
     /// Service contact across all helpdesk requesters; null when the helpdesk cannot be reached.
+    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
     async fn service_summary(&self, ctx: &Context<'_>) -> Result<Option<ServiceSummary>> {
         let requesters = self.keys(SourceName::Helpdesk);
         let loaded = request(ctx).loaders.service.load_many(requesters).await?;
@@ -293,6 +307,7 @@ impl Customer {
     }
 
     /// Orders from all shop accounts, newest first.
+    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -316,6 +331,7 @@ impl Customer {
     }
 
     /// Helpdesk tickets from all of the customer's requesters, newest first.
+    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
     async fn tickets(
         &self,
         ctx: &Context<'_>,
@@ -337,6 +353,7 @@ impl Customer {
     }
 
     /// Campaigns sent to the customer and the responses, newest first.
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
     async fn campaign_responses(
         &self,
         ctx: &Context<'_>,
@@ -361,6 +378,7 @@ impl Customer {
     }
 
     /// The source records resolved into this customer, and why.
+    #[graphql(directive = privacy::apply(PrivacyClass::Internal, None), visible = "policy::visible::internal")]
     async fn source_records(&self) -> Result<Vec<SourceRecord>> {
         self.links
             .iter()

@@ -59,6 +59,16 @@ pub fn parse_customer_cursor(cursor: &str) -> Result<String, ApiError> {
     Ok(id.to_owned())
 }
 
+/// Cursor of a partner's customer list: the CRM key the last customer was listed under.
+pub fn consent_cursor(crm_key: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("cc:{crm_key}"))
+}
+
+pub fn parse_consent_cursor(cursor: &str) -> Result<i64, ApiError> {
+    let text = decode(cursor)?;
+    text.strip_prefix("cc:").and_then(|k| k.parse().ok()).ok_or(ApiError::InvalidCursor)
+}
+
 /// Cursor of a newest-first list: the time and id of the last row seen, tagged with the
 /// list it belongs to so a cursor of one list is refused by another.
 pub fn time_cursor(tag: &str, at: DateTime<Utc>, id: i64) -> String {

@@ -13,6 +13,8 @@ use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
 
 pub use common::{RequestContext, Shared};
 
+use crate::policy::PolicyGuard;
+
 /// The root query, one part per domain.
 #[derive(MergedObject, Default)]
 pub struct Query(query::CustomerQuery);
@@ -25,18 +27,23 @@ impl Default for query::CustomerQuery {
 
 pub type C360Schema = Schema<Query, EmptyMutation, EmptySubscription>;
 
-/// The schema with its process-wide data.
-pub fn build(shared: Option<Shared>) -> C360Schema {
+/// The schema with its process-wide data and the privacy guard. Suggestions ("did you
+/// mean …") are off: they would name fields the viewer may not see.
+pub fn build(shared: Option<Shared>, guard: Option<PolicyGuard>) -> C360Schema {
     let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
         .register_output_type::<query::Node>()
+        .disable_suggestions()
         .limit_depth(16);
     if let Some(shared) = shared {
         builder = builder.data(shared);
+    }
+    if let Some(guard) = guard {
+        builder = builder.extension(guard);
     }
     builder.finish()
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    build(None).sdl()
+    build(None, None).sdl()
 }

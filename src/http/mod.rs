@@ -1,34 +1,41 @@
-//! The HTTP server: one entry point for every GraphQL request (viewer, statement trace,
-//! loaders), plus health checks and the landing page.
+//! The HTTP server: one entry point for every GraphQL request (bearer token → viewer →
+//! policy decisions, statement trace, loaders), plus health checks and the landing page,
+//! which stay public.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use async_graphql::{Name, Value};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::Viewer;
+use crate::auth::{AuthError, Verifier, Viewer};
 use crate::config::Config;
 use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
+use crate::policy::schema::PrivacyTable;
+use crate::policy::{Policy, PolicyGuard};
 use crate::sources::{Sources, SqlTrace};
 
 /// Largest request body accepted (GraphQL documents and variables).
 const MAX_BODY: usize = 1024 * 1024;
 
-#[derive(Clone)]
 struct AppState {
     schema: C360Schema,
     sources: Sources,
+    verifier: Verifier,
+    policy: Policy,
     trace_sql: bool,
 }
 
@@ -39,12 +46,18 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `config.listen` (port 0 picks a free port) and assembles the routes.
-    pub async fn build(config: Config, sources: Sources) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.listen).await?;
+    /// Loads the verification keys and the policy, binds `config.listen` (port 0 picks a
+    /// free port) and assembles the routes.
+    pub async fn build(config: Config, sources: Sources) -> anyhow::Result<Self> {
+        let verifier = Verifier::new(&config)?;
+        let table = PrivacyTable::from_sdl(&graphql::sdl()).map_err(anyhow::Error::msg)?;
+        let policy = Policy::load(config.policy.as_deref(), &table)?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let trace_sql = config.trace_sql;
-        let schema = graphql::build(Some(Shared { sources: sources.clone(), config }));
-        let state = Arc::new(AppState { schema, sources, trace_sql });
+        let guard = PolicyGuard::new(Arc::new(table));
+        let schema = graphql::build(Some(Shared { sources: sources.clone(), config }), Some(guard));
+        let state = Arc::new(AppState { schema, sources, verifier, policy, trace_sql });
         let router = Router::new()
             .route("/graphql", get(graphql_handler).post(graphql_handler))
             .route("/", get(landing))
@@ -70,17 +83,46 @@ impl Application {
     }
 }
 
-/// Every GraphQL request enters here.
-async fn graphql_handler(State(state): State<Arc<AppState>>, request: GraphQLRequest) -> GraphQLResponse {
+/// Every GraphQL request enters here: the token becomes a viewer, the policy its access.
+async fn graphql_handler(State(state): State<Arc<AppState>>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+    let viewer = match authenticate(&state.verifier, &headers) {
+        Ok(viewer) => viewer,
+        Err(e) => return unauthenticated(e),
+    };
     let trace = if state.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
     let queue = BatchQueue::default();
-    let context = RequestContext::new(&state.sources, Viewer::development(), trace.clone(), &queue);
-    let mut response = batch::drive(queue, state.schema.execute(request.into_inner().data(context))).await;
+    let access = state.policy.access(viewer.clone());
+    let context = RequestContext::new(&state.sources, viewer, trace.clone(), &queue);
+    let request = request.into_inner().data(access).data(context);
+    let mut response = batch::drive(queue, state.schema.execute(request)).await;
     if let Some(counts) = trace.snapshot() {
         let by_source = counts.into_iter().map(|(db, n)| (Name::new(db.to_string()), Value::from(n))).collect();
         response.extensions.insert("sqlStatements".into(), Value::Object(by_source));
     }
-    response.into()
+    GraphQLResponse::from(response).into_response()
+}
+
+/// The viewer of a request's bearer token.
+fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Viewer, AuthError> {
+    let header = headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let value = header.to_str().map_err(|_| AuthError::Invalid)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::Invalid)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
+    verifier.verify(token.trim())
+}
+
+/// HTTP 401 with a GraphQL error body, as clients expect from a GraphQL endpoint.
+fn unauthenticated(error: AuthError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": error.message(), "extensions": { "code": "UNAUTHENTICATED" } }]
+    });
+    let challenge = match error {
+        AuthError::Missing => "Bearer",
+        AuthError::Expired | AuthError::Invalid => "Bearer error=\"invalid_token\"",
+    };
+    (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)], Json(body)).into_response()
 }
 
 /// Ready when every database answers.

@@ -136,6 +136,27 @@ pub async fn links_by_source_key(
     hub.fetch_all(trace, &sql, &[Arg::Text(source.to_string()), Arg::from(key)]).await
 }
 
+/// Links of the customers records with these keys in `source` belong to. One statement.
+pub async fn links_by_source_keys(
+    hub: &Database,
+    trace: &SqlTrace,
+    source: SourceName,
+    keys: &[String],
+) -> Result<Vec<Link>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {LINK_COLUMNS} from identity_links l
+         where l.customer_id in (select m.customer_id from identity_links m where m.source = ? and m.source_key in ({}))
+         order by l.customer_id, l.source, l.source_key",
+        in_list(keys.len())
+    );
+    let mut args = vec![Arg::Text(source.to_string())];
+    args.extend(keys.iter().map(|k| Arg::Text(k.clone())));
+    hub.fetch_all(trace, &sql, &args).await
+}
+
 /// Groups links (ordered by customer) into one list per customer, keeping the order.
 pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
     let mut out: Vec<(String, Vec<Link>)> = Vec::new();

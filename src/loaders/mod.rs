@@ -20,12 +20,14 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 
 use crate::error::ApiError;
+use crate::sources::crm::ConsentScope;
 use crate::sources::{Page, Sources, SqlTrace};
 
 /// Every loader of one request.
 pub struct Loaders {
     pub links: DataLoader<hub::LinksLoader, HashMapCache>,
     pub crm_customers: DataLoader<crm::CustomerLoader, HashMapCache>,
+    pub consents: DataLoader<crm::ConsentLoader, HashMapCache>,
     pub accounts: DataLoader<shop::AccountLoader, HashMapCache>,
     pub orders: DataLoader<shop::OrderLoader, HashMapCache>,
     pub order_pages: DataLoader<shop::OrderPageLoader, HashMapCache>,
@@ -40,8 +42,9 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    /// Loaders whose batches run through `queue` (see [`batch::drive`]).
-    pub fn new(sources: &Sources, trace: &SqlTrace, queue: &batch::BatchQueue) -> Self {
+    /// Loaders whose batches run through `queue` (see [`batch::drive`]); `consent` is the
+    /// partner scope of the request's viewer, if any.
+    pub fn new(sources: &Sources, trace: &SqlTrace, queue: &batch::BatchQueue, consent: Option<ConsentScope>) -> Self {
         fn loader<T: Send + Sync + 'static>(inner: T, queue: &batch::BatchQueue) -> DataLoader<T, HashMapCache> {
             DataLoader::with_cache(inner, queue.spawner(), HashMapCache::default()).delay(std::time::Duration::ZERO)
         }
@@ -49,6 +52,10 @@ impl Loaders {
         Loaders {
             links: loader(hub::LinksLoader(ctx(&sources.hub)), queue),
             crm_customers: loader(crm::CustomerLoader(ctx(&sources.crm)), queue),
+            consents: loader(
+                crm::ConsentLoader { source: ctx(&sources.crm), scope: consent, now: chrono::Utc::now() },
+                queue,
+            ),
             accounts: loader(shop::AccountLoader(ctx(&sources.shop)), queue),
             orders: loader(shop::OrderLoader(ctx(&sources.shop)), queue),
             order_pages: loader(shop::OrderPageLoader(ctx(&sources.shop)), queue),

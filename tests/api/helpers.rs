@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use c360::auth::Role;
+use c360::auth::token::TokenRequest;
 use c360::config::Config;
 use c360::http::Application;
 use c360::identity::Resolver;
@@ -147,6 +149,10 @@ pub struct TestApp {
     pub sources: Sources,
     pub resolver: Resolver,
     client: reqwest::Client,
+    /// The configuration the server runs with (its development key signs test tokens).
+    pub config: Config,
+    /// An admin token with every scope.
+    pub admin: String,
     _dbs: Vec<TempDb>,
     _dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
@@ -156,6 +162,11 @@ impl TestApp {
     /// Fresh databases in `layout`, seeded with `customers` demo people and resolved,
     /// and the server listening on a free port with statement tracing on.
     pub async fn spawn(layout: Layout, customers: u64) -> TestApp {
+        Self::spawn_with(layout, customers, |_| {}).await
+    }
+
+    /// Like `spawn`, with the configuration adjusted by `configure` before the server starts.
+    pub async fn spawn_with(layout: Layout, customers: u64, configure: impl FnOnce(&mut Config)) -> TestApp {
         init_tracing();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut dbs = Vec::new();
@@ -188,24 +199,63 @@ impl TestApp {
         let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), 700);
         resolver.run().await.expect("resolve");
 
-        let app = Application::build(config, sources.clone()).await.expect("bind");
+        configure(&mut config);
+        let app = Application::build(config.clone(), sources.clone()).await.expect("bind");
         let address = format!("http://{}", app.local_addr().expect("address"));
         let server = tokio::spawn(async move {
             let _ = app.run_until(std::future::pending()).await;
         });
-        TestApp { address, sources, resolver, client: reqwest::Client::new(), _dbs: dbs, _dir: dir, server }
+        let mut app = TestApp {
+            address,
+            sources,
+            resolver,
+            client: reqwest::Client::new(),
+            config,
+            admin: String::new(),
+            _dbs: dbs,
+            _dir: dir,
+            server,
+        };
+        app.admin = app.token(Role::Admin, None, None);
+        app
     }
 
-    /// Posts a GraphQL query; returns the whole JSON response (data, errors, extensions).
+    /// A development token for `role` with `scope` (the role's usual scopes when `None`).
+    pub fn token(&self, role: Role, scope: Option<&str>, partner: Option<&str>) -> String {
+        let request = TokenRequest {
+            subject: format!("test-{role}"),
+            role,
+            scope: scope.unwrap_or(role.default_scopes()).to_owned(),
+            partner: partner.map(str::to_owned),
+            purpose: None,
+            ttl: std::time::Duration::from_secs(600),
+        };
+        c360::auth::token::mint_development(&self.config, &request).expect("mint token")
+    }
+
+    /// Posts a GraphQL query as an admin; returns the whole JSON response (data, errors,
+    /// extensions).
     pub async fn query(&self, query: &str, variables: Value) -> Value {
-        let response = self
-            .client
-            .post(format!("{}/graphql", self.address))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("request");
-        response.json().await.expect("JSON response")
+        self.query_as(&self.admin, query, variables).await
+    }
+
+    /// Posts a GraphQL query with `token`.
+    pub async fn query_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) =
+            self.post(Some(&format!("Bearer {token}")), json!({ "query": query, "variables": variables })).await;
+        assert_eq!(status, 200, "{body:#}");
+        body
+    }
+
+    /// Posts `body` to `/graphql` with this `Authorization` header; returns status and JSON.
+    pub async fn post(&self, authorization: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.client.post(format!("{}/graphql", self.address)).json(&body);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON response"))
     }
 
     /// Like `query`, but fails the test on any GraphQL error.

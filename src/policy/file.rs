@@ -1,0 +1,232 @@
+//! The policy file: role × privacy class → show, mask or hide, depending on scopes.
+//!
+//! ```toml
+//! [requires]                      # a class is hidden from tokens without its scope
+//! financial = "orders:read"
+//!
+//! [roles.frontend]
+//! identity = "show"
+//! contact = { with = "pii:read", then = "show", otherwise = "mask" }
+//! ```
+//! Every role names every class; a typo in a role, class, decision or scope is an error
+//! at start, and so is a `mask` for a class with fields that have no masked form.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use serde::Deserialize;
+use strum::IntoEnumIterator;
+
+use super::schema::PrivacyTable;
+use super::{Access, CLASSES, Decision, PrivacyClass};
+use crate::auth::{Role, SCOPES, Viewer};
+
+/// The policy shipped with the hub (`policy.toml` at the project root).
+pub const DEFAULT_POLICY: &str = include_str!("../../policy.toml");
+
+/// A policy file that cannot be used, with the reason in the file's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("policy {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    requires: BTreeMap<PrivacyClass, String>,
+    roles: BTreeMap<Role, BTreeMap<PrivacyClass, Rule>>,
+}
+
+/// One role's rule for one class.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Rule {
+    Always(Decision),
+    Scoped(ScopedRule),
+}
+
+/// `then` when the token has every scope in `with`, else `otherwise`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopedRule {
+    with: OneOrMany,
+    then: Decision,
+    otherwise: Decision,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn scopes(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl Rule {
+    fn decide(&self, viewer: &Viewer) -> Decision {
+        match self {
+            Rule::Always(d) => *d,
+            Rule::Scoped(r) => {
+                if r.with.scopes().iter().all(|s| viewer.has_scope(s)) {
+                    r.then
+                } else {
+                    r.otherwise
+                }
+            }
+        }
+    }
+
+    /// Every decision this rule can give.
+    fn outcomes(&self) -> Vec<Decision> {
+        match self {
+            Rule::Always(d) => vec![*d],
+            Rule::Scoped(r) => vec![r.then, r.otherwise],
+        }
+    }
+}
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    requires: BTreeMap<PrivacyClass, String>,
+    roles: BTreeMap<Role, BTreeMap<PrivacyClass, Rule>>,
+    /// Benchmarks only: every class shown to everyone.
+    show_all: bool,
+}
+
+impl Policy {
+    /// Reads the policy at `path`, or the shipped one; checks it against the schema's
+    /// privacy classes.
+    pub fn load(path: Option<&Path>, table: &PrivacyTable) -> Result<Self, PolicyError> {
+        let (origin, text) = match path {
+            Some(path) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.into(), source })?,
+            ),
+            None => ("(shipped policy.toml)".to_owned(), DEFAULT_POLICY.to_owned()),
+        };
+        Self::parse(&text, table).map_err(|message| PolicyError::Invalid { origin, message })
+    }
+
+    /// Parses and checks a policy document.
+    pub fn parse(text: &str, table: &PrivacyTable) -> Result<Self, String> {
+        let file: PolicyFile = Figment::from(Toml::string(text)).extract().map_err(|e| e.to_string())?;
+        let known = |scope: &str| SCOPES.iter().any(|(s, _)| *s == scope);
+        for (class, scope) in &file.requires {
+            if !known(scope) {
+                return Err(format!("requires.{class}: unknown scope `{scope}`"));
+            }
+        }
+        for role in Role::iter() {
+            let Some(rules) = file.roles.get(&role) else {
+                return Err(format!("no rules for role `{role}`"));
+            };
+            for class in PrivacyClass::iter() {
+                let Some(rule) = rules.get(&class) else {
+                    return Err(format!("roles.{role}: no rule for class `{class}`"));
+                };
+                if let Rule::Scoped(r) = rule
+                    && let Some(scope) = r.with.scopes().into_iter().find(|s| !known(s))
+                {
+                    return Err(format!("roles.{role}.{class}: unknown scope `{scope}`"));
+                }
+                let outcomes = rule.outcomes();
+                if role == Role::Partner && class == PrivacyClass::Internal && outcomes != [Decision::Hide] {
+                    return Err("roles.partner.internal: partners never see internal data; it must be \"hide\"".into());
+                }
+                if outcomes.contains(&Decision::Mask) {
+                    let unmaskable = table.unmaskable(class);
+                    if !unmaskable.is_empty() {
+                        return Err(format!(
+                            "roles.{role}.{class}: \"mask\" is not possible for class `{class}`: {} cannot be masked \
+                             (use \"show\" or \"hide\")",
+                            unmaskable.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(Policy { requires: file.requires, roles: file.roles, show_all: false })
+    }
+
+    /// A policy that shows everything to everyone: only for measuring what the policy
+    /// costs (`c360 bench`).
+    pub fn show_all() -> Self {
+        Policy { requires: BTreeMap::new(), roles: BTreeMap::new(), show_all: true }
+    }
+
+    /// What `class` is for `viewer`.
+    pub fn decide(&self, viewer: &Viewer, class: PrivacyClass) -> Decision {
+        if self.show_all {
+            return Decision::Show;
+        }
+        if self.requires.get(&class).is_some_and(|scope| !viewer.has_scope(scope)) {
+            return Decision::Hide;
+        }
+        self.roles.get(&viewer.role).and_then(|rules| rules.get(&class)).map_or(Decision::Hide, |r| r.decide(viewer))
+    }
+
+    /// The decision table of one request.
+    pub fn access(&self, viewer: Viewer) -> Access {
+        let mut decisions = [Decision::Hide; CLASSES];
+        for class in PrivacyClass::iter() {
+            decisions[class.index()] = self.decide(&viewer, class);
+        }
+        Access { viewer, decisions }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> PrivacyTable {
+        PrivacyTable::from_sdl(&crate::graphql::sdl()).expect("schema")
+    }
+
+    #[test]
+    fn the_shipped_policy_is_valid() {
+        Policy::load(None, &table()).expect("shipped policy");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let table = table();
+        let broken = |from: &str, to: &str| {
+            assert!(DEFAULT_POLICY.contains(from), "{from}");
+            Policy::parse(&DEFAULT_POLICY.replacen(from, to, 1), &table).expect_err(to)
+        };
+        let e = broken("[roles.analyst]", "[roles.analyts]");
+        assert!(e.contains("analyts"), "{e}");
+        let e = broken("financial = \"orders:read\"", "financial = \"orders:raed\"");
+        assert!(e.contains("orders:raed"), "{e}");
+        // Orders have no masked form.
+        let e = broken("financial = \"hide\"", "financial = \"mask\"");
+        assert!(e.contains("cannot be masked"), "{e}");
+    }
+
+    #[test]
+    fn scopes_switch_decisions() {
+        let policy = Policy::load(None, &table()).expect("policy");
+        let mut viewer = Viewer::with_role(Role::Frontend, None);
+        assert_eq!(policy.decide(&viewer, PrivacyClass::Contact), Decision::Mask);
+        viewer.scopes.insert("pii:read".into());
+        assert_eq!(policy.decide(&viewer, PrivacyClass::Contact), Decision::Show);
+        viewer.scopes.remove("orders:read");
+        assert_eq!(policy.decide(&viewer, PrivacyClass::Financial), Decision::Hide, "requires orders:read");
+    }
+}

@@ -1,0 +1,103 @@
+//! The policy at work in every request, as an async-graphql extension:
+//! - after parsing, the document is checked for names the viewer may not use; they fail
+//!   validation exactly as unknown names do (same message, nothing else reported inside
+//!   them, no suggestions: the schema is built with suggestions off);
+//! - as each field resolves, a masked class is rewritten into its mask format, so no alias,
+//!   fragment or `node` path returns the raw value.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, NextValidation, ResolveInfo,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
+
+use super::schema::{PrivacyTable, Violation};
+use super::{Access, Decision, mask};
+
+/// Installs the policy into a schema.
+pub struct PolicyGuard {
+    table: Arc<PrivacyTable>,
+}
+
+impl PolicyGuard {
+    pub fn new(table: Arc<PrivacyTable>) -> Self {
+        PolicyGuard { table }
+    }
+}
+
+impl ExtensionFactory for PolicyGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Guard { table: self.table.clone(), violations: Mutex::new(Vec::new()) })
+    }
+}
+
+/// One request's guard.
+struct Guard {
+    table: Arc<PrivacyTable>,
+    /// What the document names that the viewer may not use, found after parsing and
+    /// reported with GraphQL validation's own errors.
+    violations: Mutex<Vec<Violation>>,
+}
+
+/// A request without an [`Access`] is a wiring bug; it sees nothing.
+fn no_access() -> ServerError {
+    tracing::error!("GraphQL request without an access decision");
+    ServerError::new("internal error", None)
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for Guard {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let access = ctx.data_opt::<Access>().ok_or_else(no_access)?;
+        *self.violations.lock().unwrap_or_else(|e| e.into_inner()) = self.table.check(&document, access);
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await;
+        let violations = std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()));
+        if violations.is_empty() {
+            return result;
+        }
+        let inside = |e: &ServerError| {
+            e.locations.first().is_some_and(|p| violations.iter().any(|v| (v.pos..=v.end).contains(p)))
+        };
+        let mut errors: Vec<ServerError> =
+            result.err().unwrap_or_default().into_iter().filter(|e| !inside(e)).collect();
+        errors.extend(violations.iter().map(|v| ServerError::new(v.message.clone(), Some(v.pos))));
+        errors.sort_by_key(|e| e.locations.first().copied());
+        Err(errors)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let privacy = if info.is_for_introspection { None } else { self.table.privacy(info.parent_type, info.name) };
+        let Some(privacy) = privacy else {
+            return next.run(ctx, info).await;
+        };
+        let access = ctx.data_opt::<Access>().ok_or_else(no_access)?;
+        match access.decision(privacy.class) {
+            Decision::Show => next.run(ctx, info).await,
+            Decision::Mask => Ok(next.run(ctx, info).await?.map(|v| mask::apply(privacy.mask, v))),
+            // Validation turned the document away already; never resolve it regardless.
+            Decision::Hide => Err(ServerError::new("internal error", None)),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The schema as the policy sees it: every field's type and privacy class, read from the
+//! SDL the schema prints (so the `@privacy` directives in `schema.graphql` are the one
+//! source), and the check that a document names nothing the viewer may not see.
+
+use std::collections::{HashMap, HashSet};
+
+use async_graphql::parser::types::{
+    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, TypeKind, TypeSystemDefinition,
+};
+use async_graphql::{Pos, Positioned, Value};
+
+use super::{Access, MaskFormat, PrivacyClass};
+
+/// A field's privacy class and mask format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldPrivacy {
+    pub class: PrivacyClass,
+    pub mask: Option<MaskFormat>,
+}
+
+#[derive(Debug, Default)]
+struct TypeInfo {
+    /// Field name → (named type, privacy).
+    fields: HashMap<String, (String, Option<FieldPrivacy>)>,
+    /// For interfaces: the object types implementing it.
+    implementors: Vec<String>,
+}
+
+/// Types, fields and privacy classes of the schema.
+#[derive(Debug, Default)]
+pub struct PrivacyTable {
+    types: HashMap<String, TypeInfo>,
+}
+
+/// A name in a document the viewer may not use, reported as GraphQL reports unknown names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub message: String,
+    pub pos: Pos,
+    /// The last position inside the offending selection: errors GraphQL validation reports
+    /// within it would not exist for an unknown field, so they are dropped.
+    pub end: Pos,
+}
+
+impl PrivacyTable {
+    /// Reads the SDL printed by the schema.
+    pub fn from_sdl(sdl: &str) -> Result<Self, String> {
+        let document = async_graphql::parser::parse_schema(sdl).map_err(|e| e.to_string())?;
+        let mut table = PrivacyTable::default();
+        let mut implements: Vec<(String, String)> = Vec::new();
+        for definition in &document.definitions {
+            let TypeSystemDefinition::Type(ty) = definition else { continue };
+            let name = ty.node.name.node.to_string();
+            let (fields, interfaces) = match &ty.node.kind {
+                TypeKind::Object(o) => (&o.fields, &o.implements),
+                TypeKind::Interface(i) => (&i.fields, &i.implements),
+                _ => continue,
+            };
+            let info = table.types.entry(name.clone()).or_default();
+            for field in fields {
+                let field = &field.node;
+                let privacy = field
+                    .directives
+                    .iter()
+                    .find(|d| d.node.name.node == "privacy")
+                    .map(|d| read_directive(&d.node.arguments))
+                    .transpose()
+                    .map_err(|e| format!("{name}.{}: {e}", field.name.node))?;
+                info.fields.insert(field.name.node.to_string(), (named(&field.ty.node.base), privacy));
+            }
+            implements.extend(interfaces.iter().map(|i| (i.node.to_string(), name.clone())));
+        }
+        for (interface, object) in implements {
+            table.types.entry(interface).or_default().implementors.push(object);
+        }
+        Ok(table)
+    }
+
+    /// The privacy of `type_name.field`, when it has a class.
+    pub fn privacy(&self, type_name: &str, field: &str) -> Option<FieldPrivacy> {
+        self.types.get(type_name)?.fields.get(field)?.1
+    }
+
+    /// Every classified field as (`Type`, `field`, privacy), sorted.
+    pub fn classified(&self) -> Vec<(String, String, FieldPrivacy)> {
+        let mut all: Vec<_> = self
+            .types
+            .iter()
+            .flat_map(|(t, info)| {
+                info.fields.iter().filter_map(move |(f, (_, p))| p.map(|p| (t.clone(), f.clone(), p)))
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        all
+    }
+
+    /// Fields of `class` that have no masked form (`Type.field`).
+    pub fn unmaskable(&self, class: PrivacyClass) -> Vec<String> {
+        self.classified()
+            .into_iter()
+            .filter(|(_, _, p)| p.class == class && p.mask.is_none())
+            .map(|(t, f, _)| format!("{t}.{f}"))
+            .collect()
+    }
+
+    /// Object and interface types the viewer can reach through fields it may see.
+    pub fn visible_types(&self, access: &Access) -> HashSet<&str> {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut todo: Vec<&str> = vec!["Query", "Mutation", "Subscription"];
+        while let Some(name) = todo.pop() {
+            let Some((name, info)) = self.types.get_key_value(name) else { continue };
+            if !seen.insert(name.as_str()) {
+                continue;
+            }
+            todo.extend(info.implementors.iter().map(String::as_str));
+            for (ty, privacy) in info.fields.values() {
+                if !privacy.is_some_and(|p| access.hides(p.class)) {
+                    todo.push(ty);
+                }
+            }
+        }
+        seen
+    }
+
+    /// Names in `document` the viewer may not use: hidden fields and types only hidden
+    /// fields lead to.
+    pub fn check(&self, document: &ExecutableDocument, access: &Access) -> Vec<Violation> {
+        let visible = self.visible_types(access);
+        let mut walk = Walk { table: self, access, visible: &visible, violations: Vec::new() };
+        for (_, operation) in document.operations.iter() {
+            let root = match operation.node.ty {
+                OperationType::Query => "Query",
+                OperationType::Mutation => "Mutation",
+                OperationType::Subscription => "Subscription",
+            };
+            walk.selection_set(root, &operation.node.selection_set);
+        }
+        for fragment in document.fragments.values() {
+            let on = &fragment.node.type_condition.node.on;
+            if walk.type_visible(on.node.as_str(), on.pos) {
+                walk.selection_set(on.node.as_str(), &fragment.node.selection_set);
+            }
+        }
+        walk.violations.sort_by_key(|v| v.pos);
+        walk.violations
+    }
+}
+
+struct Walk<'a> {
+    table: &'a PrivacyTable,
+    access: &'a Access,
+    visible: &'a HashSet<&'a str>,
+    violations: Vec<Violation>,
+}
+
+impl Walk<'_> {
+    fn type_visible(&mut self, name: &str, pos: Pos) -> bool {
+        // Names the schema does not have at all are GraphQL validation's to report.
+        if !self.table.types.contains_key(name) || self.visible.contains(name) {
+            return true;
+        }
+        self.violations.push(Violation { message: format!("Unknown type \"{name}\""), pos, end: pos });
+        false
+    }
+
+    fn selection_set(&mut self, parent: &str, set: &Positioned<SelectionSet>) {
+        for item in &set.node.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let name = field.node.name.node.as_str();
+                    let Some((ty, privacy)) = self.table.types.get(parent).and_then(|t| t.fields.get(name)) else {
+                        continue;
+                    };
+                    if privacy.is_some_and(|p| self.access.hides(p.class)) {
+                        self.violations.push(Violation {
+                            message: format!("Unknown field \"{name}\" on type \"{parent}\"."),
+                            pos: field.pos,
+                            end: last_pos(&field.node.selection_set).max(field.pos),
+                        });
+                    } else {
+                        self.selection_set(ty, &field.node.selection_set);
+                    }
+                }
+                Selection::InlineFragment(fragment) => match &fragment.node.type_condition {
+                    Some(on) => {
+                        if self.type_visible(on.node.on.node.as_str(), on.node.on.pos) {
+                            self.selection_set(on.node.on.node.as_str(), &fragment.node.selection_set);
+                        }
+                    }
+                    None => self.selection_set(parent, &fragment.node.selection_set),
+                },
+                // Fragment definitions are checked on their own.
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+}
+
+/// The furthest position inside a selection set (including argument values).
+fn last_pos(set: &Positioned<SelectionSet>) -> Pos {
+    let mut last = set.pos;
+    for item in &set.node.items {
+        last = last.max(item.pos);
+        match &item.node {
+            Selection::Field(f) => {
+                for (_, value) in &f.node.arguments {
+                    last = last.max(value.pos);
+                }
+                last = last.max(last_pos(&f.node.selection_set));
+            }
+            Selection::InlineFragment(f) => last = last.max(last_pos(&f.node.selection_set)),
+            Selection::FragmentSpread(s) => last = last.max(s.node.fragment_name.pos),
+        }
+    }
+    last
+}
+
+fn named(ty: &BaseType) -> String {
+    match ty {
+        BaseType::Named(name) => name.to_string(),
+        BaseType::List(inner) => named(&inner.base),
+    }
+}
+
+fn read_directive(args: &[(Positioned<async_graphql::Name>, Positioned<Value>)]) -> Result<FieldPrivacy, String> {
+    let arg = |name: &str| args.iter().find(|(n, _)| n.node == name).map(|(_, v)| v.node.clone());
+    let enum_name = |v: Option<Value>| match v {
+        Some(Value::Enum(n)) => Ok(Some(n.to_string())),
+        None | Some(Value::Null) => Ok(None),
+        Some(other) => Err(format!("`{other}` is not a privacy enum value")),
+    };
+    let class = enum_name(arg("class"))?.ok_or("@privacy without a class")?;
+    let class = serde_json::from_value::<PrivacyClass>(serde_json::Value::String(class.to_lowercase()))
+        .map_err(|_| format!("unknown privacy class {class}"))?;
+    let mask = match enum_name(arg("mask"))?.as_deref() {
+        None => None,
+        Some("EMAIL") => Some(MaskFormat::Email),
+        Some("PHONE") => Some(MaskFormat::Phone),
+        Some("INITIALS") => Some(MaskFormat::Initials),
+        Some("YEAR") => Some(MaskFormat::Year),
+        Some("CITY_COUNTRY") => Some(MaskFormat::CityCountry),
+        Some("REMOVE") => Some(MaskFormat::Remove),
+        Some(other) => return Err(format!("unknown mask format {other}")),
+    };
+    Ok(FieldPrivacy { class, mask })
+}

@@ -1,0 +1,161 @@
+//! Bearer tokens: every forgery is refused with HTTP 401 `UNAUTHENTICATED`; keys rotate
+//! without a restart.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use c360::auth::Role;
+use c360::config::{Config, KeyFile};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Layout, TestApp};
+
+const QUERY: &str = "{ customers(first: 1) { totalCount } }";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).expect("fixture key")
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// Claims the test server accepts, to be spoilt one way or another.
+fn claims() -> Value {
+    json!({
+        "iss": "c360", "aud": "c360", "sub": "mallory", "role": "agent",
+        "scope": "customers:read", "iat": now(), "exp": now() + 600,
+    })
+}
+
+fn sign(alg: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
+    let header = Header { kid: kid.map(str::to_owned), ..Header::new(alg) };
+    jsonwebtoken::encode(&header, claims, key).expect("sign")
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+/// A server that trusts an RSA key (kid `rsa-1`), an EC key (`ec-1`) and a JWKS file
+/// (`jwks-1`) besides the development key; key files are re-checked on every request.
+async fn spawn(jwks: &Path) -> TestApp {
+    let jwks = jwks.to_owned();
+    TestApp::spawn_with(Layout::all(Backend::Sqlite), 0, move |config: &mut Config| {
+        config.auth.public_keys = vec![
+            KeyFile { kid: "rsa-1".into(), algorithm: Algorithm::RS256, file: fixture("rsa.pub.pem") },
+            KeyFile { kid: "ec-1".into(), algorithm: Algorithm::ES256, file: fixture("ec.pub.pem") },
+        ];
+        config.auth.jwks_file = Some(jwks);
+        config.auth.reload_interval = Duration::ZERO;
+    })
+    .await
+}
+
+async fn status(app: &TestApp, token: &str) -> (u16, Value) {
+    app.post(Some(&format!("Bearer {token}")), json!({ "query": QUERY })).await
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::copy(fixture("jwks.json"), &jwks).expect("copy jwks");
+    let app = spawn(&jwks).await;
+    let rsa = EncodingKey::from_rsa_pem(&read("rsa.key")).expect("rsa key");
+    let ec = EncodingKey::from_ec_pem(&read("ec.key")).expect("ec key");
+    let jwks_key = EncodingKey::from_rsa_pem(&read("jwks-rsa.key")).expect("jwks key");
+    let dev = EncodingKey::from_secret(&c360::auth::keys::development_key(&app.config).expect("dev key"));
+
+    // What the server accepts.
+    for (what, token) in [
+        ("development", app.token(Role::Agent, None, None)),
+        ("RS256", sign(Algorithm::RS256, Some("rsa-1"), &claims(), &rsa)),
+        ("ES256", sign(Algorithm::ES256, Some("ec-1"), &claims(), &ec)),
+        ("JWKS", sign(Algorithm::RS256, Some("jwks-1"), &claims(), &jwks_key)),
+        ("within leeway", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "exp", json!(now() - 5)), &rsa)),
+    ] {
+        let (code, body) = status(&app, &token).await;
+        assert_eq!(code, 200, "{what}: {body}");
+        assert!(body.get("errors").is_none(), "{what}: {body}");
+    }
+
+    let valid = sign(Algorithm::RS256, Some("rsa-1"), &claims(), &rsa);
+    let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
+    let admin_payload = URL_SAFE_NO_PAD.encode(with(claims(), "role", json!("admin")).to_string());
+    parts[1] = admin_payload.clone();
+    let tampered = parts.join(".");
+    let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let unsigned = format!("{none_header}.{admin_payload}.");
+    let public_as_secret = EncodingKey::from_secret(&read("rsa.pub.pem"));
+    let forgeries = [
+        ("garbage", "not.a.token".to_owned()),
+        ("alg none", unsigned),
+        ("tampered payload", tampered),
+        ("HS256 signed with the RS public key", sign(Algorithm::HS256, Some("rsa-1"), &claims(), &public_as_secret)),
+        ("HS256 with the public key, no kid", sign(Algorithm::HS256, None, &claims(), &public_as_secret)),
+        ("unknown kid", sign(Algorithm::RS256, Some("rsa-9"), &claims(), &rsa)),
+        ("kid of another key", sign(Algorithm::RS256, Some("jwks-1"), &claims(), &rsa)),
+        ("algorithm not allowed", sign(Algorithm::HS384, Some("dev"), &claims(), &dev)),
+        ("expired", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "exp", json!(now() - 120)), &rsa)),
+        ("no exp", {
+            let mut c = claims();
+            c.as_object_mut().expect("object").remove("exp");
+            sign(Algorithm::RS256, Some("rsa-1"), &c, &rsa)
+        }),
+        ("not yet valid", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "nbf", json!(now() + 600)), &rsa)),
+        ("issued in the future", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "iat", json!(now() + 600)), &rsa)),
+        ("wrong issuer", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "iss", json!("evil")), &rsa)),
+        ("wrong audience", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "aud", json!("other")), &rsa)),
+        ("unknown role", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "role", json!("root")), &rsa)),
+        ("partner without partner_id", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "role", json!("partner")), &rsa)),
+    ];
+    for (what, token) in forgeries {
+        let (code, body) = status(&app, &token).await;
+        assert_eq!(code, 401, "{what} must be refused: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{what}: {body}");
+        assert!(body.get("data").is_none(), "{what}: {body}");
+    }
+
+    // No token, or another scheme.
+    for header in [None, Some("Basic YWRtaW46YWRtaW4="), Some("Bearer"), Some("Bearer ")] {
+        let (code, body) = app.post(header, json!({ "query": QUERY })).await;
+        assert_eq!(code, 401, "{header:?}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    }
+
+    // Health checks stay public.
+    let live = reqwest::get(format!("{}/health/live", app.address)).await.expect("live");
+    assert_eq!(live.status(), 200);
+}
+
+#[tokio::test]
+async fn keys_rotate_without_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::copy(fixture("jwks.json"), &jwks).expect("copy jwks");
+    let app = spawn(&jwks).await;
+    let key = EncodingKey::from_rsa_pem(&read("jwks-rsa.key")).expect("jwks key");
+    let old = sign(Algorithm::RS256, Some("jwks-1"), &claims(), &key);
+    let new = sign(Algorithm::RS256, Some("jwks-2"), &claims(), &key);
+    assert_eq!(status(&app, &old).await.0, 200);
+    assert_eq!(status(&app, &new).await.0, 401);
+
+    // The identity provider publishes the key under a new kid and retires the old one.
+    let rotated = std::fs::read_to_string(&jwks).expect("jwks").replace("\"jwks-1\"", "\"jwks-2\"");
+    std::fs::write(&jwks, rotated).expect("rotate");
+    assert_eq!(status(&app, &new).await.0, 200, "the new kid is accepted without a restart");
+    assert_eq!(status(&app, &old).await.0, 401, "the retired kid is refused");
+
+    // A broken key file keeps the last good keys.
+    std::fs::write(&jwks, "{ not json").expect("break");
+    assert_eq!(status(&app, &new).await.0, 200);
+}

@@ -25,10 +25,7 @@ impl RequestContext {
     /// A context whose loaders batch through `queue`; run the request with
     /// [`crate::loaders::batch::drive`] on the same queue.
     pub fn new(sources: &Sources, viewer: Viewer, trace: SqlTrace, queue: &BatchQueue) -> Self {
-        let consent = viewer
-            .partner
-            .clone()
-            .map(|partner| ConsentScope { partner, purpose: viewer.purpose.clone() });
+        let consent = viewer.partner.clone().map(|partner| ConsentScope { partner, purpose: viewer.purpose.clone() });
         let loaders = Loaders::new(sources, &trace, queue, consent);
         RequestContext { viewer, trace, loaders }
     }

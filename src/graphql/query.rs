@@ -194,7 +194,8 @@ async fn owned_by_admitted(ctx: &Context<'_>, owner: Option<(SourceName, i64)>) 
         }
         None => Vec::new(),
     };
-    let customer = store::group_by_customer(links).into_iter().next().map(|(id, links)| Customer { id, links: links.into() });
+    let customer =
+        store::group_by_customer(links).into_iter().next().map(|(id, links)| Customer { id, links: links.into() });
     Ok(admit(ctx, customer).await?.is_some())
 }
 
@@ -218,7 +219,8 @@ async fn partner_page(
     let mut listed: Vec<(i64, Customer)> = Vec::new();
     while listed.len() < want {
         let batch = (want * 2) as i64;
-        let keys = crm::consenting_page(&sources.crm, &rc.trace, scope, now, cursor, Some(batch)).await.map_err(crm_fail)?;
+        let keys =
+            crm::consenting_page(&sources.crm, &rc.trace, scope, now, cursor, Some(batch)).await.map_err(crm_fail)?;
         let Some(&last) = keys.last() else { break };
         let customers = customers_of_crm_keys(ctx, &keys).await?;
         for (position, customer) in customers {
@@ -238,7 +240,8 @@ async fn partner_page(
         let chunk = sources.hub.engine.max_params() - 1;
         for keys in all.chunks(chunk) {
             let keys: Vec<String> = keys.iter().map(i64::to_string).collect();
-            let links = store::links_by_source_keys(&sources.hub, &rc.trace, SourceName::Crm, &keys).await.map_err(hub_fail)?;
+            let links =
+                store::links_by_source_keys(&sources.hub, &rc.trace, SourceName::Crm, &keys).await.map_err(hub_fail)?;
             for (id, links) in store::group_by_customer(links) {
                 if has_source.is_none_or(|s| links.iter().any(|l| l.source == s.to_string())) {
                     seen.insert(id);
@@ -269,7 +272,8 @@ async fn customers_of_crm_keys(ctx: &Context<'_>, keys: &[i64]) -> Result<Vec<(i
     // Other CRM records of these customers may consent too: the lowest consenting one counts.
     let others: Vec<i64> =
         customers.iter().flat_map(|c| c.keys(SourceName::Crm)).filter(|k| keys.binary_search(k).is_err()).collect();
-    let consented_others = if others.is_empty() { Default::default() } else { rc.loaders.consents.load_many(others).await? };
+    let consented_others =
+        if others.is_empty() { Default::default() } else { rc.loaders.consents.load_many(others).await? };
     Ok(customers
         .into_iter()
         .filter_map(|c| {

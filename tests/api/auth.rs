@@ -112,11 +112,17 @@ async fn forged_tokens_are_refused() {
             sign(Algorithm::RS256, Some("rsa-1"), &c, &rsa)
         }),
         ("not yet valid", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "nbf", json!(now() + 600)), &rsa)),
-        ("issued in the future", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "iat", json!(now() + 600)), &rsa)),
+        (
+            "issued in the future",
+            sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "iat", json!(now() + 600)), &rsa),
+        ),
         ("wrong issuer", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "iss", json!("evil")), &rsa)),
         ("wrong audience", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "aud", json!("other")), &rsa)),
         ("unknown role", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "role", json!("root")), &rsa)),
-        ("partner without partner_id", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "role", json!("partner")), &rsa)),
+        (
+            "partner without partner_id",
+            sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "role", json!("partner")), &rsa),
+        ),
     ];
     for (what, token) in forgeries {
         let (code, body) = status(&app, &token).await;

@@ -73,11 +73,16 @@ impl Extension for Guard {
             return result;
         }
         let inside = |e: &ServerError| {
-            e.locations.first().is_some_and(|p| violations.iter().any(|v| (v.pos..=v.end).contains(p)))
+            e.locations.first().is_some_and(|p| violations.iter().any(|v| (v.span.0..=v.span.1).contains(p)))
         };
         let mut errors: Vec<ServerError> =
             result.err().unwrap_or_default().into_iter().filter(|e| !inside(e)).collect();
-        errors.extend(violations.iter().map(|v| ServerError::new(v.message.clone(), Some(v.pos))));
+        errors.extend(violations.iter().filter_map(|v| Some(ServerError::new(v.message.clone()?, Some(v.pos)))));
+        if errors.is_empty() {
+            // Only silenced spreads: cannot happen (the fragment's hidden type is reported
+            // with it), but a document is never let through on that assumption.
+            errors.push(ServerError::new("invalid document", None));
+        }
         errors.sort_by_key(|e| e.locations.first().copied());
         Err(errors)
     }

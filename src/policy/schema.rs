@@ -35,11 +35,13 @@ pub struct PrivacyTable {
 /// A name in a document the viewer may not use, reported as GraphQL reports unknown names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    pub message: String,
+    /// The error, as GraphQL words it for an unknown name; `None` for a place that only
+    /// silences other errors (a spread of a fragment on a hidden type).
+    pub message: Option<String>,
     pub pos: Pos,
-    /// The last position inside the offending selection: errors GraphQL validation reports
-    /// within it would not exist for an unknown field, so they are dropped.
-    pub end: Pos,
+    /// The part of the document the offending name governs: errors GraphQL validation
+    /// reports within it would not exist for an unknown name, so they are dropped.
+    pub span: (Pos, Pos),
 }
 
 impl PrivacyTable {
@@ -137,8 +139,23 @@ impl PrivacyTable {
         }
         for fragment in document.fragments.values() {
             let on = &fragment.node.type_condition.node.on;
-            if walk.type_visible(on.node.as_str(), on.pos) {
+            let span = (fragment.pos, last_pos(&fragment.node.selection_set));
+            if walk.type_visible(on.node.as_str(), on.pos, span) {
                 walk.selection_set(on.node.as_str(), &fragment.node.selection_set);
+            }
+        }
+        let hidden_fragments: HashSet<&str> = document
+            .fragments
+            .iter()
+            .filter(|(_, f)| !walk.visible_type(f.node.type_condition.node.on.node.as_str()))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !hidden_fragments.is_empty() {
+            for (_, operation) in document.operations.iter() {
+                walk.silence_spreads(&operation.node.selection_set, &hidden_fragments);
+            }
+            for fragment in document.fragments.values() {
+                walk.silence_spreads(&fragment.node.selection_set, &hidden_fragments);
             }
         }
         walk.violations.sort_by_key(|v| v.pos);
@@ -154,13 +171,32 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn type_visible(&mut self, name: &str, pos: Pos) -> bool {
-        // Names the schema does not have at all are GraphQL validation's to report.
-        if !self.table.types.contains_key(name) || self.visible.contains(name) {
+    /// Names the schema does not have at all are GraphQL validation's to report.
+    fn visible_type(&self, name: &str) -> bool {
+        !self.table.types.contains_key(name) || self.visible.contains(name)
+    }
+
+    fn type_visible(&mut self, name: &str, pos: Pos, span: (Pos, Pos)) -> bool {
+        if self.visible_type(name) {
             return true;
         }
-        self.violations.push(Violation { message: format!("Unknown type \"{name}\""), pos, end: pos });
+        self.violations.push(Violation { message: Some(format!("Unknown type \"{name}\"")), pos, span });
         false
+    }
+
+    /// Spreads of fragments on hidden types: GraphQL says nothing about spreads of a
+    /// fragment on an unknown type, so nothing is said about these either.
+    fn silence_spreads(&mut self, set: &Positioned<SelectionSet>, hidden: &HashSet<&str>) {
+        for item in &set.node.items {
+            match &item.node {
+                Selection::Field(f) => self.silence_spreads(&f.node.selection_set, hidden),
+                Selection::InlineFragment(f) => self.silence_spreads(&f.node.selection_set, hidden),
+                Selection::FragmentSpread(s) if hidden.contains(s.node.fragment_name.node.as_str()) => {
+                    self.violations.push(Violation { message: None, pos: item.pos, span: (item.pos, item.pos) });
+                }
+                Selection::FragmentSpread(_) => {}
+            }
+        }
     }
 
     fn selection_set(&mut self, parent: &str, set: &Positioned<SelectionSet>) {
@@ -173,9 +209,9 @@ impl Walk<'_> {
                     };
                     if privacy.is_some_and(|p| self.access.hides(p.class)) {
                         self.violations.push(Violation {
-                            message: format!("Unknown field \"{name}\" on type \"{parent}\"."),
+                            message: Some(format!("Unknown field \"{name}\" on type \"{parent}\".")),
                             pos: field.pos,
-                            end: last_pos(&field.node.selection_set).max(field.pos),
+                            span: (field.pos, last_pos(&field.node.selection_set).max(field.pos)),
                         });
                     } else {
                         self.selection_set(ty, &field.node.selection_set);
@@ -183,7 +219,8 @@ impl Walk<'_> {
                 }
                 Selection::InlineFragment(fragment) => match &fragment.node.type_condition {
                     Some(on) => {
-                        if self.type_visible(on.node.on.node.as_str(), on.node.on.pos) {
+                        let span = (item.pos, last_pos(&fragment.node.selection_set));
+                        if self.type_visible(on.node.on.node.as_str(), on.node.on.pos, span) {
                             self.selection_set(on.node.on.node.as_str(), &fragment.node.selection_set);
                         }
                     }

@@ -222,12 +222,23 @@ impl TestApp {
 
     /// A development token for `role` with `scope` (the role's usual scopes when `None`).
     pub fn token(&self, role: Role, scope: Option<&str>, partner: Option<&str>) -> String {
+        self.partner_token(role, scope, partner, None)
+    }
+
+    /// A development token limited to a consent `purpose`.
+    pub fn partner_token(
+        &self,
+        role: Role,
+        scope: Option<&str>,
+        partner: Option<&str>,
+        purpose: Option<&str>,
+    ) -> String {
         let request = TokenRequest {
             subject: format!("test-{role}"),
             role,
             scope: scope.unwrap_or(role.default_scopes()).to_owned(),
             partner: partner.map(str::to_owned),
-            purpose: None,
+            purpose: purpose.map(str::to_owned),
             ttl: std::time::Duration::from_secs(600),
         };
         c360::auth::token::mint_development(&self.config, &request).expect("mint token")

@@ -7,4 +7,6 @@ mod customer360;
 mod errors;
 mod helpers;
 mod identity;
+mod partner;
+mod privacy;
 mod schema;

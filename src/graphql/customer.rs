@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::campaign::CampaignResponse;
 use super::campaign::CampaignResponseConnection;
 use super::common::{Money, connection, page_size, request, shared, wants_total};
+use super::crm::{Consent, Note, NoteConnection};
 use super::ids::{self, Kind, global_id};
 use super::order::{Order, OrderConnection};
 use super::ticket::{Ticket, TicketConnection};
@@ -49,10 +50,7 @@ impl Customer {
     /// for customers the CRM does not know (guests). Both are asked for at once, so a page
     /// of customers costs the same statements whether or not guests are on it.
     async fn profile(&self, ctx: &Context<'_>) -> Result<(Option<CrmCustomer>, Option<Account>), ApiError> {
-        let crm = SourceName::Crm.to_string();
-        let mut links: Vec<&Link> = self.links.iter().filter(|l| l.source == crm).collect();
-        links.sort_by_key(|l| (l.rule != "anchor", l.source_key.parse::<i64>().unwrap_or(i64::MAX)));
-        let crm_key: Option<i64> = links.first().and_then(|l| l.source_key.parse().ok());
+        let crm_key = self.primary_crm_key();
         let account_key = self.keys(SourceName::Shop).into_iter().min();
         let loaders = &request(ctx).loaders;
         let (crm, account) = tokio::join!(
@@ -70,6 +68,15 @@ impl Customer {
             }
         );
         Ok((crm?, account?))
+    }
+
+    /// The CRM record that speaks for the customer: the one that founded it, else the
+    /// lowest CRM key (later ones are duplicates).
+    pub(crate) fn primary_crm_key(&self) -> Option<i64> {
+        let crm = SourceName::Crm.to_string();
+        let mut links: Vec<&Link> = self.links.iter().filter(|l| l.source == crm).collect();
+        links.sort_by_key(|l| (l.rule != "anchor", l.source_key.parse::<i64>().unwrap_or(i64::MAX)));
+        links.first().and_then(|l| l.source_key.parse().ok())
     }
 
     async fn crm(&self, ctx: &Context<'_>) -> Result<Option<CrmCustomer>, ApiError> {
@@ -375,6 +382,38 @@ impl Customer {
             |s| ids::time_cursor("s", s.0.sent_at, s.0.id),
             total,
         )))
+    }
+
+    /// The consent ledger: every grant to share data with a partner, and its revocation.
+    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    async fn consents(&self, ctx: &Context<'_>) -> Result<Option<Vec<Consent>>> {
+        let keys = self.keys(SourceName::Crm);
+        let ledger = request(ctx).loaders.consent_ledger.load_many(keys).await?;
+        let mut all: Vec<&crate::sources::crm::Consent> = ledger.values().flat_map(|l| l.iter()).collect();
+        all.sort_by_key(|c| (c.granted_at, c.id));
+        Ok(Some(all.into_iter().map(Consent::from).collect()))
+    }
+
+    /// Notes by sales and service staff, newest first.
+    #[graphql(directive = privacy::apply(PrivacyClass::Internal, None), visible = "policy::visible::internal")]
+    async fn notes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+        after: Option<String>,
+    ) -> Result<Option<NoteConnection>> {
+        let mut page = Self::first(ctx, first)?;
+        page.before = after.as_deref().map(|c| ids::parse_time_cursor("n", c)).transpose()?;
+        let keys = self.keys(SourceName::Crm);
+        let loaders = &request(ctx).loaders;
+        let (pages, totals) = tokio::join!(
+            loaders.note_pages.load_many(keys.iter().map(|k| (*k, page))),
+            when(wants_total(ctx), loaders.note_counts.load_many(keys.iter().copied())),
+        );
+        let mut notes: Vec<Note> = pages?.values().flat_map(|p| p.iter().map(Note::from)).collect();
+        notes.sort_by_key(|n| Reverse((n.created_at, n.id)));
+        let total = totals?.values().sum();
+        Ok(Some(NoteConnection::from_items(notes, first, |n| ids::time_cursor("n", n.created_at, n.id), total)))
     }
 
     /// The source records resolved into this customer, and why.

@@ -3,13 +3,14 @@
 
 pub mod campaign;
 pub mod common;
+pub mod crm;
 pub mod customer;
 pub mod ids;
 pub mod order;
 pub mod query;
 pub mod ticket;
 
-use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
+use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 pub use common::{RequestContext, Shared};
 
@@ -25,12 +26,16 @@ impl Default for query::CustomerQuery {
     }
 }
 
-pub type C360Schema = Schema<Query, EmptyMutation, EmptySubscription>;
+/// The root mutation, one part per domain.
+#[derive(MergedObject, Default)]
+pub struct Mutation(crm::CrmMutation);
+
+pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The schema with its process-wide data and the privacy guard. Suggestions ("did you
 /// mean …") are off: they would name fields the viewer may not see.
 pub fn build(shared: Option<Shared>, guard: Option<PolicyGuard>) -> C360Schema {
-    let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<query::Node>()
         .disable_suggestions()
         .limit_depth(16);

@@ -148,7 +148,7 @@ impl CustomerQuery {
 /// The scope every customer query needs.
 const READ: &str = "customers:read";
 
-fn require(ctx: &Context<'_>, scope: &'static str) -> Result<(), ApiError> {
+pub(crate) fn require(ctx: &Context<'_>, scope: &'static str) -> Result<(), ApiError> {
     if request(ctx).viewer.has_scope(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope)) }
 }
 
@@ -287,7 +287,7 @@ async fn customers_of_crm_keys(ctx: &Context<'_>, keys: &[i64]) -> Result<Vec<(i
         .collect())
 }
 
-async fn load_customer(ctx: &Context<'_>, key: String) -> Result<Option<Customer>, ApiError> {
+pub(crate) async fn load_customer(ctx: &Context<'_>, key: String) -> Result<Option<Customer>, ApiError> {
     if uuid::Uuid::parse_str(&key).is_err() {
         return Err(ApiError::InvalidId(ids::global_id(Kind::Customer, &key).to_string()));
     }

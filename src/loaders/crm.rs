@@ -1,14 +1,17 @@
-//! CRM profiles by CRM id.
+//! CRM loaders: profiles, consents (the partner row rule and the ledger) and notes.
 
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
 
-use super::Source;
+use std::sync::Arc;
+
+use super::{Source, group, paged};
 use crate::error::ApiError;
 use chrono::{DateTime, Utc};
 
-use crate::sources::crm::{self, ConsentScope, CrmCustomer};
+use crate::sources::Page;
+use crate::sources::crm::{self, Consent, ConsentScope, CrmCustomer, Note};
 
 pub struct CustomerLoader(pub Source);
 
@@ -41,5 +44,51 @@ impl Loader<i64> for ConsentLoader {
         let s = &self.source;
         let rows = crm::consenting(&s.db, &s.trace, scope, self.now, ids).await.map_err(|e| s.fail(e))?;
         Ok(rows.into_iter().map(|id| (id, ())).collect())
+    }
+}
+
+/// The newest notes of each CRM record.
+pub struct NotePageLoader(pub Source);
+
+impl Loader<(i64, Page)> for NotePageLoader {
+    type Value = Arc<Vec<Note>>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[(i64, Page)]) -> Result<HashMap<(i64, Page), Self::Value>, ApiError> {
+        let s = &self.0;
+        paged(
+            keys,
+            |n: &Note| n.customer_id,
+            |ids, page| async move { crm::notes_page(&s.db, &s.trace, &ids, &page).await.map_err(|e| s.fail(e)) },
+        )
+        .await
+    }
+}
+
+/// The consent ledger of each CRM record.
+pub struct ConsentLedgerLoader(pub Source);
+
+impl Loader<i64> for ConsentLedgerLoader {
+    type Value = Arc<Vec<Consent>>;
+    type Error = ApiError;
+
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Self::Value>, ApiError> {
+        let s = &self.0;
+        let rows = crm::consents(&s.db, &s.trace, ids).await.map_err(|e| s.fail(e))?;
+        Ok(group(rows, |c| c.customer_id))
+    }
+}
+
+/// How many notes each CRM record has.
+pub struct NoteCountLoader(pub Source);
+
+impl Loader<i64> for NoteCountLoader {
+    type Value = i64;
+    type Error = ApiError;
+
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, i64>, ApiError> {
+        let s = &self.0;
+        let rows = crm::note_counts(&s.db, &s.trace, ids).await.map_err(|e| s.fail(e))?;
+        Ok(rows.into_iter().map(|c| (c.customer_id, c.n)).collect())
     }
 }

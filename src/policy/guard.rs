@@ -41,6 +41,14 @@ struct Guard {
     violations: Mutex<Vec<Violation>>,
 }
 
+/// Validation errors, ours and GraphQL's alike, with the code clients branch on.
+fn coded(mut errors: Vec<ServerError>) -> Vec<ServerError> {
+    for e in &mut errors {
+        e.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_VALIDATION_FAILED");
+    }
+    errors
+}
+
 /// A request without an [`Access`] is a wiring bug; it sees nothing.
 fn no_access() -> ServerError {
     tracing::error!("GraphQL request without an access decision");
@@ -70,7 +78,7 @@ impl Extension for Guard {
         let result = next.run(ctx).await;
         let violations = std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()));
         if violations.is_empty() {
-            return result;
+            return result.map_err(coded);
         }
         let inside = |e: &ServerError| {
             e.locations.first().is_some_and(|p| violations.iter().any(|v| (v.span.0..=v.span.1).contains(p)))
@@ -84,7 +92,7 @@ impl Extension for Guard {
             errors.push(ServerError::new("invalid document", None));
         }
         errors.sort_by_key(|e| e.locations.first().copied());
-        Err(errors)
+        Err(coded(errors))
     }
 
     async fn resolve(

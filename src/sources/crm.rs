@@ -1,8 +1,9 @@
-//! CRM queries: customer profiles.
+//! CRM queries: customer profiles, the consent ledger and notes.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::engine::{Arg, Database, SqlTrace, in_list, ints};
+use super::{Page, newest_first};
 
 crate::row! {
     /// A CRM customer record.
@@ -105,4 +106,131 @@ pub async fn consenting_page(
         args.push(Arg::from(limit));
     }
     Ok(db.fetch_all::<CrmId>(trace, &sql, &args).await?.into_iter().map(|r| r.id).collect())
+}
+
+crate::row! {
+    /// A free-text note about a customer by sales or service staff.
+    #[derive(Debug, Clone)]
+    pub struct Note {
+        pub id: i64,
+        pub customer_id: i64,
+        pub author: String,
+        pub body: String,
+        pub created_at: DateTime<Utc>,
+    }
+}
+
+crate::row! {
+    /// One entry of the consent ledger: a grant, and its revocation once revoked.
+    #[derive(Debug, Clone)]
+    pub struct Consent {
+        pub id: i64,
+        pub customer_id: i64,
+        pub partner_id: String,
+        pub purpose: Option<String>,
+        pub granted_at: DateTime<Utc>,
+        pub revoked_at: Option<DateTime<Utc>>,
+    }
+}
+
+const NOTE_COLUMNS: &str = "id, customer_id, author, body, created_at";
+const CONSENT_COLUMNS: &str = "id, customer_id, partner_id, purpose, granted_at, revoked_at";
+
+/// The newest notes of each CRM record, one statement for all.
+#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+pub async fn notes_page(db: &Database, trace: &SqlTrace, ids: &[i64], page: &Page) -> Result<Vec<Note>, sqlx::Error> {
+    let (sql, args) = newest_first(NOTE_COLUMNS, "notes", "customer_id", "created_at", ids, page);
+    db.fetch_all(trace, &sql, &args).await
+}
+
+/// Adds a note and returns it.
+#[tracing::instrument(skip_all)]
+pub async fn add_note(
+    db: &Database,
+    trace: &SqlTrace,
+    customer_id: i64,
+    author: &str,
+    body: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<Note>, sqlx::Error> {
+    let args = [Arg::Int(customer_id), Arg::from(author), Arg::from(body), Arg::Time(at)];
+    db.execute(trace, "insert into notes (customer_id, author, body, created_at) values (?, ?, ?, ?)", &args).await?;
+    // The newest note with this text by this author on this record is the one just added
+    // (or its twin, added at the same time). Not by time: MySQL keeps whole seconds.
+    let sql = format!(
+        "select {NOTE_COLUMNS} from notes where customer_id = ? and author = ? and body = ? order by id desc limit 1"
+    );
+    Ok(db.fetch_all(trace, &sql, &args[..3]).await?.into_iter().next())
+}
+
+/// The whole consent ledger of these CRM records, oldest grant first.
+#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+pub async fn consents(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Consent>, sqlx::Error> {
+    let sql = format!(
+        "select {CONSENT_COLUMNS} from consents where customer_id in ({}) order by granted_at, id",
+        in_list(ids.len())
+    );
+    db.fetch_all(trace, &sql, &ints(ids)).await
+}
+
+/// Records a grant.
+#[tracing::instrument(skip_all)]
+pub async fn grant_consent(
+    db: &Database,
+    trace: &SqlTrace,
+    customer_id: i64,
+    scope: &ConsentScope,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let sql = "insert into consents (customer_id, partner_id, purpose, granted_at) values (?, ?, ?, ?)";
+    let args =
+        [Arg::Int(customer_id), Arg::from(scope.partner.as_str()), Arg::from(scope.purpose.clone()), Arg::Time(at)];
+    db.execute(trace, sql, &args).await.map(|_| ())
+}
+
+/// Revokes every active grant of these CRM records for the partner (for one purpose, or
+/// for all when `purpose` is `None`). Returns how many grants it revoked.
+#[tracing::instrument(skip_all)]
+pub async fn revoke_consent(
+    db: &Database,
+    trace: &SqlTrace,
+    ids: &[i64],
+    partner: &str,
+    purpose: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let mut args = vec![Arg::Time(at), Arg::from(partner)];
+    let purpose_filter = match purpose {
+        Some(p) => {
+            args.push(Arg::from(p));
+            " and purpose = ?"
+        }
+        None => "",
+    };
+    args.extend(ints(ids));
+    let sql = format!(
+        "update consents set revoked_at = ? where partner_id = ?{purpose_filter} and revoked_at is null
+         and customer_id in ({})",
+        in_list(ids.len())
+    );
+    db.execute(trace, &sql, &args).await
+}
+
+crate::row! {
+    /// How many notes one CRM record has.
+    #[derive(Debug, Clone)]
+    pub struct NoteCount {
+        pub customer_id: i64,
+        pub n: i64,
+    }
+}
+
+/// Note counts per CRM record.
+#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+pub async fn note_counts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<NoteCount>, sqlx::Error> {
+    let sql = format!(
+        "select customer_id, count(*) as n from notes where customer_id in ({}) group by customer_id",
+        in_list(ids.len())
+    );
+    db.fetch_all(trace, &sql, &ints(ids)).await
 }

@@ -3,6 +3,7 @@
 //! `C360_TEST_MYSQL_URL` are set (`.ci/run` sets both and requires them).
 
 mod auth;
+mod consent;
 mod customer360;
 mod errors;
 mod helpers;

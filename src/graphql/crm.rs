@@ -1,0 +1,172 @@
+//! The CRM's consent ledger and notes: types, and the mutations that write them.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::common::{connection, request, shared};
+use super::customer::Customer;
+use super::ids::{self, Kind};
+use super::query::{load_customer, require};
+use crate::error::ApiError;
+use crate::sources::SourceName;
+use crate::sources::crm::{self, ConsentScope};
+
+/// One grant in the consent ledger: the customer agreed to share their data with a partner.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Consent {
+    /// The partner firm (as in partner tokens' `partner_id`).
+    pub partner: String,
+    /// What the data may be used for; null: any purpose.
+    pub purpose: Option<String>,
+    pub granted_at: DateTime<Utc>,
+    /// When the grant was withdrawn; null while it stands.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Granted and not revoked.
+    pub active: bool,
+}
+
+impl From<&crm::Consent> for Consent {
+    fn from(c: &crm::Consent) -> Self {
+        let now = Utc::now();
+        Consent {
+            partner: c.partner_id.clone(),
+            purpose: c.purpose.clone(),
+            granted_at: c.granted_at,
+            revoked_at: c.revoked_at,
+            active: c.granted_at <= now && c.revoked_at.is_none_or(|r| r > now),
+        }
+    }
+}
+
+/// A note about the customer by sales or service staff.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Note {
+    /// Who wrote it (the token subject).
+    pub author: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub id: i64,
+}
+
+impl From<&crm::Note> for Note {
+    fn from(n: &crm::Note) -> Self {
+        Note { author: n.author.clone(), body: n.body.clone(), created_at: n.created_at, id: n.id }
+    }
+}
+
+connection!(NoteConnection, NoteEdge, Note, "note");
+
+/// The longest note accepted, in characters.
+const MAX_NOTE: usize = 4000;
+
+/// Partner ids and purposes: short lowercase names (`acme-insurance`, `offers`).
+fn name(what: &'static str, value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    let ok = (1..=64).contains(&value.len())
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::BadInput(format!("`{what}` must be 1 to 64 characters of a-z, 0-9, `-`, `_` or `.`")))
+    }
+}
+
+/// The customer a mutation is about (null when the viewer cannot see one by that id), and
+/// the CRM record its consents and notes are written to.
+async fn target(ctx: &Context<'_>, id: &ID) -> Result<Option<(Customer, i64)>, ApiError> {
+    let key = ids::parse_id_of(Kind::Customer, id)?;
+    let Some(customer) = load_customer(ctx, key).await? else { return Ok(None) };
+    let Some(crm_key) = customer.primary_crm_key() else {
+        return Err(ApiError::BadInput("this customer has no CRM record to hold consents and notes".into()));
+    };
+    Ok(Some((customer, crm_key)))
+}
+
+/// Consent and notes are changed by the company's own staff and applications; partners
+/// never change consents, whatever their token's scopes.
+fn may_change_consent(ctx: &Context<'_>) -> Result<(), ApiError> {
+    require(ctx, "consent:write")?;
+    if request(ctx).viewer.partner.is_some() {
+        return Err(ApiError::Forbidden("consent:write"));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct CrmMutation;
+
+#[Object]
+impl CrmMutation {
+    /// Records that the customer consents to share their data with `partner`, for
+    /// `purpose` (any purpose when left out). Takes effect for the next request; granting a
+    /// consent that stands already changes nothing. Needs `consent:write`; partners cannot.
+    /// Null when there is no such customer.
+    async fn grant_consent(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        partner: String,
+        purpose: Option<String>,
+    ) -> Result<Option<Customer>> {
+        may_change_consent(ctx)?;
+        let scope = ConsentScope {
+            partner: name("partner", &partner)?,
+            purpose: purpose.as_deref().map(|p| name("purpose", p)).transpose()?,
+        };
+        let Some((customer, crm_key)) = target(ctx, &customer_id).await? else { return Ok(None) };
+        let (crm_db, trace) = (&shared(ctx).sources.crm, &request(ctx).trace);
+        let fail = |e: sqlx::Error| ApiError::from_sql(crm_db.name, &e);
+        let keys = customer.keys(SourceName::Crm);
+        let ledger = crm::consents(crm_db, trace, &keys).await.map_err(fail)?;
+        let standing = ledger
+            .iter()
+            .map(Consent::from)
+            .any(|c| c.active && c.partner == scope.partner && c.purpose == scope.purpose);
+        if !standing {
+            crm::grant_consent(crm_db, trace, crm_key, &scope, Utc::now()).await.map_err(fail)?;
+            tracing::info!(partner = %scope.partner, "consent granted");
+        }
+        Ok(Some(customer))
+    }
+
+    /// Withdraws the customer's consents for `partner`: for `purpose` only, or for every
+    /// purpose when left out. Takes effect for the next request. Needs `consent:write`;
+    /// partners cannot. Null when there is no such customer.
+    async fn revoke_consent(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        partner: String,
+        purpose: Option<String>,
+    ) -> Result<Option<Customer>> {
+        may_change_consent(ctx)?;
+        let partner = name("partner", &partner)?;
+        let purpose = purpose.as_deref().map(|p| name("purpose", p)).transpose()?;
+        let Some((customer, _)) = target(ctx, &customer_id).await? else { return Ok(None) };
+        let crm_db = &shared(ctx).sources.crm;
+        let keys = customer.keys(SourceName::Crm);
+        let revoked = crm::revoke_consent(crm_db, &request(ctx).trace, &keys, &partner, purpose.as_deref(), Utc::now())
+            .await
+            .map_err(|e| ApiError::from_sql(crm_db.name, &e))?;
+        tracing::info!(partner = %partner, revoked, "consent revoked");
+        Ok(Some(customer))
+    }
+
+    /// Adds a note to the customer (class internal: who sees notes is the policy's
+    /// call). Needs `notes:write`. Null when there is no such customer.
+    async fn add_note(&self, ctx: &Context<'_>, customer_id: ID, body: String) -> Result<Option<Note>> {
+        require(ctx, "notes:write")?;
+        let body = body.trim();
+        if body.is_empty() || body.chars().count() > MAX_NOTE {
+            return Err(ApiError::BadInput(format!("`body` must be 1 to {MAX_NOTE} characters")).into());
+        }
+        let Some((_, crm_key)) = target(ctx, &customer_id).await? else { return Ok(None) };
+        let crm_db = &shared(ctx).sources.crm;
+        let author = &request(ctx).viewer.subject;
+        let note = crm::add_note(crm_db, &request(ctx).trace, crm_key, author, body, Utc::now())
+            .await
+            .map_err(|e| ApiError::from_sql(crm_db.name, &e))?;
+        Ok(note.as_ref().map(Note::from))
+    }
+}

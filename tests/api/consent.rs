@@ -1,0 +1,139 @@
+//! The consent ledger and notes: who may write them, what the ledger records, and that a
+//! grant or revocation changes what a partner sees on the very next request.
+
+use c360::auth::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Layout, TestApp, codes};
+
+const GRANT: &str = "mutation($id: ID!, $p: String!, $u: String) {
+    grantConsent(customerId: $id, partner: $p, purpose: $u) { id consents { partner purpose active revokedAt } } }";
+const REVOKE: &str = "mutation($id: ID!, $p: String!, $u: String) {
+    revokeConsent(customerId: $id, partner: $p, purpose: $u) { id consents { partner purpose active revokedAt } } }";
+const ADD_NOTE: &str =
+    "mutation($id: ID!, $b: String!) { addNote(customerId: $id, body: $b) { author body createdAt } }";
+const PROBE: &str = "query($id: ID!) { customer(id: $id) { id } }";
+
+/// The consents of `partner` in a mutation's answer.
+fn ledger<'a>(answer: &'a Value, field: &str, partner: &str) -> Vec<&'a Value> {
+    answer["data"][field]["consents"].as_array().expect("consents").iter().filter(|c| c["partner"] == partner).collect()
+}
+
+async fn consent_and_notes(layout: Layout) {
+    if !layout.available() {
+        return;
+    }
+    let app = TestApp::spawn(layout, 60).await;
+    let partner = "test-partner";
+    let watcher = app.token(Role::Partner, None, Some(partner));
+    let agent = app.token(Role::Agent, None, None);
+
+    // A customer with a CRM record, unknown to the new partner.
+    let page = app.data("{ customers(first: 30) { edges { node { id sourceRecords { source } } } } }", json!({})).await;
+    let id = page["customers"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .find(|n| n["sourceRecords"].as_array().expect("records").iter().any(|r| r["source"] == "CRM"))
+        .expect("a customer with a CRM record")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let vars = |u: Option<&str>| json!({ "id": id, "p": partner, "u": u });
+    assert_eq!(app.query_as(&watcher, PROBE, json!({ "id": id })).await["data"]["customer"], Value::Null);
+
+    // Who may not write consents: partners (even with the scope), roles without the scope.
+    let partner_with_scope = app.token(Role::Partner, Some("customers:read consent:write"), Some(partner));
+    let frontend = app.token(Role::Frontend, None, None);
+    let grant_only = "mutation($id: ID!, $p: String!) { grantConsent(customerId: $id, partner: $p) { id } }";
+    for token in [&watcher, &partner_with_scope, &frontend] {
+        let denied = app.query_as(token, grant_only, vars(None)).await;
+        assert_eq!(codes(&denied), ["FORBIDDEN"], "{denied:#}");
+        assert_eq!(denied["data"], Value::Null);
+    }
+    assert_eq!(app.query_as(&watcher, PROBE, json!({ "id": id })).await["data"]["customer"], Value::Null);
+
+    // An agent grants: the partner sees the customer on its next request. Granting again
+    // while the grant stands changes nothing.
+    let granted = app.query_as(&agent, GRANT, vars(Some("offers"))).await;
+    assert!(granted.get("errors").is_none(), "{granted:#}");
+    assert_eq!(ledger(&granted, "grantConsent", partner).len(), 1);
+    assert_eq!(
+        *ledger(&granted, "grantConsent", partner)[0],
+        json!({
+        "partner": partner, "purpose": "offers", "active": true, "revokedAt": null })
+    );
+    let again = app.query_as(&agent, GRANT, vars(Some("offers"))).await;
+    assert_eq!(ledger(&again, "grantConsent", partner).len(), 1, "idempotent: {again:#}");
+    assert_eq!(app.query_as(&watcher, PROBE, json!({ "id": id })).await["data"]["customer"]["id"], id.as_str());
+    let for_travel = app.partner_token(Role::Partner, None, Some(partner), Some("travel"));
+    assert_eq!(
+        app.query_as(&for_travel, PROBE, json!({ "id": id })).await["data"]["customer"],
+        Value::Null,
+        "a grant for `offers` does not cover `travel`"
+    );
+
+    // Revoking another purpose leaves the grant; revoking every purpose ends it, and the
+    // ledger keeps the history.
+    let other = app.query_as(&agent, REVOKE, vars(Some("travel"))).await;
+    assert_eq!(ledger(&other, "revokeConsent", partner)[0]["active"], true, "{other:#}");
+    let revoked = app.query_as(&agent, REVOKE, vars(None)).await;
+    let history = ledger(&revoked, "revokeConsent", partner);
+    assert_eq!(history.len(), 1, "{revoked:#}");
+    assert_eq!(history[0]["active"], false);
+    assert!(history[0]["revokedAt"].is_string());
+    assert_eq!(app.query_as(&watcher, PROBE, json!({ "id": id })).await["data"]["customer"], Value::Null);
+
+    // Bad input is a typed error and writes nothing.
+    for (p, u) in [("Not A Name", None), ("", None), (partner, Some("x y"))] {
+        let bad = app.query_as(&agent, GRANT, json!({ "id": id, "p": p, "u": u })).await;
+        assert_eq!(codes(&bad), ["BAD_USER_INPUT"], "{bad:#}");
+    }
+    let nobody = c360::graphql::ids::global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
+    let missing = app.query_as(&agent, GRANT, json!({ "id": nobody.to_string(), "p": partner })).await;
+    assert_eq!(missing["data"]["grantConsent"], Value::Null, "{missing:#}");
+    // Still the one (revoked) grant: nothing was written by the refused calls.
+    assert_eq!(ledger(&app.query_as(&agent, REVOKE, vars(None)).await, "revokeConsent", partner).len(), 1);
+
+    // Notes: written with notes:write, read by roles whose policy shows `internal`.
+    let denied = app.query_as(&frontend, ADD_NOTE, json!({ "id": id, "b": "prefers email" })).await;
+    assert_eq!(codes(&denied), ["FORBIDDEN"], "{denied:#}");
+    let body = "Called about a late parcel; offered a voucher.";
+    let added = app.query_as(&agent, ADD_NOTE, json!({ "id": id, "b": format!("  {body}\n") })).await;
+    assert!(added.get("errors").is_none(), "{added:#}");
+    assert_eq!(added["data"]["addNote"]["body"], body);
+    assert_eq!(added["data"]["addNote"]["author"], "test-agent");
+    for bad in ["", "   ", &"x".repeat(4001)] {
+        let refused = app.query_as(&agent, ADD_NOTE, json!({ "id": id, "b": bad })).await;
+        assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused:#}");
+    }
+    let notes =
+        "query($id: ID!) { customer(id: $id) { notes(first: 5) { totalCount edges { node { author body } } } } }";
+    let seen = app.query_as(&agent, notes, json!({ "id": id })).await;
+    assert_eq!(seen["data"]["customer"]["notes"]["edges"][0]["node"]["body"], body, "{seen:#}");
+    let total = seen["data"]["customer"]["notes"]["totalCount"].as_i64().expect("count");
+    assert!(total >= 1);
+    // Roles whose policy hides `internal` cannot even name the field.
+    for role in [Role::Frontend, Role::Analyst] {
+        let hidden = app.query_as(&app.token(role, None, None), notes, json!({ "id": id })).await;
+        assert_eq!(codes(&hidden), ["GRAPHQL_VALIDATION_FAILED"], "{role}: {hidden:#}");
+        assert_eq!(hidden["errors"][0]["message"], "Unknown field \"notes\" on type \"Customer\".");
+        assert!(!hidden.to_string().contains(body));
+    }
+}
+
+#[tokio::test]
+async fn consent_and_notes_on_sqlite() {
+    consent_and_notes(Layout::all(Backend::Sqlite)).await;
+}
+
+#[tokio::test]
+async fn consent_and_notes_on_postgres() {
+    consent_and_notes(Layout::all(Backend::Postgres)).await;
+}
+
+#[tokio::test]
+async fn consent_and_notes_on_mysql() {
+    consent_and_notes(Layout::all(Backend::Mysql)).await;
+}

@@ -39,6 +39,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The privacy policy file; the shipped `policy.toml` when unset.
     pub policy: Option<PathBuf>,
+    /// The audit log's writer.
+    pub audit: crate::audit::AuditConfig,
     /// Count SQL statements per request and report them in `extensions.sqlStatements`
     /// (`C360_TRACE_SQL=1`). For development and tests; costs an atomic add per statement.
     #[serde(deserialize_with = "flag")]
@@ -206,6 +208,7 @@ impl Default for Config {
             environment: Environment::Development,
             auth: AuthConfig::default(),
             policy: None,
+            audit: crate::audit::AuditConfig::default(),
             trace_sql: false,
         }
     }

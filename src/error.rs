@@ -23,6 +23,10 @@ pub enum ApiError {
     AmbiguousMatch(&'static str),
     /// The token lacks a scope this operation needs.
     Forbidden(&'static str),
+    /// Only admins may do this.
+    AdminOnly,
+    /// The audit log cannot record what the response would reveal, so it is withheld.
+    AuditUnavailable,
     /// A source database failed or timed out; the rest of the response may still stand.
     SourceUnavailable(DbName),
     /// Something that should not happen; the details are in the server log.
@@ -39,6 +43,10 @@ impl ApiError {
             ApiError::BadInput(message) => message.clone(),
             ApiError::AmbiguousMatch(what) => format!("{what} matches more than one customer"),
             ApiError::Forbidden(scope) => format!("this needs the scope `{scope}`"),
+            ApiError::AdminOnly => "only admins may do this".into(),
+            ApiError::AuditUnavailable => {
+                "the audit log is unavailable, so personal data cannot be shown; try again later".into()
+            }
             ApiError::SourceUnavailable(db) => format!("the {db} source is unavailable"),
             ApiError::Internal => "internal error".into(),
         }
@@ -52,6 +60,8 @@ impl ApiError {
             ApiError::BadInput(_) => "BAD_USER_INPUT",
             ApiError::AmbiguousMatch(_) => "AMBIGUOUS_MATCH",
             ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::AdminOnly => "FORBIDDEN",
+            ApiError::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
         }

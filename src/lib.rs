@@ -12,9 +12,11 @@
 //! Beside that path: [`identity`] resolves source records into customers (normalised
 //! keys, the incremental resolver, the hub store's links); [`seed`] writes demo data;
 //! [`auth`] says who is asking (bearer tokens);
-//! [`policy`] decides what they may see of each field (show, mask, hide); [`config`] and [`cli`] start it all; [`error`] is what
-//! clients see when something goes wrong.
+//! [`policy`] decides what they may see of each field (show, mask, hide); [`audit`]
+//! records who saw whose personal data; [`config`] and [`cli`] start it all; [`error`] is
+//! what clients see when something goes wrong.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -2,23 +2,30 @@
 //! reading source strings into GraphQL enums.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_graphql::{Context, SimpleObject};
 use rust_decimal::Decimal;
 
+use crate::audit::{AuditLog, Reveals};
 use crate::auth::Viewer;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::loaders::Loaders;
 use crate::loaders::batch::BatchQueue;
+use crate::policy::{Access, Decision, PrivacyClass};
 use crate::sources::crm::ConsentScope;
 use crate::sources::{Sources, SqlTrace};
 
-/// Per-request data: who asks, the statement trace, and the request's loaders.
+/// Per-request data: who asks, the statement trace, the request's loaders, and what the
+/// response reveals (for the audit log).
 pub struct RequestContext {
     pub viewer: Viewer,
+    /// Unique per request; sent back as `x-request-id` and kept in audit entries.
+    pub request_id: String,
     pub trace: SqlTrace,
     pub loaders: Loaders,
+    pub reveals: Arc<Reveals>,
 }
 
 impl RequestContext {
@@ -27,7 +34,21 @@ impl RequestContext {
     pub fn new(sources: &Sources, viewer: Viewer, trace: SqlTrace, queue: &BatchQueue) -> Self {
         let consent = viewer.partner.clone().map(|partner| ConsentScope { partner, purpose: viewer.purpose.clone() });
         let loaders = Loaders::new(sources, &trace, queue, consent);
-        RequestContext { viewer, trace, loaders }
+        let request_id = uuid::Uuid::now_v7().to_string();
+        RequestContext { viewer, request_id, trace, loaders, reveals: Arc::default() }
+    }
+}
+
+/// Notes that the response shows `field` of `customer_id` as is, when `class` is audited
+/// and the viewer's policy shows it unmasked. `present`: the value is not null.
+pub fn reveal(ctx: &Context<'_>, class: PrivacyClass, customer_id: &str, field: &'static str, present: bool) {
+    if !present || !class.audited() {
+        return;
+    }
+    // Without an access decision (never in a served request) the read counts as shown.
+    let shown = ctx.data_opt::<Access>().is_none_or(|a| a.decision(class) == Decision::Show);
+    if shown {
+        request(ctx).reveals.record(customer_id, field);
     }
 }
 
@@ -35,6 +56,7 @@ impl RequestContext {
 pub struct Shared {
     pub sources: Sources,
     pub config: Config,
+    pub audit: AuditLog,
 }
 
 pub fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {

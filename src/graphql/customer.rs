@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::campaign::CampaignResponse;
 use super::campaign::CampaignResponseConnection;
-use super::common::{Money, connection, page_size, request, shared, wants_total};
+use super::common::{Money, connection, page_size, request, reveal, shared, wants_total};
 use super::crm::{Consent, Note, NoteConnection};
 use super::ids::{self, Kind, global_id};
 use super::order::{Order, OrderConnection};
@@ -201,7 +201,9 @@ impl Customer {
             (Some(c), _) => c.email,
             (None, account) => account.and_then(|a| a.email),
         };
-        Ok(raw.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()))
+        let email = raw.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
+        reveal(ctx, PrivacyClass::Contact, &self.id, "email", email.is_some());
+        Ok(email)
     }
 
     /// Phone number in E.164 (`+4915123456789`) from the CRM, else from the shop.
@@ -212,35 +214,44 @@ impl Customer {
             (None, account) => account.map(|a| (a.phone, a.country)).unwrap_or_default(),
         };
         let region = country.unwrap_or_else(|| shared(ctx).config.identity.default_region.clone());
-        Ok(raw.map(|p| {
+        let phone = raw.map(|p| {
             PhoneNumber::parse(&p, Some(&region)).map(|n| n.to_string()).unwrap_or_else(|| p.trim().to_owned())
-        }))
+        });
+        reveal(ctx, PrivacyClass::Contact, &self.id, "phone", phone.is_some());
+        Ok(phone)
     }
 
     #[graphql(directive = privacy::apply(PrivacyClass::Sensitive, Some(MaskFormat::Year)), visible = "policy::visible::sensitive")]
     async fn birth_date(&self, ctx: &Context<'_>) -> Result<Option<NaiveDate>> {
-        Ok(self.crm(ctx).await?.and_then(|c| c.birth_date))
+        let birth_date = self.crm(ctx).await?.and_then(|c| c.birth_date);
+        reveal(ctx, PrivacyClass::Sensitive, &self.id, "birthDate", birth_date.is_some());
+        Ok(birth_date)
     }
 
     #[graphql(directive = privacy::apply(PrivacyClass::Sensitive, Some(MaskFormat::Remove)), visible = "policy::visible::sensitive")]
     async fn gender(&self, ctx: &Context<'_>) -> Result<Option<Gender>> {
-        Ok(self.crm(ctx).await?.and_then(|c| match c.gender.as_deref() {
+        let gender = self.crm(ctx).await?.and_then(|c| match c.gender.as_deref() {
             Some("female") => Some(Gender::Female),
             Some("male") => Some(Gender::Male),
             Some("diverse") => Some(Gender::Diverse),
             _ => None,
-        }))
+        });
+        reveal(ctx, PrivacyClass::Sensitive, &self.id, "gender", gender.is_some());
+        Ok(gender)
     }
 
     /// Postal address from the CRM.
     #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::CityCountry)), visible = "policy::visible::contact")]
     async fn address(&self, ctx: &Context<'_>) -> Result<Option<Address>> {
-        Ok(self.crm(ctx).await?.map(|c| Address {
+        let address = self.crm(ctx).await?.map(|c| Address {
             street: c.street,
             postal_code: c.postal_code,
             city: c.city,
             country: c.country,
-        }))
+        });
+        // Street and postal code share the address's class: shown with it or not at all.
+        reveal(ctx, PrivacyClass::Contact, &self.id, "address", address.is_some());
+        Ok(address)
     }
 
     /// When the customer first appeared: the CRM record's creation, else the shop account's.

@@ -69,6 +69,16 @@ pub fn parse_consent_cursor(cursor: &str) -> Result<i64, ApiError> {
     text.strip_prefix("cc:").and_then(|k| k.parse().ok()).ok_or(ApiError::InvalidCursor)
 }
 
+/// Cursor of the audit log: the id of the last entry seen.
+pub fn audit_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("au:{id}"))
+}
+
+pub fn parse_audit_cursor(cursor: &str) -> Result<i64, ApiError> {
+    let text = decode(cursor)?;
+    text.strip_prefix("au:").and_then(|k| k.parse().ok()).ok_or(ApiError::InvalidCursor)
+}
+
 /// Cursor of a newest-first list: the time and id of the last row seen, tagged with the
 /// list it belongs to so a cursor of one list is refused by another.
 pub fn time_cursor(tag: &str, at: DateTime<Utc>, id: i64) -> String {

@@ -1,6 +1,7 @@
 //! The GraphQL schema, apart from any transport: types and resolvers, thin, over the
 //! loaders. `build` assembles it; `sdl` prints it (the committed `schema.graphql`).
 
+pub mod audit;
 pub mod campaign;
 pub mod common;
 pub mod crm;
@@ -18,7 +19,7 @@ use crate::policy::PolicyGuard;
 
 /// The root query, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Query(query::CustomerQuery);
+pub struct Query(query::CustomerQuery, audit::AuditQuery);
 
 impl Default for query::CustomerQuery {
     fn default() -> Self {

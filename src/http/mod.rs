@@ -7,21 +7,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use async_graphql::{Name, Value};
+use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::audit::AuditLog;
 use crate::auth::{AuthError, Verifier, Viewer};
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
 use crate::policy::schema::PrivacyTable;
@@ -34,6 +36,7 @@ const MAX_BODY: usize = 1024 * 1024;
 struct AppState {
     schema: C360Schema,
     sources: Sources,
+    audit: AuditLog,
     verifier: Verifier,
     policy: Policy,
     trace_sql: bool,
@@ -43,6 +46,7 @@ struct AppState {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    audit: AuditLog,
 }
 
 impl Application {
@@ -56,8 +60,10 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let trace_sql = config.trace_sql;
         let guard = PolicyGuard::new(Arc::new(table));
-        let schema = graphql::build(Some(Shared { sources: sources.clone(), config }), Some(guard));
-        let state = Arc::new(AppState { schema, sources, verifier, policy, trace_sql });
+        let audit = AuditLog::start(sources.hub.clone(), &config.audit);
+        let shared = Shared { sources: sources.clone(), config, audit: audit.clone() };
+        let schema = graphql::build(Some(shared), Some(guard));
+        let state = Arc::new(AppState { schema, sources, audit: audit.clone(), verifier, policy, trace_sql });
         let router = Router::new()
             .route("/graphql", get(graphql_handler).post(graphql_handler))
             .route("/", get(landing))
@@ -66,7 +72,7 @@ impl Application {
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
             .layer(TraceLayer::new_for_http())
             .with_state(state);
-        Ok(Application { listener, router })
+        Ok(Application { listener, router, audit })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -77,9 +83,12 @@ impl Application {
         self.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Serves until `shutdown` completes, then finishes requests in flight.
+    /// Serves until `shutdown` completes, then finishes requests in flight and writes
+    /// every audit entry they made.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        self.audit.close().await;
+        served
     }
 }
 
@@ -92,15 +101,28 @@ async fn graphql_handler(State(state): State<Arc<AppState>>, headers: HeaderMap,
     let trace = if state.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
     let queue = BatchQueue::default();
     let access = state.policy.access(viewer.clone());
-    let context = RequestContext::new(&state.sources, viewer, trace.clone(), &queue);
+    let context = RequestContext::new(&state.sources, viewer.clone(), trace.clone(), &queue);
+    let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
     let request = request.into_inner().data(access).data(context);
     let mut response = batch::drive(queue, state.schema.execute(request)).await;
+    // Personal data leaves only once its audit entries are queued.
+    if state.audit.submit(reveals.entries(&viewer, &request_id)).await.is_err() {
+        let mut error = ServerError::new(ApiError::AuditUnavailable.message(), None);
+        error.extensions = ApiError::AuditUnavailable.extend().extensions;
+        response = async_graphql::Response::from_errors(vec![error]);
+    }
     if let Some(counts) = trace.snapshot() {
         let by_source = counts.into_iter().map(|(db, n)| (Name::new(db.to_string()), Value::from(n))).collect();
         response.extensions.insert("sqlStatements".into(), Value::Object(by_source));
     }
-    GraphQLResponse::from(response).into_response()
+    let mut response = GraphQLResponse::from(response).into_response();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
 }
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The viewer of a request's bearer token.
 fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Viewer, AuthError> {
@@ -125,8 +147,11 @@ fn unauthenticated(error: AuthError) -> Response {
     (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)], Json(body)).into_response()
 }
 
-/// Ready when every database answers.
+/// Ready when every database answers and the audit log is written.
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if !state.audit.available() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "audit log unavailable".to_owned());
+    }
     let s = &state.sources;
     for db in [&s.crm, &s.shop, &s.helpdesk, &s.marketing, &s.hub] {
         if db.ping().await.is_err() {

@@ -70,6 +70,11 @@ impl PrivacyClass {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// Whether showing a value of this class unmasked is recorded in the audit log.
+    pub fn audited(self) -> bool {
+        matches!(self, PrivacyClass::Contact | PrivacyClass::Sensitive)
+    }
 }
 
 /// How a field's value is masked when the policy says `mask`.

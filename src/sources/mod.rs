@@ -78,27 +78,25 @@ impl DbName {
 
 type MigrationSet = &'static [(i64, &'static str, &'static str)];
 
-/// The embedded migrations of `migrations/<db>/<engine>/`.
+/// The embedded migrations of `migrations/<db>/<engine>/`, each given as its version,
+/// file and name.
 macro_rules! migrations {
-    ($db:literal) => {
+    ($db:literal $(, $version:literal $file:literal $name:literal)+) => {
         [
-            (Engine::Sqlite, &[(1, "init", include_str!(concat!("../../migrations/", $db, "/sqlite/0001_init.sql")))]),
-            (
-                Engine::Postgres,
-                &[(1, "init", include_str!(concat!("../../migrations/", $db, "/postgres/0001_init.sql")))],
-            ),
-            (Engine::Mysql, &[(1, "init", include_str!(concat!("../../migrations/", $db, "/mysql/0001_init.sql")))]),
+            (Engine::Sqlite, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/sqlite/", $file)))),+]),
+            (Engine::Postgres, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/postgres/", $file)))),+]),
+            (Engine::Mysql, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/mysql/", $file)))),+]),
         ]
     };
 }
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
     let sets: [(Engine, MigrationSet); 3] = match db {
-        DbName::Crm => migrations!("crm"),
-        DbName::Shop => migrations!("shop"),
-        DbName::Helpdesk => migrations!("helpdesk"),
-        DbName::Marketing => migrations!("marketing"),
-        DbName::Hub => migrations!("hub"),
+        DbName::Crm => migrations!("crm", 1 "0001_init.sql" "init"),
+        DbName::Shop => migrations!("shop", 1 "0001_init.sql" "init"),
+        DbName::Helpdesk => migrations!("helpdesk", 1 "0001_init.sql" "init"),
+        DbName::Marketing => migrations!("marketing", 1 "0001_init.sql" "init"),
+        DbName::Hub => migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit"),
     };
     sets.into_iter().find(|(e, _)| *e == engine).map(|(_, m)| m).unwrap_or(&[])
 }

@@ -155,7 +155,8 @@ pub struct TestApp {
     pub admin: String,
     _dbs: Vec<TempDb>,
     _dir: tempfile::TempDir,
-    server: tokio::task::JoinHandle<()>,
+    server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl TestApp {
@@ -202,8 +203,13 @@ impl TestApp {
         configure(&mut config);
         let app = Application::build(config.clone(), sources.clone()).await.expect("bind");
         let address = format!("http://{}", app.local_addr().expect("address"));
+        let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let _ = app.run_until(std::future::pending()).await;
+            let _ = app
+                .run_until(async move {
+                    let _ = stopping.await;
+                })
+                .await;
         });
         let mut app = TestApp {
             address,
@@ -214,7 +220,8 @@ impl TestApp {
             admin: String::new(),
             _dbs: dbs,
             _dir: dir,
-            server,
+            server: std::sync::Mutex::new(Some(server)),
+            stop: std::sync::Mutex::new(Some(stop)),
         };
         app.admin = app.token(Role::Admin, None, None);
         app
@@ -260,13 +267,38 @@ impl TestApp {
 
     /// Posts `body` to `/graphql` with this `Authorization` header; returns status and JSON.
     pub async fn post(&self, authorization: Option<&str>, body: Value) -> (u16, Value) {
+        let response = self.send(authorization, body).await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON response"))
+    }
+
+    /// Posts a query with `token`; returns the response and its `x-request-id`.
+    pub async fn query_with_id(&self, token: &str, query: &str, variables: Value) -> (Value, String) {
+        let body = json!({ "query": query, "variables": variables });
+        let response = self.send(Some(&format!("Bearer {token}")), body).await.expect("request");
+        assert_eq!(response.status().as_u16(), 200);
+        let id = response.headers().get("x-request-id").expect("x-request-id").to_str().expect("ascii").to_owned();
+        (response.json().await.expect("JSON response"), id)
+    }
+
+    /// Posts `body` as is; fails only when the server cannot be reached.
+    pub async fn send(&self, authorization: Option<&str>, body: Value) -> reqwest::Result<reqwest::Response> {
         let mut request = self.client.post(format!("{}/graphql", self.address)).json(&body);
         if let Some(authorization) = authorization {
             request = request.header("authorization", authorization);
         }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON response"))
+        request.send().await
+    }
+
+    /// Shuts the server down gracefully (as on SIGTERM) and waits until it has finished.
+    pub async fn stop(&self) {
+        if let Some(stop) = self.stop.lock().expect("lock").take() {
+            let _ = stop.send(());
+        }
+        let server = self.server.lock().expect("lock").take();
+        if let Some(server) = server {
+            let _ = server.await;
+        }
     }
 
     /// Like `query`, but fails the test on any GraphQL error.
@@ -279,7 +311,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = self.server.lock().ok().and_then(|mut s| s.take()) {
+            server.abort();
+        }
     }
 }
 

@@ -1,0 +1,92 @@
+//! The audit log, for admins: who saw whose personal data.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::common::{connection, page_size, request, shared, wants_total};
+use super::ids::{self, Kind};
+use crate::audit::AuditAction;
+use crate::audit::store::{self, AuditFilter, AuditRow};
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::sources::DbName;
+
+/// One customer's personal data seen, exported or erased in one request.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// The request, as in its `x-request-id` response header.
+    pub request_id: String,
+    /// The token's subject.
+    pub subject: String,
+    /// The token's role (`admin`, `agent`, …).
+    pub role: String,
+    /// The token's partner, for partner tokens.
+    pub partner: Option<String>,
+    pub action: AuditAction,
+    /// The customer's id.
+    pub customer_id: ID,
+    /// The fields shown unmasked (names, never values).
+    pub fields: Vec<String>,
+    #[graphql(skip)]
+    pub id: i64,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = ApiError;
+
+    fn try_from(row: AuditRow) -> Result<Self, ApiError> {
+        let action = row.action.parse().map_err(|_| {
+            tracing::error!(action = row.action, "unknown action in the audit log");
+            ApiError::Internal
+        })?;
+        Ok(AuditEntry {
+            at: row.at,
+            request_id: row.request_id,
+            subject: row.subject,
+            role: row.role,
+            partner: row.partner,
+            action,
+            customer_id: ids::global_id(Kind::Customer, &row.customer_id),
+            fields: row.fields.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
+            id: row.id,
+        })
+    }
+}
+
+connection!(AuditConnection, AuditEdge, AuditEntry, "audit entry");
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// The audit log, newest first: whose personal data was shown unmasked, exported or
+    /// erased, by whom and when. Filters combine. Admins only.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+        subject: Option<String>,
+        customer_id: Option<ID>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<AuditConnection> {
+        if request(ctx).viewer.role != Role::Admin {
+            return Err(ApiError::AdminOnly.into());
+        }
+        let first = page_size(ctx, first)?;
+        let before = after.as_deref().map(ids::parse_audit_cursor).transpose()?;
+        let filter = AuditFilter {
+            subject,
+            customer_id: customer_id.map(|id| ids::parse_id_of(Kind::Customer, &id)).transpose()?,
+            since,
+        };
+        let (hub, trace) = (&shared(ctx).sources.hub, &request(ctx).trace);
+        let fail = |e: sqlx::Error| ApiError::from_sql(DbName::Hub, &e);
+        let rows = store::page(hub, trace, &filter, before, i64::from(first) + 1).await.map_err(fail)?;
+        let total = if wants_total(ctx) { store::count(hub, trace, &filter).await.map_err(fail)? } else { 0 };
+        let entries = rows.into_iter().map(AuditEntry::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(AuditConnection::from_items(entries, first, |e| ids::audit_cursor(e.id), total))
+    }
+}

@@ -1,0 +1,324 @@
+//! The audit log: revealing reads are recorded (and masked or hidden ones are not), the
+//! hub refuses to reveal while it cannot record, and a graceful shutdown loses nothing.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use c360::auth::Role;
+use c360::sources::SqlTrace;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Layout, TestApp, codes};
+
+const LOG: &str = "query($c: ID, $s: String, $after: String) {
+    auditLog(first: 50, customerId: $c, subject: $s, after: $after) {
+        totalCount
+        edges { cursor node { requestId subject role partner action customerId fields } }
+        pageInfo { hasNextPage endCursor } } }";
+
+/// The audit entries of one request, once the writer has stored them (it batches, so
+/// this polls, for up to ten seconds).
+async fn entries_of(app: &TestApp, request_id: &str) -> Vec<Value> {
+    for _ in 0..200 {
+        let log = app.data(LOG, json!({})).await;
+        let found: Vec<Value> = log["auditLog"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| e["node"].clone())
+            .filter(|n| n["requestId"] == request_id)
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    vec![]
+}
+
+/// Waits until every entry queued before now is stored: a revealing admin read is made
+/// and awaited (the writer stores in order).
+async fn barrier(app: &TestApp, customer: &str) {
+    let (_, id) = app
+        .query_with_id(&app.admin, "query($id: ID!) { customer(id: $id) { email } }", json!({ "id": customer }))
+        .await;
+    assert!(!entries_of(app, &id).await.is_empty(), "the barrier read is recorded");
+}
+
+/// Subjects that appear in the log.
+async fn subjects(app: &TestApp) -> BTreeSet<String> {
+    let log = app.data(LOG, json!({})).await;
+    log["auditLog"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["subject"].as_str().expect("s").to_owned())
+        .collect()
+}
+
+/// Customers with every contact and sensitive field filled in.
+async fn full_customers(app: &TestApp, n: usize) -> Vec<String> {
+    let page = app
+        .data(
+            "{ customers(first: 100) { edges { node { id email phone birthDate gender address { street } } } } }",
+            json!({}),
+        )
+        .await;
+    let full: Vec<String> = page["customers"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|n| ["email", "phone", "birthDate", "gender", "address"].iter().all(|f| !n[*f].is_null()))
+        .map(|n| n["id"].as_str().expect("id").to_owned())
+        .take(n)
+        .collect();
+    assert_eq!(full.len(), n, "the seed has customers with full profiles");
+    full
+}
+
+async fn revealing_reads_are_recorded(layout: Layout) {
+    if !layout.available() {
+        return;
+    }
+    let app = TestApp::spawn(layout, 150).await;
+    let customers = full_customers(&app, 3).await;
+    let who = &customers[0];
+
+    // Every audited field (contact and sensitive, from the schema's own classes) of a
+    // Customer is named in the entry when shown.
+    let table = c360::policy::schema::PrivacyTable::from_sdl(&c360::graphql::sdl()).expect("table");
+    let audited: BTreeSet<String> = table
+        .classified()
+        .into_iter()
+        .filter(|(t, _, p)| t == "Customer" && p.class.audited())
+        .map(|(_, f, _)| f)
+        .collect();
+    assert_eq!(audited.len(), 5, "{audited:?}");
+    let selection: Vec<String> =
+        audited.iter().map(|f| if f == "address" { "address { street city }".into() } else { f.clone() }).collect();
+    let everything = format!("query($id: ID!) {{ customer(id: $id) {{ displayName {} }} }}", selection.join(" "));
+    let (_, request) = app.query_with_id(&app.admin, &everything, json!({ "id": who })).await;
+    let entries = entries_of(&app, &request).await;
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    let fields: BTreeSet<String> =
+        entries[0]["fields"].as_array().expect("fields").iter().map(|f| f.as_str().expect("f").to_owned()).collect();
+    assert_eq!(fields, audited);
+    assert_eq!(entries[0]["subject"], "test-admin");
+    assert_eq!(entries[0]["role"], "admin");
+    assert_eq!(entries[0]["action"], "READ");
+    assert_eq!(entries[0]["customerId"], who.as_str());
+    assert_eq!(entries[0]["partner"], Value::Null);
+
+    // One entry per customer a list reveals, each with only the fields it showed.
+    let (_, request) =
+        app.query_with_id(&app.admin, "{ customers(first: 3) { edges { node { id phone } } } }", json!({})).await;
+    let listed = entries_of(&app, &request).await;
+    assert_eq!(listed.len(), 3, "{listed:#?}");
+    assert!(listed.iter().all(|e| e["fields"] == json!(["phone"])));
+
+    // Masked, hidden or not asked for: no entry. (Frontend masks contact data without
+    // pii:read; analysts do not see it at all; names and orders are not audited.)
+    let masked = app.token(Role::Frontend, None, None);
+    let seen = app
+        .query_as(&masked, "query($id: ID!) { customer(id: $id) { email phone birthDate } }", json!({ "id": who }))
+        .await;
+    assert!(seen["data"]["customer"]["email"].as_str().expect("masked").contains("***"), "{seen:#}");
+    let analyst = app.token(Role::Analyst, None, None);
+    let hidden = app.query_as(&analyst, "query($id: ID!) { customer(id: $id) { email } }", json!({ "id": who })).await;
+    assert_eq!(codes(&hidden), ["GRAPHQL_VALIDATION_FAILED"]);
+    let agent = app.token(Role::Agent, None, None);
+    app.query_as(
+        &agent,
+        "query($id: ID!) { customer(id: $id) { displayName orders(first: 1) { totalCount } } }",
+        json!({ "id": who }),
+    )
+    .await;
+    barrier(&app, who).await;
+    let seen_by = subjects(&app).await;
+    assert!(
+        !seen_by.contains("test-frontend") && !seen_by.contains("test-analyst") && !seen_by.contains("test-agent"),
+        "{seen_by:?}"
+    );
+
+    // With pii:read, the frontend sees the data, and it is recorded; so is a partner's read.
+    let with_pii = app.token(Role::Frontend, Some("customers:read pii:read"), None);
+    let (seen, request) =
+        app.query_with_id(&with_pii, "query($id: ID!) { customer(id: $id) { email } }", json!({ "id": who })).await;
+    assert!(!seen["data"]["customer"]["email"].as_str().expect("email").contains("***"));
+    assert_eq!(entries_of(&app, &request).await[0]["fields"], json!(["email"]));
+    let partner = app.token(Role::Partner, Some("customers:read pii:read"), Some("acme-insurance"));
+    let (seen, request) =
+        app.query_with_id(&partner, "{ customers(first: 1) { edges { node { id email } } } }", json!({})).await;
+    let shown = &seen["data"]["customers"]["edges"][0]["node"];
+    if !shown["email"].is_null() {
+        let entry = &entries_of(&app, &request).await[0];
+        assert_eq!(entry["partner"], "acme-insurance");
+        assert_eq!(entry["customerId"], shown["id"]);
+    }
+
+    // Filters and paging.
+    let mine = app.data(LOG, json!({ "c": who })).await;
+    let edges = mine["auditLog"]["edges"].as_array().expect("edges");
+    assert!(edges.iter().all(|e| e["node"]["customerId"] == who.as_str()));
+    assert_eq!(mine["auditLog"]["totalCount"].as_i64(), Some(edges.len() as i64));
+    let by_frontend = app.data(LOG, json!({ "s": "test-frontend" })).await;
+    assert_eq!(by_frontend["auditLog"]["totalCount"], 1);
+    let all = app.data(LOG, json!({})).await["auditLog"]["totalCount"].as_i64().expect("count");
+    let mut paged = BTreeSet::new();
+    let mut after = Value::Null;
+    loop {
+        let q = "query($after: String) { auditLog(first: 2, after: $after) {
+                   edges { cursor } pageInfo { hasNextPage endCursor } } }";
+        let page = app.data(q, json!({ "after": after })).await;
+        for e in page["auditLog"]["edges"].as_array().expect("edges") {
+            assert!(paged.insert(e["cursor"].as_str().expect("cursor").to_owned()), "each entry once");
+        }
+        if page["auditLog"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["auditLog"]["pageInfo"]["endCursor"].clone();
+    }
+    assert!(paged.len() as i64 >= all, "every entry reachable by paging");
+
+    // The log is for admins only.
+    for token in [&agent, &partner] {
+        assert_eq!(codes(&app.query_as(token, LOG, json!({})).await), ["FORBIDDEN"]);
+    }
+}
+
+#[tokio::test]
+async fn audit_records_revealing_reads_on_sqlite() {
+    revealing_reads_are_recorded(Layout::all(Backend::Sqlite)).await;
+}
+
+#[tokio::test]
+async fn audit_records_revealing_reads_on_postgres() {
+    revealing_reads_are_recorded(Layout::all(Backend::Postgres)).await;
+}
+
+#[tokio::test]
+async fn audit_records_revealing_reads_on_mysql() {
+    revealing_reads_are_recorded(Layout::all(Backend::Mysql)).await;
+}
+
+/// Renames the audit table away and back: the store "fails" and recovers.
+async fn audit_table(app: &TestApp, from: &str, to: &str) {
+    let sql = format!("alter table {from} rename to {to}");
+    app.sources.hub.execute(&SqlTrace::default(), &sql, &[]).await.expect("rename");
+}
+
+async fn fails_closed(layout: Layout) {
+    if !layout.available() {
+        return;
+    }
+    let app = TestApp::spawn(layout, 40).await;
+    let who = &full_customers(&app, 1).await[0];
+    let reveal = "query($id: ID!) { customer(id: $id) { email } }";
+    let masked = app.token(Role::Frontend, None, None);
+
+    audit_table(&app, "audit_log", "audit_log_away").await;
+    // Taken while the store still looked fine: kept and written later, not lost.
+    let (first, pending) = app.query_with_id(&app.admin, reveal, json!({ "id": who })).await;
+    assert!(first["data"]["customer"]["email"].is_string(), "{first:#}");
+    let mut refused = Value::Null;
+    for _ in 0..200 {
+        let seen = app.query(reveal, json!({ "id": who })).await;
+        if seen.get("errors").is_some() {
+            refused = seen;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(codes(&refused), ["AUDIT_UNAVAILABLE"], "{refused:#}");
+    assert_eq!(refused["data"], Value::Null, "nothing revealed: {refused:#}");
+    assert!(!refused.to_string().contains('@'));
+    // Reads that reveal nothing still work; readiness reports the audit log.
+    let fine = app.query_as(&masked, reveal, json!({ "id": who })).await;
+    assert!(fine["data"]["customer"]["email"].as_str().expect("masked").contains("***"), "{fine:#}");
+    let ready = reqwest::get(format!("{}/health/ready", app.address)).await.expect("ready");
+    assert_eq!(ready.status().as_u16(), 503);
+
+    audit_table(&app, "audit_log_away", "audit_log").await;
+    assert!(!entries_of(&app, &pending).await.is_empty(), "the entry taken before the failure is stored");
+    let again = app.query(reveal, json!({ "id": who })).await;
+    assert!(again.get("errors").is_none(), "{again:#}");
+}
+
+#[tokio::test]
+async fn audit_fails_closed_on_sqlite() {
+    fails_closed(Layout::all(Backend::Sqlite)).await;
+}
+
+#[tokio::test]
+async fn audit_fails_closed_on_postgres() {
+    fails_closed(Layout::all(Backend::Postgres)).await;
+}
+
+#[tokio::test]
+async fn audit_fails_closed_on_mysql() {
+    fails_closed(Layout::all(Backend::Mysql)).await;
+}
+
+c360::row! {
+    struct Logged {
+        request_id: String,
+    }
+}
+
+async fn nothing_lost_at_shutdown(layout: Layout) {
+    if !layout.available() {
+        return;
+    }
+    // The writer gathers for a minute: everything is still queued when the server stops.
+    let app = TestApp::spawn_with(layout, 60, |c| c.audit.flush_interval = Duration::from_secs(60)).await;
+    let ids = full_customers(&app, 10).await;
+    let answered = AtomicUsize::new(0);
+    let reveal = "query($id: ID!) { customer(id: $id) { email phone } }";
+    let (app, answered) = (&app, &answered);
+    let requests = (0..80).map(|i| {
+        let id = ids[i % ids.len()].clone();
+        async move {
+            let body = json!({ "query": reveal, "variables": { "id": id } });
+            let response = app.send(Some(&format!("Bearer {}", app.admin)), body).await.ok()?;
+            let request_id = response.headers().get("x-request-id")?.to_str().ok()?.to_owned();
+            let json: Value = response.json().await.ok()?;
+            answered.fetch_add(1, Ordering::SeqCst);
+            json["data"]["customer"]["email"].is_string().then_some(request_id)
+        }
+    });
+    // Stop once some answers are out and the rest are in flight or not yet sent.
+    let stopper = async {
+        for _ in 0..10_000 {
+            if answered.load(Ordering::SeqCst) >= 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        app.stop().await;
+    };
+    let (served, ()) = tokio::join!(futures::future::join_all(requests), stopper);
+    let served: BTreeSet<String> = served.into_iter().flatten().collect();
+    assert!(!served.is_empty(), "some requests were served before the shutdown");
+    let rows: Vec<Logged> =
+        app.sources.hub.fetch_all(&SqlTrace::default(), "select request_id from audit_log", &[]).await.expect("log");
+    let logged: BTreeSet<String> = rows.into_iter().map(|r| r.request_id).collect();
+    let lost: Vec<&String> = served.difference(&logged).collect();
+    assert!(lost.is_empty(), "{} of {} revealing responses have no audit entry: {lost:?}", lost.len(), served.len());
+}
+
+#[tokio::test]
+async fn audit_loses_nothing_at_shutdown_on_sqlite() {
+    nothing_lost_at_shutdown(Layout::all(Backend::Sqlite)).await;
+}
+
+#[tokio::test]
+async fn audit_loses_nothing_at_shutdown_on_postgres() {
+    nothing_lost_at_shutdown(Layout::all(Backend::Postgres)).await;
+}
+
+#[tokio::test]
+async fn audit_loses_nothing_at_shutdown_on_mysql() {
+    nothing_lost_at_shutdown(Layout::all(Backend::Mysql)).await;
+}

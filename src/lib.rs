@@ -28,3 +28,4 @@ pub mod loaders;
 pub mod policy;
 pub mod seed;
 pub mod sources;
+pub mod subject;

@@ -32,7 +32,7 @@ pub async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::
             (sql, args)
         })
         .collect();
-    hub.transaction(&statements).await
+    hub.transaction(&statements).await.map(|_| ())
 }
 
 crate::row! {

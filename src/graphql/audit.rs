@@ -54,7 +54,7 @@ impl TryFrom<AuditRow> for AuditEntry {
     }
 }
 
-connection!(AuditConnection, AuditEdge, AuditEntry, "audit entry");
+connection!(AuditConnection, AuditEdge, AuditEntry, "audit record");
 
 #[derive(Default)]
 pub struct AuditQuery;

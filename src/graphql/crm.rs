@@ -154,9 +154,13 @@ impl CrmMutation {
     }
 
     /// Adds a note to the customer (class internal: who sees notes is the policy's
-    /// call). Needs `notes:write`. Null when there is no such customer.
+    /// call). Needs `notes:write`; partners cannot. Null when there is no such customer.
     async fn add_note(&self, ctx: &Context<'_>, customer_id: ID, body: String) -> Result<Option<Note>> {
         require(ctx, "notes:write")?;
+        // Partners never read notes, so they do not write them either.
+        if request(ctx).viewer.partner.is_some() {
+            return Err(ApiError::Forbidden("notes:write").into());
+        }
         let body = body.trim();
         if body.is_empty() || body.chars().count() > MAX_NOTE {
             return Err(ApiError::BadInput(format!("`body` must be 1 to {MAX_NOTE} characters")).into());

@@ -9,6 +9,7 @@ pub mod customer;
 pub mod ids;
 pub mod order;
 pub mod query;
+pub mod subject;
 pub mod ticket;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
@@ -19,7 +20,7 @@ use crate::policy::PolicyGuard;
 
 /// The root query, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Query(query::CustomerQuery, audit::AuditQuery);
+pub struct Query(query::CustomerQuery, audit::AuditQuery, subject::SubjectQuery);
 
 impl Default for query::CustomerQuery {
     fn default() -> Self {
@@ -29,7 +30,7 @@ impl Default for query::CustomerQuery {
 
 /// The root mutation, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Mutation(crm::CrmMutation);
+pub struct Mutation(crm::CrmMutation, subject::SubjectMutation);
 
 pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 

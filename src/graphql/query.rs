@@ -9,7 +9,7 @@ use super::ids::{self, Kind};
 use super::order::Order;
 use super::ticket::Ticket;
 use crate::error::ApiError;
-use crate::identity::normalize::EmailAddress;
+use crate::identity::normalize::{EmailAddress, PhoneNumber};
 use crate::identity::store;
 use crate::sources::SourceName;
 use crate::sources::crm::{self, ConsentScope};
@@ -33,15 +33,27 @@ pub struct CustomerFilter {
 
 pub struct CustomerQuery;
 
-/// Turns the links of one customer into the customer, if any.
-fn one_customer(links: Vec<store::Link>, what: &'static str) -> Result<Option<Customer>, ApiError> {
-    let mut groups = store::group_by_customer(links);
-    match groups.len() {
-        0 => Ok(None),
-        1 => {
-            let (id, links) = groups.remove(0);
-            Ok(Some(Customer { id, links: links.into() }))
+/// The one customer among `links` that the viewer may see, if any; `AMBIGUOUS_MATCH`
+/// when the viewer may see several. (A partner is never told that a key is shared with
+/// customers it cannot see.)
+async fn one_customer(
+    ctx: &Context<'_>,
+    links: Vec<store::Link>,
+    what: &'static str,
+) -> Result<Option<Customer>, ApiError> {
+    let mut customers: Vec<Customer> =
+        store::group_by_customer(links).into_iter().map(|(id, links)| Customer { id, links: links.into() }).collect();
+    if request(ctx).viewer.partner.is_some() {
+        // One consent lookup for all candidates (the probe when there are none).
+        let mut keys: Vec<i64> = customers.iter().flat_map(|c| c.keys(SourceName::Crm)).collect();
+        if keys.is_empty() {
+            keys.push(NO_CRM_RECORD);
         }
+        let consented = request(ctx).loaders.consents.load_many(keys).await?;
+        customers.retain(|c| c.keys(SourceName::Crm).iter().any(|k| consented.contains_key(k)));
+    }
+    match customers.len() {
+        0 | 1 => Ok(customers.pop()),
         _ => Err(ApiError::AmbiguousMatch(what)),
     }
 }
@@ -99,7 +111,23 @@ impl CustomerQuery {
         let links = store::links_by_email(hub, &request(ctx).trace, email.as_str())
             .await
             .map_err(|e| ApiError::from_sql(hub.name, &e))?;
-        Ok(admit(ctx, one_customer(links, "this email address")?).await?)
+        Ok(one_customer(ctx, links, "this email address").await?)
+    }
+
+    /// The customer with this phone number, compared in E.164 (a number without country
+    /// code is read in the hub's default region). Null when none; `AMBIGUOUS_MATCH` when
+    /// the number is shared.
+    async fn customer_by_phone(&self, ctx: &Context<'_>, phone: String) -> Result<Option<Customer>> {
+        require(ctx, READ)?;
+        let region = &shared(ctx).config.identity.default_region;
+        let Some(phone) = PhoneNumber::parse(&phone, Some(region)) else {
+            return Err(ApiError::BadInput("`phone` is not a phone number".into()).into());
+        };
+        let hub = &shared(ctx).sources.hub;
+        let links = store::links_by_phone(hub, &request(ctx).trace, &phone.to_string())
+            .await
+            .map_err(|e| ApiError::from_sql(hub.name, &e))?;
+        Ok(one_customer(ctx, links, "this phone number").await?)
     }
 
     /// The customer a source system's record belongs to, by that system's own key
@@ -118,7 +146,7 @@ impl CustomerQuery {
         let links = store::links_by_source_key(hub, &request(ctx).trace, source, key.trim())
             .await
             .map_err(|e| ApiError::from_sql(hub.name, &e))?;
-        Ok(admit(ctx, one_customer(links, "this source key")?).await?)
+        Ok(one_customer(ctx, links, "this source key").await?)
     }
 
     /// Any object by global id; null when it does not exist.

@@ -34,19 +34,81 @@ use crate::sources::{Sources, SqlTrace};
 const MAX_BODY: usize = 1024 * 1024;
 
 struct AppState {
+    hub: Hub,
+    verifier: Verifier,
+}
+
+/// Runs GraphQL requests for viewers: the schema under the policy, with the audit log.
+/// The HTTP handler is this plus authentication; benchmarks use it directly.
+pub struct Hub {
     schema: C360Schema,
     sources: Sources,
-    audit: AuditLog,
-    verifier: Verifier,
+    /// `None` only in [`Hub::unguarded`].
+    audit: Option<AuditLog>,
     policy: Policy,
     trace_sql: bool,
+}
+
+impl Hub {
+    /// The hub as served: the policy file's decisions enforced by the guard, personal data
+    /// reads audited.
+    pub fn new(config: Config, sources: Sources) -> anyhow::Result<Self> {
+        let table = PrivacyTable::from_sdl(&graphql::sdl()).map_err(anyhow::Error::msg)?;
+        let policy = Policy::load(config.policy.as_deref(), &table)?;
+        let trace_sql = config.trace_sql;
+        let audit = AuditLog::start(sources.hub.clone(), &config.audit);
+        let shared = Shared { sources: sources.clone(), config, audit: audit.clone() };
+        let schema = graphql::build(Some(shared), Some(PolicyGuard::new(Arc::new(table))));
+        Ok(Hub { schema, sources, audit: Some(audit), policy, trace_sql })
+    }
+
+    /// The same schema with no policy guard (everything shown) and no audit log: the
+    /// baseline that benchmarks compare the policy's cost against. Never served.
+    pub fn unguarded(config: Config, sources: Sources) -> Self {
+        let audit = AuditLog::start(sources.hub.clone(), &config.audit);
+        let trace_sql = config.trace_sql;
+        let schema = graphql::build(Some(Shared { sources: sources.clone(), config, audit }), None);
+        Hub { schema, sources, audit: None, policy: Policy::show_all(), trace_sql }
+    }
+
+    /// Runs one request for `viewer`. Returns the response and the request's id. A
+    /// response revealing personal data is withheld (`AUDIT_UNAVAILABLE`) unless its
+    /// audit entries were queued.
+    pub async fn execute(&self, viewer: Viewer, request: async_graphql::Request) -> (async_graphql::Response, String) {
+        let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
+        let queue = BatchQueue::default();
+        let access = self.policy.access(viewer.clone());
+        let context = RequestContext::new(&self.sources, viewer.clone(), trace.clone(), &queue);
+        let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
+        let request = request.data(access).data(context);
+        let mut response = batch::drive(queue, self.schema.execute(request)).await;
+        if let Some(audit) = &self.audit
+            && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()
+        {
+            let mut error = ServerError::new(ApiError::AuditUnavailable.message(), None);
+            error.extensions = ApiError::AuditUnavailable.extend().extensions;
+            response = async_graphql::Response::from_errors(vec![error]);
+        }
+        if let Some(counts) = trace.snapshot() {
+            let by_source = counts.into_iter().map(|(db, n)| (Name::new(db.to_string()), Value::from(n))).collect();
+            response.extensions.insert("sqlStatements".into(), Value::Object(by_source));
+        }
+        (response, request_id)
+    }
+
+    /// Stops the audit writer once every entry taken is written.
+    pub async fn close(&self) {
+        if let Some(audit) = &self.audit {
+            audit.close().await;
+        }
+    }
 }
 
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    audit: AuditLog,
+    state: Arc<AppState>,
 }
 
 impl Application {
@@ -54,16 +116,9 @@ impl Application {
     /// free port) and assembles the routes.
     pub async fn build(config: Config, sources: Sources) -> anyhow::Result<Self> {
         let verifier = Verifier::new(&config)?;
-        let table = PrivacyTable::from_sdl(&graphql::sdl()).map_err(anyhow::Error::msg)?;
-        let policy = Policy::load(config.policy.as_deref(), &table)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let trace_sql = config.trace_sql;
-        let guard = PolicyGuard::new(Arc::new(table));
-        let audit = AuditLog::start(sources.hub.clone(), &config.audit);
-        let shared = Shared { sources: sources.clone(), config, audit: audit.clone() };
-        let schema = graphql::build(Some(shared), Some(guard));
-        let state = Arc::new(AppState { schema, sources, audit: audit.clone(), verifier, policy, trace_sql });
+        let state = Arc::new(AppState { hub: Hub::new(config, sources)?, verifier });
         let router = Router::new()
             .route("/graphql", get(graphql_handler).post(graphql_handler))
             .route("/", get(landing))
@@ -71,8 +126,8 @@ impl Application {
             .route("/health/ready", get(ready))
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
             .layer(TraceLayer::new_for_http())
-            .with_state(state);
-        Ok(Application { listener, router, audit })
+            .with_state(state.clone());
+        Ok(Application { listener, router, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -87,7 +142,7 @@ impl Application {
     /// every audit entry they made.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
-        self.audit.close().await;
+        self.state.hub.close().await;
         served
     }
 }
@@ -98,23 +153,7 @@ async fn graphql_handler(State(state): State<Arc<AppState>>, headers: HeaderMap,
         Ok(viewer) => viewer,
         Err(e) => return unauthenticated(e),
     };
-    let trace = if state.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
-    let queue = BatchQueue::default();
-    let access = state.policy.access(viewer.clone());
-    let context = RequestContext::new(&state.sources, viewer.clone(), trace.clone(), &queue);
-    let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
-    let request = request.into_inner().data(access).data(context);
-    let mut response = batch::drive(queue, state.schema.execute(request)).await;
-    // Personal data leaves only once its audit entries are queued.
-    if state.audit.submit(reveals.entries(&viewer, &request_id)).await.is_err() {
-        let mut error = ServerError::new(ApiError::AuditUnavailable.message(), None);
-        error.extensions = ApiError::AuditUnavailable.extend().extensions;
-        response = async_graphql::Response::from_errors(vec![error]);
-    }
-    if let Some(counts) = trace.snapshot() {
-        let by_source = counts.into_iter().map(|(db, n)| (Name::new(db.to_string()), Value::from(n))).collect();
-        response.extensions.insert("sqlStatements".into(), Value::Object(by_source));
-    }
+    let (response, request_id) = state.hub.execute(viewer, request.into_inner()).await;
     let mut response = GraphQLResponse::from(response).into_response();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
@@ -149,10 +188,10 @@ fn unauthenticated(error: AuthError) -> Response {
 
 /// Ready when every database answers and the audit log is written.
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if !state.audit.available() {
+    if state.hub.audit.as_ref().is_some_and(|a| !a.available()) {
         return (StatusCode::SERVICE_UNAVAILABLE, "audit log unavailable".to_owned());
     }
-    let s = &state.sources;
+    let s = &state.hub.sources;
     for db in [&s.crm, &s.shop, &s.helpdesk, &s.marketing, &s.hub] {
         if db.ping().await.is_err() {
             return (StatusCode::SERVICE_UNAVAILABLE, format!("{} unavailable", db.name));

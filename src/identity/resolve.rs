@@ -259,7 +259,7 @@ impl Resolver {
         report.merged += changes.merges.iter().filter(|(old, _)| !changes.new_customers.contains(old)).count() as u64;
         report.conflicts += changes.conflicts.len() as u64;
         report.updated += changes.key_updates.len() as u64;
-        hub.transaction(&self.statements(source, &index, changes, watermark)).await
+        hub.transaction(&self.statements(source, &index, changes, watermark)).await.map(|_| ())
     }
 
     /// Decides where one new record belongs, updating the index and the change set.

@@ -7,7 +7,7 @@ use crate::sources::{Arg, Database, SourceName, SqlTrace};
 
 crate::row! {
     /// A source record linked to a golden customer.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct Link {
         pub customer_id: String,
         pub source: String,
@@ -121,6 +121,16 @@ pub async fn links_by_email(hub: &Database, trace: &SqlTrace, email: &str) -> Re
     hub.fetch_all(trace, &sql, &[Arg::from(email)]).await
 }
 
+/// Links of every customer one of whose records has this phone number (E.164).
+pub async fn links_by_phone(hub: &Database, trace: &SqlTrace, phone: &str) -> Result<Vec<Link>, sqlx::Error> {
+    let sql = format!(
+        "select {LINK_COLUMNS} from identity_links l
+         where l.customer_id in (select m.customer_id from identity_links m where m.phone_norm = ?)
+         order by l.customer_id, l.source, l.source_key"
+    );
+    hub.fetch_all(trace, &sql, &[Arg::from(phone)]).await
+}
+
 /// Links of the customer a source record belongs to.
 pub async fn links_by_source_key(
     hub: &Database,
@@ -167,4 +177,23 @@ pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
         }
     }
     out
+}
+
+/// Removes a customer from the hub store: its links, aliases, conflicts, demo truth and
+/// the customer itself. Returns the rows deleted; deleting again deletes nothing.
+pub async fn forget(hub: &Database, customer_id: &str, links: &[Link]) -> Result<u64, sqlx::Error> {
+    let id = || Arg::from(customer_id);
+    let mut statements = vec![
+        ("delete from identity_links where customer_id = ?".to_owned(), vec![id()]),
+        ("delete from customer_aliases where customer_id = ? or old_id = ?".to_owned(), vec![id(), id()]),
+        ("delete from identity_conflicts where customer_id = ? or other_customer_id = ?".to_owned(), vec![id(), id()]),
+        ("delete from customers where id = ?".to_owned(), vec![id()]),
+    ];
+    for link in links {
+        statements.push((
+            "delete from seed_truth where source = ? and source_key = ?".to_owned(),
+            vec![Arg::from(link.source.as_str()), Arg::from(link.source_key.as_str())],
+        ));
+    }
+    Ok(hub.transaction(&statements).await?.iter().sum())
 }

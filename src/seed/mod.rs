@@ -261,7 +261,7 @@ async fn write(sources: &Sources, rows: Rows) -> Result<(), sqlx::Error> {
     type Table<'a> = (&'a str, &'a [&'a str], Vec<Vec<Arg>>);
     async fn tx(db: &Database, tables: Vec<Table<'_>>) -> Result<(), sqlx::Error> {
         let statements: Vec<_> = tables.into_iter().flat_map(|(t, c, r)| insert_rows(db, t, c, r)).collect();
-        db.transaction(&statements).await
+        db.transaction(&statements).await.map(|_| ())
     }
     let crm = tx(
         &sources.crm,

@@ -7,7 +7,7 @@ use super::{Page, newest_first};
 
 crate::row! {
     /// A CRM customer record.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct CrmCustomer {
         pub id: i64,
         pub first_name: String,
@@ -110,7 +110,7 @@ pub async fn consenting_page(
 
 crate::row! {
     /// A free-text note about a customer by sales or service staff.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct Note {
         pub id: i64,
         pub customer_id: i64,
@@ -122,7 +122,7 @@ crate::row! {
 
 crate::row! {
     /// One entry of the consent ledger: a grant, and its revocation once revoked.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct Consent {
         pub id: i64,
         pub customer_id: i64,
@@ -133,8 +133,8 @@ crate::row! {
     }
 }
 
-const NOTE_COLUMNS: &str = "id, customer_id, author, body, created_at";
-const CONSENT_COLUMNS: &str = "id, customer_id, partner_id, purpose, granted_at, revoked_at";
+pub(crate) const NOTE_COLUMNS: &str = "id, customer_id, author, body, created_at";
+pub(crate) const CONSENT_COLUMNS: &str = "id, customer_id, partner_id, purpose, granted_at, revoked_at";
 
 /// The newest notes of each CRM record, one statement for all.
 #[tracing::instrument(skip_all, fields(db.ids = ids.len()))]

@@ -345,16 +345,19 @@ impl Database {
         })
     }
 
-    /// Runs several statements in one transaction (all or nothing).
-    pub async fn transaction(&self, statements: &[(String, Vec<Arg>)]) -> Result<(), sqlx::Error> {
+    /// Runs several statements in one transaction (all or nothing); returns the rows each
+    /// affected.
+    pub async fn transaction(&self, statements: &[(String, Vec<Arg>)]) -> Result<Vec<u64>, sqlx::Error> {
         macro_rules! run {
             ($p:expr) => {{
                 let mut tx = $p.begin().await?;
+                let mut affected = Vec::with_capacity(statements.len());
                 for (sql, args) in statements {
                     let sql = self.engine.placeholders(sql);
-                    bind_all!(sqlx::query(&sql), args).execute(&mut *tx).await?;
+                    affected.push(bind_all!(sqlx::query(&sql), args).execute(&mut *tx).await?.rows_affected());
                 }
-                tx.commit().await
+                tx.commit().await?;
+                Ok(affected)
             }};
         }
         match &self.pool {

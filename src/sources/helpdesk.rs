@@ -7,7 +7,7 @@ use super::{Page, newest_first};
 
 crate::row! {
     /// A support ticket.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct Ticket {
         pub id: i64,
         pub requester_id: i64,
@@ -35,7 +35,7 @@ crate::row! {
     }
 }
 
-const TICKET_COLUMNS: &str =
+pub(crate) const TICKET_COLUMNS: &str =
     "id, requester_id, channel, category, priority, status, subject, opened_at, closed_at, csat";
 
 /// The newest tickets of each requester, one statement for all requesters.

@@ -20,7 +20,7 @@ crate::row! {
 
 crate::row! {
     /// One campaign sent to one contact, and what the contact did with it.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct Send {
         pub id: i64,
         pub campaign_id: i64,
@@ -44,7 +44,7 @@ crate::row! {
     }
 }
 
-const SEND_COLUMNS: &str = "id, campaign_id, contact_id, sent_at, delivered_at, opened_at, clicked_at, converted_at, unsubscribed_at, coupon_code";
+pub(crate) const SEND_COLUMNS: &str = "id, campaign_id, contact_id, sent_at, delivered_at, opened_at, clicked_at, converted_at, unsubscribed_at, coupon_code";
 
 /// The newest sends of each contact, one statement for all contacts.
 #[tracing::instrument(skip_all, fields(db.ids = contacts.len()))]

@@ -7,7 +7,7 @@ use super::{Page, newest_first};
 
 crate::row! {
     /// A shop account (registered or guest checkout).
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct Account {
         pub id: i64,
         pub email: Option<String>,
@@ -21,7 +21,7 @@ crate::row! {
 
 crate::row! {
     /// An order header.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct Order {
         pub id: i64,
         pub account_id: i64,
@@ -36,7 +36,7 @@ crate::row! {
 
 crate::row! {
     /// An order line with its product.
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, serde::Serialize)]
     pub struct OrderLine {
         pub order_id: i64,
         pub line_no: i32,
@@ -63,7 +63,7 @@ crate::row! {
     }
 }
 
-const ORDER_COLUMNS: &str = "id, account_id, number, ordered_at, status, channel, currency, total_cents";
+pub(crate) const ORDER_COLUMNS: &str = "id, account_id, number, ordered_at, status, channel, currency, total_cents";
 
 #[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
 pub async fn accounts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Account>, sqlx::Error> {

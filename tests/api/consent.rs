@@ -97,8 +97,11 @@ async fn consent_and_notes(layout: Layout) {
     assert_eq!(ledger(&app.query_as(&agent, REVOKE, vars(None)).await, "revokeConsent", partner).len(), 1);
 
     // Notes: written with notes:write, read by roles whose policy shows `internal`.
-    let denied = app.query_as(&frontend, ADD_NOTE, json!({ "id": id, "b": "prefers email" })).await;
-    assert_eq!(codes(&denied), ["FORBIDDEN"], "{denied:#}");
+    let partner_writer = app.token(Role::Partner, Some("customers:read notes:write"), Some(partner));
+    for token in [&frontend, &partner_writer] {
+        let denied = app.query_as(token, ADD_NOTE, json!({ "id": id, "b": "prefers email" })).await;
+        assert_eq!(codes(&denied), ["FORBIDDEN"], "{denied:#}");
+    }
     let body = "Called about a late parcel; offered a voucher.";
     let added = app.query_as(&agent, ADD_NOTE, json!({ "id": id, "b": format!("  {body}\n") })).await;
     assert!(added.get("errors").is_none(), "{added:#}");

@@ -71,6 +71,19 @@ impl Drop for TempDb {
                     }
                     Backend::Mysql => {
                         if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+                            // Like PostgreSQL's `with (force)`: the test's pools may still
+                            // hold connections (even mid-transaction, on the runtime this
+                            // drop blocks), and `drop database` would wait for them forever.
+                            let ids: Vec<(u64,)> =
+                                sqlx::query_as("select id from information_schema.processlist where db = ?")
+                                    .bind(&name)
+                                    .fetch_all(&mut c)
+                                    .await
+                                    .unwrap_or_default();
+                            for (id,) in ids {
+                                let _ = sqlx::query(&format!("kill {id}")).execute(&mut c).await;
+                            }
+                            let _ = sqlx::query("set session lock_wait_timeout = 10").execute(&mut c).await;
                             let _ = sqlx::query(&sql).execute(&mut c).await;
                         }
                     }

@@ -12,3 +12,4 @@ mod identity;
 mod partner;
 mod privacy;
 mod schema;
+mod subject;

@@ -1,0 +1,115 @@
+//! Subject rights for admins: export everything about a customer, or erase them.
+//! Both are written to the audit log before they happen; without it, they do not.
+
+use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
+
+use super::common::{request, shared};
+use super::ids::{self, Kind};
+use super::query::load_customer;
+use crate::audit::store::{self as audit_store, AuditFilter};
+use crate::audit::{AuditAction, AuditEntry};
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::identity::store::Link;
+use crate::subject::{self, Export, SourceFailed};
+
+fn admin_only(ctx: &Context<'_>) -> Result<(), ApiError> {
+    if request(ctx).viewer.role == Role::Admin { Ok(()) } else { Err(ApiError::AdminOnly) }
+}
+
+/// Stores the audit entry now, before the action: no export or erasure goes unrecorded.
+async fn record(ctx: &Context<'_>, action: AuditAction, customer_id: &str, links: &[Link]) -> Result<(), ApiError> {
+    let rc = request(ctx);
+    let mut sources: Vec<String> = links.iter().map(|l| l.source.clone()).collect();
+    sources.dedup();
+    let entry = AuditEntry::new(&rc.viewer, &rc.request_id, action, customer_id, sources);
+    audit_store::insert(&shared(ctx).sources.hub, &[entry]).await.map_err(|e| {
+        tracing::error!(error = %e, %action, "cannot write the audit log");
+        ApiError::AuditUnavailable
+    })
+}
+
+fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
+    ApiError::from_sql(db, &e)
+}
+
+#[derive(Default)]
+pub struct SubjectQuery;
+
+#[Object]
+impl SubjectQuery {
+    /// Everything the hub can find about the customer in the four sources, and how their
+    /// records were linked, as JSON (the right of access). Recorded in the audit log.
+    /// Admins only. Null when there is no such customer.
+    async fn export_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Json<Export>>> {
+        admin_only(ctx)?;
+        let key = ids::parse_id_of(Kind::Customer, &id)?;
+        let Some(customer) = load_customer(ctx, key).await? else { return Ok(None) };
+        record(ctx, AuditAction::Export, &customer.id, &customer.links).await?;
+        let links = customer.links.as_ref().clone();
+        let export =
+            subject::export(&shared(ctx).sources, &request(ctx).trace, &customer.id, links).await.map_err(failed)?;
+        Ok(Some(Json(export)))
+    }
+}
+
+/// What erasure did in one database.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SourceErasure {
+    /// `crm`, `shop`, `helpdesk`, `marketing`, or `hub` (identity links).
+    pub database: String,
+    /// Rows deleted.
+    pub deleted: i64,
+    /// Rows kept with what described the person blanked (ticket subjects). Orders are
+    /// kept as they are, without the account that said whose they were.
+    pub anonymized: i64,
+}
+
+/// The outcome of `eraseCustomer`.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct ErasureReport {
+    pub customer_id: ID,
+    /// The customer was erased before; nothing was left to do.
+    pub already_erased: bool,
+    /// Per database, what was done (empty when already erased).
+    pub sources: Vec<SourceErasure>,
+}
+
+#[derive(Default)]
+pub struct SubjectMutation;
+
+#[Object]
+impl SubjectMutation {
+    /// Erases the customer (the right to be forgotten): their records in the four sources
+    /// are deleted or irreversibly anonymized, then their identity links. Idempotent:
+    /// erasing again reports `alreadyErased`. The audit log keeps who erased whom, never
+    /// what. Admins only. Null when there is no such customer and never was.
+    async fn erase_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ErasureReport>> {
+        admin_only(ctx)?;
+        let key = ids::parse_id_of(Kind::Customer, &id)?;
+        let Some(customer) = load_customer(ctx, key.clone()).await? else {
+            let hub = &shared(ctx).sources.hub;
+            let filter = AuditFilter { customer_id: Some(key.clone()), ..AuditFilter::default() };
+            let history = audit_store::page(hub, &request(ctx).trace, &filter, None, 1000)
+                .await
+                .map_err(|e| ApiError::from_sql(hub.name, &e))?;
+            let erased = history.iter().any(|e| e.action == AuditAction::Erase.to_string());
+            return Ok(erased.then(|| ErasureReport { customer_id: id, already_erased: true, sources: vec![] }));
+        };
+        record(ctx, AuditAction::Erase, &customer.id, &customer.links).await?;
+        let report = subject::erase(&shared(ctx).sources, &customer.id, &customer.links).await.map_err(failed)?;
+        tracing::info!(customer = %customer.id, "customer erased");
+        Ok(Some(ErasureReport {
+            customer_id: ids::global_id(Kind::Customer, &customer.id),
+            already_erased: false,
+            sources: report
+                .into_iter()
+                .map(|r| SourceErasure {
+                    database: r.db.to_string(),
+                    deleted: i64::try_from(r.deleted).unwrap_or(i64::MAX),
+                    anonymized: i64::try_from(r.anonymized).unwrap_or(i64::MAX),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -291,6 +291,10 @@ mod tests {
             assert!(config.sources.crm.as_deref().is_some_and(|u| u.starts_with("postgres://")));
             assert!(config.sources.shop.as_deref().is_some_and(|u| u.starts_with("mysql://")));
             assert!(!config.seed.on_empty);
+            assert_eq!(config.environment, Environment::Production);
+            assert!(!config.auth.development_key, "the production example turns the development key off");
+            assert_eq!(config.auth.public_keys.len(), 2);
+            assert!(config.policy.is_some());
             Ok(())
         });
     }

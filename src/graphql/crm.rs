@@ -83,14 +83,15 @@ async fn target(ctx: &Context<'_>, id: &ID) -> Result<Option<(Customer, i64)>, A
     Ok(Some((customer, crm_key)))
 }
 
-/// Consent and notes are changed by the company's own staff and applications; partners
-/// never change consents, whatever their token's scopes.
-fn may_change_consent(ctx: &Context<'_>) -> Result<(), ApiError> {
+/// The partner and purpose a consent mutation is about, once the viewer may change
+/// consents: the company's own staff and applications with `consent:write`; partners
+/// never, whatever their token's scopes.
+fn consent_change(ctx: &Context<'_>, partner: &str, purpose: Option<&str>) -> Result<ConsentScope, ApiError> {
     require(ctx, "consent:write")?;
     if request(ctx).viewer.partner.is_some() {
         return Err(ApiError::Forbidden("consent:write"));
     }
-    Ok(())
+    Ok(ConsentScope { partner: name("partner", partner)?, purpose: purpose.map(|p| name("purpose", p)).transpose()? })
 }
 
 #[derive(Default)]
@@ -109,11 +110,7 @@ impl CrmMutation {
         partner: String,
         purpose: Option<String>,
     ) -> Result<Option<Customer>> {
-        may_change_consent(ctx)?;
-        let scope = ConsentScope {
-            partner: name("partner", &partner)?,
-            purpose: purpose.as_deref().map(|p| name("purpose", p)).transpose()?,
-        };
+        let scope = consent_change(ctx, &partner, purpose.as_deref())?;
         let Some((customer, crm_key)) = target(ctx, &customer_id).await? else { return Ok(None) };
         let (crm_db, trace) = (&shared(ctx).sources.crm, &request(ctx).trace);
         let fail = |e: sqlx::Error| ApiError::from_sql(crm_db.name, &e);
@@ -140,9 +137,7 @@ impl CrmMutation {
         partner: String,
         purpose: Option<String>,
     ) -> Result<Option<Customer>> {
-        may_change_consent(ctx)?;
-        let partner = name("partner", &partner)?;
-        let purpose = purpose.as_deref().map(|p| name("purpose", p)).transpose()?;
+        let ConsentScope { partner, purpose } = consent_change(ctx, &partner, purpose.as_deref())?;
         let Some((customer, _)) = target(ctx, &customer_id).await? else { return Ok(None) };
         let crm_db = &shared(ctx).sources.crm;
         let keys = customer.keys(SourceName::Crm);

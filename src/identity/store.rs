@@ -113,22 +113,26 @@ pub async fn links_by_customer_ids(
 
 /// Links of every customer one of whose records has this normalised email.
 pub async fn links_by_email(hub: &Database, trace: &SqlTrace, email: &str) -> Result<Vec<Link>, sqlx::Error> {
-    let sql = format!(
-        "select {LINK_COLUMNS} from identity_links l
-         where l.customer_id in (select m.customer_id from identity_links m where m.email_norm = ?)
-         order by l.customer_id, l.source, l.source_key"
-    );
-    hub.fetch_all(trace, &sql, &[Arg::from(email)]).await
+    links_by_key(hub, trace, "email_norm", email).await
 }
 
 /// Links of every customer one of whose records has this phone number (E.164).
 pub async fn links_by_phone(hub: &Database, trace: &SqlTrace, phone: &str) -> Result<Vec<Link>, sqlx::Error> {
+    links_by_key(hub, trace, "phone_norm", phone).await
+}
+
+async fn links_by_key(
+    hub: &Database,
+    trace: &SqlTrace,
+    column: &'static str,
+    value: &str,
+) -> Result<Vec<Link>, sqlx::Error> {
     let sql = format!(
         "select {LINK_COLUMNS} from identity_links l
-         where l.customer_id in (select m.customer_id from identity_links m where m.phone_norm = ?)
+         where l.customer_id in (select m.customer_id from identity_links m where m.{column} = ?)
          order by l.customer_id, l.source, l.source_key"
     );
-    hub.fetch_all(trace, &sql, &[Arg::from(phone)]).await
+    hub.fetch_all(trace, &sql, &[Arg::from(value)]).await
 }
 
 /// Links of the customer a source record belongs to.

@@ -1,6 +1,8 @@
 //! The HTTP server: one entry point for every GraphQL request (bearer token → viewer →
-//! policy decisions, statement trace, loaders), plus health checks and the landing page,
-//! which stay public.
+//! policy decisions, statement trace, loaders), over HTTP or a websocket, plus health
+//! checks and the landing page, which stay public.
+
+mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -120,7 +122,7 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = Arc::new(AppState { hub: Hub::new(config, sources)?, verifier });
         let router = Router::new()
-            .route("/graphql", get(graphql_handler).post(graphql_handler))
+            .route("/graphql", get(graphql_get).post(graphql_handler))
             .route("/", get(landing))
             .route("/health/live", get(|| async { "ok" }))
             .route("/health/ready", get(ready))
@@ -147,7 +149,20 @@ impl Application {
     }
 }
 
-/// Every GraphQL request enters here: the token becomes a viewer, the policy its access.
+/// A GET is a query in the URL, or the opening of a websocket.
+async fn graphql_get(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    if ws::wants_upgrade(request.headers()) {
+        return ws::upgrade(state, request).await;
+    }
+    let headers = request.headers().clone();
+    match <GraphQLRequest>::from_request(request, &state).await {
+        Ok(graphql) => graphql_handler(State(state), headers, graphql).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// Every GraphQL request over HTTP enters here: the token becomes a viewer, the policy
+/// its access.
 async fn graphql_handler(State(state): State<Arc<AppState>>, headers: HeaderMap, request: GraphQLRequest) -> Response {
     let viewer = match authenticate(&state.verifier, &headers) {
         Ok(viewer) => viewer,
@@ -166,12 +181,16 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The viewer of a request's bearer token.
 fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Viewer, AuthError> {
     let header = headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
-    let value = header.to_str().map_err(|_| AuthError::Invalid)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(AuthError::Invalid)?;
+    verifier.verify(bearer(header.to_str().map_err(|_| AuthError::Invalid)?)?)
+}
+
+/// The token of a `Bearer <token>` authorization (another scheme counts as none).
+fn bearer(authorization: &str) -> Result<&str, AuthError> {
+    let (scheme, token) = authorization.trim().split_once(' ').ok_or(AuthError::Invalid)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Missing);
     }
-    verifier.verify(token.trim())
+    Ok(token.trim())
 }
 
 /// HTTP 401 with a GraphQL error body, as clients expect from a GraphQL endpoint.

@@ -19,7 +19,7 @@ const LOG: &str = "query($c: ID, $s: String, $after: String) {
 
 /// The audit entries of one request, once the writer has stored them (it batches, so
 /// this polls, for up to ten seconds).
-async fn entries_of(app: &TestApp, request_id: &str) -> Vec<Value> {
+pub(crate) async fn entries_of(app: &TestApp, request_id: &str) -> Vec<Value> {
     for _ in 0..200 {
         let log = app.data(LOG, json!({})).await;
         let found: Vec<Value> = log["auditLog"]["edges"]

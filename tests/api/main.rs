@@ -13,3 +13,4 @@ mod partner;
 mod privacy;
 mod schema;
 mod subject;
+mod websocket;

@@ -1,0 +1,183 @@
+//! GraphQL over websocket (`graphql-transport-ws`, and the older `graphql-ws`): the same
+//! requests as over HTTP, run by the same [`Hub`](super::Hub) under the same policy and
+//! audit log.
+//!
+//! The token comes with the upgrade request's `Authorization` header or, from browsers,
+//! which cannot set headers on a websocket, in the `connection_init` payload as
+//! `{"Authorization": "Bearer <token>"}`. Without a valid token the connection is closed
+//! before anything runs. The token is verified again for every operation, so a
+//! connection does not outlive its token's expiry or the retirement of its key.
+
+use std::any::TypeId;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, ErrorExtensionValues, Executor, ServerError, Value};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, CONNECTION, UPGRADE};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+
+use super::{AppState, bearer, unauthenticated};
+use crate::auth::AuthError;
+
+/// A connection without any message for this long is closed.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// Whether a GET to `/graphql` asks to become a websocket.
+pub(super) fn wants_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+    };
+    has(CONNECTION, "upgrade") && has(UPGRADE, "websocket")
+}
+
+/// Accepts the websocket. An `Authorization` header that is present must be valid (HTTP
+/// 401 otherwise, before the upgrade).
+pub(super) async fn upgrade(state: Arc<AppState>, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let header_token = match parts.headers.get(AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let token = value.to_str().map_err(|_| AuthError::Invalid).and_then(bearer);
+            match token.and_then(|t| state.verifier.verify(t).map(|_| t.to_owned())) {
+                Ok(token) => Some(token),
+                Err(e) => return unauthenticated(e),
+            }
+        }
+    };
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(status) => return status.into_response(),
+    };
+    let socket = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(socket) => socket,
+        Err(rejection) => return rejection.into_response(),
+    };
+    socket.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        let init = {
+            let state = state.clone();
+            move |payload| connection_init(state, header_token, payload)
+        };
+        GraphQLWebSocket::new(socket, Connection(state), protocol)
+            .on_connection_init(init)
+            .keepalive_timeout(IDLE)
+            .serve()
+    })
+}
+
+/// The token a connection was opened with, kept to be verified again per operation.
+struct Session(String);
+
+/// Accepts `connection_init` when it brings (or the upgrade brought) a valid token;
+/// otherwise the connection is closed with the reason.
+async fn connection_init(
+    state: Arc<AppState>,
+    header_token: Option<String>,
+    payload: serde_json::Value,
+) -> async_graphql::Result<Data> {
+    let token = match header_token {
+        Some(token) => token,
+        None => payload_token(&payload).map_err(refusal)?,
+    };
+    state.verifier.verify(&token).map_err(refusal)?;
+    let mut data = Data::default();
+    data.insert(Session(token));
+    Ok(data)
+}
+
+/// `Authorization` (any case) in the `connection_init` payload.
+fn payload_token(payload: &serde_json::Value) -> Result<String, AuthError> {
+    let (_, value) = payload
+        .as_object()
+        .and_then(|fields| fields.iter().find(|(key, _)| key.eq_ignore_ascii_case("authorization")))
+        .ok_or(AuthError::Missing)?;
+    bearer(value.as_str().ok_or(AuthError::Invalid)?).map(str::to_owned)
+}
+
+fn refusal(error: AuthError) -> async_graphql::Error {
+    match error {
+        AuthError::Missing => async_graphql::Error::new(
+            "authentication required: send {\"Authorization\": \"Bearer <token>\"} in connection_init",
+        ),
+        other => async_graphql::Error::new(other.message()),
+    }
+}
+
+/// Runs a connection's operations for the viewer of its token.
+#[derive(Clone)]
+struct Connection(Arc<AppState>);
+
+impl Executor for Connection {
+    /// Only reached without a session, which the protocol never allows.
+    async fn execute(&self, _request: async_graphql::Request) -> async_graphql::Response {
+        refused(AuthError::Missing)
+    }
+
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session: Option<Arc<Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        let state = self.0.clone();
+        let token = session
+            .as_deref()
+            .and_then(|data| data.get(&TypeId::of::<Session>()))
+            .and_then(|session| session.downcast_ref::<Session>())
+            .map(|Session(token)| token.clone());
+        futures::stream::once(async move {
+            let viewer = match token.ok_or(AuthError::Missing).and_then(|t| state.verifier.verify(&t)) {
+                Ok(viewer) => viewer,
+                Err(e) => return refused(e),
+            };
+            let (mut response, request_id) = state.hub.execute(viewer, request).await;
+            response.extensions.insert("requestId".into(), Value::from(request_id));
+            response
+        })
+        .boxed()
+    }
+}
+
+/// The `UNAUTHENTICATED` response of an operation whose token no longer verifies.
+fn refused(error: AuthError) -> async_graphql::Response {
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", "UNAUTHENTICATED");
+    let server_error = ServerError { extensions: Some(extensions), ..ServerError::new(error.message(), None) };
+    async_graphql::Response::from_errors(vec![server_error])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use serde_json::json;
+
+    #[test]
+    fn upgrade_needs_both_headers_in_any_case_and_list() {
+        let mut headers = HeaderMap::new();
+        headers.insert(UPGRADE, HeaderValue::from_static("WebSocket"));
+        assert!(!wants_upgrade(&headers));
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        assert!(wants_upgrade(&headers));
+        headers.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        assert!(!wants_upgrade(&headers));
+    }
+
+    #[test]
+    fn the_payload_token_is_a_bearer_authorization_in_any_case() {
+        assert_eq!(payload_token(&json!({ "authorization": "Bearer abc" })), Ok("abc".to_owned()));
+        assert_eq!(payload_token(&json!({ "Authorization": "bearer  abc " })), Ok("abc".to_owned()));
+        assert_eq!(payload_token(&json!({})), Err(AuthError::Missing));
+        assert_eq!(payload_token(&json!(null)), Err(AuthError::Missing));
+        assert_eq!(payload_token(&json!({ "Authorization": 7 })), Err(AuthError::Invalid));
+        assert_eq!(payload_token(&json!({ "Authorization": "abc" })), Err(AuthError::Invalid));
+    }
+}

@@ -183,16 +183,30 @@ pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
     out
 }
 
-/// Removes a customer from the hub store: its links, aliases, conflicts, demo truth and
-/// the customer itself. Returns the rows deleted; deleting again deletes nothing.
+/// Removes a customer from the hub store: its links, aliases, conflicts, demo truth, the
+/// customer itself, and the shared keys of theirs that no one else holds any more.
+/// Returns the rows deleted; deleting again deletes nothing.
 pub async fn forget(hub: &Database, customer_id: &str, links: &[Link]) -> Result<u64, sqlx::Error> {
     let id = || Arg::from(customer_id);
-    let mut statements = vec![
+    // Before the links go: they say which keys were theirs.
+    let mut statements: Vec<(String, Vec<Arg>)> = [("email", "email_norm"), ("phone", "phone_norm")]
+        .into_iter()
+        .map(|(kind, column)| {
+            let sql = format!(
+                "delete from ambiguous_keys where kind = ? \
+                 and value in (select {column} from identity_links where customer_id = ?) \
+                 and not exists (select 1 from identity_links l \
+                                 where l.{column} = ambiguous_keys.value and l.customer_id <> ?)"
+            );
+            (sql, vec![Arg::from(kind), id(), id()])
+        })
+        .collect();
+    statements.extend([
         ("delete from identity_links where customer_id = ?".to_owned(), vec![id()]),
         ("delete from customer_aliases where customer_id = ? or old_id = ?".to_owned(), vec![id(), id()]),
         ("delete from identity_conflicts where customer_id = ? or other_customer_id = ?".to_owned(), vec![id(), id()]),
         ("delete from customers where id = ?".to_owned(), vec![id()]),
-    ];
+    ]);
     for link in links {
         statements.push((
             "delete from seed_truth where source = ? and source_key = ?".to_owned(),

@@ -104,6 +104,29 @@ async fn new_records_are_linked_incrementally_and_merges_keep_old_ids() {
     let ambiguous = app.query("{ customerByEmail(email: \"ada@example.org\") { id } }", json!({})).await;
     assert_eq!(crate::helpers::codes(&ambiguous), ["AMBIGUOUS_MATCH"]);
 
+    // Erasure forgets a shared key, once nobody holds it any more.
+    let erase = "mutation($id: ID!) { eraseCustomer(id: $id) { alreadyErased } }";
+    assert_eq!(shared_emails(&app).await, ["ada@example.org"]);
+    app.data(erase, json!({ "id": byron["id"] })).await;
+    assert_eq!(shared_emails(&app).await, ["ada@example.org"], "Ada still has it");
+    app.data(erase, json!({ "id": ada["id"] })).await;
+    assert!(shared_emails(&app).await.is_empty());
+    let gone = app.data("{ customerByEmail(email: \"ada@example.org\") { id } }", json!({})).await;
+    assert_eq!(gone["customerByEmail"], serde_json::Value::Null);
+
     // Nothing new: nothing read.
     assert_eq!(app.resolver.run().await.expect("resolve").read, 0);
+}
+
+c360::row! {
+    struct SharedKey {
+        value: String,
+    }
+}
+
+/// The emails the hub knows to be shared by several people.
+async fn shared_emails(app: &TestApp) -> Vec<String> {
+    let sql = "select value from ambiguous_keys where kind = 'email' order by value";
+    let rows: Vec<SharedKey> = app.sources.hub.fetch_all(&SqlTrace::default(), sql, &[]).await.expect("shared keys");
+    rows.into_iter().map(|r| r.value).collect()
 }

@@ -11,12 +11,12 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::identity::store::Link;
-use crate::sources::crm::{CONSENT_COLUMNS, Consent, CrmCustomer, NOTE_COLUMNS, Note};
+use crate::identity::store::{self, Link};
+use crate::sources::crm::{Consent, CrmCustomer, NOTE_COLUMNS, Note};
 use crate::sources::engine::{in_list, ints};
 use crate::sources::helpdesk::{TICKET_COLUMNS, Ticket};
 use crate::sources::marketing::{SEND_COLUMNS, Send};
-use crate::sources::shop::{Account, ORDER_COLUMNS, Order, OrderLine};
+use crate::sources::shop::{self, Account, ORDER_COLUMNS, Order, OrderLine};
 use crate::sources::{Arg, Database, DbName, SourceName, Sources, SqlTrace};
 
 crate::row! {
@@ -86,13 +86,21 @@ pub struct MarketingExport {
 #[derive(Debug)]
 pub struct SourceFailed(pub DbName, pub sqlx::Error);
 
-/// The keys of `links` in one source.
-fn keys(links: &[Link], source: SourceName) -> Vec<i64> {
-    let name = source.to_string();
-    links.iter().filter(|l| l.source == name).filter_map(|l| l.source_key.parse().ok()).collect()
+/// The rows `fetch` reads from `db`, or none without running it when there are no `ids`
+/// (an empty `in ()` is not SQL).
+async fn rows<T>(
+    db: &Database,
+    ids: &[i64],
+    fetch: impl Future<Output = Result<Vec<T>, sqlx::Error>>,
+) -> Result<Vec<T>, SourceFailed> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    fetch.await.map_err(|e| SourceFailed(db.name, e))
 }
 
-/// Rows of `table` whose `column` is one of `ids` (none when there are no ids).
+/// Rows of `table` whose `column` is one of `ids`, for tables the resolvers only read
+/// page by page.
 async fn rows_in<T: crate::sources::engine::AnyRow>(
     db: &Database,
     trace: &SqlTrace,
@@ -101,11 +109,8 @@ async fn rows_in<T: crate::sources::engine::AnyRow>(
     column: &str,
     ids: &[i64],
 ) -> Result<Vec<T>, SourceFailed> {
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
     let sql = format!("select {columns} from {table} where {column} in ({}) order by 1", in_list(ids.len()));
-    db.fetch_all(trace, &sql, &ints(ids)).await.map_err(|e| SourceFailed(db.name, e))
+    rows(db, ids, db.fetch_all(trace, &sql, &ints(ids))).await
 }
 
 /// Everything the four sources and the hub hold about the customer with these links.
@@ -115,38 +120,24 @@ pub async fn export(
     customer_id: &str,
     links: Vec<Link>,
 ) -> Result<Export, SourceFailed> {
-    let (crm_keys, shop_keys) = (keys(&links, SourceName::Crm), keys(&links, SourceName::Shop));
-    let (helpdesk_keys, marketing_keys) = (keys(&links, SourceName::Helpdesk), keys(&links, SourceName::Marketing));
+    let keys = |source| store::source_keys(&links, source);
+    let (crm_keys, shop_keys) = (keys(SourceName::Crm), keys(SourceName::Shop));
+    let (helpdesk_keys, marketing_keys) = (keys(SourceName::Helpdesk), keys(SourceName::Marketing));
     let (crm, shop, helpdesk, marketing) = (&sources.crm, &sources.shop, &sources.helpdesk, &sources.marketing);
-    let profile =
-        "id, first_name, last_name, email, phone, birth_date, gender, street, postal_code, city, country, created_at";
     let orders: Vec<Order> = rows_in(shop, trace, ORDER_COLUMNS, "orders", "account_id", &shop_keys).await?;
     let order_ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
-    let order_lines = if order_ids.is_empty() {
-        vec![]
-    } else {
-        crate::sources::shop::order_lines(shop, trace, &order_ids).await.map_err(|e| SourceFailed(shop.name, e))?
-    };
     Ok(Export {
         customer_id: customer_id.to_owned(),
         exported_at: Utc::now(),
         crm: CrmExport {
-            customers: rows_in(crm, trace, profile, "customers", "id", &crm_keys).await?,
-            consents: rows_in(crm, trace, CONSENT_COLUMNS, "consents", "customer_id", &crm_keys).await?,
+            customers: rows(crm, &crm_keys, crate::sources::crm::customers(crm, trace, &crm_keys)).await?,
+            consents: rows(crm, &crm_keys, crate::sources::crm::consents(crm, trace, &crm_keys)).await?,
             notes: rows_in(crm, trace, NOTE_COLUMNS, "notes", "customer_id", &crm_keys).await?,
         },
         shop: ShopExport {
-            accounts: rows_in(
-                shop,
-                trace,
-                "id, email, phone, name, country, is_guest, created_at",
-                "accounts",
-                "id",
-                &shop_keys,
-            )
-            .await?,
+            accounts: rows(shop, &shop_keys, shop::accounts(shop, trace, &shop_keys)).await?,
+            order_lines: rows(shop, &order_ids, shop::order_lines(shop, trace, &order_ids)).await?,
             orders,
-            order_lines,
         },
         helpdesk: HelpdeskExport {
             requesters: rows_in(
@@ -189,69 +180,57 @@ pub struct Erased {
 /// The text left where free text about an erased person was.
 pub const ERASED_TEXT: &str = "[erased]";
 
-/// Statements deleting rows of `table` whose `column` is one of `ids`.
-fn delete(table: &str, column: &str, ids: &[i64]) -> (String, Vec<Arg>) {
+type Statement = (String, Vec<Arg>);
+
+/// Deletes the rows of `table` whose `column` is one of `ids`.
+fn delete(table: &str, column: &str, ids: &[i64]) -> Statement {
     (format!("delete from {table} where {column} in ({})", in_list(ids.len())), ints(ids))
 }
 
-/// Runs one source's statements in a transaction; `anonymizing` of them (the first ones)
-/// keep their rows.
-async fn apply(db: &Database, statements: Vec<(String, Vec<Arg>)>, anonymizing: usize) -> Result<Erased, SourceFailed> {
-    if statements.is_empty() {
+/// Runs one source's statements in a transaction, those that keep their rows
+/// (`anonymize`) first; nothing when the customer has no record there (`keys`).
+async fn apply(
+    db: &Database,
+    keys: &[i64],
+    anonymize: Vec<Statement>,
+    delete: Vec<Statement>,
+) -> Result<Erased, SourceFailed> {
+    if keys.is_empty() {
         return Ok(Erased { db: db.name, deleted: 0, anonymized: 0 });
     }
-    let counts = db.transaction(&statements).await.map_err(|e| SourceFailed(db.name, e))?;
-    Ok(Erased {
-        db: db.name,
-        anonymized: counts.iter().take(anonymizing).sum(),
-        deleted: counts.iter().skip(anonymizing).sum(),
-    })
+    let kept = anonymize.len();
+    let counts = db.transaction(&[anonymize, delete].concat()).await.map_err(|e| SourceFailed(db.name, e))?;
+    Ok(Erased { db: db.name, anonymized: counts[..kept].iter().sum(), deleted: counts[kept..].iter().sum() })
 }
 
 /// Erases the customer with these links from the four sources, then from the hub.
 pub async fn erase(sources: &Sources, customer_id: &str, links: &[Link]) -> Result<Vec<Erased>, SourceFailed> {
-    let mut report = Vec::new();
-    let crm_keys = keys(links, SourceName::Crm);
-    let crm = if crm_keys.is_empty() {
-        vec![]
-    } else {
-        vec![
-            delete("notes", "customer_id", &crm_keys),
-            delete("consents", "customer_id", &crm_keys),
-            delete("customers", "id", &crm_keys),
-        ]
-    };
-    report.push(apply(&sources.crm, crm, 0).await?);
+    let keys = |source| store::source_keys(links, source);
+    let crm = keys(SourceName::Crm);
+    let crm_deletes = vec![
+        delete("notes", "customer_id", &crm),
+        delete("consents", "customer_id", &crm),
+        delete("customers", "id", &crm),
+    ];
+    let mut report = vec![apply(&sources.crm, &crm, vec![], crm_deletes).await?];
 
-    let shop_keys = keys(links, SourceName::Shop);
     // Orders stay for the books, without the account that said whose they were.
-    let shop = if shop_keys.is_empty() { vec![] } else { vec![delete("accounts", "id", &shop_keys)] };
-    report.push(apply(&sources.shop, shop, 0).await?);
+    let shop = keys(SourceName::Shop);
+    report.push(apply(&sources.shop, &shop, vec![], vec![delete("accounts", "id", &shop)]).await?);
 
-    let helpdesk_keys = keys(links, SourceName::Helpdesk);
-    let helpdesk = if helpdesk_keys.is_empty() {
-        vec![]
-    } else {
-        let mut blank = ints(&helpdesk_keys);
-        blank.insert(0, Arg::from(ERASED_TEXT));
-        vec![
-            (format!("update tickets set subject = ? where requester_id in ({})", in_list(helpdesk_keys.len())), blank),
-            delete("requesters", "id", &helpdesk_keys),
-        ]
-    };
-    report.push(apply(&sources.helpdesk, helpdesk, usize::from(!helpdesk_keys.is_empty())).await?);
+    // Tickets stay for service statistics, without their subject.
+    let helpdesk = keys(SourceName::Helpdesk);
+    let blank = (
+        format!("update tickets set subject = ? where requester_id in ({})", in_list(helpdesk.len())),
+        [vec![Arg::from(ERASED_TEXT)], ints(&helpdesk)].concat(),
+    );
+    report.push(apply(&sources.helpdesk, &helpdesk, vec![blank], vec![delete("requesters", "id", &helpdesk)]).await?);
 
-    let marketing_keys = keys(links, SourceName::Marketing);
-    let marketing = if marketing_keys.is_empty() {
-        vec![]
-    } else {
-        vec![delete("sends", "contact_id", &marketing_keys), delete("contacts", "id", &marketing_keys)]
-    };
-    report.push(apply(&sources.marketing, marketing, 0).await?);
+    let marketing = keys(SourceName::Marketing);
+    let marketing_deletes = vec![delete("sends", "contact_id", &marketing), delete("contacts", "id", &marketing)];
+    report.push(apply(&sources.marketing, &marketing, vec![], marketing_deletes).await?);
 
-    let hub = crate::identity::store::forget(&sources.hub, customer_id, links)
-        .await
-        .map_err(|e| SourceFailed(DbName::Hub, e))?;
+    let hub = store::forget(&sources.hub, customer_id, links).await.map_err(|e| SourceFailed(DbName::Hub, e))?;
     report.push(Erased { db: DbName::Hub, deleted: hub, anonymized: 0 });
     Ok(report)
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::AuditEntry;
+use super::{AuditAction, AuditEntry};
 use crate::sources::{Arg, Database, SqlTrace};
 
 /// Stores entries in one transaction, in statements of up to 100 rows.
@@ -57,6 +57,7 @@ pub struct AuditFilter {
     pub subject: Option<String>,
     pub customer_id: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    pub action: Option<AuditAction>,
 }
 
 /// Entries matching `filter`, newest first, from below the id `before`: `limit` of them.
@@ -108,6 +109,10 @@ fn where_clause(filter: &AuditFilter) -> (Vec<&'static str>, Vec<Arg>) {
     if let Some(since) = filter.since {
         conditions.push("at >= ?");
         args.push(Arg::Time(since));
+    }
+    if let Some(action) = filter.action {
+        conditions.push("action = ?");
+        args.push(Arg::Text(action.to_string()));
     }
     (conditions, args)
 }

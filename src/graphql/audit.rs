@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::common::{connection, page_size, request, shared, wants_total};
 use super::ids::{self, Kind};
+use super::query::admin_only;
 use crate::audit::AuditAction;
 use crate::audit::store::{self, AuditFilter, AuditRow};
-use crate::auth::Role;
 use crate::error::ApiError;
 use crate::sources::DbName;
 
@@ -72,15 +72,14 @@ impl AuditQuery {
         customer_id: Option<ID>,
         since: Option<DateTime<Utc>>,
     ) -> Result<AuditConnection> {
-        if request(ctx).viewer.role != Role::Admin {
-            return Err(ApiError::AdminOnly.into());
-        }
+        admin_only(ctx)?;
         let first = page_size(ctx, first)?;
         let before = after.as_deref().map(ids::parse_audit_cursor).transpose()?;
         let filter = AuditFilter {
             subject,
             customer_id: customer_id.map(|id| ids::parse_id_of(Kind::Customer, &id)).transpose()?,
             since,
+            action: None,
         };
         let (hub, trace) = (&shared(ctx).sources.hub, &request(ctx).trace);
         let fail = |e: sqlx::Error| ApiError::from_sql(DbName::Hub, &e);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_graphql::{Context, SimpleObject};
 use rust_decimal::Decimal;
 
-use crate::audit::{AuditLog, Reveals};
+use crate::audit::Reveals;
 use crate::auth::Viewer;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -56,7 +56,6 @@ pub fn reveal(ctx: &Context<'_>, class: PrivacyClass, customer_id: &str, field: 
 pub struct Shared {
     pub sources: Sources,
     pub config: Config,
-    pub audit: AuditLog,
 }
 
 pub fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {

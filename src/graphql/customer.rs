@@ -19,7 +19,7 @@ use super::order::{Order, OrderConnection};
 use super::ticket::{Ticket, TicketConnection};
 use crate::error::ApiError;
 use crate::identity::normalize::PhoneNumber;
-use crate::identity::store::Link;
+use crate::identity::store::{self, Link};
 use crate::policy::{self, MaskFormat, PrivacyClass, privacy};
 use crate::sources::crm::CrmCustomer;
 use crate::sources::shop::Account;
@@ -41,8 +41,7 @@ pub struct Customer {
 impl Customer {
     /// The keys this customer has in one source (all sources use integer keys).
     pub(crate) fn keys(&self, source: SourceName) -> Vec<i64> {
-        let name = source.to_string();
-        self.links.iter().filter(|l| l.source == name).filter_map(|l| l.source_key.parse().ok()).collect()
+        store::source_keys(&self.links, source)
     }
 
     /// The CRM record that speaks for the profile (the one that founded the customer,

@@ -8,6 +8,7 @@ use super::customer::{Customer, CustomerConnection};
 use super::ids::{self, Kind};
 use super::order::Order;
 use super::ticket::Ticket;
+use crate::auth::Role;
 use crate::error::ApiError;
 use crate::identity::normalize::{EmailAddress, PhoneNumber};
 use crate::identity::store;
@@ -178,6 +179,11 @@ const READ: &str = "customers:read";
 
 pub(crate) fn require(ctx: &Context<'_>, scope: &'static str) -> Result<(), ApiError> {
     if request(ctx).viewer.has_scope(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope)) }
+}
+
+/// For operations only admins may run, whatever the scopes.
+pub(crate) fn admin_only(ctx: &Context<'_>) -> Result<(), ApiError> {
+    if request(ctx).viewer.role == Role::Admin { Ok(()) } else { Err(ApiError::AdminOnly) }
 }
 
 /// The partner consent scope of the viewer; `None` for everyone but partners.

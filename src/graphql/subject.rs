@@ -5,17 +5,12 @@ use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 
 use super::common::{request, shared};
 use super::ids::{self, Kind};
-use super::query::load_customer;
+use super::query::{admin_only, load_customer};
 use crate::audit::store::{self as audit_store, AuditFilter};
 use crate::audit::{AuditAction, AuditEntry};
-use crate::auth::Role;
 use crate::error::ApiError;
 use crate::identity::store::Link;
 use crate::subject::{self, Export, SourceFailed};
-
-fn admin_only(ctx: &Context<'_>) -> Result<(), ApiError> {
-    if request(ctx).viewer.role == Role::Admin { Ok(()) } else { Err(ApiError::AdminOnly) }
-}
 
 /// Stores the audit entry now, before the action: no export or erasure goes unrecorded.
 async fn record(ctx: &Context<'_>, action: AuditAction, customer_id: &str, links: &[Link]) -> Result<(), ApiError> {
@@ -89,12 +84,16 @@ impl SubjectMutation {
         let key = ids::parse_id_of(Kind::Customer, &id)?;
         let Some(customer) = load_customer(ctx, key.clone()).await? else {
             let hub = &shared(ctx).sources.hub;
-            let filter = AuditFilter { customer_id: Some(key.clone()), ..AuditFilter::default() };
-            let history = audit_store::page(hub, &request(ctx).trace, &filter, None, 1000)
+            let filter =
+                AuditFilter { customer_id: Some(key), action: Some(AuditAction::Erase), ..AuditFilter::default() };
+            let erasures = audit_store::count(hub, &request(ctx).trace, &filter)
                 .await
                 .map_err(|e| ApiError::from_sql(hub.name, &e))?;
-            let erased = history.iter().any(|e| e.action == AuditAction::Erase.to_string());
-            return Ok(erased.then(|| ErasureReport { customer_id: id, already_erased: true, sources: vec![] }));
+            return Ok((erasures > 0).then(|| ErasureReport {
+                customer_id: id,
+                already_erased: true,
+                sources: vec![],
+            }));
         };
         record(ctx, AuditAction::Erase, &customer.id, &customer.links).await?;
         let report = subject::erase(&shared(ctx).sources, &customer.id, &customer.links).await.map_err(failed)?;

@@ -59,7 +59,7 @@ impl Hub {
         let policy = Policy::load(config.policy.as_deref(), &table)?;
         let trace_sql = config.trace_sql;
         let audit = AuditLog::start(sources.hub.clone(), &config.audit);
-        let shared = Shared { sources: sources.clone(), config, audit: audit.clone() };
+        let shared = Shared { sources: sources.clone(), config };
         let schema = graphql::build(Some(shared), Some(PolicyGuard::new(Arc::new(table))));
         Ok(Hub { schema, sources, audit: Some(audit), policy, trace_sql })
     }
@@ -67,9 +67,8 @@ impl Hub {
     /// The same schema with no policy guard (everything shown) and no audit log: the
     /// baseline that benchmarks compare the policy's cost against. Never served.
     pub fn unguarded(config: Config, sources: Sources) -> Self {
-        let audit = AuditLog::start(sources.hub.clone(), &config.audit);
         let trace_sql = config.trace_sql;
-        let schema = graphql::build(Some(Shared { sources: sources.clone(), config, audit }), None);
+        let schema = graphql::build(Some(Shared { sources: sources.clone(), config }), None);
         Hub { schema, sources, audit: None, policy: Policy::show_all(), trace_sql }
     }
 

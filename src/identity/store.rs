@@ -111,6 +111,12 @@ pub async fn links_by_customer_ids(
     hub.fetch_all(trace, &sql, &args).await
 }
 
+/// The keys of the records among `links` that are in `source`.
+pub fn source_keys(links: &[Link], source: SourceName) -> Vec<i64> {
+    let name = source.to_string();
+    links.iter().filter(|l| l.source == name).filter_map(|l| l.source_key.parse().ok()).collect()
+}
+
 /// Links of every customer one of whose records has this normalised email.
 pub async fn links_by_email(hub: &Database, trace: &SqlTrace, email: &str) -> Result<Vec<Link>, sqlx::Error> {
     links_by_key(hub, trace, "email_norm", email).await

@@ -134,7 +134,7 @@ crate::row! {
 }
 
 pub(crate) const NOTE_COLUMNS: &str = "id, customer_id, author, body, created_at";
-pub(crate) const CONSENT_COLUMNS: &str = "id, customer_id, partner_id, purpose, granted_at, revoked_at";
+const CONSENT_COLUMNS: &str = "id, customer_id, partner_id, purpose, granted_at, revoked_at";
 
 /// The newest notes of each CRM record, one statement for all.
 #[tracing::instrument(skip_all, fields(db.ids = ids.len()))]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use c360::auth::{Role, Viewer};
 use c360::config::Config;
-use c360::http::Hub;
+use c360::hub::Hub;
 use c360::identity::Resolver;
 use c360::seed::{SeedOptions, seed};
 use c360::sources::Sources;
@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
-    let sources = Sources::connect(&config, true).await?;
+    let sources = Sources::connect(&config, c360::sources::Migrate::All).await?;
     let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default();
     seed(&sources, &SeedOptions { customers: 2_000, seed: 7, as_of, progress: false }).await?;
     Resolver::new(sources.clone(), config.identity.default_region.clone(), 5_000).run().await?;

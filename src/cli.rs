@@ -10,11 +10,11 @@ use tokio::sync::watch;
 
 use crate::auth::token::TokenRequest;
 use crate::auth::{self, Role};
-use crate::config::Config;
+use crate::config::{Config, Environment};
 use crate::http::Application;
 use crate::identity::{self, Resolver};
 use crate::seed::{self, SeedOptions};
-use crate::sources::{Sources, SqlTrace};
+use crate::sources::{Migrate, SourceName, Sources, SqlTrace};
 
 #[derive(Debug, Parser)]
 #[command(name = "c360", version, about = "Customer 360 hub: one privacy-safe GraphQL view of each customer")]
@@ -34,8 +34,16 @@ pub enum Command {
     /// Migrate, seed demo data if the sources are empty (embedded default), resolve
     /// identities, and serve GraphQL. The default command.
     Serve,
-    /// Bring every database schema up to date and exit.
-    Migrate,
+    /// Bring the hub store's schema up to date, and in development the sources' too; exit.
+    Migrate {
+        /// Also migrate the source databases in production (they are the company's; c360
+        /// leaves them alone unless told to here).
+        #[arg(long)]
+        sources: bool,
+    },
+    /// Check that every configured source has the tables and columns c360 reads (the
+    /// source contract, see README), and report what is missing or of the wrong type.
+    Check,
     /// Write deterministic demo data into empty sources, then resolve identities.
     Seed {
         /// How many demo customers.
@@ -109,14 +117,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     }
-    let sources = Sources::connect(&config, true).await.map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
+    let production = config.environment == Environment::Production;
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The sources are the company's systems: in production c360 only reads them (and
+    // writes consents, notes and erasures), never migrates or seeds them unasked.
+    let migrate = match command {
+        Command::Check => Migrate::Nothing,
+        Command::Migrate { sources: true } => Migrate::All,
+        Command::Seed { .. } if production => {
+            anyhow::bail!("`c360 seed` writes demo data into the sources; it is refused in production")
+        }
+        _ if production => Migrate::Hub,
+        _ => Migrate::All,
+    };
+    let sources = Sources::connect(&config, migrate).await.map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), config.identity.batch_size);
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => serve(config, sources, resolver).await,
-        Command::Migrate => {
-            tracing::info!("all databases migrated");
+        Command::Migrate { .. } => {
+            match migrate {
+                Migrate::All => tracing::info!("the hub store and the sources are migrated"),
+                _ => tracing::info!("the hub store is migrated (sources: `c360 migrate --sources`)"),
+            }
             Ok(())
         }
+        Command::Check => check(&sources).await,
         Command::Seed { customers, seed, as_of, no_resolve } => {
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
             let report = seed::seed(&sources, &SeedOptions { customers, seed, as_of, progress: true }).await?;
@@ -142,9 +167,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Prints, per source, what of the source contract is missing; fails when anything is.
+async fn check(sources: &Sources) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for source in SourceName::ALL {
+        let contract = crate::sources::contract(source);
+        let problems = crate::sources::contract::check(sources.source(source), contract)
+            .await
+            .with_context(|| format!("cannot read the {source} database's schema"))?;
+        if problems.is_empty() {
+            println!("{source}: ok ({} tables)", contract.len());
+        }
+        for problem in &problems {
+            println!("{source}: {problem}");
+        }
+        failed += problems.len();
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} problem(s) with the source contract (see README, \"Source contract\")");
+    }
+    Ok(())
+}
+
 async fn serve(config: Config, sources: Sources, resolver: Resolver) -> anyhow::Result<()> {
-    let empty = sources.crm.fetch_count(&SqlTrace::default(), "select count(*) as n from customers", &[]).await? == 0;
-    if empty && config.seed.on_empty {
+    let production = config.environment == Environment::Production;
+    if production && config.seed.on_empty {
+        tracing::warn!("seed.on_empty is ignored in production: c360 never writes demo data into the sources there");
+    }
+    let empty = || async {
+        sources.crm.fetch_count(&SqlTrace::default(), "select count(*) as n from customers", &[]).await.map(|n| n == 0)
+    };
+    if !production && config.seed.on_empty && empty().await? {
         tracing::info!(customers = config.seed.customers, "empty sources: seeding demo data (once)");
         let options = SeedOptions {
             customers: config.seed.customers,

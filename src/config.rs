@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::sources::DbName;
+use crate::names::DbName;
 
 /// The whole configuration. Unknown keys are rejected, so a typo fails at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,7 +25,8 @@ pub struct Config {
     /// Database URL of each source; a missing one is an SQLite file in `data_dir`.
     pub sources: SourceUrls,
     /// Database URL of the hub's own store (identity links); SQLite in `data_dir` by default.
-    pub hub: Option<String>,
+    /// A secret: it may hold a password, and never prints.
+    pub hub: Option<SecretString>,
     /// Connection pool settings shared by every database.
     pub database: DatabaseConfig,
     /// Demo data written on first start.
@@ -40,21 +42,22 @@ pub struct Config {
     /// The privacy policy file; the shipped `policy.toml` when unset.
     pub policy: Option<PathBuf>,
     /// The audit log's writer.
-    pub audit: crate::audit::AuditConfig,
+    pub audit: AuditConfig,
     /// Count SQL statements per request and report them in `extensions.sqlStatements`
     /// (`C360_TRACE_SQL=1`). For development and tests; costs an atomic add per statement.
     #[serde(deserialize_with = "flag")]
     pub trace_sql: bool,
 }
 
-/// Source database URLs: `sqlite:`, `postgres://` or `mysql://`.
+/// Source database URLs: `sqlite:`, `postgres://` or `mysql://`. Secrets: they may hold
+/// passwords, so they never print (`Debug` shows `[REDACTED]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceUrls {
-    pub crm: Option<String>,
-    pub shop: Option<String>,
-    pub helpdesk: Option<String>,
-    pub marketing: Option<String>,
+    pub crm: Option<SecretString>,
+    pub shop: Option<SecretString>,
+    pub helpdesk: Option<SecretString>,
+    pub marketing: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +125,26 @@ pub struct GraphqlConfig {
 impl Default for GraphqlConfig {
     fn default() -> Self {
         GraphqlConfig { max_page_size: 100 }
+    }
+}
+
+/// What the audit writer does with its queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How many responses' entries may wait to be written; beyond, requests wait.
+    pub queue: usize,
+    /// How long the writer gathers entries into one batch.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// How long a request waits for room in a full queue before it is refused.
+    #[serde(with = "humantime_serde")]
+    pub enqueue_timeout: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { queue: 4096, flush_interval: Duration::from_millis(200), enqueue_timeout: Duration::from_secs(2) }
     }
 }
 
@@ -208,7 +231,7 @@ impl Default for Config {
             environment: Environment::Development,
             auth: AuthConfig::default(),
             policy: None,
-            audit: crate::audit::AuditConfig::default(),
+            audit: AuditConfig::default(),
             trace_sql: false,
         }
     }
@@ -240,9 +263,9 @@ impl Config {
     }
 
     /// The URL of every database, with embedded SQLite defaults filled in.
-    pub fn database_urls(&self) -> HashMap<DbName, String> {
-        let sqlite = |name: &str| format!("sqlite:{}", self.data_dir.join(format!("{name}.db")).display());
-        let pick = |url: &Option<String>, name: &str| url.clone().unwrap_or_else(|| sqlite(name));
+    pub fn database_urls(&self) -> HashMap<DbName, SecretString> {
+        let sqlite = |name: &str| format!("sqlite:{}", self.data_dir.join(format!("{name}.db")).display()).into();
+        let pick = |url: &Option<SecretString>, name: &str| url.clone().unwrap_or_else(|| sqlite(name));
         HashMap::from([
             (DbName::Crm, pick(&self.sources.crm, "crm")),
             (DbName::Shop, pick(&self.sources.shop, "shop")),
@@ -254,7 +277,7 @@ impl Config {
 
     /// True when any database is an SQLite file under `data_dir` (which must then exist).
     pub fn uses_data_dir(&self) -> bool {
-        self.database_urls().values().any(|u| u.starts_with("sqlite:"))
+        self.database_urls().values().any(|u| u.expose_secret().starts_with("sqlite:"))
     }
 }
 
@@ -288,8 +311,9 @@ mod tests {
         figment::Jail::expect_with(|_| {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("c360.example.toml");
             let config = Config::load(Some(&path)).map_err(|e| e.to_string())?;
-            assert!(config.sources.crm.as_deref().is_some_and(|u| u.starts_with("postgres://")));
-            assert!(config.sources.shop.as_deref().is_some_and(|u| u.starts_with("mysql://")));
+            let url = |u: &Option<SecretString>| u.as_ref().map(|u| u.expose_secret().to_owned()).unwrap_or_default();
+            assert!(url(&config.sources.crm).starts_with("postgres://"));
+            assert!(url(&config.sources.shop).starts_with("mysql://"));
             assert!(!config.seed.on_empty);
             assert_eq!(config.environment, Environment::Production);
             assert!(!config.auth.development_key, "the production example turns the development key off");
@@ -309,8 +333,14 @@ mod tests {
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.port(), 9999);
             assert!(config.trace_sql);
-            assert_eq!(config.database_urls()[&DbName::Crm], "postgres://root@127.0.0.1/crm");
-            assert_eq!(config.database_urls()[&DbName::Hub], "sqlite:data/hub.db");
+            assert_eq!(config.database_urls()[&DbName::Crm].expose_secret(), "postgres://root@127.0.0.1/crm");
+            assert_eq!(config.database_urls()[&DbName::Hub].expose_secret(), "sqlite:data/hub.db");
+
+            // Database URLs hold passwords: the configuration never prints them.
+            jail.set_env("C360_SOURCES__SHOP", "mysql://shop:hunter2-secret@db.internal/shop");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let printed = format!("{config:?} {:?}", config.database_urls());
+            assert!(!printed.contains("hunter2") && !printed.contains("root@"), "{printed}");
 
             jail.set_env("C360_LISTNE", "127.0.0.1:1");
             assert!(Config::load(None).is_err(), "a misspelt key must fail");

@@ -3,7 +3,7 @@
 
 use async_graphql::ErrorExtensions;
 
-use crate::sources::DbName;
+use crate::names::DbName;
 
 /// An error a GraphQL client may see.
 ///

@@ -3,7 +3,9 @@
 //! resolved into golden customers and served through batched loaders.
 //!
 //! A request travels down and back up:
-//! - [`http`]: the one entry point (viewer, statement trace, loaders per request);
+//! - [`http`]: the one entry point over HTTP and websockets (the bearer token → viewer);
+//! - [`hub`]: the request engine (policy decisions, statement trace, loaders and batching
+//!   per request, the audit of what a response revealed);
 //! - [`graphql`]: types and thin resolvers;
 //! - [`loaders`]: one batched query per source per batch;
 //! - [`sources`]: the SQL of each source, over [`sources::engine`] (one code path for
@@ -23,8 +25,10 @@ pub mod config;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod hub;
 pub mod identity;
 pub mod loaders;
+pub mod names;
 pub mod policy;
 pub mod seed;
 pub mod sources;

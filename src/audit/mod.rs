@@ -18,32 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::auth::{Role, Viewer};
+use crate::config::AuditConfig;
 use crate::sources::Database;
-
-/// What the audit writer does with its queue.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuditConfig {
-    /// How many responses' entries may wait to be written; beyond, requests wait.
-    pub queue: usize,
-    /// How long the writer gathers entries into one batch.
-    #[serde(with = "humantime_serde")]
-    pub flush_interval: Duration,
-    /// How long a request waits for room in a full queue before it is refused.
-    #[serde(with = "humantime_serde")]
-    pub enqueue_timeout: Duration,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig { queue: 4096, flush_interval: Duration::from_millis(200), enqueue_timeout: Duration::from_secs(2) }
-    }
-}
 
 /// Why an entry is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::EnumString, async_graphql::Enum)]

@@ -1,7 +1,7 @@
 //! Marketing campaigns and a customer's responses to them.
 
-use crate::policy::{self, PrivacyClass, privacy};
 use async_graphql::{Context, Enum, ID, Object, Result};
+use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
 use super::common::{enum_value, request};
@@ -66,48 +66,49 @@ impl Campaign {
 pub struct CampaignResponse(pub marketing::Send);
 
 /// One campaign sent to the customer, and what they did with it.
+#[classified]
 #[Object]
 impl CampaignResponse {
     /// The campaign; null only if the marketing system lost it.
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn campaign(&self, ctx: &Context<'_>) -> Result<Option<Campaign>> {
         Ok(request(ctx).loaders.campaigns.load_one(self.0.campaign_id).await?.map(Campaign))
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn sent_at(&self) -> DateTime<Utc> {
         self.0.sent_at
     }
 
     /// Null when delivery failed (bounced, unknown number).
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn delivered_at(&self) -> Option<DateTime<Utc>> {
         self.0.delivered_at
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn opened_at(&self) -> Option<DateTime<Utc>> {
         self.0.opened_at
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn clicked_at(&self) -> Option<DateTime<Utc>> {
         self.0.clicked_at
     }
 
     /// When the customer bought because of this campaign.
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn converted_at(&self) -> Option<DateTime<Utc>> {
         self.0.converted_at
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn unsubscribed_at(&self) -> Option<DateTime<Utc>> {
         self.0.unsubscribed_at
     }
 
     /// The personal coupon code the send carried, for coupon campaigns.
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn coupon_code(&self) -> Option<&str> {
         self.0.coupon_code.as_deref()
     }

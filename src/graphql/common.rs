@@ -13,7 +13,6 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::loaders::Loaders;
 use crate::loaders::batch::BatchQueue;
-use crate::policy::{Access, Decision, PrivacyClass};
 use crate::sources::crm::ConsentScope;
 use crate::sources::{Sources, SqlTrace};
 
@@ -36,19 +35,6 @@ impl RequestContext {
         let loaders = Loaders::new(sources, &trace, queue, consent);
         let request_id = uuid::Uuid::now_v7().to_string();
         RequestContext { viewer, request_id, trace, loaders, reveals: Arc::default() }
-    }
-}
-
-/// Notes that the response shows `field` of `customer_id` as is, when `class` is audited
-/// and the viewer's policy shows it unmasked. `present`: the value is not null.
-pub fn reveal(ctx: &Context<'_>, class: PrivacyClass, customer_id: &str, field: &'static str, present: bool) {
-    if !present || !class.audited() {
-        return;
-    }
-    // Without an access decision (never in a served request) the read counts as shown.
-    let shown = ctx.data_opt::<Access>().is_none_or(|a| a.decision(class) == Decision::Show);
-    if shown {
-        request(ctx).reveals.record(customer_id, field);
     }
 }
 

@@ -1,9 +1,10 @@
 //! The CRM's consent ledger and notes: types, and the mutations that write them.
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
-use super::common::{connection, request, shared};
+use super::common::{connection, request};
 use super::customer::Customer;
 use super::ids::{self, Kind};
 use super::query::{load_customer, require};
@@ -97,6 +98,7 @@ fn consent_change(ctx: &Context<'_>, partner: &str, purpose: Option<&str>) -> Re
 #[derive(Default)]
 pub struct CrmMutation;
 
+#[classified]
 #[Object]
 impl CrmMutation {
     /// Records that the customer consents to share their data with `partner`, for
@@ -112,16 +114,15 @@ impl CrmMutation {
     ) -> Result<Option<Customer>> {
         let scope = consent_change(ctx, &partner, purpose.as_deref())?;
         let Some((customer, crm_key)) = target(ctx, &customer_id).await? else { return Ok(None) };
-        let (crm_db, trace) = (&shared(ctx).sources.crm, &request(ctx).trace);
-        let fail = |e: sqlx::Error| ApiError::from_sql(crm_db.name, &e);
-        let keys = customer.keys(SourceName::Crm);
-        let ledger = crm::consents(crm_db, trace, &keys).await.map_err(fail)?;
+        let loaders = &request(ctx).loaders;
+        let ledger = loaders.consent_ledger.load_many(customer.keys(SourceName::Crm)).await?;
         let standing = ledger
-            .iter()
+            .values()
+            .flat_map(|l| l.iter())
             .map(Consent::from)
             .any(|c| c.active && c.partner == scope.partner && c.purpose == scope.purpose);
         if !standing {
-            crm::grant_consent(crm_db, trace, crm_key, &scope, Utc::now()).await.map_err(fail)?;
+            loaders.crm_writes().grant_consent(crm_key, &scope, Utc::now()).await?;
             tracing::info!(partner = %scope.partner, "consent granted");
         }
         Ok(Some(customer))
@@ -139,17 +140,17 @@ impl CrmMutation {
     ) -> Result<Option<Customer>> {
         let ConsentScope { partner, purpose } = consent_change(ctx, &partner, purpose.as_deref())?;
         let Some((customer, _)) = target(ctx, &customer_id).await? else { return Ok(None) };
-        let crm_db = &shared(ctx).sources.crm;
         let keys = customer.keys(SourceName::Crm);
-        let revoked = crm::revoke_consent(crm_db, &request(ctx).trace, &keys, &partner, purpose.as_deref(), Utc::now())
-            .await
-            .map_err(|e| ApiError::from_sql(crm_db.name, &e))?;
+        let writes = request(ctx).loaders.crm_writes();
+        let revoked = writes.revoke_consent(&keys, &partner, purpose.as_deref(), Utc::now()).await?;
         tracing::info!(partner = %partner, revoked, "consent revoked");
         Ok(Some(customer))
     }
 
     /// Adds a note to the customer (class internal: who sees notes is the policy's
-    /// call). Needs `notes:write`; partners cannot. Null when there is no such customer.
+    /// call, for the note it returns too: viewers who may not read notes cannot add them).
+    /// Needs `notes:write`; partners cannot. Null when there is no such customer.
+    #[class(internal)]
     async fn add_note(&self, ctx: &Context<'_>, customer_id: ID, body: String) -> Result<Option<Note>> {
         require(ctx, "notes:write")?;
         // Partners never read notes, so they do not write them either.
@@ -161,11 +162,8 @@ impl CrmMutation {
             return Err(ApiError::BadInput(format!("`body` must be 1 to {MAX_NOTE} characters")).into());
         }
         let Some((_, crm_key)) = target(ctx, &customer_id).await? else { return Ok(None) };
-        let crm_db = &shared(ctx).sources.crm;
-        let author = &request(ctx).viewer.subject;
-        let note = crm::add_note(crm_db, &request(ctx).trace, crm_key, author, body, Utc::now())
-            .await
-            .map_err(|e| ApiError::from_sql(crm_db.name, &e))?;
+        let rc = request(ctx);
+        let note = rc.loaders.crm_writes().add_note(crm_key, &rc.viewer.subject, body, Utc::now()).await?;
         Ok(note.as_ref().map(Note::from))
     }
 }

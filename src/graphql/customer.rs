@@ -8,19 +8,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use c360_macros::classified;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::campaign::CampaignResponse;
 use super::campaign::CampaignResponseConnection;
-use super::common::{Money, connection, page_size, request, reveal, shared, wants_total};
+use super::common::{Money, connection, page_size, request, shared, wants_total};
 use super::crm::{Consent, Note, NoteConnection};
 use super::ids::{self, Kind, global_id};
 use super::order::{Order, OrderConnection};
+use super::privacy::Subject;
 use super::ticket::{Ticket, TicketConnection};
 use crate::error::ApiError;
 use crate::identity::normalize::PhoneNumber;
 use crate::identity::store::{self, Link};
-use crate::policy::{self, MaskFormat, PrivacyClass, privacy};
 use crate::sources::crm::CrmCustomer;
 use crate::sources::shop::Account;
 use crate::sources::{Page, SourceName};
@@ -90,6 +91,12 @@ impl Customer {
 
 connection!(CustomerConnection, CustomerEdge, Customer, "customer");
 
+impl Subject for Customer {
+    fn subject_id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// Runs `load` only when `wanted`; otherwise an empty result without a statement.
 async fn when<K, V, F>(wanted: bool, load: F) -> Result<std::collections::HashMap<K, V>, ApiError>
 where
@@ -98,16 +105,46 @@ where
     if wanted { load.await } else { Ok(std::collections::HashMap::new()) }
 }
 
-/// A postal address. Masked, it keeps only city and country.
-#[derive(Debug, Clone, SimpleObject)]
+/// A postal address.
+#[derive(Debug, Clone)]
 pub struct Address {
-    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::Remove)), visible = "policy::visible::contact")]
-    pub street: Option<String>,
-    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::Remove)), visible = "policy::visible::contact")]
-    pub postal_code: Option<String>,
-    pub city: Option<String>,
+    /// The customer it belongs to (the audit files reads under them).
+    customer_id: String,
+    street: Option<String>,
+    postal_code: Option<String>,
+    city: Option<String>,
+    country: Option<String>,
+}
+
+impl Subject for Address {
+    fn subject_id(&self) -> &str {
+        &self.customer_id
+    }
+}
+
+/// A postal address. Masked, it keeps only city and country.
+#[classified]
+#[Object]
+impl Address {
+    /// Street and house number.
+    #[class(contact, mask = remove)]
+    async fn street(&self) -> Option<String> {
+        self.street.clone()
+    }
+
+    #[class(contact, mask = remove)]
+    async fn postal_code(&self) -> Option<String> {
+        self.postal_code.clone()
+    }
+
+    async fn city(&self) -> Option<&str> {
+        self.city.as_deref()
+    }
+
     /// ISO 3166-1 alpha-2.
-    pub country: Option<String>,
+    async fn country(&self) -> Option<&str> {
+        self.country.as_deref()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -167,6 +204,7 @@ pub struct SourceRecord {
 
 /// A customer: the records of one person in the CRM, shop, helpdesk and marketing,
 /// resolved into one identity.
+#[classified]
 #[Object]
 impl Customer {
     /// Global id (use with `customer(id:)` and `node`); stable across merges.
@@ -175,7 +213,7 @@ impl Customer {
     }
 
     /// Full name from the CRM, else as given at checkout.
-    #[graphql(directive = privacy::apply(PrivacyClass::Identity, Some(MaskFormat::Initials)), visible = "policy::visible::identity")]
+    #[class(identity, mask = initials)]
     async fn display_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(match self.profile(ctx).await? {
             (Some(c), _) => Some(format!("{} {}", c.first_name.trim(), c.last_name.trim())),
@@ -183,30 +221,29 @@ impl Customer {
         })
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Identity, Some(MaskFormat::Initials)), visible = "policy::visible::identity")]
+    #[class(identity, mask = initials)]
     async fn first_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.crm(ctx).await?.map(|c| c.first_name.trim().to_owned()))
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Identity, Some(MaskFormat::Initials)), visible = "policy::visible::identity")]
+    #[class(identity, mask = initials)]
     async fn last_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.crm(ctx).await?.map(|c| c.last_name.trim().to_owned()))
     }
 
     /// Email address (trimmed, lowercase) from the CRM, else from the shop.
-    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::Email)), visible = "policy::visible::contact")]
+    #[class(contact, mask = email)]
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let raw = match self.profile(ctx).await? {
             (Some(c), _) => c.email,
             (None, account) => account.and_then(|a| a.email),
         };
         let email = raw.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
-        reveal(ctx, PrivacyClass::Contact, &self.id, "email", email.is_some());
         Ok(email)
     }
 
     /// Phone number in E.164 (`+4915123456789`) from the CRM, else from the shop.
-    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::Phone)), visible = "policy::visible::contact")]
+    #[class(contact, mask = phone)]
     async fn phone(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let (raw, country) = match self.profile(ctx).await? {
             (Some(c), _) => (c.phone, c.country),
@@ -216,18 +253,22 @@ impl Customer {
         let phone = raw.map(|p| {
             PhoneNumber::parse(&p, Some(&region)).map(|n| n.to_string()).unwrap_or_else(|| p.trim().to_owned())
         });
-        reveal(ctx, PrivacyClass::Contact, &self.id, "phone", phone.is_some());
         Ok(phone)
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Sensitive, Some(MaskFormat::Year)), visible = "policy::visible::sensitive")]
+    /// Date of birth. Masked, it is null: the year alone is `birthYear`.
+    #[class(sensitive, mask = remove)]
     async fn birth_date(&self, ctx: &Context<'_>) -> Result<Option<NaiveDate>> {
-        let birth_date = self.crm(ctx).await?.and_then(|c| c.birth_date);
-        reveal(ctx, PrivacyClass::Sensitive, &self.id, "birthDate", birth_date.is_some());
-        Ok(birth_date)
+        Ok(self.crm(ctx).await?.and_then(|c| c.birth_date))
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Sensitive, Some(MaskFormat::Remove)), visible = "policy::visible::sensitive")]
+    /// Year of birth, for cohorts: shown also where the policy masks the birth date.
+    #[class(sensitive, mask = keep)]
+    async fn birth_year(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
+        Ok(self.crm(ctx).await?.and_then(|c| c.birth_date).map(|d| chrono::Datelike::year(&d)))
+    }
+
+    #[class(sensitive, mask = remove)]
     async fn gender(&self, ctx: &Context<'_>) -> Result<Option<Gender>> {
         let gender = self.crm(ctx).await?.and_then(|c| match c.gender.as_deref() {
             Some("female") => Some(Gender::Female),
@@ -235,26 +276,24 @@ impl Customer {
             Some("diverse") => Some(Gender::Diverse),
             _ => None,
         });
-        reveal(ctx, PrivacyClass::Sensitive, &self.id, "gender", gender.is_some());
         Ok(gender)
     }
 
     /// Postal address from the CRM.
-    #[graphql(directive = privacy::apply(PrivacyClass::Contact, Some(MaskFormat::CityCountry)), visible = "policy::visible::contact")]
+    #[class(contact, mask = city_country)]
     async fn address(&self, ctx: &Context<'_>) -> Result<Option<Address>> {
         let address = self.crm(ctx).await?.map(|c| Address {
+            customer_id: self.id.clone(),
             street: c.street,
             postal_code: c.postal_code,
             city: c.city,
             country: c.country,
         });
-        // Street and postal code share the address's class: shown with it or not at all.
-        reveal(ctx, PrivacyClass::Contact, &self.id, "address", address.is_some());
         Ok(address)
     }
 
     /// When the customer first appeared: the CRM record's creation, else the shop account's.
-    #[graphql(directive = privacy::apply(PrivacyClass::Insight, None), visible = "policy::visible::insight")]
+    #[class(insight)]
     async fn customer_since(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
         Ok(match self.profile(ctx).await? {
             (Some(c), _) => Some(c.created_at),
@@ -263,7 +302,7 @@ impl Customer {
     }
 
     /// Purchases across all shop accounts; null when the shop cannot be reached.
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn purchase_summary(&self, ctx: &Context<'_>) -> Result<Option<PurchaseSummary>> {
         let accounts = self.keys(SourceName::Shop);
         let loaded = request(ctx).loaders.purchases.load_many(accounts).await?;
@@ -294,7 +333,7 @@ impl Customer {
     }
 
     /// Service contact across all helpdesk requesters; null when the helpdesk cannot be reached.
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn service_summary(&self, ctx: &Context<'_>) -> Result<Option<ServiceSummary>> {
         let requesters = self.keys(SourceName::Helpdesk);
         let loaded = request(ctx).loaders.service.load_many(requesters).await?;
@@ -324,7 +363,7 @@ impl Customer {
     }
 
     /// Orders from all shop accounts, newest first.
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -348,7 +387,7 @@ impl Customer {
     }
 
     /// Helpdesk tickets from all of the customer's requesters, newest first.
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn tickets(
         &self,
         ctx: &Context<'_>,
@@ -370,7 +409,7 @@ impl Customer {
     }
 
     /// Campaigns sent to the customer and the responses, newest first.
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn campaign_responses(
         &self,
         ctx: &Context<'_>,
@@ -395,7 +434,7 @@ impl Customer {
     }
 
     /// The consent ledger: every grant to share data with a partner, and its revocation.
-    #[graphql(directive = privacy::apply(PrivacyClass::Marketing, None), visible = "policy::visible::marketing")]
+    #[class(marketing)]
     async fn consents(&self, ctx: &Context<'_>) -> Result<Option<Vec<Consent>>> {
         let keys = self.keys(SourceName::Crm);
         let ledger = request(ctx).loaders.consent_ledger.load_many(keys).await?;
@@ -405,7 +444,7 @@ impl Customer {
     }
 
     /// Notes by sales and service staff, newest first.
-    #[graphql(directive = privacy::apply(PrivacyClass::Internal, None), visible = "policy::visible::internal")]
+    #[class(internal)]
     async fn notes(
         &self,
         ctx: &Context<'_>,
@@ -427,7 +466,7 @@ impl Customer {
     }
 
     /// The source records resolved into this customer, and why.
-    #[graphql(directive = privacy::apply(PrivacyClass::Internal, None), visible = "policy::visible::internal")]
+    #[class(internal)]
     async fn source_records(&self) -> Result<Vec<SourceRecord>> {
         self.links
             .iter()

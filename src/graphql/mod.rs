@@ -8,6 +8,7 @@ pub mod crm;
 pub mod customer;
 pub mod ids;
 pub mod order;
+pub mod privacy;
 pub mod query;
 pub mod subject;
 pub mod ticket;
@@ -16,7 +17,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 pub use common::{RequestContext, Shared};
 
-use crate::policy::PolicyGuard;
+use privacy::PolicyGuard;
 
 /// The root query, one part per domain.
 #[derive(MergedObject, Default)]

@@ -1,7 +1,7 @@
 //! Shop orders as GraphQL types.
 
-use crate::policy::{self, PrivacyClass, privacy};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
 use super::common::{Money, enum_value, request};
@@ -38,6 +38,7 @@ pub enum SalesChannel {
 pub struct Order(pub shop::Order);
 
 /// An order from the shop.
+#[classified]
 #[Object]
 impl Order {
     /// Global id (use with `node`).
@@ -46,40 +47,40 @@ impl Order {
     }
 
     /// The order number customers see on their receipt.
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn number(&self) -> &str {
         &self.0.number
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn ordered_at(&self) -> DateTime<Utc> {
         self.0.ordered_at
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn status(&self) -> Result<OrderStatus> {
         Ok(enum_value("Order.status", &self.0.status)?)
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn channel(&self) -> Result<SalesChannel> {
         Ok(enum_value("Order.channel", &self.0.channel)?)
     }
 
     /// The order total, in the order's currency.
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn total(&self) -> Money {
         Money::from_cents(self.0.total_cents, &self.0.currency)
     }
 
     /// The shop account that placed the order (its key in the shop).
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn account_key(&self) -> String {
         self.0.account_id.to_string()
     }
 
     /// The order's lines, in line order.
-    #[graphql(directive = privacy::apply(PrivacyClass::Financial, None), visible = "policy::visible::financial")]
+    #[class(financial)]
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
         let lines = request(ctx).loaders.order_lines.load_one(self.0.id).await?;
         Ok(lines.map(|ls| ls.iter().map(OrderLine::from).collect()).unwrap_or_default())

@@ -1,6 +1,7 @@
 //! The root query: finding customers, and `node` for any object by global id.
 
 use async_graphql::{Context, ID, InputObject, Interface, Object, Result};
+use c360_macros::classified;
 
 use super::campaign::Campaign;
 use super::common::{page_size, request, shared, wants_total};
@@ -59,6 +60,7 @@ async fn one_customer(
     }
 }
 
+#[classified]
 #[Object]
 impl CustomerQuery {
     /// A customer by global id; null when there is no such customer.
@@ -103,6 +105,8 @@ impl CustomerQuery {
 
     /// The customer with this email address, compared after normalisation (case, white
     /// space, Gmail dots). Null when none; `AMBIGUOUS_MATCH` when the address is shared.
+    /// Only for viewers who may see contact data (masked or not).
+    #[lookup(contact)]
     async fn customer_by_email(&self, ctx: &Context<'_>, email: String) -> Result<Option<Customer>> {
         require(ctx, READ)?;
         let Some(email) = EmailAddress::parse(&email) else {
@@ -117,7 +121,8 @@ impl CustomerQuery {
 
     /// The customer with this phone number, compared in E.164 (a number without country
     /// code is read in the hub's default region). Null when none; `AMBIGUOUS_MATCH` when
-    /// the number is shared.
+    /// the number is shared. Only for viewers who may see contact data (masked or not).
+    #[lookup(contact)]
     async fn customer_by_phone(&self, ctx: &Context<'_>, phone: String) -> Result<Option<Customer>> {
         require(ctx, READ)?;
         let region = &shared(ctx).config.identity.default_region;
@@ -132,7 +137,9 @@ impl CustomerQuery {
     }
 
     /// The customer a source system's record belongs to, by that system's own key
-    /// (e.g. a shop account id). Null when the key is unknown.
+    /// (e.g. a shop account id). Null when the key is unknown. Only for viewers who may
+    /// see internal data (source records).
+    #[lookup(internal)]
     async fn customer_by_source_key(
         &self,
         ctx: &Context<'_>,

@@ -1,7 +1,7 @@
 //! Helpdesk tickets as GraphQL types.
 
-use crate::policy::{self, PrivacyClass, privacy};
 use async_graphql::{Enum, ID, Object, Result};
+use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
 use super::common::enum_value;
@@ -54,6 +54,7 @@ pub enum TicketStatus {
 pub struct Ticket(pub helpdesk::Ticket);
 
 /// A helpdesk ticket.
+#[classified]
 #[Object]
 impl Ticket {
     /// Global id (use with `node`).
@@ -61,45 +62,45 @@ impl Ticket {
         global_id(Kind::Ticket, &self.0.id.to_string())
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn opened_at(&self) -> DateTime<Utc> {
         self.0.opened_at
     }
 
     /// Null while the ticket is open or pending.
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn closed_at(&self) -> Option<DateTime<Utc>> {
         self.0.closed_at
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn channel(&self) -> Result<TicketChannel> {
         Ok(enum_value("Ticket.channel", &self.0.channel)?)
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn category(&self) -> Result<TicketCategory> {
         Ok(enum_value("Ticket.category", &self.0.category)?)
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn priority(&self) -> Result<TicketPriority> {
         Ok(enum_value("Ticket.priority", &self.0.priority)?)
     }
 
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn status(&self) -> Result<TicketStatus> {
         Ok(enum_value("Ticket.status", &self.0.status)?)
     }
 
     /// The subject line as the requester or agent wrote it.
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn subject(&self) -> &str {
         &self.0.subject
     }
 
     /// Customer satisfaction, 1 (very unhappy) to 5 (very happy); null when not answered.
-    #[graphql(directive = privacy::apply(PrivacyClass::Service, None), visible = "policy::visible::service")]
+    #[class(service)]
     async fn csat(&self) -> Option<i32> {
         self.0.csat
     }

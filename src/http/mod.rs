@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Json;
 use axum::Router;
@@ -22,15 +21,10 @@ use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::audit::AuditLog;
 use crate::auth::{AuthError, Verifier, Viewer};
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::graphql::{self, C360Schema, RequestContext, Shared};
-use crate::loaders::batch::{self, BatchQueue};
-use crate::policy::schema::PrivacyTable;
-use crate::policy::{Policy, PolicyGuard};
-use crate::sources::{Sources, SqlTrace};
+use crate::hub::Hub;
+use crate::sources::Sources;
 
 /// Largest request body accepted (GraphQL documents and variables).
 const MAX_BODY: usize = 1024 * 1024;
@@ -38,71 +32,6 @@ const MAX_BODY: usize = 1024 * 1024;
 struct AppState {
     hub: Hub,
     verifier: Verifier,
-}
-
-/// Runs GraphQL requests for viewers: the schema under the policy, with the audit log.
-/// The HTTP handler is this plus authentication; benchmarks use it directly.
-pub struct Hub {
-    schema: C360Schema,
-    sources: Sources,
-    /// `None` only in [`Hub::unguarded`].
-    audit: Option<AuditLog>,
-    policy: Policy,
-    trace_sql: bool,
-}
-
-impl Hub {
-    /// The hub as served: the policy file's decisions enforced by the guard, personal data
-    /// reads audited.
-    pub fn new(config: Config, sources: Sources) -> anyhow::Result<Self> {
-        let table = PrivacyTable::from_sdl(&graphql::sdl()).map_err(anyhow::Error::msg)?;
-        let policy = Policy::load(config.policy.as_deref(), &table)?;
-        let trace_sql = config.trace_sql;
-        let audit = AuditLog::start(sources.hub.clone(), &config.audit);
-        let shared = Shared { sources: sources.clone(), config };
-        let schema = graphql::build(Some(shared), Some(PolicyGuard::new(Arc::new(table))));
-        Ok(Hub { schema, sources, audit: Some(audit), policy, trace_sql })
-    }
-
-    /// The same schema with no policy guard (everything shown) and no audit log: the
-    /// baseline that benchmarks compare the policy's cost against. Never served.
-    pub fn unguarded(config: Config, sources: Sources) -> Self {
-        let trace_sql = config.trace_sql;
-        let schema = graphql::build(Some(Shared { sources: sources.clone(), config }), None);
-        Hub { schema, sources, audit: None, policy: Policy::show_all(), trace_sql }
-    }
-
-    /// Runs one request for `viewer`. Returns the response and the request's id. A
-    /// response revealing personal data is withheld (`AUDIT_UNAVAILABLE`) unless its
-    /// audit entries were queued.
-    pub async fn execute(&self, viewer: Viewer, request: async_graphql::Request) -> (async_graphql::Response, String) {
-        let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
-        let queue = BatchQueue::default();
-        let access = self.policy.access(viewer.clone());
-        let context = RequestContext::new(&self.sources, viewer.clone(), trace.clone(), &queue);
-        let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
-        let request = request.data(access).data(context);
-        let mut response = batch::drive(queue, self.schema.execute(request)).await;
-        if let Some(audit) = &self.audit
-            && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()
-        {
-            let mut error = ServerError::new(ApiError::AuditUnavailable.message(), None);
-            error.extensions = ApiError::AuditUnavailable.extend().extensions;
-            response = async_graphql::Response::from_errors(vec![error]);
-        }
-        if let Some(counts) = trace.snapshot() {
-            let by_source = counts.into_iter().map(|(db, n)| (Name::new(db.to_string()), Value::from(n))).collect();
-            response.extensions.insert("sqlStatements".into(), Value::Object(by_source));
-        }
-        (response, request_id)
-    }
-
-    /// Stops the audit writer once every entry taken is written.
-    pub async fn close(&self) {
-        if let Some(audit) = &self.audit {
-            audit.close().await;
-        }
-    }
 }
 
 /// A bound, ready-to-run server.
@@ -206,16 +135,10 @@ fn unauthenticated(error: AuthError) -> Response {
 
 /// Ready when every database answers and the audit log is written.
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if state.hub.audit.as_ref().is_some_and(|a| !a.available()) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "audit log unavailable".to_owned());
+    match state.hub.ready().await {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
-    let s = &state.hub.sources;
-    for db in [&s.crm, &s.shop, &s.helpdesk, &s.marketing, &s.hub] {
-        if db.ping().await.is_err() {
-            return (StatusCode::SERVICE_UNAVAILABLE, format!("{} unavailable", db.name));
-        }
-    }
-    (StatusCode::OK, "ready".to_owned())
 }
 
 async fn landing() -> Html<&'static str> {

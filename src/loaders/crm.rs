@@ -1,15 +1,13 @@
 //! CRM loaders: profiles, consents (the partner row rule and the ledger) and notes.
 
 use std::collections::HashMap;
-
-use async_graphql::dataloader::Loader;
-
 use std::sync::Arc;
 
-use super::{Source, group, paged};
-use crate::error::ApiError;
+use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 
+use super::{Loaders, Source, group, paged};
+use crate::error::ApiError;
 use crate::sources::Page;
 use crate::sources::crm::{self, Consent, ConsentScope, CrmCustomer, Note};
 
@@ -90,5 +88,61 @@ impl Loader<i64> for NoteCountLoader {
         let s = &self.0;
         let rows = crm::note_counts(&s.db, &s.trace, ids).await.map_err(|e| s.fail(e))?;
         Ok(rows.into_iter().map(|c| (c.customer_id, c.n)).collect())
+    }
+}
+
+/// The request's writes to the CRM; each forgets the cached reads it makes stale.
+pub struct Writes<'a> {
+    pub(super) loaders: &'a Loaders,
+    pub(super) source: &'a Source,
+}
+
+impl Writes<'_> {
+    /// Records a grant on CRM record `customer_id`.
+    pub async fn grant_consent(
+        &self,
+        customer_id: i64,
+        scope: &ConsentScope,
+        at: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let s = self.source;
+        let done = crm::grant_consent(&s.db, &s.trace, customer_id, scope, at).await.map_err(|e| s.fail(e));
+        self.forget_consents();
+        done
+    }
+
+    /// Revokes the active grants of these CRM records for `partner` (and `purpose`, or
+    /// every purpose); returns how many it revoked.
+    pub async fn revoke_consent(
+        &self,
+        ids: &[i64],
+        partner: &str,
+        purpose: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, ApiError> {
+        let s = self.source;
+        let done = crm::revoke_consent(&s.db, &s.trace, ids, partner, purpose, at).await.map_err(|e| s.fail(e));
+        self.forget_consents();
+        done
+    }
+
+    /// Adds a note to CRM record `customer_id` and returns it.
+    pub async fn add_note(
+        &self,
+        customer_id: i64,
+        author: &str,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Note>, ApiError> {
+        let s = self.source;
+        let done = crm::add_note(&s.db, &s.trace, customer_id, author, body, at).await.map_err(|e| s.fail(e));
+        self.loaders.note_pages.clear::<(i64, Page)>();
+        self.loaders.note_counts.clear::<i64>();
+        done
+    }
+
+    fn forget_consents(&self) {
+        self.loaders.consent_ledger.clear::<i64>();
+        self.loaders.consents.clear::<i64>();
     }
 }

@@ -42,6 +42,8 @@ pub struct Loaders {
     pub send_pages: DataLoader<marketing::SendPageLoader, HashMapCache>,
     pub send_counts: DataLoader<marketing::SendCountLoader, HashMapCache>,
     pub campaigns: DataLoader<marketing::CampaignLoader, HashMapCache>,
+    /// The CRM, for the request's writes (consents and notes): see [`crm::Writes`].
+    crm: Source,
 }
 
 impl Loaders {
@@ -73,7 +75,15 @@ impl Loaders {
             send_pages: loader(marketing::SendPageLoader(ctx(&sources.marketing)), queue),
             send_counts: loader(marketing::SendCountLoader(ctx(&sources.marketing)), queue),
             campaigns: loader(marketing::CampaignLoader(ctx(&sources.marketing)), queue),
+            crm: ctx(&sources.crm),
         }
+    }
+
+    /// Writes to the CRM. Each one forgets what the request's loaders cached of what it
+    /// changed, so a mutation's result, and any later field of the same request, reads
+    /// the state after the write.
+    pub fn crm_writes(&self) -> crm::Writes<'_> {
+        crm::Writes { loaders: self, source: &self.crm }
     }
 }
 

@@ -1,30 +1,5 @@
-//! Mask formats: what a masked value looks like. Each keeps only what the format documents
-//! and nothing that could be reversed (no lengths, no separators).
-
-use async_graphql::Value;
-
-use super::MaskFormat;
-
-/// The masked form of a resolved value. Null stays null; lists are masked item by item.
-pub fn apply(format: Option<MaskFormat>, value: Value) -> Value {
-    match value {
-        Value::Null => Value::Null,
-        Value::List(items) => Value::List(items.into_iter().map(|v| apply(format, v)).collect()),
-        Value::String(s) => match format {
-            Some(MaskFormat::Email) => Value::String(email(&s)),
-            Some(MaskFormat::Phone) => Value::String(phone(&s)),
-            Some(MaskFormat::Initials) => Value::String(initials(&s)),
-            Some(MaskFormat::Year) => year(&s).map_or(Value::Null, Value::String),
-            // An address keeps its unclassified parts (city, country); its classified
-            // parts are masked one by one as they resolve.
-            Some(MaskFormat::CityCountry) => Value::String(s),
-            Some(MaskFormat::Remove) | None => Value::Null,
-        },
-        // Objects are masked through their own classified fields.
-        object @ Value::Object(_) if format == Some(MaskFormat::CityCountry) => object,
-        _ => Value::Null,
-    }
-}
+//! Mask formats on plain values: what a masked value looks like. Each keeps only what
+//! the format documents and nothing that could be reversed (no lengths, no separators).
 
 /// `jane.doe@example.com` → `j***@example.com`.
 pub fn email(address: &str) -> String {
@@ -53,12 +28,6 @@ pub fn initials(name: &str) -> String {
         .join(" ")
 }
 
-/// `1984-05-12` → `1984`.
-pub fn year(date: &str) -> Option<String> {
-    let year = date.split('-').next()?;
-    (year.len() == 4 && year.chars().all(|c| c.is_ascii_digit())).then(|| year.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,8 +40,5 @@ mod tests {
         assert_eq!(phone("12"), "***12");
         assert_eq!(initials("Jane  van Doe"), "J. V. D.");
         assert_eq!(initials("émile"), "É.");
-        assert_eq!(year("1984-05-12").as_deref(), Some("1984"));
-        assert_eq!(apply(Some(MaskFormat::Remove), Value::String("secret".into())), Value::Null);
-        assert_eq!(apply(Some(MaskFormat::Email), Value::Null), Value::Null);
     }
 }

@@ -2,8 +2,56 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::contract::Kind::{Date, Integer, Text, Timestamp};
+use super::contract::Table;
 use super::engine::{Arg, Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
+
+/// What c360 needs of the CRM (see [`super::contract`]).
+pub const CONTRACT: &[Table] = &[
+    Table {
+        name: "customers",
+        about: "customer profiles; `id` is the CRM's customer number",
+        columns: &[
+            ("id", Integer),
+            ("first_name", Text),
+            ("last_name", Text),
+            ("email", Text),
+            ("phone", Text),
+            ("birth_date", Date),
+            ("gender", Text),
+            ("street", Text),
+            ("postal_code", Text),
+            ("city", Text),
+            ("country", Text),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "consents",
+        about: "the consent ledger: one row per grant, `revoked_at` set on revocation (written by grantConsent, revokeConsent)",
+        columns: &[
+            ("id", Integer),
+            ("customer_id", Integer),
+            ("partner_id", Text),
+            ("purpose", Text),
+            ("granted_at", Timestamp),
+            ("revoked_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "notes",
+        about: "notes by staff (written by addNote)",
+        columns: &[
+            ("id", Integer),
+            ("customer_id", Integer),
+            ("author", Text),
+            ("body", Text),
+            ("created_at", Timestamp),
+        ],
+    },
+];
 
 crate::row! {
     /// A CRM customer record.

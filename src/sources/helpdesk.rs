@@ -2,8 +2,42 @@
 
 use chrono::{DateTime, Utc};
 
+use super::contract::Kind::{Integer, Text, Timestamp};
+use super::contract::Table;
 use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
+
+/// What c360 needs of the helpdesk (see [`super::contract`]).
+pub const CONTRACT: &[Table] = &[
+    Table {
+        name: "requesters",
+        about: "people who opened tickets",
+        columns: &[
+            ("id", Integer),
+            ("email", Text),
+            ("phone", Text),
+            ("name", Text),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "tickets",
+        about: "tickets; `csat` is 1 to 5 or null",
+        columns: &[
+            ("id", Integer),
+            ("requester_id", Integer),
+            ("channel", Text),
+            ("category", Text),
+            ("priority", Text),
+            ("status", Text),
+            ("subject", Text),
+            ("opened_at", Timestamp),
+            ("closed_at", Timestamp),
+            ("csat", Integer),
+        ],
+    },
+];
 
 crate::row! {
     /// A support ticket.

@@ -2,8 +2,54 @@
 
 use chrono::{DateTime, Utc};
 
+use super::contract::Kind::{Boolean, Integer, Text, Timestamp};
+use super::contract::Table;
 use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
+
+/// What c360 needs of marketing (see [`super::contract`]).
+pub const CONTRACT: &[Table] = &[
+    Table {
+        name: "contacts",
+        about: "marketing contacts",
+        columns: &[
+            ("id", Integer),
+            ("email", Text),
+            ("first_name", Text),
+            ("subscribed", Boolean),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "campaigns",
+        about: "campaigns",
+        columns: &[
+            ("id", Integer),
+            ("name", Text),
+            ("channel", Text),
+            ("offer_type", Text),
+            ("starts_at", Timestamp),
+            ("ends_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "sends",
+        about: "one campaign sent to one contact, and the response",
+        columns: &[
+            ("id", Integer),
+            ("campaign_id", Integer),
+            ("contact_id", Integer),
+            ("sent_at", Timestamp),
+            ("delivered_at", Timestamp),
+            ("opened_at", Timestamp),
+            ("clicked_at", Timestamp),
+            ("converted_at", Timestamp),
+            ("unsubscribed_at", Timestamp),
+            ("coupon_code", Text),
+        ],
+    },
+];
 
 crate::row! {
     /// A marketing campaign.

@@ -1,6 +1,7 @@
 //! The four source systems and the hub store: connecting, migrating, and the SQL each
 //! system answers. One module per source; none of them knows anything of GraphQL.
 
+pub mod contract;
 pub mod crm;
 pub mod engine;
 pub mod helpdesk;
@@ -9,71 +10,20 @@ pub mod shop;
 
 use std::collections::HashMap;
 
-use async_graphql::Enum;
-use serde::{Deserialize, Serialize};
+use secrecy::ExposeSecret;
 
 use crate::config::Config;
+pub use crate::names::{DbName, SourceName};
 pub use engine::{Arg, Database, Engine, EngineError, PoolSettings, SqlTrace};
 
-/// A source system: one of the company's databases the hub reads from.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Enum,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::EnumString,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
-pub enum SourceName {
-    /// The CRM: profiles, consents, notes.
-    Crm,
-    /// The shop: accounts, orders, order lines.
-    Shop,
-    /// The helpdesk: requesters and tickets.
-    Helpdesk,
-    /// Marketing: contacts, campaigns, sends and responses.
-    Marketing,
-}
-
-impl SourceName {
-    /// In resolution order: the CRM first, as the master of profiles.
-    pub const ALL: [SourceName; 4] = [SourceName::Crm, SourceName::Shop, SourceName::Helpdesk, SourceName::Marketing];
-
-    /// The database that holds this source.
-    pub fn db(self) -> DbName {
-        match self {
-            SourceName::Crm => DbName::Crm,
-            SourceName::Shop => DbName::Shop,
-            SourceName::Helpdesk => DbName::Helpdesk,
-            SourceName::Marketing => DbName::Marketing,
-        }
+/// The tables and columns c360 needs of `source`.
+pub fn contract(source: SourceName) -> &'static [contract::Table] {
+    match source {
+        SourceName::Crm => crm::CONTRACT,
+        SourceName::Shop => shop::CONTRACT,
+        SourceName::Helpdesk => helpdesk::CONTRACT,
+        SourceName::Marketing => marketing::CONTRACT,
     }
-}
-
-/// Every database the hub talks to: the four sources and its own store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display)]
-#[strum(serialize_all = "lowercase")]
-pub enum DbName {
-    Crm = 0,
-    Shop = 1,
-    Helpdesk = 2,
-    Marketing = 3,
-    Hub = 4,
-}
-
-impl DbName {
-    pub const COUNT: usize = 5;
-    pub const ALL: [DbName; 5] = [DbName::Crm, DbName::Shop, DbName::Helpdesk, DbName::Marketing, DbName::Hub];
 }
 
 type MigrationSet = &'static [(i64, &'static str, &'static str)];
@@ -112,6 +62,18 @@ pub struct ConnectError {
     pub source: EngineError,
 }
 
+/// Which database schemas [`Sources::connect`] brings up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrate {
+    /// None: connect only (`c360 check`).
+    Nothing,
+    /// The hub store, which c360 owns; the sources are the company's and left alone
+    /// (production).
+    Hub,
+    /// The hub store and the sources (development, or `c360 migrate --sources`).
+    All,
+}
+
 /// All databases of one deployment. Cheap to clone (pools are shared).
 #[derive(Clone, Debug)]
 pub struct Sources {
@@ -123,9 +85,9 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// Connects to every database in the config and, when `migrate` is set, brings each
-    /// schema up to date. Fails with the name of the first database that is unreachable.
-    pub async fn connect(config: &Config, migrate: bool) -> Result<Self, ConnectError> {
+    /// Connects to every database in the config and brings the schemas `migrate` names up
+    /// to date. Fails with the name of the first database that is unreachable.
+    pub async fn connect(config: &Config, migrate: Migrate) -> Result<Self, ConnectError> {
         let settings = PoolSettings {
             max_connections: config.database.max_connections,
             connect_timeout: config.database.connect_timeout,
@@ -133,10 +95,15 @@ impl Sources {
         let urls = config.database_urls();
         let mut dbs: HashMap<DbName, Database> = HashMap::new();
         for db in DbName::ALL {
-            let url = &urls[&db];
+            let url = urls[&db].expose_secret();
             let fail = |source| ConnectError { db, engine_hint: redact_url(url), source };
             let database = Database::connect(db, url, &settings).await.map_err(fail)?;
-            if migrate {
+            let wanted = match migrate {
+                Migrate::Nothing => false,
+                Migrate::Hub => db == DbName::Hub,
+                Migrate::All => true,
+            };
+            if wanted {
                 database.migrate(migrations_for(db, database.engine)).await.map_err(fail)?;
             }
             dbs.insert(db, database);

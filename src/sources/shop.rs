@@ -2,8 +2,58 @@
 
 use chrono::{DateTime, Utc};
 
+use super::contract::Kind::{Boolean, Integer, Text, Timestamp};
+use super::contract::Table;
 use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
+
+/// What c360 needs of the shop (see [`super::contract`]).
+pub const CONTRACT: &[Table] = &[
+    Table {
+        name: "accounts",
+        about: "shop accounts, guests included; `country` is the region for national phone numbers",
+        columns: &[
+            ("id", Integer),
+            ("email", Text),
+            ("phone", Text),
+            ("name", Text),
+            ("country", Text),
+            ("is_guest", Boolean),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "orders",
+        about: "order headers; money in minor units (cents) of `currency`",
+        columns: &[
+            ("id", Integer),
+            ("account_id", Integer),
+            ("number", Text),
+            ("ordered_at", Timestamp),
+            ("status", Text),
+            ("channel", Text),
+            ("currency", Text),
+            ("total_cents", Integer),
+        ],
+    },
+    Table {
+        name: "order_lines",
+        about: "order lines",
+        columns: &[
+            ("order_id", Integer),
+            ("line_no", Integer),
+            ("sku", Text),
+            ("quantity", Integer),
+            ("unit_price_cents", Integer),
+        ],
+    },
+    Table {
+        name: "products",
+        about: "the catalogue, for product names and categories",
+        columns: &[("sku", Text), ("name", Text), ("category", Text)],
+    },
+];
 
 crate::row! {
     /// A shop account (registered or guest checkout).

@@ -61,7 +61,7 @@ async fn subjects(app: &TestApp) -> BTreeSet<String> {
 async fn full_customers(app: &TestApp, n: usize) -> Vec<String> {
     let page = app
         .data(
-            "{ customers(first: 100) { edges { node { id email phone birthDate gender address { street } } } } }",
+            "{ customers(first: 100) { edges { node { id email phone birthDate gender address { street postalCode } } } } }",
             json!({}),
         )
         .await;
@@ -71,6 +71,7 @@ async fn full_customers(app: &TestApp, n: usize) -> Vec<String> {
         .iter()
         .map(|e| &e["node"])
         .filter(|n| ["email", "phone", "birthDate", "gender", "address"].iter().all(|f| !n[*f].is_null()))
+        .filter(|n| !n["address"]["street"].is_null() && !n["address"]["postalCode"].is_null())
         .map(|n| n["id"].as_str().expect("id").to_owned())
         .take(n)
         .collect();
@@ -86,31 +87,41 @@ async fn revealing_reads_are_recorded(layout: Layout) {
     let customers = full_customers(&app, 3).await;
     let who = &customers[0];
 
-    // Every audited field (contact and sensitive, from the schema's own classes) of a
-    // Customer is named in the entry when shown.
-    let table = c360::policy::schema::PrivacyTable::from_sdl(&c360::graphql::sdl()).expect("table");
-    let audited: BTreeSet<String> = table
+    // Every audited field of the schema (contact and sensitive, wherever it is: read from
+    // the SDL's own classes) writes an entry naming it when shown, asked for alone.
+    let table = c360::graphql::privacy::PrivacyTable::from_sdl(&c360::graphql::sdl()).expect("table");
+    let audited: Vec<(String, String)> = table
         .classified()
         .into_iter()
-        .filter(|(t, _, p)| t == "Customer" && p.class.audited())
-        .map(|(_, f, _)| f)
+        .filter(|(_, _, _, p)| !p.lookup && p.class.audited())
+        .map(|(t, f, _, _)| (t, f))
         .collect();
-    assert_eq!(audited.len(), 5, "{audited:?}");
-    let selection: Vec<String> =
-        audited.iter().map(|f| if f == "address" { "address { street city }".into() } else { f.clone() }).collect();
-    let everything = format!("query($id: ID!) {{ customer(id: $id) {{ displayName {} }} }}", selection.join(" "));
+    assert!(audited.len() >= 8, "{audited:?}");
+    let mut everything = BTreeSet::new();
+    for (type_name, field) in &audited {
+        let (selection, name) = match (type_name.as_str(), field.as_str()) {
+            ("Customer", "address") => ("address { city }".to_owned(), field.clone()),
+            ("Customer", _) => (field.clone(), field.clone()),
+            ("Address", _) => (format!("address {{ {field} }}"), format!("address.{field}")),
+            (other, _) => panic!("no path to {other}.{field} in the audit test: add one"),
+        };
+        let q = format!("query($id: ID!) {{ customer(id: $id) {{ displayName {selection} }} }}");
+        let (seen, request) = app.query_with_id(&app.admin, &q, json!({ "id": who })).await;
+        assert!(seen.get("errors").is_none(), "{seen:#}");
+        let entries = entries_of(&app, &request).await;
+        assert_eq!(entries.len(), 1, "{type_name}.{field}: {entries:#?}");
+        let fields: Vec<&str> =
+            entries[0]["fields"].as_array().expect("fields").iter().filter_map(Value::as_str).collect();
+        assert!(fields.contains(&name.as_str()), "{type_name}.{field} is audited as `{name}`: {fields:?}");
+        everything.insert(selection);
+    }
+    let everything = format!(
+        "query($id: ID!) {{ customer(id: $id) {{ displayName {} }} }}",
+        everything.into_iter().collect::<Vec<_>>().join(" ")
+    );
     let (_, request) = app.query_with_id(&app.admin, &everything, json!({ "id": who })).await;
     let entries = entries_of(&app, &request).await;
-    assert_eq!(entries.len(), 1, "{entries:#?}");
-    let fields: BTreeSet<String> =
-        entries[0]["fields"].as_array().expect("fields").iter().map(|f| f.as_str().expect("f").to_owned()).collect();
-    assert_eq!(fields, audited);
-    assert_eq!(entries[0]["subject"], "test-admin");
-    assert_eq!(entries[0]["role"], "admin");
-    assert_eq!(entries[0]["action"], "READ");
-    assert_eq!(entries[0]["customerId"], who.as_str());
-    assert_eq!(entries[0]["partner"], Value::Null);
-
+    assert_eq!(entries.len(), 1, "one entry per customer: {entries:#?}");
     // One entry per customer a list reveals, each with only the fields it showed.
     let (_, request) =
         app.query_with_id(&app.admin, "{ customers(first: 3) { edges { node { id phone } } } }", json!({})).await;

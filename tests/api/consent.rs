@@ -96,12 +96,19 @@ async fn consent_and_notes(layout: Layout) {
     // Still the one (revoked) grant: nothing was written by the refused calls.
     assert_eq!(ledger(&app.query_as(&agent, REVOKE, vars(None)).await, "revokeConsent", partner).len(), 1);
 
-    // Notes: written with notes:write, read by roles whose policy shows `internal`.
+    // Notes: written with notes:write, read by roles whose policy shows `internal`. Where
+    // the policy hides `internal`, `addNote` does not exist either, whatever the scopes:
+    // its answer is a note, and no mutation answer gets around the policy.
     let partner_writer = app.token(Role::Partner, Some("customers:read notes:write"), Some(partner));
-    for token in [&frontend, &partner_writer] {
+    let frontend_writer = app.token(Role::Frontend, Some("customers:read notes:write"), None);
+    for token in [&frontend, &partner_writer, &frontend_writer] {
         let denied = app.query_as(token, ADD_NOTE, json!({ "id": id, "b": "prefers email" })).await;
-        assert_eq!(codes(&denied), ["FORBIDDEN"], "{denied:#}");
+        assert_eq!(codes(&denied), ["GRAPHQL_VALIDATION_FAILED"], "{denied:#}");
+        assert_eq!(denied["errors"][0]["message"], "Unknown field \"addNote\" on type \"Mutation\".");
     }
+    let agent_without_scope = app.token(Role::Agent, Some("customers:read"), None);
+    let denied = app.query_as(&agent_without_scope, ADD_NOTE, json!({ "id": id, "b": "prefers email" })).await;
+    assert_eq!(codes(&denied), ["FORBIDDEN"], "{denied:#}");
     let body = "Called about a late parcel; offered a voucher.";
     let added = app.query_as(&agent, ADD_NOTE, json!({ "id": id, "b": format!("  {body}\n") })).await;
     assert!(added.get("errors").is_none(), "{added:#}");
@@ -124,6 +131,42 @@ async fn consent_and_notes(layout: Layout) {
         assert_eq!(hidden["errors"][0]["message"], "Unknown field \"notes\" on type \"Customer\".");
         assert!(!hidden.to_string().contains(body));
     }
+}
+
+/// Mutations run one after another, and each sees what the ones before it wrote: a write
+/// forgets what the request's loaders had cached of it.
+#[tokio::test]
+async fn a_mutation_sees_the_writes_before_it() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 30).await;
+    let page = app.data("{ customers(first: 30) { edges { node { id sourceRecords { source } } } } }", json!({})).await;
+    let id = page["customers"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .find(|n| n["sourceRecords"].as_array().expect("records").iter().any(|r| r["source"] == "CRM"))
+        .expect("a customer with a CRM record")["id"]
+        .clone();
+    let both = "mutation($id: ID!) {
+        a: grantConsent(customerId: $id, partner: \"zz\") { consents { partner active } notes(first: 1) { totalCount } }
+        n: addNote(customerId: $id, body: \"in between\") { body }
+        b: revokeConsent(customerId: $id, partner: \"zz\") { consents { partner active } notes(first: 1) { totalCount } }
+    }";
+    let answer = app.query(both, json!({ "id": id })).await;
+    assert!(answer.get("errors").is_none(), "{answer:#}");
+    let zz = |field: &str| -> Vec<bool> {
+        ledger(&answer, field, "zz").iter().map(|c| c["active"].as_bool().expect("active")).collect()
+    };
+    assert_eq!(zz("a"), [true], "{answer:#}");
+    assert_eq!(zz("b"), [false], "the revocation's answer shows it revoked: {answer:#}");
+    let notes = |field: &str| answer["data"][field]["notes"]["totalCount"].as_i64().expect("count");
+    assert_eq!(notes("b"), notes("a") + 1, "the note added in between is counted: {answer:#}");
+    // And a fresh request agrees.
+    let fresh =
+        app.data("query($id: ID!) { customer(id: $id) { consents { partner active } } }", json!({ "id": id })).await;
+    let fresh: Vec<&Value> =
+        fresh["customer"]["consents"].as_array().expect("consents").iter().filter(|c| c["partner"] == "zz").collect();
+    assert_eq!(fresh, [&json!({ "partner": "zz", "active": false })]);
 }
 
 #[tokio::test]

@@ -59,7 +59,8 @@ async fn an_unreachable_source_is_a_clear_startup_error() {
     config.data_dir = dir.path().to_owned();
     config.sources.shop = Some("postgres://root:secret@127.0.0.1:1/shop".into());
     config.database.connect_timeout = std::time::Duration::from_secs(2);
-    let error = c360::sources::Sources::connect(&config, true).await.expect_err("port 1 is closed");
+    let error =
+        c360::sources::Sources::connect(&config, c360::sources::Migrate::All).await.expect_err("port 1 is closed");
     let message = error.to_string();
     assert!(message.starts_with("shop database"), "{message}");
     assert!(!message.contains("secret"), "credentials leaked: {message}");

@@ -203,9 +203,9 @@ impl TestApp {
                 DbName::Marketing => &mut config.sources.marketing,
                 DbName::Hub => &mut config.hub,
             };
-            *slot = Some(url);
+            *slot = Some(url.into());
         }
-        let sources = Sources::connect(&config, true).await.expect("connect and migrate");
+        let sources = Sources::connect(&config, c360::sources::Migrate::All).await.expect("connect and migrate");
         if customers > 0 {
             let options = SeedOptions { customers, seed: 7, as_of: as_of(), progress: false };
             seed(&sources, &options).await.expect("seed");

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod consent;
+mod contract;
 mod customer360;
 mod errors;
 mod helpers;

@@ -142,13 +142,13 @@ async fn partners_see_only_consenting_customers(layout: Layout) {
                 "{id} by email: {by_email:#}"
             );
         }
+        // Source keys are internal: partners have no lookup by them at all.
         for record in truth["sourceRecords"].as_array().expect("records") {
             let q = "query($s: SourceName!, $k: String!) { customerBySourceKey(source: $s, key: $k) { id } }";
             let by_key = app.query_as(&acme, q, json!({ "s": record["source"], "k": record["key"] })).await;
             assert_eq!(
-                without_extensions(&by_key),
-                json!({ "data": { "customerBySourceKey": null } }),
-                "{id} by {record}"
+                by_key["errors"][0]["message"], "Unknown field \"customerBySourceKey\" on type \"Query\".",
+                "{id} by {record}: {by_key:#}"
             );
         }
         for path in ["orders", "tickets"] {

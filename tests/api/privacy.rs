@@ -1,33 +1,95 @@
-//! The policy matrix: for every viewer and every field with a privacy class, the field is
-//! shown, masked or hidden as the shipped policy says, by every path (plain, alias,
-//! named fragment, inline fragment, `node`), and hidden fields are indistinguishable from
-//! fields that do not exist.
+//! The policy matrix: for every viewer and every field with a privacy class (lookups
+//! included), the field is shown, masked or hidden as the README's table says
+//! (`tests/fixtures/policy_matrix.txt`, written by hand), by every path (plain, alias,
+//! named fragment, inline fragment, `node`); masked values look as the README documents;
+//! and hidden fields are indistinguishable from fields that do not exist.
 
-use c360::auth::{Role, Viewer, parse_scopes};
-use c360::policy::schema::PrivacyTable;
-use c360::policy::{Decision, Policy, mask};
+use c360::auth::Role;
+use c360::graphql::privacy::PrivacyTable;
+use c360::policy::PrivacyClass;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Layout, TestApp};
 
-/// The viewers of the matrix: each role with its usual scopes, and the scope variants the
-/// policy distinguishes.
-fn viewers() -> Vec<(&'static str, Role, String, Option<&'static str>)> {
-    let mut out = Vec::new();
-    for role in [Role::Admin, Role::Agent, Role::Frontend, Role::Analyst, Role::Partner] {
-        let partner = (role == Role::Partner).then_some("acme-insurance");
-        out.push(("usual scopes", role, role.default_scopes().to_owned(), partner));
+/// One row of the expected table.
+struct Expected {
+    viewer: String,
+    role: Role,
+    scopes: String,
+    /// Class → `show`, `mask` or `hide`.
+    decisions: Vec<(PrivacyClass, String)>,
+}
+
+impl Expected {
+    fn decision(&self, class: PrivacyClass) -> &str {
+        &self.decisions.iter().find(|(c, _)| *c == class).expect("every class has a column").1
     }
-    out.push(("without pii:read", Role::Agent, Role::Agent.default_scopes().replace(" pii:read", ""), None));
-    out.push(("with pii:read", Role::Frontend, format!("{} pii:read", Role::Frontend.default_scopes()), None));
-    out.push(("without orders:read", Role::Frontend, "customers:read tickets:read".into(), None));
-    out.push((
-        "with pii:read and insights:read",
-        Role::Partner,
-        "customers:read pii:read insights:read".into(),
-        Some("acme-insurance"),
-    ));
-    out
+}
+
+/// The hand-written table of what each viewer gets.
+fn expected() -> Vec<Expected> {
+    let text = include_str!("../fixtures/policy_matrix.txt");
+    let mut rows = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = rows
+        .by_ref()
+        .find(|l| l.starts_with("# viewer"))
+        .expect("header")
+        .trim_start_matches('#')
+        .split('|')
+        .map(|c| c.trim().to_owned())
+        .collect();
+    rows.filter(|l| !l.starts_with('#'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            assert_eq!(cells.len(), header.len(), "{line}");
+            let role: Role = cells[1].parse().expect("role");
+            let mut scopes: Vec<String> = role.default_scopes().split(' ').map(str::to_owned).collect();
+            for change in cells[2].split_whitespace().filter(|c| *c != "default") {
+                match change.split_at(1) {
+                    ("+", s) => scopes.push(s.to_owned()),
+                    ("-", s) => scopes.retain(|x| x != s),
+                    _ => panic!("scope change `{change}`"),
+                }
+            }
+            let decisions = header[3..]
+                .iter()
+                .zip(&cells[3..])
+                .map(|(class, d)| {
+                    assert!(["show", "mask", "hide"].contains(d), "{line}");
+                    (class.parse().expect("class"), (*d).to_owned())
+                })
+                .collect();
+            Expected { viewer: cells[0].to_owned(), role, scopes: scopes.join(" "), decisions }
+        })
+        .collect()
+}
+
+/// What a masked value looks like, as the README documents each mask (written apart from
+/// the server's masking code, on purpose).
+fn masked(field: &str, raw: &Value) -> Value {
+    let text = || raw.as_str().unwrap_or_else(|| panic!("{field} is text: {raw}"));
+    match field {
+        "Customer.displayName" | "Customer.firstName" | "Customer.lastName" => Value::String(
+            text()
+                .split_whitespace()
+                .map(|w| format!("{}.", w.chars().next().expect("letter").to_uppercase()))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "Customer.email" => {
+            let (local, domain) = text().split_once('@').expect("an address");
+            Value::String(format!("{}***@{domain}", local.chars().next().expect("letter")))
+        }
+        "Customer.phone" => {
+            let digits: String = text().chars().filter(char::is_ascii_digit).collect();
+            Value::String(format!("***{}", &digits[digits.len() - 4..]))
+        }
+        // A date has no partial form of its type: null (the year is `birthYear`).
+        "Customer.birthDate" | "Customer.gender" | "Address.street" | "Address.postalCode" => Value::Null,
+        // Coarse already: the same. An address keeps city and country (all the test selects).
+        "Customer.birthYear" | "Customer.address" => raw.clone(),
+        other => panic!("no documented mask for {other}: add it to the README and here"),
+    }
 }
 
 /// A selection for a field of an object type (scalars need none).
@@ -87,7 +149,56 @@ async fn policy_matrix_on_mysql() {
     policy_matrix(Backend::Mysql).await;
 }
 
-/// Every classified field is shown, masked or hidden as the shipped policy says.
+/// A customer every path has data for, and the keys to look them up by.
+struct Subject {
+    id: String,
+    order: String,
+    ticket: String,
+    email: String,
+    phone: String,
+    crm_key: String,
+}
+
+/// A customer the partner may see (consent for acme-insurance), with every profile field,
+/// an order, a ticket and a campaign response, and found by their email and phone alone.
+async fn subject(app: &TestApp) -> Subject {
+    let partner = app.token(Role::Partner, None, Some("acme-insurance"));
+    let listed = app.query_as(&partner, "{ customers(first: 50) { edges { node { id } } } }", json!({})).await;
+    let ids = listed["data"]["customers"]["edges"].as_array().expect("edges").clone();
+    assert!(!ids.is_empty(), "the seed has customers consenting to acme-insurance");
+    for id in ids.iter().map(|e| e["node"]["id"].as_str().expect("id")) {
+        let q = "query($id: ID!) { customer(id: $id) { email phone birthDate gender address { street postalCode }
+                   sourceRecords { source key }
+                   orders(first: 1) { edges { node { id } } } tickets(first: 1) { edges { node { id } } }
+                   campaignResponses(first: 1) { totalCount } } }";
+        let c = app.data(q, json!({ "id": id })).await["customer"].clone();
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        let crm_key = c["sourceRecords"].as_array().expect("records").iter().find(|r| r["source"] == "CRM");
+        let (Some(email), Some(phone), Some(order), Some(ticket), Some(crm_key)) = (
+            text(&c["email"]),
+            text(&c["phone"]),
+            text(&c["orders"]["edges"][0]["node"]["id"]),
+            text(&c["tickets"]["edges"][0]["node"]["id"]),
+            crm_key.and_then(|r| text(&r["key"])),
+        ) else {
+            continue;
+        };
+        let complete = !c["birthDate"].is_null()
+            && !c["gender"].is_null()
+            && !c["address"]["street"].is_null()
+            && !c["address"]["postalCode"].is_null()
+            && c["campaignResponses"]["totalCount"].as_i64() > Some(0);
+        let q = "query($e: String!, $p: String!) { e: customerByEmail(email: $e) { id } p: customerByPhone(phone: $p) { id } }";
+        let found = app.query(q, json!({ "e": email, "p": phone })).await;
+        let unique = found["data"]["e"]["id"] == id && found["data"]["p"]["id"] == id;
+        if complete && unique {
+            return Subject { id: id.to_owned(), order, ticket, email, phone, crm_key };
+        }
+    }
+    panic!("no consenting customer with data in every source and unshared keys");
+}
+
+/// Every classified field and lookup is shown, masked or hidden as the table says.
 async fn policy_matrix(backend: Backend) {
     let layout = Layout::all(backend);
     if !layout.available() {
@@ -95,50 +206,14 @@ async fn policy_matrix(backend: Backend) {
     }
     let app = TestApp::spawn(layout, 80).await;
     let table = PrivacyTable::from_sdl(&c360::graphql::sdl()).expect("schema");
-    let policy = Policy::load(None, &table).expect("policy");
     let classified = table.classified();
-    assert!(classified.len() >= 35, "every customer-data field has a class: {}", classified.len());
-
-    // A customer the partner may see (consent for acme-insurance), with an order, a ticket
-    // and a campaign response, so every path has data.
-    let partner = app.token(Role::Partner, None, Some("acme-insurance"));
-    let listed = app.query_as(&partner, "{ customers(first: 50) { edges { node { id } } } }", json!({})).await;
-    let ids: Vec<String> = listed["data"]["customers"]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|e| e["node"]["id"].as_str().expect("id").to_owned())
-        .collect();
-    assert!(!ids.is_empty(), "the seed has customers consenting to acme-insurance");
-    let mut subject = None;
-    for id in &ids {
-        let q = "query($id: ID!) { customer(id: $id) { email birthDate address { street }
-                   orders(first: 1) { edges { node { id } } } tickets(first: 1) { edges { node { id } } }
-                   campaignResponses(first: 1) { totalCount } } }";
-        let c = app.data(q, json!({ "id": id })).await["customer"].clone();
-        let order = c["orders"]["edges"][0]["node"]["id"].as_str().map(str::to_owned);
-        let ticket = c["tickets"]["edges"][0]["node"]["id"].as_str().map(str::to_owned);
-        let complete = !c["email"].is_null() && !c["birthDate"].is_null() && !c["address"]["street"].is_null();
-        if let (true, Some(order), Some(ticket), true) =
-            (complete, order, ticket, c["campaignResponses"]["totalCount"].as_i64() > Some(0))
-        {
-            subject = Some((id.clone(), order, ticket));
-            break;
-        }
-    }
-    let (customer, order, ticket) = subject.expect("a consenting customer with data in every source");
+    assert!(classified.len() >= 40, "every customer-data field has a class: {}", classified.len());
+    let who = subject(&app).await;
 
     let mut cells = 0;
-    for (variant, role, scope, partner) in viewers() {
-        let token = app.token(role, Some(&scope), partner);
-        let viewer = Viewer {
-            subject: "matrix".into(),
-            role,
-            scopes: parse_scopes(&scope),
-            partner: partner.map(str::to_owned),
-            purpose: None,
-        };
-        let who = format!("{role} ({variant})");
+    for row in expected() {
+        let partner = (row.role == Role::Partner).then_some("acme-insurance");
+        let token = app.token(row.role, Some(&row.scopes), partner);
         let introspected = app.query_as(&token, "{ __schema { types { name fields { name } } } }", json!({})).await;
         let types = introspected["data"]["__schema"]["types"].as_array().expect("types").clone();
         let listed = |t: &str, f: &str| {
@@ -146,28 +221,55 @@ async fn policy_matrix(backend: Backend) {
                 ty["name"] == t && ty["fields"].as_array().is_some_and(|fs| fs.iter().any(|x| x["name"] == f))
             })
         };
-        for (type_name, field, privacy) in &classified {
-            let decision = policy.decide(&viewer, privacy.class);
-            let cell = format!("{who}: {type_name}.{field} ({}) should be {decision}", privacy.class);
-            assert_eq!(listed(type_name, field), decision != Decision::Hide, "introspection: {cell}");
+        for (type_name, field, _, privacy) in &classified {
+            let decision = row.decision(privacy.class);
+            let cell = format!("{}: {type_name}.{field} ({}) should be {decision}", row.viewer, privacy.class);
+            assert_eq!(listed(type_name, field), decision != "hide", "introspection: {cell}");
             cells += 1;
 
+            if privacy.lookup {
+                let (query, key) = match field.as_str() {
+                    "customerByEmail" => ("query($k: String!) { r: customerByEmail(email: $k) { id } }", &who.email),
+                    "customerByPhone" => ("query($k: String!) { r: customerByPhone(phone: $k) { id } }", &who.phone),
+                    "customerBySourceKey" => {
+                        ("query($k: String!) { r: customerBySourceKey(source: CRM, key: $k) { id } }", &who.crm_key)
+                    }
+                    other => panic!("no key for the lookup {other} in the matrix: add one"),
+                };
+                for (form, query) in [("plain", query.to_owned()), ("alias", query.replace("r: ", "x: "))] {
+                    let seen = app.query_as(&token, &query, json!({ "k": key })).await;
+                    if decision == "hide" {
+                        assert_eq!(
+                            seen["errors"][0]["message"],
+                            format!("Unknown field \"{field}\" on type \"Query\"."),
+                            "{cell} via {form}: {seen:#}"
+                        );
+                        assert!(seen.get("data").is_none_or(Value::is_null), "{cell} via {form}: {seen:#}");
+                    } else {
+                        let found = seen["data"].as_object().and_then(|d| d.values().next()).cloned();
+                        assert_eq!(found, Some(json!({ "id": who.id })), "{cell} via {form}: {seen:#}");
+                    }
+                }
+                continue;
+            }
+
             let (root, hops, id): (&str, &[&str], &String) = match type_name.as_str() {
-                "Customer" => ("customer(id: $id)", &[], &customer),
-                "Address" => ("customer(id: $id) { address", &["address"], &customer),
-                "Order" => ("node(id: $id) { __typename ... on Order", &[], &order),
-                "Ticket" => ("node(id: $id) { __typename ... on Ticket", &[], &ticket),
+                "Customer" => ("customer(id: $id)", &[], &who.id),
+                "Address" => ("customer(id: $id) { address", &["address"], &who.id),
+                "Order" => ("node(id: $id) { __typename ... on Order", &[], &who.order),
+                "Ticket" => ("node(id: $id) { __typename ... on Ticket", &[], &who.ticket),
                 "CampaignResponse" => (
                     "customer(id: $id) { campaignResponses(first: 1) { edges { node",
                     &["campaignResponses", "edges"],
-                    &customer,
+                    &who.id,
                 ),
+                "Mutation" => continue, // mutations: tests/api/consent.rs
                 other => panic!("no path to {other} in the matrix: add one"),
             };
             // The parent path may itself be hidden: then the field is unreachable anyway.
             let parent_hidden = match type_name.as_str() {
-                "Address" => policy.decide(&viewer, c360::policy::PrivacyClass::Contact) == Decision::Hide,
-                "CampaignResponse" => policy.decide(&viewer, c360::policy::PrivacyClass::Marketing) == Decision::Hide,
+                "Address" => row.decision(PrivacyClass::Contact) == "hide",
+                "CampaignResponse" => row.decision(PrivacyClass::Marketing) == "hide",
                 _ => false,
             };
             if parent_hidden {
@@ -175,7 +277,7 @@ async fn policy_matrix(backend: Backend) {
             }
             for (form, query) in forms(root, type_name, field) {
                 let seen = app.query_as(&token, &query, json!({ "id": id })).await;
-                if decision == Decision::Hide {
+                if decision == "hide" {
                     let errors = seen["errors"].as_array().unwrap_or_else(|| panic!("{cell} via {form}: {seen:#}"));
                     assert_eq!(errors.len(), 1, "{cell} via {form}: {seen:#}");
                     assert_eq!(
@@ -189,23 +291,18 @@ async fn policy_matrix(backend: Backend) {
                 assert!(seen.get("errors").is_none(), "{cell} via {form}: {seen:#}");
                 let truth = app.query(&query, json!({ "id": id })).await;
                 let (got, raw) = (dig(&seen["data"], hops), dig(&truth["data"], hops));
-                let expected = match decision {
-                    Decision::Mask => {
-                        mask::apply(privacy.mask, async_graphql::Value::from_json(raw.clone()).expect("value"))
-                            .into_json()
-                            .expect("json")
-                    }
-                    _ => raw.clone(),
+                let expected = if decision == "mask" {
+                    assert!(!raw.is_null(), "{cell} via {form}: the subject has no {field} to mask");
+                    masked(&format!("{type_name}.{field}"), &raw)
+                } else {
+                    raw
                 };
                 assert_eq!(got, expected, "{cell} via {form}");
-                if decision == Decision::Mask && privacy.mask != Some(c360::policy::MaskFormat::CityCountry) {
-                    assert_ne!(got, raw, "{cell} via {form}: a masked value must differ from the raw one");
-                }
             }
         }
     }
-    assert!(cells >= 300, "matrix size {cells}");
-    eprintln!("policy matrix: {cells} cells (viewers × classified fields), each by 4 query forms");
+    assert!(cells >= 350, "matrix size {cells}");
+    eprintln!("policy matrix: {cells} cells (viewers × classified fields and lookups), checked by every path");
 }
 
 #[tokio::test]
@@ -248,4 +345,48 @@ async fn hidden_fields_and_types_look_exactly_like_unknown_ones() {
     let no_scope = app.token(Role::Agent, Some("orders:read"), None);
     let denied = app.query_as(&no_scope, "{ customers(first: 1) { totalCount } }", json!({})).await;
     assert_eq!(denied["errors"][0]["extensions"]["code"], "FORBIDDEN", "{denied:#}");
+}
+
+/// A lookup by a key exists only for viewers who may see the key's class: analysts see no
+/// contact or internal data, so they cannot find a person by email, phone or source key
+/// (and then read their orders), by any path.
+#[tokio::test]
+async fn lookups_exist_only_for_viewers_who_may_see_the_key() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 60).await;
+    let page = app
+        .data("{ customers(first: 30) { edges { node { id email phone sourceRecords { source key } } } } }", json!({}))
+        .await;
+    let analyst = app.token(Role::Analyst, None, None);
+    let by_email = "query($k: String!) { customerByEmail(email: $k) { id orders(first: 1) { totalCount } } }";
+    let by_phone = "query($k: String!) { ... on Query { x: customerByPhone(phone: $k) { id } } }";
+    let by_key = "query($s: SourceName!, $k: String!) { ...Q } fragment Q on Query { customerBySourceKey(source: $s, key: $k) { id } }";
+    let mut asked = 0;
+    let mut found_by_admin = 0;
+    for node in page["customers"]["edges"].as_array().expect("edges").iter().map(|e| &e["node"]) {
+        let mut lookups = vec![];
+        if let Some(email) = node["email"].as_str() {
+            lookups.push(("customerByEmail", by_email, json!({ "k": email })));
+        }
+        if let Some(phone) = node["phone"].as_str() {
+            lookups.push(("customerByPhone", by_phone, json!({ "k": phone })));
+        }
+        for record in node["sourceRecords"].as_array().expect("records") {
+            lookups.push(("customerBySourceKey", by_key, json!({ "s": record["source"], "k": record["key"] })));
+        }
+        for (field, query, variables) in lookups {
+            let seen = app.query_as(&analyst, query, variables.clone()).await;
+            assert_eq!(seen["errors"].as_array().map(Vec::len), Some(1), "{seen:#}");
+            assert_eq!(seen["errors"][0]["message"], format!("Unknown field \"{field}\" on type \"Query\"."));
+            assert_eq!(seen["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED");
+            assert!(seen.get("data").is_none_or(Value::is_null), "{seen:#}");
+            asked += 1;
+            // The same lookup works for a viewer who may see the key.
+            let admin = app.query(query, variables).await;
+            if admin.to_string().contains(node["id"].as_str().expect("id")) {
+                found_by_admin += 1;
+            }
+        }
+    }
+    assert!(asked >= 80, "{asked} lookups");
+    assert!(found_by_admin * 10 >= asked * 9, "the admin finds {found_by_admin} of {asked}");
 }

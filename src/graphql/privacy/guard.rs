@@ -13,8 +13,9 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
 
+use super::mask_value;
 use super::schema::{PrivacyTable, Violation};
-use super::{Access, Decision, mask};
+use crate::policy::{Access, Decision};
 
 /// Installs the policy into a schema.
 pub struct PolicyGuard {
@@ -108,7 +109,9 @@ impl Extension for Guard {
         let access = ctx.data_opt::<Access>().ok_or_else(no_access)?;
         match access.decision(privacy.class) {
             Decision::Show => next.run(ctx, info).await,
-            Decision::Mask => Ok(next.run(ctx, info).await?.map(|v| mask::apply(privacy.mask, v))),
+            // A lookup's result is not of its key's class: it is not masked.
+            Decision::Mask if privacy.lookup => next.run(ctx, info).await,
+            Decision::Mask => Ok(next.run(ctx, info).await?.map(|v| mask_value(privacy.mask, v))),
             // Validation turned the document away already; never resolve it regardless.
             Decision::Hide => Err(ServerError::new("internal error", None)),
         }

@@ -9,19 +9,32 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Pos, Positioned, Value};
 
-use super::{Access, MaskFormat, PrivacyClass};
+use crate::policy::{Access, ClassifiedField, MaskFormat, PrivacyClass};
 
-/// A field's privacy class and mask format.
+/// A field's privacy class and mask format, or the class of the key a lookup takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldPrivacy {
     pub class: PrivacyClass,
     pub mask: Option<MaskFormat>,
+    /// `@lookup`: the class is that of the key the field looks up by. The field is hidden
+    /// with its class, and its value is not masked (it is not of that class).
+    pub lookup: bool,
+}
+
+/// A field's type: the named type, and whether the field may be null.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldType {
+    pub named: String,
+    pub nullable: bool,
+    pub list: bool,
 }
 
 #[derive(Debug, Default)]
 struct TypeInfo {
-    /// Field name → (named type, privacy).
-    fields: HashMap<String, (String, Option<FieldPrivacy>)>,
+    /// Field name → (type, privacy).
+    fields: HashMap<String, (FieldType, Option<FieldPrivacy>)>,
+    /// Whether this is an object or interface type (not a scalar or enum).
+    composite: bool,
     /// For interfaces: the object types implementing it.
     implementors: Vec<String>,
 }
@@ -59,16 +72,29 @@ impl PrivacyTable {
                 _ => continue,
             };
             let info = table.types.entry(name.clone()).or_default();
+            info.composite = true;
             for field in fields {
                 let field = &field.node;
-                let privacy = field
-                    .directives
-                    .iter()
-                    .find(|d| d.node.name.node == "privacy")
-                    .map(|d| read_directive(&d.node.arguments))
-                    .transpose()
-                    .map_err(|e| format!("{name}.{}: {e}", field.name.node))?;
-                info.fields.insert(field.name.node.to_string(), (named(&field.ty.node.base), privacy));
+                let mut privacy = None;
+                for directive in &field.directives {
+                    let lookup = match directive.node.name.node.as_str() {
+                        "privacy" => false,
+                        "lookup" => true,
+                        _ => continue,
+                    };
+                    if privacy.is_some() {
+                        return Err(format!("{name}.{}: more than one privacy class", field.name.node));
+                    }
+                    let read = read_directive(&directive.node.arguments, lookup)
+                        .map_err(|e| format!("{name}.{}: {e}", field.name.node))?;
+                    privacy = Some(read);
+                }
+                let ty = FieldType {
+                    named: named(&field.ty.node.base),
+                    nullable: field.ty.node.nullable,
+                    list: matches!(field.ty.node.base, BaseType::List(_)),
+                };
+                info.fields.insert(field.name.node.to_string(), (ty, privacy));
             }
             implements.extend(interfaces.iter().map(|i| (i.node.to_string(), name.clone())));
         }
@@ -83,26 +109,52 @@ impl PrivacyTable {
         self.types.get(type_name)?.fields.get(field)?.1
     }
 
-    /// Every classified field as (`Type`, `field`, privacy), sorted.
-    pub fn classified(&self) -> Vec<(String, String, FieldPrivacy)> {
+    /// Every classified field as (`Type`, `field`, its type, privacy), sorted; lookups
+    /// included.
+    pub fn classified(&self) -> Vec<(String, String, FieldType, FieldPrivacy)> {
         let mut all: Vec<_> = self
             .types
             .iter()
             .flat_map(|(t, info)| {
-                info.fields.iter().filter_map(move |(f, (_, p))| p.map(|p| (t.clone(), f.clone(), p)))
+                info.fields.iter().filter_map(move |(f, (ty, p))| p.map(|p| (t.clone(), f.clone(), ty.clone(), p)))
             })
             .collect();
         all.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         all
     }
 
-    /// Fields of `class` that have no masked form (`Type.field`).
-    pub fn unmaskable(&self, class: PrivacyClass) -> Vec<String> {
+    /// The fields whose values have a class (not lookups), as the policy checks them.
+    pub fn value_fields(&self) -> Vec<ClassifiedField> {
         self.classified()
             .into_iter()
-            .filter(|(_, _, p)| p.class == class && p.mask.is_none())
-            .map(|(t, f, _)| format!("{t}.{f}"))
+            .filter(|(_, _, _, p)| !p.lookup)
+            .map(|(t, f, _, p)| ClassifiedField { name: format!("{t}.{f}"), class: p.class, mask: p.mask })
             .collect()
+    }
+
+    /// Fields whose mask format does not fit their type, each with the reason: a masked
+    /// value must be a value of the field's own type.
+    pub fn mask_type_errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (t, f, ty, p) in self.classified() {
+            let Some(mask) = p.mask else { continue };
+            let fits = match mask {
+                MaskFormat::Email | MaskFormat::Phone | MaskFormat::Initials => ty.named == "String",
+                MaskFormat::CityCountry => self.types.get(&ty.named).is_some_and(|i| {
+                    i.composite
+                        && i.fields.values().all(|(field_ty, privacy)| {
+                            // What it keeps is unclassified; what it drops can be null.
+                            privacy.is_none() || (field_ty.nullable && privacy.is_some_and(|p| p.mask.is_some()))
+                        })
+                }),
+                MaskFormat::Remove => ty.nullable,
+                MaskFormat::Keep => true,
+            };
+            if !fits {
+                errors.push(format!("{t}.{f}: mask {mask:?} does not fit its type {}", ty.named));
+            }
+        }
+        errors
     }
 
     /// Object and interface types the viewer can reach through fields it may see.
@@ -117,7 +169,7 @@ impl PrivacyTable {
             todo.extend(info.implementors.iter().map(String::as_str));
             for (ty, privacy) in info.fields.values() {
                 if !privacy.is_some_and(|p| access.hides(p.class)) {
-                    todo.push(ty);
+                    todo.push(&ty.named);
                 }
             }
         }
@@ -214,7 +266,7 @@ impl Walk<'_> {
                             span: (field.pos, last_pos(&field.node.selection_set).max(field.pos)),
                         });
                     } else {
-                        self.selection_set(ty, &field.node.selection_set);
+                        self.selection_set(&ty.named, &field.node.selection_set);
                     }
                 }
                 Selection::InlineFragment(fragment) => match &fragment.node.type_condition {
@@ -259,7 +311,10 @@ fn named(ty: &BaseType) -> String {
     }
 }
 
-fn read_directive(args: &[(Positioned<async_graphql::Name>, Positioned<Value>)]) -> Result<FieldPrivacy, String> {
+fn read_directive(
+    args: &[(Positioned<async_graphql::Name>, Positioned<Value>)],
+    lookup: bool,
+) -> Result<FieldPrivacy, String> {
     let arg = |name: &str| args.iter().find(|(n, _)| n.node == name).map(|(_, v)| v.node.clone());
     let enum_name = |v: Option<Value>| match v {
         Some(Value::Enum(n)) => Ok(Some(n.to_string())),
@@ -274,10 +329,38 @@ fn read_directive(args: &[(Positioned<async_graphql::Name>, Positioned<Value>)])
         Some("EMAIL") => Some(MaskFormat::Email),
         Some("PHONE") => Some(MaskFormat::Phone),
         Some("INITIALS") => Some(MaskFormat::Initials),
-        Some("YEAR") => Some(MaskFormat::Year),
         Some("CITY_COUNTRY") => Some(MaskFormat::CityCountry),
         Some("REMOVE") => Some(MaskFormat::Remove),
+        Some("KEEP") => Some(MaskFormat::Keep),
         Some(other) => return Err(format!("unknown mask format {other}")),
     };
-    Ok(FieldPrivacy { class, mask })
+    Ok(FieldPrivacy { class, mask, lookup })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> PrivacyTable {
+        PrivacyTable::from_sdl(&crate::graphql::sdl()).expect("schema")
+    }
+
+    #[test]
+    fn every_mask_keeps_its_fields_type() {
+        let table = table();
+        assert_eq!(table.mask_type_errors(), Vec::<String>::new());
+        // The check itself: a date masked to a year string would not be a date.
+        let broken = crate::graphql::sdl().replace("mask: REMOVE", "mask: EMAIL");
+        let broken = PrivacyTable::from_sdl(&broken).expect("schema");
+        assert!(broken.mask_type_errors().iter().any(|e| e.starts_with("Customer.birthDate")), "{broken:?}");
+    }
+
+    #[test]
+    fn lookups_carry_the_class_of_their_key() {
+        let table = table();
+        let class = |f: &str| table.privacy("Query", f).filter(|p| p.lookup).map(|p| p.class);
+        assert_eq!(class("customerByEmail"), Some(PrivacyClass::Contact));
+        assert_eq!(class("customerByPhone"), Some(PrivacyClass::Contact));
+        assert_eq!(class("customerBySourceKey"), Some(PrivacyClass::Internal));
+    }
 }

@@ -14,6 +14,7 @@ use crate::sources::DbName;
 /// One customer's personal data seen, exported or erased in one request.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct AuditEntry {
+    /// When it happened.
     pub at: DateTime<Utc>,
     /// The request, as in its `x-request-id` response header.
     pub request_id: String,
@@ -23,6 +24,7 @@ pub struct AuditEntry {
     pub role: String,
     /// The token's partner, for partner tokens.
     pub partner: Option<String>,
+    /// What was done: read, exported or erased.
     pub action: AuditAction,
     /// The customer's id.
     pub customer_id: ID,

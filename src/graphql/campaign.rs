@@ -8,11 +8,15 @@ use super::common::{enum_value, request};
 use super::ids::{Kind, global_id};
 use crate::sources::marketing;
 
+/// How a campaign reaches people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum CampaignChannel {
+    /// Email.
     Email,
+    /// Text message.
     Sms,
+    /// A notification in the app.
     Push,
     /// Printed mail.
     Mail,
@@ -22,9 +26,13 @@ pub enum CampaignChannel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum OfferType {
+    /// A discount code.
     Coupon,
+    /// A gift with a purchase.
     Gift,
+    /// An invitation to an event.
     Invitation,
+    /// No offer: news only.
     None,
 }
 
@@ -40,22 +48,27 @@ impl Campaign {
         global_id(Kind::Campaign, &self.0.id.to_string())
     }
 
+    /// The campaign's name, e.g. `Black Friday 2025`.
     async fn name(&self) -> &str {
         &self.0.name
     }
 
+    /// How it reaches people.
     async fn channel(&self) -> Result<CampaignChannel> {
         Ok(enum_value("Campaign.channel", &self.0.channel)?)
     }
 
+    /// What it offers.
     async fn offer_type(&self) -> Result<OfferType> {
         Ok(enum_value("Campaign.offerType", &self.0.offer_type)?)
     }
 
+    /// When it starts running.
     async fn starts_at(&self) -> DateTime<Utc> {
         self.0.starts_at
     }
 
+    /// When it stops.
     async fn ends_at(&self) -> DateTime<Utc> {
         self.0.ends_at
     }
@@ -75,6 +88,7 @@ impl CampaignResponse {
         Ok(request(ctx).loaders.campaigns.load_one(self.0.campaign_id).await?.map(Campaign))
     }
 
+    /// When it was sent to the customer.
     #[class(marketing)]
     async fn sent_at(&self) -> DateTime<Utc> {
         self.0.sent_at
@@ -86,11 +100,13 @@ impl CampaignResponse {
         self.0.delivered_at
     }
 
+    /// When the customer first opened it; null when never (or not measurable).
     #[class(marketing)]
     async fn opened_at(&self) -> Option<DateTime<Utc>> {
         self.0.opened_at
     }
 
+    /// When the customer first followed a link in it; null when never.
     #[class(marketing)]
     async fn clicked_at(&self) -> Option<DateTime<Utc>> {
         self.0.clicked_at
@@ -102,6 +118,7 @@ impl CampaignResponse {
         self.0.converted_at
     }
 
+    /// When the customer unsubscribed through it; null when they did not.
     #[class(marketing)]
     async fn unsubscribed_at(&self) -> Option<DateTime<Utc>> {
         self.0.unsubscribed_at

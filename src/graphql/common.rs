@@ -82,6 +82,7 @@ macro_rules! connection {
         #[doc = concat!("One ", $what, " of a list, with the cursor that continues after it.")]
         #[derive(async_graphql::SimpleObject)]
         pub struct $edge {
+            #[doc = concat!("The ", $what, ".")]
             pub node: $node,
             /// Opaque; pass it as `after` to read on from here.
             pub cursor: String,
@@ -90,7 +91,9 @@ macro_rules! connection {
         #[doc = concat!("A page of ", $what, "s (Relay connection).")]
         #[derive(async_graphql::SimpleObject)]
         pub struct $connection {
+            #[doc = concat!("The ", $what, "s of this page, each with its cursor.")]
             pub edges: Vec<$edge>,
+            /// Whether more follow, and the cursor to read on from.
             pub page_info: $crate::graphql::common::PageInfo,
             /// How many items the whole list holds.
             pub total_count: i64,

@@ -19,6 +19,7 @@ pub struct Consent {
     pub partner: String,
     /// What the data may be used for; null: any purpose.
     pub purpose: Option<String>,
+    /// When the customer agreed.
     pub granted_at: DateTime<Utc>,
     /// When the grant was withdrawn; null while it stands.
     pub revoked_at: Option<DateTime<Utc>>,
@@ -44,7 +45,9 @@ impl From<&crm::Consent> for Consent {
 pub struct Note {
     /// Who wrote it (the token subject).
     pub author: String,
+    /// What the note says.
     pub body: String,
+    /// When it was written.
     pub created_at: DateTime<Utc>,
     #[graphql(skip)]
     pub id: i64,

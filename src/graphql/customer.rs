@@ -132,11 +132,13 @@ impl Address {
         self.street.clone()
     }
 
+    /// Postal code.
     #[class(contact, mask = remove)]
     async fn postal_code(&self) -> Option<String> {
         self.postal_code.clone()
     }
 
+    /// City.
     async fn city(&self) -> Option<&str> {
         self.city.as_deref()
     }
@@ -147,10 +149,14 @@ impl Address {
     }
 }
 
+/// Gender as the customer gave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 pub enum Gender {
+    /// Female.
     Female,
+    /// Male.
     Male,
+    /// Diverse (neither, or both).
     Diverse,
 }
 
@@ -159,20 +165,26 @@ pub enum Gender {
 pub struct PurchaseSummary {
     /// Orders that were neither cancelled nor returned.
     pub order_count: i64,
+    /// Orders cancelled before shipping.
     pub cancelled_count: i64,
+    /// Orders delivered and sent back.
     pub returned_count: i64,
     /// What those orders came to, one entry per currency (most customers have one).
     pub total_spent: Vec<Money>,
+    /// The first of those orders; null when none.
     pub first_order_at: Option<DateTime<Utc>>,
+    /// The latest of those orders; null when none.
     pub last_order_at: Option<DateTime<Utc>>,
 }
 
 /// The customer's contact with service, across all their helpdesk requesters.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct ServiceSummary {
+    /// Tickets opened, in every status.
     pub ticket_count: i64,
     /// Tickets open or pending.
     pub open_tickets: i64,
+    /// Tickets of the category complaint.
     pub complaint_count: i64,
     /// Mean satisfaction score (1..5) over answered surveys; null when none.
     pub average_csat: Option<f64>,
@@ -195,10 +207,13 @@ pub enum MatchRule {
 /// A record of this customer in a source system.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct SourceRecord {
+    /// The system the record is in.
     pub source: SourceName,
     /// The record's key in that system (e.g. the shop account id).
     pub key: String,
+    /// Which rule linked it to the customer.
     pub matched_by: MatchRule,
+    /// When it was linked.
     pub linked_at: DateTime<Utc>,
 }
 
@@ -221,11 +236,13 @@ impl Customer {
         })
     }
 
+    /// First name from the CRM; null for customers the CRM does not know.
     #[class(identity, mask = initials)]
     async fn first_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.crm(ctx).await?.map(|c| c.first_name.trim().to_owned()))
     }
 
+    /// Last name from the CRM; null for customers the CRM does not know.
     #[class(identity, mask = initials)]
     async fn last_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.crm(ctx).await?.map(|c| c.last_name.trim().to_owned()))
@@ -268,6 +285,7 @@ impl Customer {
         Ok(self.crm(ctx).await?.and_then(|c| c.birth_date).map(|d| chrono::Datelike::year(&d)))
     }
 
+    /// Gender as given in the CRM; null when not given.
     #[class(sensitive, mask = remove)]
     async fn gender(&self, ctx: &Context<'_>) -> Result<Option<Gender>> {
         let gender = self.crm(ctx).await?.and_then(|c| match c.gender.as_deref() {

@@ -16,8 +16,11 @@ pub enum OrderStatus {
     Placed,
     /// Paid, not yet shipped.
     Paid,
+    /// On its way.
     Shipped,
+    /// Arrived.
     Delivered,
+    /// Called off before shipping.
     Cancelled,
     /// Delivered and sent back.
     Returned,
@@ -27,9 +30,13 @@ pub enum OrderStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum SalesChannel {
+    /// The web shop.
     Web,
+    /// A store.
     Store,
+    /// By telephone.
     Phone,
+    /// The app.
     App,
 }
 
@@ -52,16 +59,19 @@ impl Order {
         &self.0.number
     }
 
+    /// When the order was placed.
     #[class(financial)]
     async fn ordered_at(&self) -> DateTime<Utc> {
         self.0.ordered_at
     }
 
+    /// Where the order stands.
     #[class(financial)]
     async fn status(&self) -> Result<OrderStatus> {
         Ok(enum_value("Order.status", &self.0.status)?)
     }
 
+    /// Where the order was placed.
     #[class(financial)]
     async fn channel(&self) -> Result<SalesChannel> {
         Ok(enum_value("Order.channel", &self.0.channel)?)
@@ -92,11 +102,15 @@ impl Order {
 pub struct OrderLine {
     /// Position in the order, from 1.
     pub line_no: i32,
+    /// The product's stock keeping unit.
     pub sku: String,
     /// Null when the product is no longer in the catalogue.
     pub product_name: Option<String>,
+    /// The product's category in the catalogue, e.g. `electronics`; null when unknown.
     pub category: Option<String>,
+    /// How many were ordered.
     pub quantity: i32,
+    /// The price of one, in the order's currency.
     pub unit_price: Money,
     /// `quantity` × `unitPrice`.
     pub line_total: Money,

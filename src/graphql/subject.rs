@@ -63,6 +63,7 @@ pub struct SourceErasure {
 /// The outcome of `eraseCustomer`.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct ErasureReport {
+    /// The customer erased.
     pub customer_id: ID,
     /// The customer was erased before; nothing was left to do.
     pub already_erased: bool,

@@ -12,32 +12,49 @@ use crate::sources::helpdesk;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum TicketChannel {
+    /// A call.
     Phone,
+    /// An email to the helpdesk.
     Email,
+    /// The chat on the web shop or in the app.
     Chat,
+    /// A message on social media.
     Social,
+    /// At the counter of a store.
     Store,
 }
 
+/// What the ticket is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum TicketCategory {
+    /// The customer is unhappy with a product or the service.
     Complaint,
+    /// A question.
     Inquiry,
+    /// A product to repair (warranty or paid).
     Repair,
+    /// A product to send back.
     Return,
+    /// Invoices, payments and refunds.
     Billing,
 }
 
+/// How urgently the helpdesk handles the ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum TicketPriority {
+    /// When there is time.
     Low,
+    /// In turn.
     Normal,
+    /// Before normal tickets.
     High,
+    /// At once.
     Urgent,
 }
 
+/// Where a ticket stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum TicketStatus {
@@ -45,7 +62,9 @@ pub enum TicketStatus {
     Open,
     /// Waiting for the customer or a third party.
     Pending,
+    /// Answered; the customer may still reopen it.
     Solved,
+    /// Done for good.
     Closed,
 }
 
@@ -63,6 +82,7 @@ impl Ticket {
     }
 
     #[class(service)]
+    /// When the ticket was opened.
     async fn opened_at(&self) -> DateTime<Utc> {
         self.0.opened_at
     }
@@ -74,21 +94,25 @@ impl Ticket {
     }
 
     #[class(service)]
+    /// How the ticket reached the helpdesk.
     async fn channel(&self) -> Result<TicketChannel> {
         Ok(enum_value("Ticket.channel", &self.0.channel)?)
     }
 
     #[class(service)]
+    /// What the ticket is about.
     async fn category(&self) -> Result<TicketCategory> {
         Ok(enum_value("Ticket.category", &self.0.category)?)
     }
 
     #[class(service)]
+    /// How urgently it is handled.
     async fn priority(&self) -> Result<TicketPriority> {
         Ok(enum_value("Ticket.priority", &self.0.priority)?)
     }
 
     #[class(service)]
+    /// Where it stands.
     async fn status(&self) -> Result<TicketStatus> {
         Ok(enum_value("Ticket.status", &self.0.status)?)
     }

@@ -20,9 +20,6 @@ fn ledger<'a>(answer: &'a Value, field: &str, partner: &str) -> Vec<&'a Value> {
 }
 
 async fn consent_and_notes(layout: Layout) {
-    if !layout.available() {
-        return;
-    }
     let app = TestApp::spawn(layout, 60).await;
     let partner = "test-partner";
     let watcher = app.token(Role::Partner, None, Some(partner));
@@ -175,11 +172,13 @@ async fn consent_and_notes_on_sqlite() {
 }
 
 #[tokio::test]
+#[ignore = "PostgreSQL: set C360_TEST_POSTGRES_URL and run `cargo test -- --include-ignored`"]
 async fn consent_and_notes_on_postgres() {
     consent_and_notes(Layout::all(Backend::Postgres)).await;
 }
 
 #[tokio::test]
+#[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
 async fn consent_and_notes_on_mysql() {
     consent_and_notes(Layout::all(Backend::Mysql)).await;
 }

@@ -55,7 +55,11 @@ impl Application {
             .route("/health/live", get(|| async { "ok" }))
             .route("/health/ready", get(ready))
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
-            .layer(TraceLayer::new_for_http())
+            // The path only: a GET query string carries the document and its variables,
+            // which may hold emails, phones or names.
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+            }))
             .with_state(state.clone());
         Ok(Application { listener, router, state })
     }

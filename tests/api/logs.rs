@@ -1,0 +1,136 @@
+//! Personal data never reaches the logs: traffic full of canary names, emails, phones,
+//! addresses and note texts, at the most verbose log level, leaves none of them in what
+//! the server logs.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use c360::auth::Role;
+use c360::sources::{Arg, SqlTrace};
+use serde_json::json;
+
+use crate::helpers::{Backend, Layout, TestApp};
+
+/// Everything logged, in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+const NAME: &str = "Zoltanqx";
+const SURNAME: &str = "Kwiatkowskyz";
+const EMAIL: &str = "zoltanqx.canary@example.org";
+const PHONE: &str = "+49 151 98765432";
+const PHONE_DIGITS: &str = "15198765432";
+const STREET: &str = "Kanarienweg 77";
+const NOTE: &str = "canary-note-7c1e: prefers calls after six";
+
+// A current-thread runtime: the server's tasks run on this thread, so this thread's
+// subscriber sees everything the server logs (other tests log elsewhere).
+#[tokio::test]
+async fn personal_data_never_reaches_the_logs() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 20).await;
+    let now = chrono::Utc::now();
+    let insert = "insert into customers (id, first_name, last_name, email, phone, birth_date, gender, street,
+                  postal_code, city, country, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let args = [
+        Arg::Int(99_000_001),
+        Arg::from(NAME),
+        Arg::from(SURNAME),
+        Arg::from(EMAIL),
+        Arg::from(PHONE),
+        Arg::OptDate(chrono::NaiveDate::from_ymd_opt(1970, 1, 2)),
+        Arg::from("diverse"),
+        Arg::from(STREET),
+        Arg::from("10115"),
+        Arg::from("Berlin"),
+        Arg::from("DE"),
+        Arg::Time(now),
+        Arg::Time(now),
+    ];
+    app.sources.crm.execute(&SqlTrace::default(), insert, &args).await.expect("insert the canary");
+    app.resolver.run().await.expect("resolve");
+
+    // Found by its keys (as variables and in a GET URL), read in full, written to, asked
+    // for wrongly: every path a request takes through the hub.
+    let by_email = "query($e: String!) { customerByEmail(email: $e) { id displayName email phone birthDate
+                      address { street postalCode } } }";
+    let found = app.data(by_email, json!({ "e": EMAIL })).await;
+    let id = found["customerByEmail"]["id"].as_str().expect("the canary is found").to_owned();
+    assert_eq!(found["customerByEmail"]["address"]["street"], STREET);
+    app.data("query($p: String!) { customerByPhone(phone: $p) { id } }", json!({ "p": PHONE })).await;
+    let url = format!(
+        "{}/graphql?query={}",
+        app.address,
+        urlencode(&format!("{{ customerByEmail(email: \"{EMAIL}\") {{ id email }} }}"))
+    );
+    let get = reqwest::Client::new()
+        .get(url)
+        .header("authorization", format!("Bearer {}", app.admin))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(get.status(), 200);
+    let added = app.data(
+        "mutation($id: ID!, $b: String!) { addNote(customerId: $id, body: $b) { body } }",
+        json!({ "id": id, "b": NOTE }),
+    );
+    assert_eq!(added.await["addNote"]["body"], NOTE);
+    let frontend = app.token(Role::Frontend, None, None);
+    app.query_as(&frontend, "query($id: ID!) { customer(id: $id) { email phone } }", json!({ "id": id })).await;
+    // Wrong input carrying personal data: malformed keys, unknown fields, a broken token.
+    app.query("query($e: String!) { customerByEmail(email: $e) { id } }", json!({ "e": format!("{NAME} {SURNAME}") }))
+        .await;
+    app.query("query($p: String!) { customerByPhone(phone: $p) { id } }", json!({ "p": format!("{PHONE} {NAME}") }))
+        .await;
+    app.query(&format!("{{ customer(id: \"{EMAIL}\") {{ id }} }}"), json!({})).await;
+    app.post(Some(&format!("Bearer {EMAIL}")), json!({ "query": "{ customers(first: 1) { totalCount } }" })).await;
+    app.query(&format!("{{ {NAME}: customers(first: 1) {{ totalCount }} }}"), json!({})).await;
+    app.stop().await;
+
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    assert!(text.contains("DEBUG") || text.contains("TRACE"), "the capture holds verbose logs: {text}");
+    for canary in [NAME, SURNAME, EMAIL, "zoltanqx", PHONE, PHONE_DIGITS, STREET, NOTE, "canary-note"] {
+        let at = text.find(canary);
+        assert!(
+            at.is_none(),
+            "`{canary}` is in the logs: …{}…",
+            at.map(|i| &text[i.saturating_sub(300)..(i + 100).min(text.len())]).unwrap_or_default()
+        );
+    }
+}
+
+/// Percent-encodes a query string value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -62,9 +62,28 @@ impl PhoneNumber {
     /// number or too short to identify anyone.
     pub fn parse(raw: &str, region: Option<&str>) -> Option<Self> {
         let raw = raw.trim();
+        // `+44 (0)7700 900123`: the trunk zero in brackets is not dialled after a country
+        // code (phonenumber keeps it for some countries).
+        let without_trunk;
+        let raw = if (raw.starts_with('+') || raw.starts_with("00")) && raw.contains("(0)") {
+            without_trunk = raw.replace("(0)", "");
+            without_trunk.as_str()
+        } else {
+            raw
+        };
         if raw.chars().filter(char::is_ascii_digit).count() < 6 {
             return None;
         }
+        // `00` is the international prefix nearly everywhere, and no national number
+        // starts with it (not even in North America, whose prefix is `011`): read it as `+`.
+        let international;
+        let raw = match raw.strip_prefix("00") {
+            Some(rest) => {
+                international = format!("+{rest}");
+                international.as_str()
+            }
+            None => raw,
+        };
         // A number with its country code stands on its own. (phonenumber 0.3 misreads
         // some, e.g. `+49157..` with region US, when given a region anyway.)
         let region = if raw.starts_with('+') {
@@ -95,11 +114,26 @@ pub fn name_key(first: &str, last: &str) -> String {
     format!("{first} {last}").split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
+/// A name's words as they compare: lowercase ASCII, accents dropped and the German
+/// transliterations folded (`Müller`, `Mueller` and `Muller` all become `muller`), split at
+/// spaces and hyphens (`Jean-Pierre` is `jean pierre`).
+fn folded_words(name: &str) -> Vec<String> {
+    deunicode::deunicode(name)
+        .to_lowercase()
+        .replace("ae", "a")
+        .replace("oe", "o")
+        .replace("ue", "u")
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Whether two folded names (see [`name_key`]) can be the same person: the same last
-/// name, and first names equal or one the initial of the other (`a. lovelace`).
-/// Used only as a veto: names never make a match.
+/// name, and first names equal or one the initial of the other (`a. lovelace`), whatever
+/// the accents and transliterations. Used only as a veto: names never make a match.
 pub fn names_compatible(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<&str>, Vec<&str>) = (a.split_whitespace().collect(), b.split_whitespace().collect());
+    let (a, b) = (folded_words(a), folded_words(b));
     let (Some(last_a), Some(last_b)) = (a.last(), b.last()) else { return true };
     if last_a != last_b {
         return false;
@@ -142,6 +176,9 @@ mod tests {
         assert_eq!(p("0049 151 2345 6789", Some("DE")), want);
         assert_eq!(p("0151-234 567 89", Some("DE")), want);
         assert_eq!(p("(0151) 23456789", Some("de")), want);
+        assert_eq!(p("+49 (0)151 23456789", None), want, "the trunk zero in brackets");
+        assert_eq!(p("001 212 4953788", Some("US")), Some("+12124953788".into()), "00 is international");
+        assert_eq!(p("+44 (0)7700 900123", Some("DE")), Some("+447700900123".into()));
         assert_eq!(p("+49-151-23456789", Some("FR")), want, "a country code beats the region");
         assert_eq!(p("07700 900123", Some("GB")), Some("+447700900123".into()));
         assert_eq!(p("(415) 555-0134", Some("US")), Some("+14155550134".into()));
@@ -157,6 +194,13 @@ mod tests {
         assert!(ok("Lovelace", "Ada Lovelace"));
         assert!(!ok("Byron Lovelace", "Ada Lovelace"));
         assert!(!ok("Ada Byron", "Ada Lovelace"));
+        // The same name, as forms and imports write it.
+        assert!(ok("Jürgen Müller", "Juergen Mueller"));
+        assert!(ok("Jürgen Müller", "Jurgen Muller"));
+        assert!(ok("Jean-Pierre Dupont", "Jean Pierre Dupont"));
+        assert!(ok("Łukasz Wałęsa", "Lukasz Walesa"));
+        assert!(ok("Thị Hà Nguyễn", "Thi Ha Nguyen"));
+        assert!(!ok("Jürgen Müller", "Jürgen Möller"));
     }
 
     proptest! {

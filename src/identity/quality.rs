@@ -1,6 +1,8 @@
 //! Precision and recall of identity resolution against the seeder's ground truth
 //! (`seed_truth`), counted over pairs of source records: a pair is "predicted" when both
-//! records link to one customer and "true" when both belong to one demo person.
+//! records link to one customer and "true" when both belong to one demo person. Every
+//! seeded record counts: one the resolver never linked is in no predicted pair, so the
+//! true pairs it belongs to are missed (they stay in recall's denominator).
 
 use std::collections::HashMap;
 
@@ -10,8 +12,10 @@ use crate::sources::{Database, SqlTrace};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Quality {
-    /// Records that have both a link and a ground-truth person.
+    /// Seeded records (every record with a ground-truth person).
     pub records: u64,
+    /// Of those, the records no customer links to.
+    pub unlinked: u64,
     pub true_pairs: u64,
     pub predicted_pairs: u64,
     pub correct_pairs: u64,
@@ -21,7 +25,8 @@ pub struct Quality {
 
 crate::row! {
     struct Row {
-        customer_id: String,
+        /// Null when the record is linked to no customer.
+        customer_id: Option<String>,
         person_id: i64,
     }
 }
@@ -36,18 +41,24 @@ pub async fn measure(hub: &Database) -> Result<Quality, sqlx::Error> {
         .fetch_all(
             &SqlTrace::default(),
             "select l.customer_id, t.person_id
-             from identity_links l
-             join seed_truth t on t.source = l.source and t.source_key = l.source_key",
+             from seed_truth t
+             left join identity_links l on l.source = t.source and l.source_key = t.source_key",
             &[],
         )
         .await?;
     let mut by_customer: HashMap<&str, u64> = HashMap::new();
     let mut by_person: HashMap<i64, u64> = HashMap::new();
     let mut by_both: HashMap<(&str, i64), u64> = HashMap::new();
+    let mut unlinked = 0;
     for r in &rows {
-        *by_customer.entry(&r.customer_id).or_default() += 1;
         *by_person.entry(r.person_id).or_default() += 1;
-        *by_both.entry((&r.customer_id, r.person_id)).or_default() += 1;
+        // An unlinked record is a customer of its own: it pairs with nobody.
+        let Some(customer) = r.customer_id.as_deref() else {
+            unlinked += 1;
+            continue;
+        };
+        *by_customer.entry(customer).or_default() += 1;
+        *by_both.entry((customer, r.person_id)).or_default() += 1;
     }
     let predicted_pairs: u64 = by_customer.values().map(|n| pairs(*n)).sum();
     let true_pairs: u64 = by_person.values().map(|n| pairs(*n)).sum();
@@ -55,6 +66,7 @@ pub async fn measure(hub: &Database) -> Result<Quality, sqlx::Error> {
     let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
     Ok(Quality {
         records: rows.len() as u64,
+        unlinked,
         true_pairs,
         predicted_pairs,
         correct_pairs,

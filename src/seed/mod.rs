@@ -408,7 +408,13 @@ fn generate(
     let mut phone_known = false;
     if in_crm {
         let id = crm_id(idx);
-        let phone = rng.random_bool(0.92).then(|| p.phone.international());
+        // Every 150th person gave the household's landline, which the previous person
+        // (another member of the household) gave too.
+        let phone = if idx % 150 == 2 {
+            Some(person(seed, idx - 1, as_of).phone.international())
+        } else {
+            rng.random_bool(0.92).then(|| p.phone.international())
+        };
         phone_known |= phone.is_some();
         let gender = (!p.gender.is_empty()).then(|| p.gender.to_owned());
         rows.crm_customers.push(vec![
@@ -486,7 +492,8 @@ fn generate(
     if in_shop {
         let guest = !in_crm;
         let second = rng.random_bool(0.05);
-        let mut accounts = vec![(account_id(idx, false), messy_email(&email, &mut rng), since)];
+        let typed = p.shop_email(&email, &mut rng);
+        let mut accounts = vec![(account_id(idx, false), messy_email(&typed, &mut rng), since)];
         if second {
             // A second account under a work address; the phone is the same person's.
             let work = format!(
@@ -509,7 +516,7 @@ fn generate(
         for (n, (account, account_email, opened)) in accounts.iter().enumerate() {
             let phone = if n == 0 && rng.random_bool(0.05) { None } else { Some(p.phone.typed(&mut rng)) };
             phone_known |= phone.is_some();
-            let name = format!("{} {}", p.first, p.last);
+            let name = p.written_name(&mut rng);
             rows.accounts.push(vec![
                 Arg::Int(*account),
                 Arg::Text(account_email.clone()),
@@ -669,7 +676,7 @@ fn helpdesk(p: &Person, email: &str, phone_known: bool, as_of: DateTime<Utc>, rn
                 Arg::Int(requester),
                 Arg::OptText(em),
                 Arg::OptText(ph),
-                Arg::Text(format!("{} {}", p.first, p.last)),
+                Arg::Text(p.written_name(rng)),
                 Arg::Time(created),
                 Arg::Time(created),
             ]);

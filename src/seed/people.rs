@@ -120,8 +120,11 @@ impl Phone {
         let n = &self.national;
         let (a, b) = n.split_at(3);
         let trunk = if self.trunk { "0" } else { "" };
-        match rng.random_range(0..6) {
+        match rng.random_range(0..7) {
             0 => format!("{trunk}{a} {b}"),
+            // The international form with the trunk zero kept in brackets, as on many
+            // European letterheads: `+49 (0)151 23456789`.
+            6 if self.trunk => format!("+{} (0){a} {b}", self.cc),
             1 => format!("{trunk}{a}-{b}"),
             2 if self.cc == "1" => format!("({a}) {}-{}", &b[..3], &b[3..]),
             2 => format!("({trunk}{a}) {b}"),
@@ -149,26 +152,69 @@ pub fn stream(seed: u64, kind: u64, idx: u64) -> ChaCha8Rng {
     rng
 }
 
-/// Maps names to the ASCII an email address can carry (`Müller` -> `mueller`).
-pub fn ascii_slug(s: &str) -> String {
+/// Names written the German way in ASCII: `Müller` → `Mueller`, `Größer` → `Groesser`
+/// (other letters lose their accents: `Łukasz` → `Lukasz`).
+pub fn transliterate(s: &str) -> String {
     let mut out = String::new();
-    for ch in s.to_lowercase().chars() {
+    for ch in s.chars() {
         match ch {
             'ä' => out.push_str("ae"),
             'ö' => out.push_str("oe"),
             'ü' => out.push_str("ue"),
+            'Ä' => out.push_str("Ae"),
+            'Ö' => out.push_str("Oe"),
+            'Ü' => out.push_str("Ue"),
             'ß' => out.push_str("ss"),
-            'é' | 'è' | 'ê' | 'ë' => out.push('e'),
-            'à' | 'â' => out.push('a'),
-            'ç' => out.push('c'),
-            'î' | 'ï' => out.push('i'),
-            'ô' => out.push('o'),
-            'û' | 'ù' => out.push('u'),
-            c if c.is_ascii_alphanumeric() => out.push(c),
-            _ => {}
+            c => out.push_str(deunicode::deunicode_char(c).unwrap_or("")),
         }
     }
+    out
+}
+
+/// Maps names to the ASCII an email address can carry (`Müller` -> `mueller`).
+pub fn ascii_slug(s: &str) -> String {
+    let out: String = transliterate(s).to_lowercase().chars().filter(char::is_ascii_alphanumeric).collect();
     if out.is_empty() { "user".into() } else { out }
+}
+
+/// Names from beyond the fakers' lists, with letters forms and imports often mangle.
+const UNICODE_NAMES: [(&str, &str); 10] = [
+    ("Zoë", "Ólafsdóttir"),
+    ("Łukasz", "Wałęsa"),
+    ("Søren", "Kierkegård"),
+    ("José", "Núñez"),
+    ("Anaïs", "Lefèvre"),
+    ("Jürgen", "Größer"),
+    ("Thị Hà", "Nguyễn"),
+    ("Jean-Pierre", "Dupont"),
+    ("Çağla", "Öztürk"),
+    ("Ines", "Schäfer-Brückner"),
+];
+
+impl Person {
+    /// The person's name as another system wrote it down: mostly as is, else without its
+    /// accents (`Muller`) or transliterated (`Mueller`), as forms and imports do.
+    pub fn written_name(&self, rng: &mut impl Rng) -> String {
+        let name = format!("{} {}", self.first, self.last);
+        match rng.random_range(0..10) {
+            0 => deunicode::deunicode(&name),
+            1 => transliterate(&name),
+            _ => name,
+        }
+    }
+
+    /// The email address as a shop form took it: Gmail users often type their address
+    /// with other dots, a `+tag` or the `googlemail.com` domain; Gmail delivers all of
+    /// them to one mailbox.
+    pub fn shop_email(&self, email: &str, rng: &mut impl Rng) -> String {
+        let Some(local) = email.strip_suffix("@gmail.com") else { return email.to_owned() };
+        match rng.random_range(0..10) {
+            0 => format!("{}@gmail.com", local.replace('.', "")),
+            1 => format!("{local}+shop@gmail.com"),
+            2 => format!("{local}@googlemail.com"),
+            _ => email.to_owned(),
+        }
+    }
 }
 
 /// A number that is unique per person: multiplication by a prime is a bijection
@@ -193,6 +239,16 @@ pub fn person(seed: u64, idx: u64, as_of: DateTime<Utc>) -> Person {
         "DE" => (FirstName(DE_DE).fake_with_rng(&mut rng), LastName(DE_DE).fake_with_rng(&mut rng)),
         "FR" => (FirstName(FR_FR).fake_with_rng(&mut rng), LastName(FR_FR).fake_with_rng(&mut rng)),
         _ => (FirstName(EN).fake_with_rng(&mut rng), LastName(EN).fake_with_rng(&mut rng)),
+    };
+    let (first, last) = if idx % 250 == 3 && idx > 0 {
+        // Namesakes: another person of exactly the same name (nothing else in common).
+        let other = person(seed, idx - 1, as_of);
+        (other.first, other.last)
+    } else if rng.random_bool(0.03) {
+        let (f, l) = UNICODE_NAMES[rng.random_range(0..UNICODE_NAMES.len())];
+        (f.to_owned(), l.to_owned())
+    } else {
+        (first, last)
     };
     let domain = country.domains[rng.random_range(0..country.domains.len())];
     let (f, l) = (ascii_slug(&first), ascii_slug(&last));

@@ -165,7 +165,7 @@ struct Subject {
 /// an order, a ticket and a campaign response, and found by their email and phone alone.
 async fn subject(app: &TestApp) -> Subject {
     let partner = app.token(Role::Partner, None, Some("acme-insurance"));
-    let listed = app.query_as(&partner, "{ customers(first: 50) { edges { node { id } } } }", json!({})).await;
+    let listed = app.query_as(&partner, "{ customers(first: 100) { edges { node { id } } } }", json!({})).await;
     let ids = listed["data"]["customers"]["edges"].as_array().expect("edges").clone();
     assert!(!ids.is_empty(), "the seed has customers consenting to acme-insurance");
     for id in ids.iter().map(|e| e["node"]["id"].as_str().expect("id")) {
@@ -203,7 +203,7 @@ async fn subject(app: &TestApp) -> Subject {
 /// Every classified field and lookup is shown, masked or hidden as the table says.
 async fn policy_matrix(backend: Backend) {
     let layout = Layout::all(backend);
-    let app = TestApp::spawn(layout, 80).await;
+    let app = TestApp::spawn(layout, 200).await;
     let table = PrivacyTable::from_sdl(&c360::graphql::sdl()).expect("schema");
     let classified = table.classified();
     assert!(classified.len() >= 40, "every customer-data field has a class: {}", classified.len());

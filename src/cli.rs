@@ -94,6 +94,16 @@ fn parse_role(s: &str) -> Result<Role, String> {
     s.parse().map_err(|_| "one of admin, agent, frontend, analyst, partner".to_owned())
 }
 
+/// Runs the command line on a new multi-threaded runtime, and returns when it is done.
+///
+/// The runtime's `block_on` and the whole future are instantiated here, in the library:
+/// an `async fn main` in the binary made the binary compile every future again (two of
+/// the ten minutes of a cold release build).
+pub fn main(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Schema) = cli.command {

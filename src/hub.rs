@@ -35,7 +35,7 @@ impl Hub {
         let policy = Policy::load(config.policy.as_deref(), &table.value_fields())?;
         let trace_sql = config.trace_sql;
         let audit = AuditLog::start(sources.hub.clone(), &config.audit);
-        let shared = Shared { sources: sources.clone(), config };
+        let shared = Shared { config };
         let schema = graphql::build(Some(shared), Some(PolicyGuard::new(Arc::new(table))));
         Ok(Hub { schema, sources, audit: Some(audit), policy, trace_sql })
     }
@@ -44,7 +44,7 @@ impl Hub {
     /// baseline that benchmarks compare the policy's cost against. Never served.
     pub fn unguarded(config: Config, sources: Sources) -> Self {
         let trace_sql = config.trace_sql;
-        let schema = graphql::build(Some(Shared { sources: sources.clone(), config }), None);
+        let schema = graphql::build(Some(Shared { config }), None);
         Hub { schema, sources, audit: None, policy: Policy::show_all(), trace_sql }
     }
 
@@ -55,7 +55,7 @@ impl Hub {
         let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
         let queue = BatchQueue::default();
         let access = self.policy.access(viewer.clone());
-        let context = RequestContext::new(&self.sources, viewer.clone(), trace.clone(), &queue);
+        let context = RequestContext::new(&self.sources, viewer.clone(), access.rows.clone(), trace.clone(), &queue);
         let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
         let request = request.data(access).data(context);
         let mut response = batch::drive(queue, self.schema.execute(request)).await;

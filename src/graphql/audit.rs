@@ -3,13 +3,12 @@
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::common::{connection, page_size, request, shared, wants_total};
+use super::common::{connection, page_size, request, wants_total};
 use super::ids::{self, Kind};
 use super::query::admin_only;
 use crate::audit::AuditAction;
-use crate::audit::store::{self, AuditFilter, AuditRow};
+use crate::audit::store::{AuditFilter, AuditRow};
 use crate::error::ApiError;
-use crate::sources::DbName;
 
 /// One customer's personal data seen, exported or erased in one request.
 #[derive(Debug, Clone, SimpleObject)]
@@ -83,10 +82,9 @@ impl AuditQuery {
             since,
             action: None,
         };
-        let (hub, trace) = (&shared(ctx).sources.hub, &request(ctx).trace);
-        let fail = |e: sqlx::Error| ApiError::from_sql(DbName::Hub, &e);
-        let rows = store::page(hub, trace, &filter, before, i64::from(first) + 1).await.map_err(fail)?;
-        let total = if wants_total(ctx) { store::count(hub, trace, &filter).await.map_err(fail)? } else { 0 };
+        let admin = request(ctx).loaders.admin();
+        let rows = admin.audit_page(&filter, before, i64::from(first) + 1).await?;
+        let total = if wants_total(ctx) { admin.audit_count(&filter).await? } else { 0 };
         let entries = rows.into_iter().map(AuditEntry::try_from).collect::<Result<Vec<_>, _>>()?;
         Ok(AuditConnection::from_items(entries, first, |e| ids::audit_cursor(e.id), total))
     }

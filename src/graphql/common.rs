@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::loaders::Loaders;
 use crate::loaders::batch::BatchQueue;
-use crate::sources::crm::ConsentScope;
+use crate::policy::Rows;
 use crate::sources::{Sources, SqlTrace};
 
 /// Per-request data: who asks, the statement trace, the request's loaders, and what the
@@ -28,19 +28,20 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// A context whose loaders batch through `queue`; run the request with
-    /// [`crate::loaders::batch::drive`] on the same queue.
-    pub fn new(sources: &Sources, viewer: Viewer, trace: SqlTrace, queue: &BatchQueue) -> Self {
-        let consent = viewer.partner.clone().map(|partner| ConsentScope { partner, purpose: viewer.purpose.clone() });
-        let loaders = Loaders::new(sources, &trace, queue, consent);
+    /// A context whose loaders batch through `queue`, for a viewer who sees the customers
+    /// `rows` admits; run the request with [`crate::loaders::batch::drive`] on the same
+    /// queue.
+    pub fn new(sources: &Sources, viewer: Viewer, rows: Rows, trace: SqlTrace, queue: &BatchQueue) -> Self {
+        let loaders = Loaders::new(sources, &trace, queue, rows);
         let request_id = uuid::Uuid::now_v7().to_string();
         RequestContext { viewer, request_id, trace, loaders, reveals: Arc::default() }
     }
 }
 
 /// Process-wide data every resolver may read.
+///
+/// No databases: resolvers reach data only through the request's loaders.
 pub struct Shared {
-    pub sources: Sources,
     pub config: Config,
 }
 

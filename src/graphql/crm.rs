@@ -9,8 +9,9 @@ use super::customer::Customer;
 use super::ids::{self, Kind};
 use super::query::{load_customer, require};
 use crate::error::ApiError;
+use crate::policy::ConsentScope;
 use crate::sources::SourceName;
-use crate::sources::crm::{self, ConsentScope};
+use crate::sources::crm;
 
 /// One grant in the consent ledger: the customer agreed to share their data with a partner.
 #[derive(Debug, Clone, SimpleObject)]

@@ -91,6 +91,12 @@ impl Customer {
 
 connection!(CustomerConnection, CustomerEdge, Customer, "customer");
 
+impl From<crate::loaders::customers::Golden> for Customer {
+    fn from(golden: crate::loaders::customers::Golden) -> Self {
+        Customer { id: golden.id, links: golden.links }
+    }
+}
+
 impl Subject for Customer {
     fn subject_id(&self) -> &str {
         &self.id

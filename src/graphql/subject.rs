@@ -3,14 +3,14 @@
 
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 
-use super::common::{request, shared};
+use super::common::request;
 use super::ids::{self, Kind};
 use super::query::{admin_only, load_customer};
-use crate::audit::store::{self as audit_store, AuditFilter};
+use crate::audit::store::AuditFilter;
 use crate::audit::{AuditAction, AuditEntry};
 use crate::error::ApiError;
 use crate::identity::store::Link;
-use crate::subject::{self, Export, SourceFailed};
+use crate::subject::Export;
 
 /// Stores the audit entry now, before the action: no export or erasure goes unrecorded.
 async fn record(ctx: &Context<'_>, action: AuditAction, customer_id: &str, links: &[Link]) -> Result<(), ApiError> {
@@ -18,14 +18,7 @@ async fn record(ctx: &Context<'_>, action: AuditAction, customer_id: &str, links
     let mut sources: Vec<String> = links.iter().map(|l| l.source.clone()).collect();
     sources.dedup();
     let entry = AuditEntry::new(&rc.viewer, &rc.request_id, action, customer_id, sources);
-    audit_store::insert(&shared(ctx).sources.hub, &[entry]).await.map_err(|e| {
-        tracing::error!(error = %e, %action, "cannot write the audit log");
-        ApiError::AuditUnavailable
-    })
-}
-
-fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
-    ApiError::from_sql(db, &e)
+    rc.loaders.admin().record_now(entry).await
 }
 
 #[derive(Default)]
@@ -42,8 +35,7 @@ impl SubjectQuery {
         let Some(customer) = load_customer(ctx, key).await? else { return Ok(None) };
         record(ctx, AuditAction::Export, &customer.id, &customer.links).await?;
         let links = customer.links.as_ref().clone();
-        let export =
-            subject::export(&shared(ctx).sources, &request(ctx).trace, &customer.id, links).await.map_err(failed)?;
+        let export = request(ctx).loaders.admin().export(&customer.id, links).await?;
         Ok(Some(Json(export)))
     }
 }
@@ -84,12 +76,9 @@ impl SubjectMutation {
         admin_only(ctx)?;
         let key = ids::parse_id_of(Kind::Customer, &id)?;
         let Some(customer) = load_customer(ctx, key.clone()).await? else {
-            let hub = &shared(ctx).sources.hub;
             let filter =
                 AuditFilter { customer_id: Some(key), action: Some(AuditAction::Erase), ..AuditFilter::default() };
-            let erasures = audit_store::count(hub, &request(ctx).trace, &filter)
-                .await
-                .map_err(|e| ApiError::from_sql(hub.name, &e))?;
+            let erasures = request(ctx).loaders.admin().audit_count(&filter).await?;
             return Ok((erasures > 0).then(|| ErasureReport {
                 customer_id: id,
                 already_erased: true,
@@ -97,7 +86,7 @@ impl SubjectMutation {
             }));
         };
         record(ctx, AuditAction::Erase, &customer.id, &customer.links).await?;
-        let report = subject::erase(&shared(ctx).sources, &customer.id, &customer.links).await.map_err(failed)?;
+        let report = request(ctx).loaders.admin().erase(&customer.id, &customer.links).await?;
         tracing::info!(customer = %customer.id, "customer erased");
         Ok(Some(ErasureReport {
             customer_id: ids::global_id(Kind::Customer, &customer.id),

@@ -117,43 +117,81 @@ pub fn source_keys(links: &[Link], source: SourceName) -> Vec<i64> {
     links.iter().filter(|l| l.source == name).filter_map(|l| l.source_key.parse().ok()).collect()
 }
 
-/// Links of every customer one of whose records has this normalised email.
-pub async fn links_by_email(hub: &Database, trace: &SqlTrace, email: &str) -> Result<Vec<Link>, sqlx::Error> {
-    links_by_key(hub, trace, "email_norm", email).await
+/// What a customer can be looked up by: a normalised email, an E.164 phone, or a source
+/// record's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LookupKey {
+    Email(String),
+    Phone(String),
+    Source(SourceName, String),
 }
 
-/// Links of every customer one of whose records has this phone number (E.164).
-pub async fn links_by_phone(hub: &Database, trace: &SqlTrace, phone: &str) -> Result<Vec<Link>, sqlx::Error> {
-    links_by_key(hub, trace, "phone_norm", phone).await
+crate::row! {
+    /// A link of a customer found by a key, with the key's value that found it.
+    #[derive(Debug, Clone)]
+    struct MatchedLink {
+        matched: String,
+        customer_id: String,
+        source: String,
+        source_key: String,
+        rule: String,
+        linked_at: DateTime<Utc>,
+    }
 }
 
-async fn links_by_key(
+/// The links of every customer one of whose records has one of `keys`, each with the key
+/// it was found by: one statement per kind of key (emails, phones, each source's keys).
+pub async fn links_by_keys(
     hub: &Database,
     trace: &SqlTrace,
-    column: &'static str,
-    value: &str,
-) -> Result<Vec<Link>, sqlx::Error> {
-    let sql = format!(
-        "select {LINK_COLUMNS} from identity_links l
-         where l.customer_id in (select m.customer_id from identity_links m where m.{column} = ?)
-         order by l.customer_id, l.source, l.source_key"
-    );
-    hub.fetch_all(trace, &sql, &[Arg::from(value)]).await
-}
-
-/// Links of the customer a source record belongs to.
-pub async fn links_by_source_key(
-    hub: &Database,
-    trace: &SqlTrace,
-    source: SourceName,
-    key: &str,
-) -> Result<Vec<Link>, sqlx::Error> {
-    let sql = format!(
-        "select {LINK_COLUMNS} from identity_links l
-         where l.customer_id in (select m.customer_id from identity_links m where m.source = ? and m.source_key = ?)
-         order by l.customer_id, l.source, l.source_key"
-    );
-    hub.fetch_all(trace, &sql, &[Arg::Text(source.to_string()), Arg::from(key)]).await
+    keys: &[LookupKey],
+) -> Result<Vec<(LookupKey, Link)>, sqlx::Error> {
+    // (the column matched on, the source it is limited to, the values): one statement each.
+    let mut groups: Vec<(&'static str, Option<SourceName>, Vec<&str>)> = Vec::new();
+    for key in keys {
+        let (column, source, value) = match key {
+            LookupKey::Email(v) => ("email_norm", None, v.as_str()),
+            LookupKey::Phone(v) => ("phone_norm", None, v.as_str()),
+            LookupKey::Source(s, v) => ("source_key", Some(*s), v.as_str()),
+        };
+        match groups.iter_mut().find(|(c, s, _)| *c == column && *s == source) {
+            Some((_, _, values)) => values.push(value),
+            None => groups.push((column, source, vec![value])),
+        }
+    }
+    let mut out = Vec::new();
+    for (column, source, values) in groups {
+        for chunk in values.chunks(hub.engine.max_params() - 1) {
+            let mut args: Vec<Arg> = source.map(|s| Arg::Text(s.to_string())).into_iter().collect();
+            args.extend(chunk.iter().map(|v| Arg::from(*v)));
+            let in_source = if source.is_some() { "m.source = ? and " } else { "" };
+            // `distinct`: a customer with two records sharing the key is found once.
+            let sql = format!(
+                "select distinct m.{column} as matched, {LINK_COLUMNS}
+                 from identity_links m join identity_links l on l.customer_id = m.customer_id
+                 where {in_source}m.{column} in ({})
+                 order by matched, l.customer_id, l.source, l.source_key",
+                in_list(chunk.len())
+            );
+            for row in hub.fetch_all::<MatchedLink>(trace, &sql, &args).await? {
+                let key = match (column, source) {
+                    ("email_norm", _) => LookupKey::Email(row.matched),
+                    ("phone_norm", _) => LookupKey::Phone(row.matched),
+                    (_, Some(s)) => LookupKey::Source(s, row.matched),
+                    _ => continue,
+                };
+                let link = Link {
+                    customer_id: row.customer_id,
+                    source: row.source,
+                    source_key: row.source_key,
+                    rule: row.rule,
+                    linked_at: row.linked_at,
+                };
+                out.push((key, link));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Links of the customers records with these keys in `source` belong to. One statement.

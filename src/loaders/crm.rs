@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::{Loaders, Source, group, paged};
 use crate::error::ApiError;
+use crate::policy::ConsentScope;
 use crate::sources::Page;
-use crate::sources::crm::{self, Consent, ConsentScope, CrmCustomer, Note};
+use crate::sources::crm::{self, Consent, Consenting, CrmCustomer, Note};
 
 pub struct CustomerLoader(pub Source);
 
@@ -40,6 +41,7 @@ impl Loader<i64> for ConsentLoader {
     async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, ()>, ApiError> {
         let Some(scope) = &self.scope else { return Ok(HashMap::new()) };
         let s = &self.source;
+        let scope = Consenting { partner: &scope.partner, purpose: scope.purpose.as_deref() };
         let rows = crm::consenting(&s.db, &s.trace, scope, self.now, ids).await.map_err(|e| s.fail(e))?;
         Ok(rows.into_iter().map(|id| (id, ())).collect())
     }
@@ -106,6 +108,7 @@ impl Writes<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), ApiError> {
         let s = self.source;
+        let scope = Consenting { partner: &scope.partner, purpose: scope.purpose.as_deref() };
         let done = crm::grant_consent(&s.db, &s.trace, customer_id, scope, at).await.map_err(|e| s.fail(e));
         self.forget_consents();
         done

@@ -1,13 +1,17 @@
-//! Batched data loaders: every per-customer list and summary goes through one of these,
-//! so a page of N customers costs the same number of statements as a page of one.
+//! Every read and write of a request goes through here: batched data loaders, so a page
+//! of N customers costs the same number of statements as a page of one, and thin services
+//! for what is one statement per request anyway (pages of customers, the audit log,
+//! subject rights, writes that forget what they make stale).
 //!
 //! Loaders are built per request ([`Loaders::new`]): their caches never cross viewers,
-//! and they carry the request's [`SqlTrace`]. Loaders take source keys (a shop account id,
-//! a helpdesk requester id), never golden ids: identity is resolved before them. One file
-//! per source.
+//! they carry the request's [`SqlTrace`] and its row rule. Loaders take source keys (a
+//! shop account id, a helpdesk requester id), never golden ids: identity is resolved
+//! before them ([`customers`]). One file per source.
 
+pub mod admin;
 pub mod batch;
 pub mod crm;
+pub mod customers;
 pub mod helpdesk;
 pub mod hub;
 pub mod marketing;
@@ -20,12 +24,13 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 
 use crate::error::ApiError;
-use crate::sources::crm::ConsentScope;
+use crate::policy::Rows;
 use crate::sources::{Page, Sources, SqlTrace};
 
 /// Every loader of one request.
 pub struct Loaders {
     pub links: DataLoader<hub::LinksLoader, HashMapCache>,
+    pub key_links: DataLoader<hub::KeyLinksLoader, HashMapCache>,
     pub crm_customers: DataLoader<crm::CustomerLoader, HashMapCache>,
     pub consents: DataLoader<crm::ConsentLoader, HashMapCache>,
     pub consent_ledger: DataLoader<crm::ConsentLedgerLoader, HashMapCache>,
@@ -42,20 +47,32 @@ pub struct Loaders {
     pub send_pages: DataLoader<marketing::SendPageLoader, HashMapCache>,
     pub send_counts: DataLoader<marketing::SendCountLoader, HashMapCache>,
     pub campaigns: DataLoader<marketing::CampaignLoader, HashMapCache>,
+    /// Which customers the viewer sees at all (the policy's row rule).
+    rows: Rows,
     /// The CRM, for the request's writes (consents and notes): see [`crm::Writes`].
     crm: Source,
+    /// The hub store, for pages of customers and the audit log.
+    hub: Source,
+    /// Every database, for subject rights (export and erasure touch them all).
+    sources: Sources,
+    trace: SqlTrace,
 }
 
 impl Loaders {
-    /// Loaders whose batches run through `queue` (see [`batch::drive`]); `consent` is the
-    /// partner scope of the request's viewer, if any.
-    pub fn new(sources: &Sources, trace: &SqlTrace, queue: &batch::BatchQueue, consent: Option<ConsentScope>) -> Self {
+    /// Loaders whose batches run through `queue` (see [`batch::drive`]), for a viewer who
+    /// sees the customers `rows` admits.
+    pub fn new(sources: &Sources, trace: &SqlTrace, queue: &batch::BatchQueue, rows: Rows) -> Self {
         fn loader<T: Send + Sync + 'static>(inner: T, queue: &batch::BatchQueue) -> DataLoader<T, HashMapCache> {
             DataLoader::with_cache(inner, queue.spawner(), HashMapCache::default()).delay(std::time::Duration::ZERO)
         }
         let ctx = |db: &crate::sources::Database| Source { db: db.clone(), trace: trace.clone() };
+        let consent = match &rows {
+            Rows::All => None,
+            Rows::ConsentedTo(scope) => Some(scope.clone()),
+        };
         Loaders {
             links: loader(hub::LinksLoader(ctx(&sources.hub)), queue),
+            key_links: loader(hub::KeyLinksLoader(ctx(&sources.hub)), queue),
             crm_customers: loader(crm::CustomerLoader(ctx(&sources.crm)), queue),
             consents: loader(
                 crm::ConsentLoader { source: ctx(&sources.crm), scope: consent, now: chrono::Utc::now() },
@@ -75,8 +92,22 @@ impl Loaders {
             send_pages: loader(marketing::SendPageLoader(ctx(&sources.marketing)), queue),
             send_counts: loader(marketing::SendCountLoader(ctx(&sources.marketing)), queue),
             campaigns: loader(marketing::CampaignLoader(ctx(&sources.marketing)), queue),
+            rows,
             crm: ctx(&sources.crm),
+            hub: ctx(&sources.hub),
+            sources: sources.clone(),
+            trace: trace.clone(),
         }
+    }
+
+    /// Finding customers, as the viewer's row rule lets it see them.
+    pub fn customers(&self) -> customers::Customers<'_> {
+        customers::Customers { loaders: self }
+    }
+
+    /// The audit log's reads, and the entries subject rights write before they act.
+    pub fn admin(&self) -> admin::Admin<'_> {
+        admin::Admin { hub: &self.hub, sources: &self.sources, trace: &self.trace }
     }
 
     /// Writes to the CRM. Each one forgets what the request's loaders cached of what it

@@ -7,6 +7,10 @@
 //! [roles.frontend]
 //! identity = "show"
 //! contact = { with = "pii:read", then = "show", otherwise = "mask" }
+//!
+//! [rows]                          # which customers a role sees at all
+//! frontend = "all"
+//! partner = "consented"
 //! ```
 //! Every role names every class; a typo in a role, class, decision or scope is an error
 //! at start, and so is a `mask` for a class with fields that have no masked form.
@@ -19,7 +23,7 @@ use figment::providers::{Format, Toml};
 use serde::Deserialize;
 use strum::IntoEnumIterator;
 
-use super::{Access, CLASSES, ClassifiedField, Decision, PrivacyClass};
+use super::{Access, CLASSES, ClassifiedField, ConsentScope, Decision, PrivacyClass, RowRule, Rows};
 use crate::auth::{Role, SCOPES, Viewer};
 
 /// The policy shipped with the hub (`policy.toml` at the project root).
@@ -40,6 +44,7 @@ struct PolicyFile {
     #[serde(default)]
     requires: BTreeMap<PrivacyClass, String>,
     roles: BTreeMap<Role, BTreeMap<PrivacyClass, Rule>>,
+    rows: BTreeMap<Role, RowRule>,
 }
 
 /// One role's rule for one class.
@@ -103,6 +108,7 @@ impl Rule {
 pub struct Policy {
     requires: BTreeMap<PrivacyClass, String>,
     roles: BTreeMap<Role, BTreeMap<PrivacyClass, Rule>>,
+    rows: BTreeMap<Role, RowRule>,
     /// Benchmarks only: every class shown to everyone.
     show_all: bool,
 }
@@ -134,6 +140,15 @@ impl Policy {
             let Some(rules) = file.roles.get(&role) else {
                 return Err(format!("no rules for role `{role}`"));
             };
+            // Partner tokens carry the partner a consent names; no other token does.
+            let rows = file.rows.get(&role).ok_or_else(|| format!("rows: no row rule for role `{role}`"))?;
+            let wanted = if role == Role::Partner { RowRule::Consented } else { RowRule::All };
+            if *rows != wanted {
+                return Err(format!(
+                    "rows.{role}: must be \"{wanted}\" (partners see only consenting customers; \
+                     other roles have no partner to consent to)"
+                ));
+            }
             for class in PrivacyClass::iter() {
                 let Some(rule) = rules.get(&class) else {
                     return Err(format!("roles.{role}: no rule for class `{class}`"));
@@ -163,13 +178,13 @@ impl Policy {
                 }
             }
         }
-        Ok(Policy { requires: file.requires, roles: file.roles, show_all: false })
+        Ok(Policy { requires: file.requires, roles: file.roles, rows: file.rows, show_all: false })
     }
 
     /// A policy that shows everything to everyone: only for measuring what the policy
     /// costs (`c360 bench`).
     pub fn show_all() -> Self {
-        Policy { requires: BTreeMap::new(), roles: BTreeMap::new(), show_all: true }
+        Policy { requires: BTreeMap::new(), roles: BTreeMap::new(), rows: BTreeMap::new(), show_all: true }
     }
 
     /// What `class` is for `viewer`.
@@ -183,13 +198,31 @@ impl Policy {
         self.roles.get(&viewer.role).and_then(|rules| rules.get(&class)).map_or(Decision::Hide, |r| r.decide(viewer))
     }
 
+    /// Which customers `viewer` sees. A row rule that needs a partner, for a token
+    /// without one, sees nobody (no consent names an empty partner).
+    pub fn rows(&self, viewer: &Viewer) -> Rows {
+        let rule = if self.show_all {
+            RowRule::All
+        } else {
+            self.rows.get(&viewer.role).copied().unwrap_or(RowRule::Consented)
+        };
+        match rule {
+            RowRule::All if viewer.partner.is_none() => Rows::All,
+            _ => Rows::ConsentedTo(ConsentScope {
+                partner: viewer.partner.clone().unwrap_or_default(),
+                purpose: viewer.purpose.clone(),
+            }),
+        }
+    }
+
     /// The decision table of one request.
     pub fn access(&self, viewer: Viewer) -> Access {
         let mut decisions = [Decision::Hide; CLASSES];
         for class in PrivacyClass::iter() {
             decisions[class.index()] = self.decide(&viewer, class);
         }
-        Access { viewer, decisions }
+        let rows = self.rows(&viewer);
+        Access { viewer, decisions, rows }
     }
 }
 
@@ -229,6 +262,19 @@ mod tests {
         // Orders have no masked form.
         let e = broken("financial = \"hide\"", "financial = \"mask\"");
         assert!(e.contains("cannot be masked"), "{e}");
+        let e = broken("partner = \"consented\"", "partner = \"all\"");
+        assert!(e.contains("rows.partner"), "{e}");
+    }
+
+    #[test]
+    fn partners_see_consenting_rows_only() {
+        let policy = Policy::load(None, &table()).expect("policy");
+        assert_eq!(policy.rows(&Viewer::with_role(Role::Analyst, None)), Rows::All);
+        let partner = Viewer::with_role(Role::Partner, Some("acme"));
+        assert_eq!(policy.rows(&partner), Rows::ConsentedTo(ConsentScope { partner: "acme".into(), purpose: None }));
+        // A token that somehow names a partner without being one sees only its consents.
+        let odd = Viewer::with_role(Role::Admin, Some("acme"));
+        assert!(matches!(policy.rows(&odd), Rows::ConsentedTo(_)));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! its resolver (`#[class(..)]`). The policy file (`file`) maps role × class, given the
 //! token's scopes, to [`Decision::Show`], [`Decision::Mask`] or [`Decision::Hide`]; the
 //! decisions of one request are its [`Access`]. `mask` holds the mask formats.
+//!
+//! Beside the field rules, the policy's row rules say which customers a role sees at all
+//! ([`Rows`]): everyone, or only those who consented to share with the token's partner.
 
 pub mod file;
 pub mod mask;
@@ -104,11 +107,39 @@ pub struct ClassifiedField {
     pub mask: Option<MaskFormat>,
 }
 
-/// The decisions for one request's viewer, one per class.
+/// A role's row rule in the policy file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum RowRule {
+    /// Every customer.
+    All,
+    /// Only customers with an active consent for the token's partner (and its purpose).
+    Consented,
+}
+
+/// Whom a partner may see: customers with an active consent for `partner`, for `purpose`
+/// when the token names one (a consent without purpose covers every purpose).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsentScope {
+    pub partner: String,
+    pub purpose: Option<String>,
+}
+
+/// Which customers one request's viewer sees at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rows {
+    All,
+    /// Only these; anyone else is as if they did not exist.
+    ConsentedTo(ConsentScope),
+}
+
+/// The decisions for one request's viewer: one per class, and the row rule.
 #[derive(Debug, Clone)]
 pub struct Access {
     pub viewer: Viewer,
     decisions: [Decision; CLASSES],
+    pub rows: Rows,
 }
 
 impl Access {

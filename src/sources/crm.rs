@@ -83,21 +83,21 @@ pub async fn customers(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<V
     db.fetch_all(trace, &sql, &ints(ids)).await
 }
 
-/// Whom a partner may see: customers with an active consent for `partner`, for `purpose`
-/// when given (a consent without purpose covers every purpose).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConsentScope {
-    pub partner: String,
-    pub purpose: Option<String>,
+/// Active consents for `partner`, for `purpose` when given (a consent without purpose
+/// covers every purpose): whom a partner may see.
+#[derive(Debug, Clone, Copy)]
+pub struct Consenting<'a> {
+    pub partner: &'a str,
+    pub purpose: Option<&'a str>,
 }
 
-impl ConsentScope {
+impl Consenting<'_> {
     /// The `where` conditions for active consents of this scope, and their arguments.
     fn condition(&self, now: DateTime<Utc>) -> (&'static str, Vec<Arg>) {
-        let mut args = vec![Arg::from(self.partner.clone()), Arg::from(now), Arg::from(now)];
-        let sql = match &self.purpose {
+        let mut args = vec![Arg::from(self.partner), Arg::from(now), Arg::from(now)];
+        let sql = match self.purpose {
             Some(purpose) => {
-                args.push(Arg::from(purpose.clone()));
+                args.push(Arg::from(purpose));
                 "partner_id = ? and granted_at <= ? and (revoked_at is null or revoked_at > ?)
                  and (purpose = ? or purpose is null)"
             }
@@ -120,7 +120,7 @@ crate::row! {
 pub async fn consenting(
     db: &Database,
     trace: &SqlTrace,
-    scope: &ConsentScope,
+    scope: Consenting<'_>,
     now: DateTime<Utc>,
     ids: &[i64],
 ) -> Result<Vec<i64>, sqlx::Error> {
@@ -139,7 +139,7 @@ pub async fn consenting(
 pub async fn consenting_page(
     db: &Database,
     trace: &SqlTrace,
-    scope: &ConsentScope,
+    scope: Consenting<'_>,
     now: DateTime<Utc>,
     after: Option<i64>,
     limit: Option<i64>,
@@ -227,12 +227,12 @@ pub async fn grant_consent(
     db: &Database,
     trace: &SqlTrace,
     customer_id: i64,
-    scope: &ConsentScope,
+    scope: Consenting<'_>,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let sql = "insert into consents (customer_id, partner_id, purpose, granted_at) values (?, ?, ?, ?)";
     let args =
-        [Arg::Int(customer_id), Arg::from(scope.partner.as_str()), Arg::from(scope.purpose.clone()), Arg::Time(at)];
+        [Arg::Int(customer_id), Arg::from(scope.partner), Arg::from(scope.purpose.map(str::to_owned)), Arg::Time(at)];
     db.execute(trace, sql, &args).await.map(|_| ())
 }
 

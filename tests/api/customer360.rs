@@ -69,6 +69,30 @@ async fn customer_360(layout: Layout) {
         assert!(small_n >= 8, "the trace counts real statements: {small_by}");
         eprintln!("statements for 5 and for 50 customers: {large_n} {large_by}");
     }
+    // The partner path too (the row rule's consent checks are batched like the rest), and
+    // lookups: ten of them in one request are one statement.
+    let partner = app.token(c360::auth::Role::Partner, None, Some("acme-insurance"));
+    let partner_page = "query Page($first: Int!) { customers(first: $first) { totalCount edges { node {
+        id displayName email phone address { city country } } } } }";
+    let small = app.query_as(&partner, partner_page, json!({ "first": 5 })).await;
+    let large = app.query_as(&partner, partner_page, json!({ "first": 50 })).await;
+    assert!(small.get("errors").is_none() && large.get("errors").is_none(), "{small:#}\n{large:#}");
+    assert!(large["data"]["customers"]["edges"].as_array().map(Vec::len) > Some(5), "{large:#}");
+    let (large_n, large_by) = statements(&large);
+    assert_eq!(statements(&small).1, large_by, "a partner's statements must not depend on page size");
+    assert!(large_n <= 8, "{large_n} statements for a partner's page: {large_by}");
+    let emails: Vec<String> =
+        app.data("{ customers(first: 10) { edges { node { email } } } }", json!({})).await["customers"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .filter_map(|e| e["node"]["email"].as_str().map(str::to_owned))
+            .collect();
+    let lookups: Vec<String> =
+        emails.iter().enumerate().map(|(i, e)| format!("e{i}: customerByEmail(email: \"{e}\") {{ id }}")).collect();
+    let found = app.query(&format!("{{ {} }}", lookups.join(" ")), json!({})).await;
+    assert_eq!(found["extensions"]["sqlStatements"]["hub"], 1, "{} lookups in one statement: {found:#}", emails.len());
+
     let large = app.query(CUSTOMER_360, json!({ "first": 50 })).await;
 
     // Every customer once, in a stable order, through opaque cursors.

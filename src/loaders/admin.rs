@@ -1,0 +1,58 @@
+//! What only admins do, through the same per-request trace as everything else: reading
+//! the audit log, and subject rights (export and erasure in every source, each recorded
+//! in the audit log before it happens).
+
+use super::Source;
+use crate::audit::AuditEntry;
+use crate::audit::store::{self, AuditFilter, AuditRow};
+use crate::error::ApiError;
+use crate::identity::store::Link;
+use crate::sources::{Sources, SqlTrace};
+use crate::subject::{self, Erased, Export, SourceFailed};
+
+pub struct Admin<'a> {
+    pub(super) hub: &'a Source,
+    pub(super) sources: &'a Sources,
+    pub(super) trace: &'a SqlTrace,
+}
+
+fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
+    ApiError::from_sql(db, &e)
+}
+
+impl Admin<'_> {
+    /// Audit entries matching `filter`, newest first, below the id `before`.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, ApiError> {
+        store::page(&self.hub.db, &self.hub.trace, filter, before, limit).await.map_err(|e| self.hub.fail(e))
+    }
+
+    /// How many audit entries match `filter`.
+    pub async fn audit_count(&self, filter: &AuditFilter) -> Result<i64, ApiError> {
+        store::count(&self.hub.db, &self.hub.trace, filter).await.map_err(|e| self.hub.fail(e))
+    }
+
+    /// Stores an entry now (not through the batching writer): the action it records may
+    /// only happen once it is stored. `AUDIT_UNAVAILABLE` when it cannot be.
+    pub async fn record_now(&self, entry: AuditEntry) -> Result<(), ApiError> {
+        let action = entry.action;
+        store::insert(&self.hub.db, &[entry]).await.map_err(|e| {
+            tracing::error!(error = %e, %action, "cannot write the audit log");
+            ApiError::AuditUnavailable
+        })
+    }
+
+    /// Everything the sources hold about the customer with these links.
+    pub async fn export(&self, customer_id: &str, links: Vec<Link>) -> Result<Export, ApiError> {
+        subject::export(self.sources, self.trace, customer_id, links).await.map_err(failed)
+    }
+
+    /// Erases the customer with these links from every source, then from the hub.
+    pub async fn erase(&self, customer_id: &str, links: &[Link]) -> Result<Vec<Erased>, ApiError> {
+        subject::erase(self.sources, customer_id, links).await.map_err(failed)
+    }
+}

@@ -1,0 +1,239 @@
+//! Finding customers, with the policy's row rule applied: by golden id, by key (email,
+//! phone, source record), a page at a time, and the owner of a source record. Lookups by
+//! id and key go through batched loaders; pages are one statement per request anyway.
+//!
+//! A customer the row rule excludes is as if it did not exist, and costs the same: the
+//! consent check runs whether or not there is anyone to check.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::Loaders;
+use crate::error::ApiError;
+use crate::identity::store::{self, Link, LookupKey};
+use crate::policy::{ConsentScope, Rows};
+use crate::sources::SourceName;
+use crate::sources::crm::{self, Consenting};
+
+/// A golden customer and its source records, ordered by source and key.
+#[derive(Debug, Clone)]
+pub struct Golden {
+    pub id: String,
+    pub links: Arc<Vec<Link>>,
+}
+
+impl Golden {
+    /// The keys this customer has in one source (all sources use integer keys).
+    pub fn keys(&self, source: SourceName) -> Vec<i64> {
+        store::source_keys(&self.links, source)
+    }
+
+    fn group(links: Vec<Link>) -> Vec<Golden> {
+        store::group_by_customer(links).into_iter().map(|(id, links)| Golden { id, links: links.into() }).collect()
+    }
+}
+
+/// Where a page of customers continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// After this golden id (everyone, in id order).
+    Id(String),
+    /// After this consenting CRM record (a partner's list, in consent order).
+    Consent(i64),
+}
+
+/// One page of customers, each with the position after it, and the total when asked.
+pub struct Page {
+    pub customers: Vec<(Golden, Position)>,
+    pub total: i64,
+}
+
+/// A CRM key no record has (ids are positive): the probe for customers without one.
+const NO_CRM_RECORD: i64 = -1;
+
+/// The customers of one request, as its viewer's row rule lets it see them.
+pub struct Customers<'a> {
+    pub(super) loaders: &'a Loaders,
+}
+
+impl Customers<'_> {
+    fn consent(&self) -> Option<&ConsentScope> {
+        match &self.loaders.rows {
+            Rows::All => None,
+            Rows::ConsentedTo(scope) => Some(scope),
+        }
+    }
+
+    /// Whether pages are in consent order (positions are [`Position::Consent`]).
+    pub fn consent_ordered(&self) -> bool {
+        self.consent().is_some()
+    }
+
+    /// The customers among `found` the viewer may see. One consent lookup for all of
+    /// them (the probe when there are none, so that nobody and somebody cost the same).
+    pub async fn admit(&self, mut found: Vec<Golden>) -> Result<Vec<Golden>, ApiError> {
+        if self.consent().is_none() {
+            return Ok(found);
+        }
+        let mut keys: Vec<i64> = found.iter().flat_map(|c| c.keys(SourceName::Crm)).collect();
+        if keys.is_empty() {
+            keys.push(NO_CRM_RECORD);
+        }
+        let consented = self.loaders.consents.load_many(keys).await?;
+        found.retain(|c| c.keys(SourceName::Crm).iter().any(|k| consented.contains_key(k)));
+        Ok(found)
+    }
+
+    /// A customer by golden id (an id merged into another answers with the survivor).
+    pub async fn by_id(&self, id: String) -> Result<Option<Golden>, ApiError> {
+        let links = self.loaders.links.load_one(id).await?;
+        let found = links.and_then(|links| Some(Golden { id: links.first()?.customer_id.clone(), links }));
+        Ok(self.admit(found.into_iter().collect()).await?.pop())
+    }
+
+    /// The customers with this key that the viewer may see. (A partner is never told
+    /// that a key is shared with customers it cannot see.)
+    pub async fn by_key(&self, key: LookupKey) -> Result<Vec<Golden>, ApiError> {
+        let links = self.loaders.key_links.load_one(key).await?.map(|l| l.as_ref().clone()).unwrap_or_default();
+        self.admit(Golden::group(links)).await
+    }
+
+    /// Whether the customer owning a source record (an order's account, a ticket's
+    /// requester) may be seen; no such record is `false`.
+    pub async fn owner_admitted(&self, owner: Option<(SourceName, i64)>) -> Result<bool, ApiError> {
+        if self.consent().is_none() {
+            return Ok(owner.is_some());
+        }
+        let found = match owner {
+            Some((source, key)) => self.by_key(LookupKey::Source(source, key.to_string())).await?,
+            None => self.admit(vec![]).await?,
+        };
+        Ok(!found.is_empty())
+    }
+
+    /// A page of `first` customers after `after` (and one more, to tell whether more
+    /// follow), only those with a record in `has_source` when given; with the total when
+    /// `total` is asked for.
+    pub async fn page(
+        &self,
+        first: usize,
+        after: Option<Position>,
+        has_source: Option<SourceName>,
+        total: bool,
+    ) -> Result<Page, ApiError> {
+        if let Some(scope) = self.consent() {
+            let after = match after {
+                Some(Position::Consent(k)) => Some(k),
+                None => None,
+                Some(Position::Id(_)) => return Err(ApiError::InvalidCursor),
+            };
+            return self.consented_page(scope, first, after, has_source, total).await;
+        }
+        let after = match after {
+            Some(Position::Id(id)) => Some(id),
+            None => None,
+            Some(Position::Consent(_)) => return Err(ApiError::InvalidCursor),
+        };
+        let hub = &self.loaders.hub;
+        let links = store::customers_page(&hub.db, &hub.trace, after.as_deref(), first as i64 + 1, has_source)
+            .await
+            .map_err(|e| hub.fail(e))?;
+        let total = if total {
+            store::count_customers(&hub.db, &hub.trace, has_source).await.map_err(|e| hub.fail(e))?
+        } else {
+            0
+        };
+        let customers = Golden::group(links).into_iter().map(|c| (c.clone(), Position::Id(c.id))).collect();
+        Ok(Page { customers, total })
+    }
+
+    /// A partner's list: customers with an active consent, in the order of the CRM record
+    /// that carries it (a customer is listed once, under its lowest consenting record).
+    /// The count, when asked for, counts the same customers.
+    async fn consented_page(
+        &self,
+        scope: &ConsentScope,
+        first: usize,
+        mut after: Option<i64>,
+        has_source: Option<SourceName>,
+        total: bool,
+    ) -> Result<Page, ApiError> {
+        let (crm_db, hub) = (&self.loaders.crm, &self.loaders.hub);
+        let consenting = Consenting { partner: &scope.partner, purpose: scope.purpose.as_deref() };
+        let now = Utc::now();
+        let want = first + 1;
+        let mut listed: Vec<(i64, Golden)> = Vec::new();
+        while listed.len() < want {
+            let batch = (want * 2) as i64;
+            let keys = crm::consenting_page(&crm_db.db, &crm_db.trace, consenting, now, after, Some(batch))
+                .await
+                .map_err(|e| crm_db.fail(e))?;
+            let Some(&last) = keys.last() else { break };
+            for (position, customer) in self.owners_of_consenting(&keys).await? {
+                if has_source.is_none_or(|s| !customer.keys(s).is_empty()) {
+                    listed.push((position, customer));
+                }
+            }
+            after = Some(last);
+            if (keys.len() as i64) < batch {
+                break;
+            }
+        }
+        listed.sort_by_key(|(position, _)| *position);
+        let total = if total {
+            let all = crm::consenting_page(&crm_db.db, &crm_db.trace, consenting, now, None, None)
+                .await
+                .map_err(|e| crm_db.fail(e))?;
+            let mut seen = HashSet::new();
+            for keys in all.chunks(hub.db.engine.max_params() - 1) {
+                let keys: Vec<String> = keys.iter().map(i64::to_string).collect();
+                let links = store::links_by_source_keys(&hub.db, &hub.trace, SourceName::Crm, &keys)
+                    .await
+                    .map_err(|e| hub.fail(e))?;
+                for (id, links) in store::group_by_customer(links) {
+                    if has_source.is_none_or(|s| links.iter().any(|l| l.source == s.to_string())) {
+                        seen.insert(id);
+                    }
+                }
+            }
+            seen.len() as i64
+        } else {
+            0
+        };
+        let customers = listed.into_iter().map(|(p, c)| (c, Position::Consent(p))).collect();
+        Ok(Page { customers, total })
+    }
+
+    /// The customers owning consenting CRM records `keys` (ascending), each with the key it
+    /// is listed under: its lowest consenting CRM key, when that key is among `keys` (else
+    /// it was listed on an earlier page).
+    async fn owners_of_consenting(&self, keys: &[i64]) -> Result<Vec<(i64, Golden)>, ApiError> {
+        let hub = &self.loaders.hub;
+        let texts: Vec<String> = keys.iter().map(i64::to_string).collect();
+        let links =
+            store::links_by_source_keys(&hub.db, &hub.trace, SourceName::Crm, &texts).await.map_err(|e| hub.fail(e))?;
+        let customers = Golden::group(links);
+        // Other CRM records of these customers may consent too: the lowest consenting one
+        // counts. Asked always (the probe when there are none): a page costs the same
+        // statements whoever is on it.
+        let mut others: Vec<i64> =
+            customers.iter().flat_map(|c| c.keys(SourceName::Crm)).filter(|k| keys.binary_search(k).is_err()).collect();
+        if others.is_empty() {
+            others.push(NO_CRM_RECORD);
+        }
+        let consented_others: HashMap<i64, ()> = self.loaders.consents.load_many(others).await?;
+        Ok(customers
+            .into_iter()
+            .filter_map(|c| {
+                let lowest = c
+                    .keys(SourceName::Crm)
+                    .into_iter()
+                    .filter(|k| keys.binary_search(k).is_ok() || consented_others.contains_key(k))
+                    .min()?;
+                keys.binary_search(&lowest).is_ok().then_some((lowest, c))
+            })
+            .collect())
+    }
+}

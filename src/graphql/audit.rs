@@ -3,9 +3,8 @@
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::common::{connection, page_size, request, wants_total};
+use super::common::{admin_only, connection, page_size, request, wants_total};
 use super::ids::{self, Kind};
-use super::query::admin_only;
 use crate::audit::AuditAction;
 use crate::audit::store::{AuditFilter, AuditRow};
 use crate::error::ApiError;

@@ -8,7 +8,7 @@ use async_graphql::{Context, SimpleObject};
 use rust_decimal::Decimal;
 
 use crate::audit::Reveals;
-use crate::auth::Viewer;
+use crate::auth::{Role, Viewer};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::loaders::Loaders;
@@ -51,6 +51,16 @@ pub fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
 
 pub fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {
     ctx.data_unchecked::<Shared>()
+}
+
+/// Fails with `FORBIDDEN` unless the token has `scope`.
+pub fn require(ctx: &Context<'_>, scope: &'static str) -> Result<(), ApiError> {
+    if request(ctx).viewer.has_scope(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope)) }
+}
+
+/// For operations only admins may run, whatever the scopes.
+pub fn admin_only(ctx: &Context<'_>) -> Result<(), ApiError> {
+    if request(ctx).viewer.role == Role::Admin { Ok(()) } else { Err(ApiError::AdminOnly) }
 }
 
 /// Checks `first` against the configured maximum.

@@ -79,6 +79,14 @@ impl Customer {
         links.first().and_then(|l| l.source_key.parse().ok())
     }
 
+    /// A customer by golden id, as the viewer may see it; `INVALID_ID` for a malformed one.
+    pub(crate) async fn load(ctx: &Context<'_>, key: String) -> Result<Option<Customer>, ApiError> {
+        if uuid::Uuid::parse_str(&key).is_err() {
+            return Err(ApiError::InvalidId(global_id(Kind::Customer, &key).to_string()));
+        }
+        Ok(request(ctx).loaders.customers().by_id(key).await?.map(Customer::from))
+    }
+
     async fn crm(&self, ctx: &Context<'_>) -> Result<Option<CrmCustomer>, ApiError> {
         Ok(self.profile(ctx).await?.0)
     }

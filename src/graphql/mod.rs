@@ -5,6 +5,7 @@ pub mod audit;
 pub mod campaign;
 pub mod common;
 pub mod crm;
+pub mod crm_writes;
 pub mod customer;
 pub mod ids;
 pub mod order;
@@ -31,7 +32,7 @@ impl Default for query::CustomerQuery {
 
 /// The root mutation, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Mutation(crm::CrmMutation, subject::SubjectMutation);
+pub struct Mutation(crm_writes::CrmMutation, subject::SubjectMutation);
 
 pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -5,12 +5,11 @@ use async_graphql::{Context, ID, InputObject, Interface, Object, Result};
 use c360_macros::classified;
 
 use super::campaign::Campaign;
-use super::common::{page_size, request, shared, wants_total};
+use super::common::{page_size, request, require, shared, wants_total};
 use super::customer::{Customer, CustomerConnection};
 use super::ids::{self, Kind};
 use super::order::Order;
 use super::ticket::Ticket;
-use crate::auth::Role;
 use crate::error::ApiError;
 use crate::identity::normalize::{EmailAddress, PhoneNumber};
 use crate::identity::store::LookupKey;
@@ -53,7 +52,7 @@ impl CustomerQuery {
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Customer>> {
         require(ctx, READ)?;
         let key = ids::parse_id_of(Kind::Customer, &id)?;
-        Ok(load_customer(ctx, key).await?)
+        Ok(Customer::load(ctx, key).await?)
     }
 
     /// Customers in a stable order (oldest golden id first), a page at a time.
@@ -138,7 +137,7 @@ impl CustomerQuery {
         let loaders = &request(ctx).loaders;
         let int_key = || key.parse::<i64>().map_err(|_| ApiError::InvalidId(id.to_string()));
         Ok(match kind {
-            Kind::Customer => load_customer(ctx, key.clone()).await?.map(Node::Customer),
+            Kind::Customer => Customer::load(ctx, key.clone()).await?.map(Node::Customer),
             Kind::Order => {
                 let order = loaders.orders.load_one(int_key()?).await?;
                 let owner = order.as_ref().map(|o| (SourceName::Shop, o.account_id));
@@ -163,20 +162,3 @@ impl CustomerQuery {
 
 /// The scope every customer query needs.
 const READ: &str = "customers:read";
-
-pub(crate) fn require(ctx: &Context<'_>, scope: &'static str) -> Result<(), ApiError> {
-    if request(ctx).viewer.has_scope(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope)) }
-}
-
-/// For operations only admins may run, whatever the scopes.
-pub(crate) fn admin_only(ctx: &Context<'_>) -> Result<(), ApiError> {
-    if request(ctx).viewer.role == Role::Admin { Ok(()) } else { Err(ApiError::AdminOnly) }
-}
-
-/// A customer by golden id, as the viewer may see it; `INVALID_ID` for a malformed one.
-pub(crate) async fn load_customer(ctx: &Context<'_>, key: String) -> Result<Option<Customer>, ApiError> {
-    if uuid::Uuid::parse_str(&key).is_err() {
-        return Err(ApiError::InvalidId(ids::global_id(Kind::Customer, &key).to_string()));
-    }
-    Ok(request(ctx).loaders.customers().by_id(key).await?.map(Customer::from))
-}

@@ -3,9 +3,9 @@
 
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 
-use super::common::request;
+use super::common::{admin_only, request};
+use super::customer::Customer;
 use super::ids::{self, Kind};
-use super::query::{admin_only, load_customer};
 use crate::audit::store::AuditFilter;
 use crate::audit::{AuditAction, AuditEntry};
 use crate::error::ApiError;
@@ -32,7 +32,7 @@ impl SubjectQuery {
     async fn export_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Json<Export>>> {
         admin_only(ctx)?;
         let key = ids::parse_id_of(Kind::Customer, &id)?;
-        let Some(customer) = load_customer(ctx, key).await? else { return Ok(None) };
+        let Some(customer) = Customer::load(ctx, key).await? else { return Ok(None) };
         record(ctx, AuditAction::Export, &customer.id, &customer.links).await?;
         let links = customer.links.as_ref().clone();
         let export = request(ctx).loaders.admin().export(&customer.id, links).await?;
@@ -75,7 +75,7 @@ impl SubjectMutation {
     async fn erase_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ErasureReport>> {
         admin_only(ctx)?;
         let key = ids::parse_id_of(Kind::Customer, &id)?;
-        let Some(customer) = load_customer(ctx, key.clone()).await? else {
+        let Some(customer) = Customer::load(ctx, key.clone()).await? else {
             let filter =
                 AuditFilter { customer_id: Some(key), action: Some(AuditAction::Erase), ..AuditFilter::default() };
             let erasures = request(ctx).loaders.admin().audit_count(&filter).await?;

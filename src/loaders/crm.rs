@@ -1,29 +1,29 @@
 //! CRM loaders: profiles, consents (the partner row rule and the ledger) and notes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 
-use super::{Loaders, Source, group, paged};
+use super::{Loaders, Source, loader};
 use crate::error::ApiError;
 use crate::policy::ConsentScope;
 use crate::sources::Page;
-use crate::sources::crm::{self, Consent, Consenting, CrmCustomer, Note};
+use crate::sources::crm::{self, Consent, Consenting, CrmCustomer, Note, NoteCount};
 
-pub struct CustomerLoader(pub Source);
-
-impl Loader<i64> for CustomerLoader {
-    type Value = CrmCustomer;
-    type Error = ApiError;
-
-    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, CrmCustomer>, ApiError> {
-        let s = &self.0;
-        let rows = crm::customers(&s.db, &s.trace, ids).await.map_err(|e| s.fail(e))?;
-        Ok(rows.into_iter().map(|c| (c.id, c)).collect())
-    }
-}
+loader!(CustomerLoader: one crm::customers => CrmCustomer, entry |c: CrmCustomer| (c.id, c));
+loader!(
+    /// The newest notes of each CRM record.
+    NotePageLoader: page crm::notes_page => Note, key |n: &Note| n.customer_id
+);
+loader!(
+    /// The consent ledger of each CRM record.
+    ConsentLedgerLoader: many crm::consents => Consent, key |c: &Consent| c.customer_id
+);
+loader!(
+    /// How many notes each CRM record has.
+    NoteCountLoader: one crm::note_counts => i64, entry |c: NoteCount| (c.customer_id, c.n)
+);
 
 /// Which CRM records have an active consent for the request's partner (row rule for
 /// partner viewers). Holds one scope: loaders are per request, and so is the viewer.
@@ -44,52 +44,6 @@ impl Loader<i64> for ConsentLoader {
         let scope = Consenting { partner: &scope.partner, purpose: scope.purpose.as_deref() };
         let rows = crm::consenting(&s.db, &s.trace, scope, self.now, ids).await.map_err(|e| s.fail(e))?;
         Ok(rows.into_iter().map(|id| (id, ())).collect())
-    }
-}
-
-/// The newest notes of each CRM record.
-pub struct NotePageLoader(pub Source);
-
-impl Loader<(i64, Page)> for NotePageLoader {
-    type Value = Arc<Vec<Note>>;
-    type Error = ApiError;
-
-    async fn load(&self, keys: &[(i64, Page)]) -> Result<HashMap<(i64, Page), Self::Value>, ApiError> {
-        let s = &self.0;
-        paged(
-            keys,
-            |n: &Note| n.customer_id,
-            |ids, page| async move { crm::notes_page(&s.db, &s.trace, &ids, &page).await.map_err(|e| s.fail(e)) },
-        )
-        .await
-    }
-}
-
-/// The consent ledger of each CRM record.
-pub struct ConsentLedgerLoader(pub Source);
-
-impl Loader<i64> for ConsentLedgerLoader {
-    type Value = Arc<Vec<Consent>>;
-    type Error = ApiError;
-
-    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Self::Value>, ApiError> {
-        let s = &self.0;
-        let rows = crm::consents(&s.db, &s.trace, ids).await.map_err(|e| s.fail(e))?;
-        Ok(group(rows, |c| c.customer_id))
-    }
-}
-
-/// How many notes each CRM record has.
-pub struct NoteCountLoader(pub Source);
-
-impl Loader<i64> for NoteCountLoader {
-    type Value = i64;
-    type Error = ApiError;
-
-    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, i64>, ApiError> {
-        let s = &self.0;
-        let rows = crm::note_counts(&s.db, &s.trace, ids).await.map_err(|e| s.fail(e))?;
-        Ok(rows.into_iter().map(|c| (c.customer_id, c.n)).collect())
     }
 }
 

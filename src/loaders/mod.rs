@@ -118,6 +118,66 @@ impl Loaders {
     }
 }
 
+/// Declares a loader over one query of a source, in one of three shapes, so that each
+/// loader is one line of what it loads and from where:
+/// - `one`: one value per key, the `entry` of each row (`|row| (key, value)`);
+/// - `many`: the rows of each key, grouped by `key` (`|row| key`);
+/// - `page`: a newest-first page of each parent (the query takes the parents and a
+///   [`Page`]; `key` reads a row's parent).
+macro_rules! loader {
+    ($(#[$m:meta])* $name:ident: one $query:path => $value:ty, entry $entry:expr) => {
+        $(#[$m])*
+        pub struct $name(pub $crate::loaders::Source);
+
+        impl async_graphql::dataloader::Loader<i64> for $name {
+            type Value = $value;
+            type Error = $crate::error::ApiError;
+
+            async fn load(&self, keys: &[i64]) -> Result<std::collections::HashMap<i64, $value>, Self::Error> {
+                let s = &self.0;
+                let rows = $query(&s.db, &s.trace, keys).await.map_err(|e| s.fail(e))?;
+                Ok(rows.into_iter().map($entry).collect())
+            }
+        }
+    };
+    ($(#[$m:meta])* $name:ident: many $query:path => $row:ty, key $key:expr) => {
+        $(#[$m])*
+        pub struct $name(pub $crate::loaders::Source);
+
+        impl async_graphql::dataloader::Loader<i64> for $name {
+            type Value = std::sync::Arc<Vec<$row>>;
+            type Error = $crate::error::ApiError;
+
+            async fn load(&self, keys: &[i64]) -> Result<std::collections::HashMap<i64, Self::Value>, Self::Error> {
+                let s = &self.0;
+                let rows = $query(&s.db, &s.trace, keys).await.map_err(|e| s.fail(e))?;
+                Ok($crate::loaders::group(rows, $key))
+            }
+        }
+    };
+    ($(#[$m:meta])* $name:ident: page $query:path => $row:ty, key $key:expr) => {
+        $(#[$m])*
+        pub struct $name(pub $crate::loaders::Source);
+
+        impl async_graphql::dataloader::Loader<(i64, $crate::sources::Page)> for $name {
+            type Value = std::sync::Arc<Vec<$row>>;
+            type Error = $crate::error::ApiError;
+
+            async fn load(
+                &self,
+                keys: &[(i64, $crate::sources::Page)],
+            ) -> Result<std::collections::HashMap<(i64, $crate::sources::Page), Self::Value>, Self::Error> {
+                let s = &self.0;
+                $crate::loaders::paged(keys, $key, |parents, page| async move {
+                    $query(&s.db, &s.trace, &parents, &page).await.map_err(|e| s.fail(e))
+                })
+                .await
+            }
+        }
+    };
+}
+pub(crate) use loader;
+
 /// What every loader holds: its database and the request's statement trace.
 pub struct Source {
     pub db: crate::sources::Database,

@@ -168,7 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = resolver.run().await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if evaluate {
-                let quality = identity::quality::measure(&sources.hub).await?;
+                let quality = identity::quality::measure(sources.hub()).await?;
                 println!("{}", serde_json::to_string_pretty(&quality)?);
             }
             Ok(())
@@ -205,7 +205,11 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver) -> anyhow::
         tracing::warn!("seed.on_empty is ignored in production: c360 never writes demo data into the sources there");
     }
     let empty = || async {
-        sources.crm.fetch_count(&SqlTrace::default(), "select count(*) as n from customers", &[]).await.map(|n| n == 0)
+        sources
+            .crm()
+            .fetch_count(&SqlTrace::default(), "select count(*) as n from customers", &[])
+            .await
+            .map(|n| n == 0)
     };
     if !production && config.seed.on_empty && empty().await? {
         tracing::info!(customers = config.seed.customers, "empty sources: seeding demo data (once)");

@@ -2,7 +2,7 @@
 //! variables (nested keys with `__`, e.g. `C360_SOURCES__CRM=postgres://..`).
 //! With nothing configured, every database is an embedded SQLite file under `data_dir`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::names::DbName;
+use crate::names::{DbName, SourceName};
 
 /// The whole configuration. Unknown keys are rejected, so a typo fails at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,8 +22,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for the embedded SQLite databases of the default deployment.
     pub data_dir: PathBuf,
-    /// Database URL of each source; a missing one is an SQLite file in `data_dir`.
-    pub sources: SourceUrls,
+    /// Database URL of each source (`sources.crm = "postgres://…"`); a missing one is an
+    /// SQLite file in `data_dir`. Secrets: they may hold passwords, so they never print
+    /// (`Debug` shows `[REDACTED]`). An unknown source name is an error.
+    pub sources: BTreeMap<SourceName, SecretString>,
     /// Database URL of the hub's own store (identity links); SQLite in `data_dir` by default.
     /// A secret: it may hold a password, and never prints.
     pub hub: Option<SecretString>,
@@ -47,17 +49,6 @@ pub struct Config {
     /// (`C360_TRACE_SQL=1`). For development and tests; costs an atomic add per statement.
     #[serde(deserialize_with = "flag")]
     pub trace_sql: bool,
-}
-
-/// Source database URLs: `sqlite:`, `postgres://` or `mysql://`. Secrets: they may hold
-/// passwords, so they never print (`Debug` shows `[REDACTED]`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SourceUrls {
-    pub crm: Option<SecretString>,
-    pub shop: Option<SecretString>,
-    pub helpdesk: Option<SecretString>,
-    pub marketing: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -222,7 +213,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8360)),
             data_dir: PathBuf::from("data"),
-            sources: SourceUrls::default(),
+            sources: BTreeMap::new(),
             hub: None,
             database: DatabaseConfig::default(),
             seed: SeedConfig::default(),
@@ -264,15 +255,17 @@ impl Config {
 
     /// The URL of every database, with embedded SQLite defaults filled in.
     pub fn database_urls(&self) -> HashMap<DbName, SecretString> {
-        let sqlite = |name: &str| format!("sqlite:{}", self.data_dir.join(format!("{name}.db")).display()).into();
-        let pick = |url: &Option<SecretString>, name: &str| url.clone().unwrap_or_else(|| sqlite(name));
-        HashMap::from([
-            (DbName::Crm, pick(&self.sources.crm, "crm")),
-            (DbName::Shop, pick(&self.sources.shop, "shop")),
-            (DbName::Helpdesk, pick(&self.sources.helpdesk, "helpdesk")),
-            (DbName::Marketing, pick(&self.sources.marketing, "marketing")),
-            (DbName::Hub, pick(&self.hub, "hub")),
-        ])
+        DbName::ALL
+            .into_iter()
+            .map(|db| {
+                let configured = match db.source() {
+                    Some(source) => self.sources.get(&source),
+                    None => self.hub.as_ref(),
+                };
+                let sqlite = || format!("sqlite:{}", self.data_dir.join(format!("{db}.db")).display()).into();
+                (db, configured.cloned().unwrap_or_else(sqlite))
+            })
+            .collect()
     }
 
     /// True when any database is an SQLite file under `data_dir` (which must then exist).
@@ -312,8 +305,8 @@ mod tests {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("c360.example.toml");
             let config = Config::load(Some(&path)).map_err(|e| e.to_string())?;
             let url = |u: &Option<SecretString>| u.as_ref().map(|u| u.expose_secret().to_owned()).unwrap_or_default();
-            assert!(url(&config.sources.crm).starts_with("postgres://"));
-            assert!(url(&config.sources.shop).starts_with("mysql://"));
+            assert!(url(&config.sources.get(&SourceName::Crm).cloned()).starts_with("postgres://"));
+            assert!(url(&config.sources.get(&SourceName::Shop).cloned()).starts_with("mysql://"));
             assert!(!config.seed.on_empty);
             assert_eq!(config.environment, Environment::Production);
             assert!(!config.auth.development_key, "the production example turns the development key off");
@@ -341,6 +334,9 @@ mod tests {
             let config = Config::load(None).map_err(|e| e.to_string())?;
             let printed = format!("{config:?} {:?}", config.database_urls());
             assert!(!printed.contains("hunter2") && !printed.contains("root@"), "{printed}");
+
+            jail.set_env("C360_SOURCES__LOYALTY", "postgres://root@127.0.0.1/loyalty");
+            assert!(Config::load(None).is_err(), "an unknown source must fail");
 
             jail.set_env("C360_LISTNE", "127.0.0.1:1");
             assert!(Config::load(None).is_err(), "a misspelt key must fail");

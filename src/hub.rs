@@ -34,7 +34,7 @@ impl Hub {
         let table = PrivacyTable::from_sdl(&graphql::sdl()).map_err(anyhow::Error::msg)?;
         let policy = Policy::load(config.policy.as_deref(), &table.value_fields())?;
         let trace_sql = config.trace_sql;
-        let audit = AuditLog::start(sources.hub.clone(), &config.audit);
+        let audit = AuditLog::start(sources.hub().clone(), &config.audit);
         let shared = Shared { config };
         let schema = graphql::build(Some(shared), Some(PolicyGuard::new(Arc::new(table))));
         Ok(Hub { schema, sources, audit: Some(audit), policy, trace_sql })
@@ -87,8 +87,7 @@ impl Hub {
         if self.audit.as_ref().is_some_and(|a| !a.available()) {
             return Err("audit log unavailable".to_owned());
         }
-        let s = &self.sources;
-        for db in [&s.crm, &s.shop, &s.helpdesk, &s.marketing, &s.hub] {
+        for db in self.sources.all() {
             if db.ping().await.is_err() {
                 return Err(format!("{} unavailable", db.name));
             }

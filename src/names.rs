@@ -61,6 +61,11 @@ pub enum DbName {
 }
 
 impl DbName {
+    /// The source this database holds; `None` for the hub's own store.
+    pub fn source(self) -> Option<SourceName> {
+        SourceName::ALL.into_iter().find(|s| s.db() == self)
+    }
+
     pub const COUNT: usize = 5;
     pub const ALL: [DbName; 5] = [DbName::Crm, DbName::Shop, DbName::Helpdesk, DbName::Marketing, DbName::Hub];
 }

@@ -123,7 +123,7 @@ pub async fn export(
     let keys = |source| store::source_keys(&links, source);
     let (crm_keys, shop_keys) = (keys(SourceName::Crm), keys(SourceName::Shop));
     let (helpdesk_keys, marketing_keys) = (keys(SourceName::Helpdesk), keys(SourceName::Marketing));
-    let (crm, shop, helpdesk, marketing) = (&sources.crm, &sources.shop, &sources.helpdesk, &sources.marketing);
+    let (crm, shop, helpdesk, marketing) = (sources.crm(), sources.shop(), sources.helpdesk(), sources.marketing());
     let orders: Vec<Order> = rows_in(shop, trace, ORDER_COLUMNS, "orders", "account_id", &shop_keys).await?;
     let order_ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
     Ok(Export {
@@ -212,11 +212,11 @@ pub async fn erase(sources: &Sources, customer_id: &str, links: &[Link]) -> Resu
         delete("consents", "customer_id", &crm),
         delete("customers", "id", &crm),
     ];
-    let mut report = vec![apply(&sources.crm, &crm, vec![], crm_deletes).await?];
+    let mut report = vec![apply(sources.crm(), &crm, vec![], crm_deletes).await?];
 
     // Orders stay for the books, without the account that said whose they were.
     let shop = keys(SourceName::Shop);
-    report.push(apply(&sources.shop, &shop, vec![], vec![delete("accounts", "id", &shop)]).await?);
+    report.push(apply(sources.shop(), &shop, vec![], vec![delete("accounts", "id", &shop)]).await?);
 
     // Tickets stay for service statistics, without their subject.
     let helpdesk = keys(SourceName::Helpdesk);
@@ -224,13 +224,13 @@ pub async fn erase(sources: &Sources, customer_id: &str, links: &[Link]) -> Resu
         format!("update tickets set subject = ? where requester_id in ({})", in_list(helpdesk.len())),
         [vec![Arg::from(ERASED_TEXT)], ints(&helpdesk)].concat(),
     );
-    report.push(apply(&sources.helpdesk, &helpdesk, vec![blank], vec![delete("requesters", "id", &helpdesk)]).await?);
+    report.push(apply(sources.helpdesk(), &helpdesk, vec![blank], vec![delete("requesters", "id", &helpdesk)]).await?);
 
     let marketing = keys(SourceName::Marketing);
     let marketing_deletes = vec![delete("sends", "contact_id", &marketing), delete("contacts", "id", &marketing)];
-    report.push(apply(&sources.marketing, &marketing, vec![], marketing_deletes).await?);
+    report.push(apply(sources.marketing(), &marketing, vec![], marketing_deletes).await?);
 
-    let hub = store::forget(&sources.hub, customer_id, links).await.map_err(|e| SourceFailed(DbName::Hub, e))?;
+    let hub = store::forget(sources.hub(), customer_id, links).await.map_err(|e| SourceFailed(DbName::Hub, e))?;
     report.push(Erased { db: DbName::Hub, deleted: hub, anonymized: 0 });
     Ok(report)
 }

@@ -183,7 +183,7 @@ impl Resolver {
     async fn watermark(&self, source: SourceName) -> Result<Option<(DateTime<Utc>, i64)>, sqlx::Error> {
         let rows: Vec<WatermarkRow> = self
             .sources
-            .hub
+            .hub()
             .fetch_all(
                 &SqlTrace::default(),
                 "select updated_at, last_key from resolve_watermarks where source = ?",
@@ -216,7 +216,7 @@ impl Resolver {
         watermark: (DateTime<Utc>, i64),
         report: &mut ResolveReport,
     ) -> Result<(), sqlx::Error> {
-        let hub = &self.sources.hub;
+        let hub = self.sources.hub();
         report.read += records.len() as u64;
         let candidates: Vec<Candidate> = records.into_iter().map(|r| self.candidate(source, r)).collect();
         let index_rows = self.load_index(source, &candidates).await?;
@@ -331,7 +331,7 @@ impl Resolver {
     /// Reads the links and ambiguous keys that share a key with any candidate, plus the
     /// CRM names of those customers and the batch's own existing links.
     async fn load_index(&self, source: SourceName, candidates: &[Candidate]) -> Result<IndexRows, sqlx::Error> {
-        let hub = &self.sources.hub;
+        let hub = self.sources.hub();
         let trace = SqlTrace::default();
         let emails: Vec<String> =
             unique(candidates.iter().filter_map(|c| c.email.as_ref().map(|e| e.as_str().to_owned())));
@@ -384,7 +384,7 @@ impl Resolver {
         changes: Changes,
         watermark: (DateTime<Utc>, i64),
     ) -> Vec<(String, Vec<Arg>)> {
-        let hub = &self.sources.hub;
+        let hub = self.sources.hub();
         let now = Utc::now();
         let src = source.to_string();
         let mut out = Vec::new();

@@ -179,7 +179,7 @@ impl Rows {
 pub async fn seed(sources: &Sources, options: &SeedOptions) -> Result<SeedReport, SeedError> {
     let started = Instant::now();
     let trace = SqlTrace::default();
-    if sources.crm.fetch_count(&trace, "select count(*) as n from customers", &[]).await? > 0 {
+    if sources.crm().fetch_count(&trace, "select count(*) as n from customers", &[]).await? > 0 {
         return Err(SeedError::NotEmpty);
     }
     let as_of = midnight(options.as_of);
@@ -193,8 +193,13 @@ pub async fn seed(sources: &Sources, options: &SeedOptions) -> Result<SeedReport
         })
         .collect();
     sources
-        .shop
-        .transaction(&insert_rows(&sources.shop, "products", &["sku", "name", "category", "price_cents"], product_rows))
+        .shop()
+        .transaction(&insert_rows(
+            sources.shop(),
+            "products",
+            &["sku", "name", "category", "price_cents"],
+            product_rows,
+        ))
         .await?;
     let campaign_rows = campaigns
         .iter()
@@ -210,7 +215,7 @@ pub async fn seed(sources: &Sources, options: &SeedOptions) -> Result<SeedReport
         })
         .collect();
     let columns = ["id", "name", "channel", "offer_type", "starts_at", "ends_at"];
-    sources.marketing.transaction(&insert_rows(&sources.marketing, "campaigns", &columns, campaign_rows)).await?;
+    sources.marketing().transaction(&insert_rows(sources.marketing(), "campaigns", &columns, campaign_rows)).await?;
 
     let bar = if options.progress { ProgressBar::new(options.customers) } else { ProgressBar::hidden() };
     bar.set_style(
@@ -264,7 +269,7 @@ async fn write(sources: &Sources, rows: Rows) -> Result<(), sqlx::Error> {
         db.transaction(&statements).await.map(|_| ())
     }
     let crm = tx(
-        &sources.crm,
+        sources.crm(),
         vec![
             (
                 "customers",
@@ -290,7 +295,7 @@ async fn write(sources: &Sources, rows: Rows) -> Result<(), sqlx::Error> {
         ],
     );
     let shop = tx(
-        &sources.shop,
+        sources.shop(),
         vec![
             (
                 "accounts",
@@ -316,7 +321,7 @@ async fn write(sources: &Sources, rows: Rows) -> Result<(), sqlx::Error> {
         ],
     );
     let helpdesk = tx(
-        &sources.helpdesk,
+        sources.helpdesk(),
         vec![
             ("requesters", &["id", "email", "phone", "name", "created_at", "updated_at"], rows.requesters),
             (
@@ -339,7 +344,7 @@ async fn write(sources: &Sources, rows: Rows) -> Result<(), sqlx::Error> {
         ],
     );
     let marketing = tx(
-        &sources.marketing,
+        sources.marketing(),
         vec![
             ("contacts", &["id", "email", "first_name", "subscribed", "created_at", "updated_at"], rows.contacts),
             (
@@ -360,7 +365,7 @@ async fn write(sources: &Sources, rows: Rows) -> Result<(), sqlx::Error> {
             ),
         ],
     );
-    let hub = tx(&sources.hub, vec![("seed_truth", &["source", "source_key", "person_id"], rows.truth)]);
+    let hub = tx(sources.hub(), vec![("seed_truth", &["source", "source_key", "person_id"], rows.truth)]);
     let (a, b, c, d, e) = tokio::join!(crm, shop, helpdesk, marketing, hub);
     a.and(b).and(c).and(d).and(e)
 }

@@ -8,6 +8,13 @@ use super::engine::{Arg, Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 /// What c360 needs of the CRM (see [`super::contract`]).
+/// The crm in the one list of sources ([`super::def`]).
+pub const SOURCE: super::SourceDef = super::SourceDef {
+    contract: CONTRACT,
+    identity: ("customers", "id, email, phone, first_name, last_name, country, updated_at"),
+    migrations: super::migrations!("crm", 1 "0001_init.sql" "init"),
+};
+
 pub const CONTRACT: &[Table] = &[
     Table {
         name: "customers",

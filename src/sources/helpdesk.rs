@@ -8,6 +8,14 @@ use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 /// What c360 needs of the helpdesk (see [`super::contract`]).
+/// The helpdesk in the one list of sources ([`super::def`]).
+pub const SOURCE: super::SourceDef = super::SourceDef {
+    contract: CONTRACT,
+    // One name field, as in the shop; requesters have no country.
+    identity: ("requesters", "id, email, phone, null as first_name, name as last_name, null as country, updated_at"),
+    migrations: super::migrations!("helpdesk", 1 "0001_init.sql" "init"),
+};
+
 pub const CONTRACT: &[Table] = &[
     Table {
         name: "requesters",

@@ -8,6 +8,17 @@ use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 /// What c360 needs of marketing (see [`super::contract`]).
+/// The marketing in the one list of sources ([`super::def`]).
+pub const SOURCE: super::SourceDef = super::SourceDef {
+    contract: CONTRACT,
+    // Contacts are known by email alone.
+    identity: (
+        "contacts",
+        "id, email, null as phone, null as first_name, null as last_name, null as country, updated_at",
+    ),
+    migrations: super::migrations!("marketing", 1 "0001_init.sql" "init"),
+};
+
 pub const CONTRACT: &[Table] = &[
     Table {
         name: "contacts",

@@ -8,47 +8,65 @@ pub mod helpdesk;
 pub mod marketing;
 pub mod shop;
 
-use std::collections::HashMap;
-
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
 pub use crate::names::{DbName, SourceName};
 pub use engine::{Arg, Database, Engine, EngineError, PoolSettings, SqlTrace};
 
-/// The tables and columns c360 needs of `source`.
-pub fn contract(source: SourceName) -> &'static [contract::Table] {
+/// What the hub knows of one source system, declared in the source's own module
+/// (`crm::SOURCE`, …): adding a source is its module plus one line in [`def`].
+pub struct SourceDef {
+    /// The tables and columns c360 reads (`c360 check`, README).
+    pub contract: &'static [contract::Table],
+    /// How the identity resolver reads its records: the table and a select list giving
+    /// `id, email, phone, first_name, last_name, country, updated_at`.
+    pub identity: (&'static str, &'static str),
+    /// Its schema per engine (development and `c360 migrate --sources` only).
+    pub migrations: [(Engine, MigrationSet); 3],
+}
+
+/// The one list of sources.
+pub fn def(source: SourceName) -> &'static SourceDef {
     match source {
-        SourceName::Crm => crm::CONTRACT,
-        SourceName::Shop => shop::CONTRACT,
-        SourceName::Helpdesk => helpdesk::CONTRACT,
-        SourceName::Marketing => marketing::CONTRACT,
+        SourceName::Crm => &crm::SOURCE,
+        SourceName::Shop => &shop::SOURCE,
+        SourceName::Helpdesk => &helpdesk::SOURCE,
+        SourceName::Marketing => &marketing::SOURCE,
     }
 }
 
-type MigrationSet = &'static [(i64, &'static str, &'static str)];
+/// The tables and columns c360 needs of `source`.
+pub fn contract(source: SourceName) -> &'static [contract::Table] {
+    def(source).contract
+}
+
+/// The embedded migrations of one database.
+pub type MigrationSet = &'static [(i64, &'static str, &'static str)];
 
 /// The embedded migrations of `migrations/<db>/<engine>/`, each given as its version,
 /// file and name.
 macro_rules! migrations {
     ($db:literal $(, $version:literal $file:literal $name:literal)+) => {
         [
-            (Engine::Sqlite, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/sqlite/", $file)))),+]),
-            (Engine::Postgres, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/postgres/", $file)))),+]),
-            (Engine::Mysql, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/mysql/", $file)))),+]),
+            ($crate::sources::Engine::Sqlite, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/sqlite/", $file)))),+]),
+            ($crate::sources::Engine::Postgres, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/postgres/", $file)))),+]),
+            ($crate::sources::Engine::Mysql, &[$(($version, $name, include_str!(concat!("../../migrations/", $db, "/mysql/", $file)))),+]),
         ]
     };
 }
+pub(crate) use migrations;
+
+/// The hub store's migrations.
+const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] =
+    migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit");
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
-    let sets: [(Engine, MigrationSet); 3] = match db {
-        DbName::Crm => migrations!("crm", 1 "0001_init.sql" "init"),
-        DbName::Shop => migrations!("shop", 1 "0001_init.sql" "init"),
-        DbName::Helpdesk => migrations!("helpdesk", 1 "0001_init.sql" "init"),
-        DbName::Marketing => migrations!("marketing", 1 "0001_init.sql" "init"),
-        DbName::Hub => migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit"),
+    let sets = match db.source() {
+        Some(source) => &def(source).migrations,
+        None => &HUB_MIGRATIONS,
     };
-    sets.into_iter().find(|(e, _)| *e == engine).map(|(_, m)| m).unwrap_or(&[])
+    sets.iter().find(|(e, _)| *e == engine).map(|(_, m)| *m).unwrap_or(&[])
 }
 
 /// A database that could not be reached or migrated; names which one.
@@ -74,14 +92,12 @@ pub enum Migrate {
     All,
 }
 
-/// All databases of one deployment. Cheap to clone (pools are shared).
+/// All databases of one deployment, in the order of [`DbName::ALL`]. Cheap to clone
+/// (pools are shared). Code that works on every database iterates [`Sources::all`];
+/// code of one source names it.
 #[derive(Clone, Debug)]
 pub struct Sources {
-    pub crm: Database,
-    pub shop: Database,
-    pub helpdesk: Database,
-    pub marketing: Database,
-    pub hub: Database,
+    dbs: std::sync::Arc<[Database]>,
 }
 
 impl Sources {
@@ -93,7 +109,7 @@ impl Sources {
             connect_timeout: config.database.connect_timeout,
         };
         let urls = config.database_urls();
-        let mut dbs: HashMap<DbName, Database> = HashMap::new();
+        let mut dbs = Vec::with_capacity(DbName::COUNT);
         for db in DbName::ALL {
             let url = urls[&db].expose_secret();
             let fail = |source| ConnectError { db, engine_hint: redact_url(url), source };
@@ -106,30 +122,49 @@ impl Sources {
             if wanted {
                 database.migrate(migrations_for(db, database.engine)).await.map_err(fail)?;
             }
-            dbs.insert(db, database);
+            dbs.push(database);
         }
-        let mut take = |db| dbs.remove(&db).expect("every database was connected above");
-        Ok(Sources {
-            crm: take(DbName::Crm),
-            shop: take(DbName::Shop),
-            helpdesk: take(DbName::Helpdesk),
-            marketing: take(DbName::Marketing),
-            hub: take(DbName::Hub),
-        })
+        Ok(Sources { dbs: dbs.into() })
+    }
+
+    /// One database.
+    pub fn get(&self, db: DbName) -> &Database {
+        &self.dbs[db as usize]
     }
 
     /// The database of one source.
     pub fn source(&self, name: SourceName) -> &Database {
-        match name {
-            SourceName::Crm => &self.crm,
-            SourceName::Shop => &self.shop,
-            SourceName::Helpdesk => &self.helpdesk,
-            SourceName::Marketing => &self.marketing,
-        }
+        self.get(name.db())
+    }
+
+    /// Every database, the hub store last.
+    pub fn all(&self) -> impl Iterator<Item = &Database> {
+        self.dbs.iter()
+    }
+
+    pub fn crm(&self) -> &Database {
+        self.get(DbName::Crm)
+    }
+
+    pub fn shop(&self) -> &Database {
+        self.get(DbName::Shop)
+    }
+
+    pub fn helpdesk(&self) -> &Database {
+        self.get(DbName::Helpdesk)
+    }
+
+    pub fn marketing(&self) -> &Database {
+        self.get(DbName::Marketing)
+    }
+
+    /// The hub's own store.
+    pub fn hub(&self) -> &Database {
+        self.get(DbName::Hub)
     }
 
     pub async fn close(&self) {
-        for db in [&self.crm, &self.shop, &self.helpdesk, &self.marketing, &self.hub] {
+        for db in self.all() {
             db.close().await;
         }
     }
@@ -233,20 +268,7 @@ pub async fn changed_records(
     after: Option<(chrono::DateTime<chrono::Utc>, i64)>,
     limit: i64,
 ) -> Result<Vec<IdentityRecord>, sqlx::Error> {
-    let (columns, table) = match source {
-        SourceName::Crm => ("id, email, phone, first_name, last_name, country, updated_at", "customers"),
-        // Shop and helpdesk keep one name field: read as the last name, and folded into
-        // one name key with the (null) first name.
-        SourceName::Shop => {
-            ("id, email, phone, null as first_name, name as last_name, country, updated_at", "accounts")
-        }
-        SourceName::Helpdesk => {
-            ("id, email, phone, null as first_name, name as last_name, null as country, updated_at", "requesters")
-        }
-        SourceName::Marketing => {
-            ("id, email, null as phone, null as first_name, null as last_name, null as country, updated_at", "contacts")
-        }
-    };
+    let (table, columns) = def(source).identity;
     let (filter, mut args) = match after {
         Some((at, id)) => {
             ("where updated_at > ? or (updated_at = ? and id > ?)", vec![Arg::Time(at), Arg::Time(at), Arg::Int(id)])

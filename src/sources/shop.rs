@@ -8,6 +8,15 @@ use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 /// What c360 needs of the shop (see [`super::contract`]).
+/// The shop in the one list of sources ([`super::def`]).
+pub const SOURCE: super::SourceDef = super::SourceDef {
+    contract: CONTRACT,
+    // One name field: read as the last name, folded into one name key with the (null)
+    // first name.
+    identity: ("accounts", "id, email, phone, null as first_name, name as last_name, country, updated_at"),
+    migrations: super::migrations!("shop", 1 "0001_init.sql" "init"),
+};
+
 pub const CONTRACT: &[Table] = &[
     Table {
         name: "accounts",

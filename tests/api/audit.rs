@@ -216,7 +216,7 @@ async fn audit_records_revealing_reads_on_mysql() {
 /// Renames the audit table away and back: the store "fails" and recovers.
 async fn audit_table(app: &TestApp, from: &str, to: &str) {
     let sql = format!("alter table {from} rename to {to}");
-    app.sources.hub.execute(&SqlTrace::default(), &sql, &[]).await.expect("rename");
+    app.sources.hub().execute(&SqlTrace::default(), &sql, &[]).await.expect("rename");
 }
 
 async fn fails_closed(layout: Layout) {
@@ -308,7 +308,7 @@ async fn nothing_lost_at_shutdown(layout: Layout) {
     let served: BTreeSet<String> = served.into_iter().flatten().collect();
     assert!(!served.is_empty(), "some requests were served before the shutdown");
     let rows: Vec<Logged> =
-        app.sources.hub.fetch_all(&SqlTrace::default(), "select request_id from audit_log", &[]).await.expect("log");
+        app.sources.hub().fetch_all(&SqlTrace::default(), "select request_id from audit_log", &[]).await.expect("log");
     let logged: BTreeSet<String> = rows.into_iter().map(|r| r.request_id).collect();
     let lost: Vec<&String> = served.difference(&logged).collect();
     assert!(lost.is_empty(), "{} of {} revealing responses have no audit entry: {lost:?}", lost.len(), served.len());

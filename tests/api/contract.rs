@@ -44,16 +44,16 @@ async fn check_names_what_a_schema_lacks_and_accepts_views() {
         async move { db.execute(&SqlTrace::default(), sql, &[]).await.expect(sql) }
     };
     // The CRM's customers live under another name, behind a view: that is fine.
-    run(&app.sources.crm, "alter table customers rename to people").await;
-    run(&app.sources.crm, "create view customers as select * from people").await;
-    run(&app.sources.crm, "drop table notes").await;
+    run(app.sources.crm(), "alter table customers rename to people").await;
+    run(app.sources.crm(), "create view customers as select * from people").await;
+    run(app.sources.crm(), "drop table notes").await;
     // The shop's catalogue keys products by number and has no categories.
-    run(&app.sources.shop, "drop table products").await;
-    run(&app.sources.shop, "create table products (sku integer primary key, name text)").await;
+    run(app.sources.shop(), "drop table products").await;
+    run(app.sources.shop(), "create table products (sku integer primary key, name text)").await;
 
-    let crm = contract::check(&app.sources.crm, c360::sources::contract(SourceName::Crm)).await.expect("check");
+    let crm = contract::check(app.sources.crm(), c360::sources::contract(SourceName::Crm)).await.expect("check");
     assert_eq!(crm, vec![Problem::MissingTable("notes")]);
-    let shop = contract::check(&app.sources.shop, c360::sources::contract(SourceName::Shop)).await.expect("check");
+    let shop = contract::check(app.sources.shop(), c360::sources::contract(SourceName::Shop)).await.expect("check");
     assert_eq!(
         shop,
         vec![

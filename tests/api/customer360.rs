@@ -221,12 +221,10 @@ async fn customer_360_on_mysql() {
 #[tokio::test]
 #[ignore = "PostgreSQL and MySQL/MariaDB: set both URLs and run `cargo test -- --include-ignored`"]
 async fn customer_360_on_a_mixed_deployment() {
-    customer_360(Layout {
-        crm: Backend::Postgres,
-        shop: Backend::Mysql,
-        helpdesk: Backend::Sqlite,
-        marketing: Backend::Postgres,
-        hub: Backend::Mysql,
-    })
+    use c360::sources::DbName;
+    customer_360(Layout::mixed(
+        Backend::Postgres,
+        &[(DbName::Shop, Backend::Mysql), (DbName::Helpdesk, Backend::Sqlite), (DbName::Hub, Backend::Mysql)],
+    ))
     .await;
 }

@@ -57,7 +57,7 @@ async fn an_unreachable_source_is_a_clear_startup_error() {
     let mut config = c360::config::Config::default();
     let dir = tempfile::tempdir().expect("temp dir");
     config.data_dir = dir.path().to_owned();
-    config.sources.shop = Some("postgres://root:secret@127.0.0.1:1/shop".into());
+    config.sources.insert(c360::sources::SourceName::Shop, "postgres://root:secret@127.0.0.1:1/shop".into());
     config.database.connect_timeout = std::time::Duration::from_secs(2);
     let error =
         c360::sources::Sources::connect(&config, c360::sources::Migrate::All).await.expect_err("port 1 is closed");

@@ -135,17 +135,21 @@ async fn create_database(backend: Backend, dir: &Path, label: &str) -> (String, 
 
 /// Where each database of a test deployment lives.
 #[derive(Debug, Clone, Copy)]
-pub struct Layout {
-    pub crm: Backend,
-    pub shop: Backend,
-    pub helpdesk: Backend,
-    pub marketing: Backend,
-    pub hub: Backend,
-}
+pub struct Layout([Backend; DbName::COUNT]);
 
 impl Layout {
+    /// Every database on `backend`.
     pub fn all(backend: Backend) -> Self {
-        Layout { crm: backend, shop: backend, helpdesk: backend, marketing: backend, hub: backend }
+        Layout([backend; DbName::COUNT])
+    }
+
+    /// Every database on `backend`, but those named in `others`.
+    pub fn mixed(backend: Backend, others: &[(DbName, Backend)]) -> Self {
+        let mut layout = Layout::all(backend);
+        for (db, other) in others {
+            layout.0[*db as usize] = *other;
+        }
+        layout
     }
 }
 
@@ -184,23 +188,15 @@ impl TestApp {
         let mut config = Config { data_dir: dir.path().to_owned(), trace_sql: true, ..Config::default() };
         config.listen = "127.0.0.1:0".parse().expect("address");
         config.identity.resolve_interval = std::time::Duration::ZERO;
-        for (db, backend) in [
-            (DbName::Crm, layout.crm),
-            (DbName::Shop, layout.shop),
-            (DbName::Helpdesk, layout.helpdesk),
-            (DbName::Marketing, layout.marketing),
-            (DbName::Hub, layout.hub),
-        ] {
-            let (url, temp) = create_database(backend, dir.path(), &db.to_string()).await;
+        for db in DbName::ALL {
+            let (url, temp) = create_database(layout.0[db as usize], dir.path(), &db.to_string()).await;
             dbs.extend(temp);
-            let slot = match db {
-                DbName::Crm => &mut config.sources.crm,
-                DbName::Shop => &mut config.sources.shop,
-                DbName::Helpdesk => &mut config.sources.helpdesk,
-                DbName::Marketing => &mut config.sources.marketing,
-                DbName::Hub => &mut config.hub,
-            };
-            *slot = Some(url.into());
+            match db.source() {
+                Some(source) => {
+                    config.sources.insert(source, url.into());
+                }
+                None => config.hub = Some(url.into()),
+            }
         }
         let sources = Sources::connect(&config, c360::sources::Migrate::All).await.expect("connect and migrate");
         if customers > 0 {

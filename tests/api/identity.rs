@@ -9,7 +9,7 @@ use crate::helpers::{Backend, Layout, TestApp};
 
 async fn precision_and_recall(layout: Layout, customers: u64) {
     let app = TestApp::spawn(layout, customers).await;
-    let q = quality::measure(&app.sources.hub).await.expect("measure");
+    let q = quality::measure(app.sources.hub()).await.expect("measure");
     assert!(q.records > customers, "{q:?}");
     assert_eq!(q.precision, 1.0, "no false merges: {q:?}");
     // What is missed cannot be told apart: records known only by an email a couple shares
@@ -19,7 +19,7 @@ async fn precision_and_recall(layout: Layout, customers: u64) {
     for kind in ["shared_email", "shared_phone"] {
         let conflicts = app
             .sources
-            .hub
+            .hub()
             .fetch_count(
                 &SqlTrace::default(),
                 "select count(*) as n from identity_conflicts where kind = ?",
@@ -53,7 +53,7 @@ async fn add_crm(app: &TestApp, id: i64, first: &str, last: &str, email: &str) {
     let now = chrono::Utc::now();
     let sql = "insert into customers (id, first_name, last_name, email, country, created_at, updated_at) values (?, ?, ?, ?, 'GB', ?, ?)";
     let args = [Arg::Int(id), first.into(), last.into(), email.into(), now.into(), now.into()];
-    app.sources.crm.execute(&SqlTrace::default(), sql, &args).await.expect("crm insert");
+    app.sources.crm().execute(&SqlTrace::default(), sql, &args).await.expect("crm insert");
 }
 
 /// Writes a shop account as a checkout would.
@@ -69,7 +69,7 @@ async fn add_account(app: &TestApp, id: i64, email: Option<&str>, phone: &str, n
         now.into(),
         now.into(),
     ];
-    app.sources.shop.execute(&SqlTrace::default(), sql, &args).await.expect("shop insert");
+    app.sources.shop().execute(&SqlTrace::default(), sql, &args).await.expect("shop insert");
 }
 
 #[tokio::test]
@@ -130,6 +130,6 @@ c360::row! {
 /// The emails the hub knows to be shared by several people.
 async fn shared_emails(app: &TestApp) -> Vec<String> {
     let sql = "select value from ambiguous_keys where kind = 'email' order by value";
-    let rows: Vec<SharedKey> = app.sources.hub.fetch_all(&SqlTrace::default(), sql, &[]).await.expect("shared keys");
+    let rows: Vec<SharedKey> = app.sources.hub().fetch_all(&SqlTrace::default(), sql, &[]).await.expect("shared keys");
     rows.into_iter().map(|r| r.value).collect()
 }

@@ -73,7 +73,7 @@ async fn personal_data_never_reaches_the_logs() {
         Arg::Time(now),
         Arg::Time(now),
     ];
-    app.sources.crm.execute(&SqlTrace::default(), insert, &args).await.expect("insert the canary");
+    app.sources.crm().execute(&SqlTrace::default(), insert, &args).await.expect("insert the canary");
     app.resolver.run().await.expect("resolve");
 
     // Found by its keys (as variables and in a GET URL), read in full, written to, asked

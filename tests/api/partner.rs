@@ -25,7 +25,7 @@ c360::row! {
 async fn expected(app: &TestApp, partner: &str, purpose: Option<&str>) -> BTreeSet<String> {
     let rows: Vec<ConsentRow> = app
         .sources
-        .crm
+        .crm()
         .fetch_all(&SqlTrace::default(), "select customer_id, partner_id, purpose, revoked_at from consents", &[])
         .await
         .expect("consents");
@@ -176,7 +176,11 @@ async fn partners_see_only_consenting_customers(layout: Layout) {
         "update consents set revoked_at = ? where partner_id = 'acme-insurance' and customer_id in ({})",
         crm_key.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
     );
-    app.sources.crm.execute(&SqlTrace::default(), &sql, &[c360::sources::Arg::Time(Utc::now())]).await.expect("revoke");
+    app.sources
+        .crm()
+        .execute(&SqlTrace::default(), &sql, &[c360::sources::Arg::Time(Utc::now())])
+        .await
+        .expect("revoke");
     let after = app.query_as(&acme, probe, json!({ "id": first })).await;
     assert_eq!(after, not_found, "revoked: gone at once");
 }

@@ -78,10 +78,10 @@ async fn assert_gone(app: &TestApp, person: &Value, tokens: &[(String, String)])
     let trace = SqlTrace::default();
     let s = &app.sources;
     for (db, sql) in [
-        (&s.crm, "select count(*) as n from customers where lower(trim(email)) = ?"),
-        (&s.shop, "select count(*) as n from accounts where lower(trim(email)) = ?"),
-        (&s.helpdesk, "select count(*) as n from requesters where lower(trim(email)) = ?"),
-        (&s.marketing, "select count(*) as n from contacts where lower(trim(email)) = ?"),
+        (s.crm(), "select count(*) as n from customers where lower(trim(email)) = ?"),
+        (s.shop(), "select count(*) as n from accounts where lower(trim(email)) = ?"),
+        (s.helpdesk(), "select count(*) as n from requesters where lower(trim(email)) = ?"),
+        (s.marketing(), "select count(*) as n from contacts where lower(trim(email)) = ?"),
     ] {
         let n = db.fetch_count(&trace, sql, &[c360::sources::Arg::from(email)]).await.expect("count");
         assert_eq!(n, 0, "{}: {sql}", db.name);

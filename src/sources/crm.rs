@@ -7,14 +7,16 @@ use super::contract::Table;
 use super::engine::{Arg, Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
-/// What c360 needs of the CRM (see [`super::contract`]).
 /// The crm in the one list of sources ([`super::def`]).
 pub const SOURCE: super::SourceDef = super::SourceDef {
     contract: CONTRACT,
     identity: ("customers", "id, email, phone, first_name, last_name, country, updated_at"),
+    export: |db, trace, keys| Box::pin(export(db, trace, keys)),
+    erasure,
     migrations: super::migrations!("crm", 1 "0001_init.sql" "init"),
 };
 
+/// What c360 needs of the CRM (see [`super::contract`]).
 pub const CONTRACT: &[Table] = &[
     Table {
         name: "customers",
@@ -288,4 +290,27 @@ pub async fn note_counts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result
         in_list(ids.len())
     );
     db.fetch_all(trace, &sql, &ints(ids)).await
+}
+
+/// Everything the crm holds about these records, by table.
+pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
+    let notes: Vec<Note> = super::rows_in(db, trace, NOTE_COLUMNS, "notes", "customer_id", keys).await?;
+    let (customers, consents) = if keys.is_empty() {
+        (vec![], vec![])
+    } else {
+        (customers(db, trace, keys).await?, consents(db, trace, keys).await?)
+    };
+    Ok(serde_json::json!({ "customers": customers, "consents": consents, "notes": notes }))
+}
+
+/// Erasure here: the profiles, their consents and notes are deleted.
+fn erasure(keys: &[i64]) -> super::Erasure {
+    super::Erasure {
+        anonymize: vec![],
+        delete: vec![
+            super::delete_in("notes", "customer_id", keys),
+            super::delete_in("consents", "customer_id", keys),
+            super::delete_in("customers", "id", keys),
+        ],
+    }
 }

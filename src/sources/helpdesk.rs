@@ -7,15 +7,17 @@ use super::contract::Table;
 use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
-/// What c360 needs of the helpdesk (see [`super::contract`]).
 /// The helpdesk in the one list of sources ([`super::def`]).
 pub const SOURCE: super::SourceDef = super::SourceDef {
     contract: CONTRACT,
     // One name field, as in the shop; requesters have no country.
     identity: ("requesters", "id, email, phone, null as first_name, name as last_name, null as country, updated_at"),
+    export: |db, trace, keys| Box::pin(export(db, trace, keys)),
+    erasure,
     migrations: super::migrations!("helpdesk", 1 "0001_init.sql" "init"),
 };
 
+/// What c360 needs of the helpdesk (see [`super::contract`]).
 pub const CONTRACT: &[Table] = &[
     Table {
         name: "requesters",
@@ -113,4 +115,33 @@ pub async fn ticket_aggregates(
         list = in_list(requesters.len())
     );
     db.fetch_all(trace, &sql, &ints(requesters)).await
+}
+
+/// Everything the helpdesk holds about these records, by table.
+pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
+    let requesters: Vec<Requester> =
+        super::rows_in(db, trace, "id, email, phone, name, created_at", "requesters", "id", keys).await?;
+    let tickets: Vec<Ticket> = super::rows_in(db, trace, TICKET_COLUMNS, "tickets", "requester_id", keys).await?;
+    Ok(serde_json::json!({ "requesters": requesters, "tickets": tickets }))
+}
+
+/// Erasure here: the requesters are deleted; tickets stay for service statistics, with their subject blanked.
+fn erasure(keys: &[i64]) -> super::Erasure {
+    let blank = (
+        format!("update tickets set subject = ? where requester_id in ({})", in_list(keys.len())),
+        [vec![super::Arg::from(super::ERASED_TEXT)], ints(keys)].concat(),
+    );
+    super::Erasure { anonymize: vec![blank], delete: vec![super::delete_in("requesters", "id", keys)] }
+}
+
+crate::row! {
+    /// A helpdesk requester.
+    #[derive(Debug, Clone, serde::Serialize)]
+    pub struct Requester {
+        pub id: i64,
+        pub email: Option<String>,
+        pub phone: Option<String>,
+        pub name: Option<String>,
+        pub created_at: DateTime<Utc>,
+    }
 }

@@ -7,7 +7,6 @@ use super::contract::Table;
 use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
-/// What c360 needs of marketing (see [`super::contract`]).
 /// The marketing in the one list of sources ([`super::def`]).
 pub const SOURCE: super::SourceDef = super::SourceDef {
     contract: CONTRACT,
@@ -16,9 +15,12 @@ pub const SOURCE: super::SourceDef = super::SourceDef {
         "contacts",
         "id, email, null as phone, null as first_name, null as last_name, null as country, updated_at",
     ),
+    export: |db, trace, keys| Box::pin(export(db, trace, keys)),
+    erasure,
     migrations: super::migrations!("marketing", 1 "0001_init.sql" "init"),
 };
 
+/// What c360 needs of marketing (see [`super::contract`]).
 pub const CONTRACT: &[Table] = &[
     Table {
         name: "contacts",
@@ -131,4 +133,32 @@ pub async fn campaigns(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<V
         in_list(ids.len())
     );
     db.fetch_all(trace, &sql, &ints(ids)).await
+}
+
+/// Everything the marketing holds about these records, by table.
+pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
+    let contacts: Vec<Contact> =
+        super::rows_in(db, trace, "id, email, first_name, subscribed, created_at", "contacts", "id", keys).await?;
+    let sends: Vec<Send> = super::rows_in(db, trace, SEND_COLUMNS, "sends", "contact_id", keys).await?;
+    Ok(serde_json::json!({ "contacts": contacts, "sends": sends }))
+}
+
+/// Erasure here: the contacts and their sends are deleted.
+fn erasure(keys: &[i64]) -> super::Erasure {
+    super::Erasure {
+        anonymize: vec![],
+        delete: vec![super::delete_in("sends", "contact_id", keys), super::delete_in("contacts", "id", keys)],
+    }
+}
+
+crate::row! {
+    /// A marketing contact.
+    #[derive(Debug, Clone, serde::Serialize)]
+    pub struct Contact {
+        pub id: i64,
+        pub email: String,
+        pub first_name: Option<String>,
+        pub subscribed: bool,
+        pub created_at: DateTime<Utc>,
+    }
 }

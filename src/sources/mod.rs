@@ -24,6 +24,52 @@ pub struct SourceDef {
     pub identity: (&'static str, &'static str),
     /// Its schema per engine (development and `c360 migrate --sources` only).
     pub migrations: [(Engine, MigrationSet); 3],
+    /// Everything it holds about the records with these keys, as JSON (the right of
+    /// access; `exportCustomer`).
+    pub export: ExportFn,
+    /// What erasing the records with these keys takes (`eraseCustomer`).
+    pub erasure: fn(&[i64]) -> Erasure,
+}
+
+/// A source's export: its rows about some records, by table, as JSON.
+pub type ExportFn = for<'a> fn(
+    &'a Database,
+    &'a SqlTrace,
+    &'a [i64],
+) -> futures::future::BoxFuture<'a, Result<serde_json::Value, sqlx::Error>>;
+
+/// One SQL statement and its arguments.
+pub type Statement = (String, Vec<Arg>);
+
+/// Erasing a person from one source: statements that keep rows but take the person out
+/// of them (run first, counted as anonymized), and statements that delete.
+pub struct Erasure {
+    pub anonymize: Vec<Statement>,
+    pub delete: Vec<Statement>,
+}
+
+/// The text left where free text about an erased person was.
+pub const ERASED_TEXT: &str = "[erased]";
+
+/// Deletes the rows of `table` whose `column` is one of `ids`.
+pub(crate) fn delete_in(table: &str, column: &str, ids: &[i64]) -> Statement {
+    (format!("delete from {table} where {column} in ({})", engine::in_list(ids.len())), engine::ints(ids))
+}
+
+/// Rows of `table` whose `column` is one of `ids` (none, without a statement, for no ids).
+pub(crate) async fn rows_in<T: engine::AnyRow>(
+    db: &Database,
+    trace: &SqlTrace,
+    columns: &str,
+    table: &str,
+    column: &str,
+    ids: &[i64],
+) -> Result<Vec<T>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let sql = format!("select {columns} from {table} where {column} in ({}) order by 1", engine::in_list(ids.len()));
+    db.fetch_all(trace, &sql, &engine::ints(ids)).await
 }
 
 /// The one list of sources.

@@ -7,16 +7,18 @@ use super::contract::Table;
 use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
-/// What c360 needs of the shop (see [`super::contract`]).
 /// The shop in the one list of sources ([`super::def`]).
 pub const SOURCE: super::SourceDef = super::SourceDef {
     contract: CONTRACT,
     // One name field: read as the last name, folded into one name key with the (null)
     // first name.
     identity: ("accounts", "id, email, phone, null as first_name, name as last_name, country, updated_at"),
+    export: |db, trace, keys| Box::pin(export(db, trace, keys)),
+    erasure,
     migrations: super::migrations!("shop", 1 "0001_init.sql" "init"),
 };
 
+/// What c360 needs of the shop (see [`super::contract`]).
 pub const CONTRACT: &[Table] = &[
     Table {
         name: "accounts",
@@ -183,4 +185,18 @@ pub async fn order_aggregates(
         list = in_list(accounts.len())
     );
     db.fetch_all(trace, &sql, &ints(accounts)).await
+}
+
+/// Everything the shop holds about these records, by table.
+pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
+    let orders: Vec<Order> = super::rows_in(db, trace, ORDER_COLUMNS, "orders", "account_id", keys).await?;
+    let order_ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
+    let accounts = if keys.is_empty() { vec![] } else { accounts(db, trace, keys).await? };
+    let order_lines = if order_ids.is_empty() { vec![] } else { order_lines(db, trace, &order_ids).await? };
+    Ok(serde_json::json!({ "accounts": accounts, "orders": orders, "order_lines": order_lines }))
+}
+
+/// Erasure here: the accounts are deleted; orders stay for the books, without the account that said whose they were.
+fn erasure(keys: &[i64]) -> super::Erasure {
+    super::Erasure { anonymize: vec![], delete: vec![super::delete_in("accounts", "id", keys)] }
 }

@@ -83,8 +83,9 @@ impl Order {
         Money::from_cents(self.0.total_cents, &self.0.currency)
     }
 
-    /// The shop account that placed the order (its key in the shop).
-    #[class(financial)]
+    /// The shop account that placed the order (its key in the shop). A source key, so of
+    /// class internal, like `Customer.sourceRecords` and `customerBySourceKey`.
+    #[class(internal)]
     async fn account_key(&self) -> String {
         self.0.account_id.to_string()
     }

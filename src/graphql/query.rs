@@ -30,6 +30,12 @@ pub enum Node {
 #[derive(Debug, Default, InputObject)]
 pub struct CustomerFilter {
     /// Only customers with at least one record in this source (e.g. `SHOP` for buyers).
+    /// A filter by the customer's source records: only for viewers who may see internal
+    /// data, as `sourceRecords` (elsewhere it is an unknown field).
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Internal),
+        visible = "crate::graphql::privacy::visible::internal"
+    )]
     pub has_source: Option<SourceName>,
 }
 

@@ -145,7 +145,13 @@ impl Customers<'_> {
         } else {
             0
         };
-        let customers = Golden::group(links).into_iter().map(|c| (c.clone(), Position::Id(c.id))).collect();
+        let customers = Golden::group(links)
+            .into_iter()
+            .map(|c| {
+                let after = Position::Id(c.id.clone());
+                (c, after)
+            })
+            .collect();
         Ok(Page { customers, total })
     }
 

@@ -19,15 +19,10 @@ fn ledger<'a>(answer: &'a Value, field: &str, partner: &str) -> Vec<&'a Value> {
     answer["data"][field]["consents"].as_array().expect("consents").iter().filter(|c| c["partner"] == partner).collect()
 }
 
-async fn consent_and_notes(layout: Layout) {
-    let app = TestApp::spawn(layout, 60).await;
-    let partner = "test-partner";
-    let watcher = app.token(Role::Partner, None, Some(partner));
-    let agent = app.token(Role::Agent, None, None);
-
-    // A customer with a CRM record, unknown to the new partner.
+/// The id of a customer with a CRM record (to hold consents and notes).
+async fn with_crm_record(app: &TestApp) -> String {
     let page = app.data("{ customers(first: 30) { edges { node { id sourceRecords { source } } } } }", json!({})).await;
-    let id = page["customers"]["edges"]
+    page["customers"]["edges"]
         .as_array()
         .expect("edges")
         .iter()
@@ -36,7 +31,17 @@ async fn consent_and_notes(layout: Layout) {
         .expect("a customer with a CRM record")["id"]
         .as_str()
         .expect("id")
-        .to_owned();
+        .to_owned()
+}
+
+async fn consent_and_notes(layout: Layout) {
+    let app = TestApp::spawn(layout, 60).await;
+    let partner = "test-partner";
+    let watcher = app.token(Role::Partner, None, Some(partner));
+    let agent = app.token(Role::Agent, None, None);
+
+    // A customer with a CRM record, unknown to the new partner.
+    let id = with_crm_record(&app).await;
     let vars = |u: Option<&str>| json!({ "id": id, "p": partner, "u": u });
     assert_eq!(app.query_as(&watcher, PROBE, json!({ "id": id })).await["data"]["customer"], Value::Null);
 
@@ -135,15 +140,7 @@ async fn consent_and_notes(layout: Layout) {
 #[tokio::test]
 async fn a_mutation_sees_the_writes_before_it() {
     let app = TestApp::spawn(Layout::all(Backend::Sqlite), 30).await;
-    let page = app.data("{ customers(first: 30) { edges { node { id sourceRecords { source } } } } }", json!({})).await;
-    let id = page["customers"]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|e| &e["node"])
-        .find(|n| n["sourceRecords"].as_array().expect("records").iter().any(|r| r["source"] == "CRM"))
-        .expect("a customer with a CRM record")["id"]
-        .clone();
+    let id = with_crm_record(&app).await;
     let both = "mutation($id: ID!) {
         a: grantConsent(customerId: $id, partner: \"zz\") { consents { partner active } notes(first: 1) { totalCount } }
         n: addNote(customerId: $id, body: \"in between\") { body }

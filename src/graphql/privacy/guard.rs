@@ -67,7 +67,7 @@ impl Extension for Guard {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         let access = ctx.data_opt::<Access>().ok_or_else(no_access)?;
-        *self.violations.lock().unwrap_or_else(|e| e.into_inner()) = self.table.check(&document, access);
+        *self.violations.lock().unwrap_or_else(|e| e.into_inner()) = self.table.check(&document, variables, access);
         Ok(document)
     }
 

@@ -71,9 +71,9 @@ pub enum MaskFormat {
 #[TypeDirective(location = "FieldDefinition")]
 pub fn privacy(class: PrivacyClass, mask: Option<MaskFormat>) {}
 
-/// A lookup by a value of class `class` (an email, a source key): it exists only for
-/// viewers from whom that class is not hidden, like a field of that class.
-#[TypeDirective(location = "FieldDefinition")]
+/// A lookup or filter by a value of class `class` (an email, a source key): it exists
+/// only for viewers from whom that class is not hidden, like a field of that class.
+#[TypeDirective(location = "FieldDefinition", location = "InputFieldDefinition")]
 pub fn lookup(class: PrivacyClass) {}
 
 /// A type whose audited fields belong to one customer: the audit log files their reads

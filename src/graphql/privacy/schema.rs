@@ -5,9 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use async_graphql::parser::types::{
-    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, TypeKind, TypeSystemDefinition,
+    BaseType, ExecutableDocument, Field, OperationType, Selection, SelectionSet, TypeKind, TypeSystemDefinition,
 };
-use async_graphql::{Pos, Positioned, Value};
+use async_graphql::{Pos, Positioned, Value, Variables};
 
 use crate::policy::{Access, ClassifiedField, MaskFormat, PrivacyClass};
 
@@ -33,8 +33,10 @@ pub struct FieldType {
 struct TypeInfo {
     /// Field name → (type, privacy).
     fields: HashMap<String, (FieldType, Option<FieldPrivacy>)>,
-    /// Whether this is an object or interface type (not a scalar or enum).
+    /// Whether this is an object or interface type (not a scalar, enum or input).
     composite: bool,
+    /// The named input type of each argument, by (field, argument).
+    arguments: HashMap<(String, String), String>,
     /// For interfaces: the object types implementing it.
     implementors: Vec<String>,
 }
@@ -69,6 +71,25 @@ impl PrivacyTable {
             let (fields, interfaces) = match &ty.node.kind {
                 TypeKind::Object(o) => (&o.fields, &o.implements),
                 TypeKind::Interface(i) => (&i.fields, &i.implements),
+                TypeKind::InputObject(input) => {
+                    // Input fields: a filter by a classified value carries `@lookup`.
+                    let info = table.types.entry(name.clone()).or_default();
+                    for field in &input.fields {
+                        let field = &field.node;
+                        let lookup = field.directives.iter().find(|d| d.node.name.node == "lookup");
+                        let privacy = lookup
+                            .map(|d| read_directive(&d.node.arguments, true))
+                            .transpose()
+                            .map_err(|e| format!("{name}.{}: {e}", field.name.node))?;
+                        let ty = FieldType {
+                            named: named(&field.ty.node.base),
+                            nullable: field.ty.node.nullable,
+                            list: matches!(field.ty.node.base, BaseType::List(_)),
+                        };
+                        info.fields.insert(field.name.node.to_string(), (ty, privacy));
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             let info = table.types.entry(name.clone()).or_default();
@@ -94,6 +115,10 @@ impl PrivacyTable {
                     nullable: field.ty.node.nullable,
                     list: matches!(field.ty.node.base, BaseType::List(_)),
                 };
+                for argument in &field.arguments {
+                    let key = (field.name.node.to_string(), argument.node.name.node.to_string());
+                    info.arguments.insert(key, named(&argument.node.ty.node.base));
+                }
                 info.fields.insert(field.name.node.to_string(), (ty, privacy));
             }
             implements.extend(interfaces.iter().map(|i| (i.node.to_string(), name.clone())));
@@ -176,11 +201,11 @@ impl PrivacyTable {
         seen
     }
 
-    /// Names in `document` the viewer may not use: hidden fields and types only hidden
-    /// fields lead to.
-    pub fn check(&self, document: &ExecutableDocument, access: &Access) -> Vec<Violation> {
+    /// Names in `document` (and its `variables`) the viewer may not use: hidden fields,
+    /// types only hidden fields lead to, and hidden fields of input values (filters).
+    pub fn check(&self, document: &ExecutableDocument, variables: &Variables, access: &Access) -> Vec<Violation> {
         let visible = self.visible_types(access);
-        let mut walk = Walk { table: self, access, visible: &visible, violations: Vec::new() };
+        let mut walk = Walk { table: self, access, visible: &visible, variables, violations: Vec::new() };
         for (_, operation) in document.operations.iter() {
             let root = match operation.node.ty {
                 OperationType::Query => "Query",
@@ -218,6 +243,7 @@ impl PrivacyTable {
 struct Walk<'a> {
     table: &'a PrivacyTable,
     access: &'a Access,
+    variables: &'a Variables,
     visible: &'a HashSet<&'a str>,
     violations: Vec<Violation>,
 }
@@ -251,6 +277,36 @@ impl Walk<'_> {
         }
     }
 
+    /// Input values naming a hidden input field, as literals or through variables: they
+    /// fail as GraphQL fails an unknown input field.
+    fn arguments(&mut self, parent: &str, field: &Positioned<Field>) {
+        let Some(info) = self.table.types.get(parent) else { return };
+        let name = field.node.name.node.as_str();
+        for (argument, value) in &field.node.arguments {
+            let key = (name.to_owned(), argument.node.to_string());
+            let Some(input) = info.arguments.get(&key).and_then(|t| self.table.types.get(t)) else { continue };
+            // The value as it will be used: literal, or with its variables filled in.
+            let resolved = value.node.clone().into_const_with(|var| self.variables.get(&var).cloned().ok_or(()));
+            let keys: Vec<String> = match resolved {
+                Ok(Value::Object(map)) => map.keys().map(|k| k.to_string()).collect(),
+                _ => vec![],
+            };
+            let input_name = info.arguments[&key].as_str();
+            for hidden in keys.iter().filter(|k| {
+                input.fields.get(k.as_str()).is_some_and(|(_, p)| p.is_some_and(|p| self.access.hides(p.class)))
+            }) {
+                self.violations.push(Violation {
+                    message: Some(format!(
+                        "Invalid value for argument \"{}\", unknown field \"{hidden}\" of type \"{input_name}\"",
+                        argument.node
+                    )),
+                    pos: argument.pos,
+                    span: (argument.pos, value.pos),
+                });
+            }
+        }
+    }
+
     fn selection_set(&mut self, parent: &str, set: &Positioned<SelectionSet>) {
         for item in &set.node.items {
             match &item.node {
@@ -266,6 +322,7 @@ impl Walk<'_> {
                             span: (field.pos, last_pos(&field.node.selection_set).max(field.pos)),
                         });
                     } else {
+                        self.arguments(parent, field);
                         self.selection_set(&ty.named, &field.node.selection_set);
                     }
                 }

@@ -35,8 +35,9 @@ struct TypeInfo {
     fields: HashMap<String, (FieldType, Option<FieldPrivacy>)>,
     /// Whether this is an object or interface type (not a scalar, enum or input).
     composite: bool,
-    /// The named input type of each argument, by (field, argument).
-    arguments: HashMap<(String, String), String>,
+    /// Per field, its arguments of input object types (the only ones that can name a
+    /// hidden input field): (argument, input type).
+    arguments: HashMap<String, Vec<(String, String)>>,
     /// For interfaces: the object types implementing it.
     implementors: Vec<String>,
 }
@@ -116,12 +117,21 @@ impl PrivacyTable {
                     list: matches!(field.ty.node.base, BaseType::List(_)),
                 };
                 for argument in &field.arguments {
-                    let key = (field.name.node.to_string(), argument.node.name.node.to_string());
-                    info.arguments.insert(key, named(&argument.node.ty.node.base));
+                    let input = (argument.node.name.node.to_string(), named(&argument.node.ty.node.base));
+                    info.arguments.entry(field.name.node.to_string()).or_default().push(input);
                 }
                 info.fields.insert(field.name.node.to_string(), (ty, privacy));
             }
             implements.extend(interfaces.iter().map(|i| (i.node.to_string(), name.clone())));
+        }
+        // Only arguments of input object types are checked (a scalar names no field).
+        let inputs: HashSet<String> =
+            table.types.iter().filter(|(_, i)| !i.composite && !i.fields.is_empty()).map(|(n, _)| n.clone()).collect();
+        for info in table.types.values_mut() {
+            info.arguments.retain(|_, args| {
+                args.retain(|(_, ty)| inputs.contains(ty));
+                !args.is_empty()
+            });
         }
         for (interface, object) in implements {
             table.types.entry(interface).or_default().implementors.push(object);
@@ -280,18 +290,19 @@ impl Walk<'_> {
     /// Input values naming a hidden input field, as literals or through variables: they
     /// fail as GraphQL fails an unknown input field.
     fn arguments(&mut self, parent: &str, field: &Positioned<Field>) {
-        let Some(info) = self.table.types.get(parent) else { return };
-        let name = field.node.name.node.as_str();
+        let Some(inputs) = self.table.types.get(parent).and_then(|t| t.arguments.get(field.node.name.node.as_str()))
+        else {
+            return;
+        };
         for (argument, value) in &field.node.arguments {
-            let key = (name.to_owned(), argument.node.to_string());
-            let Some(input) = info.arguments.get(&key).and_then(|t| self.table.types.get(t)) else { continue };
+            let Some((_, input_name)) = inputs.iter().find(|(a, _)| *a == argument.node.as_str()) else { continue };
+            let Some(input) = self.table.types.get(input_name) else { continue };
             // The value as it will be used: literal, or with its variables filled in.
             let resolved = value.node.clone().into_const_with(|var| self.variables.get(&var).cloned().ok_or(()));
             let keys: Vec<String> = match resolved {
                 Ok(Value::Object(map)) => map.keys().map(|k| k.to_string()).collect(),
                 _ => vec![],
             };
-            let input_name = info.arguments[&key].as_str();
             for hidden in keys.iter().filter(|k| {
                 input.fields.get(k.as_str()).is_some_and(|(_, p)| p.is_some_and(|p| self.access.hides(p.class)))
             }) {

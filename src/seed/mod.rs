@@ -10,6 +10,7 @@
 //! campaigns, and complaints that come with low satisfaction scores.
 
 mod people;
+mod rows;
 
 use std::time::Instant;
 
@@ -18,9 +19,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use serde::Serialize;
 
-use crate::identity::resolve::insert_rows;
-use crate::sources::{Arg, Database, SourceName, Sources, SqlTrace};
+use crate::sources::{SourceName, Sources, SqlTrace};
 use people::{Person, messy_email, midnight, person, seasonal_time, stream};
+use rows::{
+    Account, Campaign, Consent, Contact, CrmCustomer, Note, Order, OrderLine, Product, Requester, Rows, Send, Ticket,
+    Truth,
+};
 
 /// What to seed.
 #[derive(Debug, Clone)]
@@ -153,25 +157,9 @@ fn campaigns(as_of: NaiveDate) -> Vec<CampaignSpec> {
     out
 }
 
-/// Rows of one chunk, per table.
-#[derive(Default)]
-struct Rows {
-    crm_customers: Vec<Vec<Arg>>,
-    consents: Vec<Vec<Arg>>,
-    notes: Vec<Vec<Arg>>,
-    accounts: Vec<Vec<Arg>>,
-    orders: Vec<Vec<Arg>>,
-    lines: Vec<Vec<Arg>>,
-    requesters: Vec<Vec<Arg>>,
-    tickets: Vec<Vec<Arg>>,
-    contacts: Vec<Vec<Arg>>,
-    sends: Vec<Vec<Arg>>,
-    truth: Vec<Vec<Arg>>,
-}
-
 impl Rows {
     fn truth(&mut self, source: SourceName, key: i64, person: u64) {
-        self.truth.push(vec![Arg::Text(source.to_string()), Arg::Text(key.to_string()), Arg::Int(person as i64)]);
+        self.truth.push(Truth { source: source.to_string(), source_key: key.to_string(), person_id: person as i64 });
     }
 }
 
@@ -186,36 +174,28 @@ pub async fn seed(sources: &Sources, options: &SeedOptions) -> Result<SeedReport
     let products = catalogue();
     let campaigns = campaigns(options.as_of);
 
-    let product_rows = products
+    let mut reference = Rows::default();
+    reference.products = products
         .iter()
-        .map(|(sku, name, cat, price)| {
-            vec![Arg::Text(sku.clone()), Arg::Text(name.clone()), Arg::from(*cat), Arg::Int(*price)]
+        .map(|(sku, name, category, price)| Product {
+            sku: sku.clone(),
+            name: name.clone(),
+            category: (*category).to_owned(),
+            price_cents: *price,
         })
         .collect();
-    sources
-        .shop()
-        .transaction(&insert_rows(
-            sources.shop(),
-            "products",
-            &["sku", "name", "category", "price_cents"],
-            product_rows,
-        ))
-        .await?;
-    let campaign_rows = campaigns
+    reference.campaigns = campaigns
         .iter()
-        .map(|(id, name, ch, offer, s, e)| {
-            vec![
-                Arg::Int(*id),
-                Arg::Text(name.clone()),
-                Arg::from(*ch),
-                Arg::from(*offer),
-                Arg::Time(*s),
-                Arg::Time(*e),
-            ]
+        .map(|(id, name, channel, offer, starts, ends)| Campaign {
+            id: *id,
+            name: name.clone(),
+            channel: (*channel).to_owned(),
+            offer_type: (*offer).to_owned(),
+            starts_at: *starts,
+            ends_at: *ends,
         })
         .collect();
-    let columns = ["id", "name", "channel", "offer_type", "starts_at", "ends_at"];
-    sources.marketing().transaction(&insert_rows(sources.marketing(), "campaigns", &columns, campaign_rows)).await?;
+    reference.write(sources).await?;
 
     let bar = if options.progress { ProgressBar::new(options.customers) } else { ProgressBar::hidden() };
     bar.set_style(
@@ -239,7 +219,7 @@ pub async fn seed(sources: &Sources, options: &SeedOptions) -> Result<SeedReport
             }
         }
         count(&mut report, &rows);
-        write(sources, rows).await?;
+        rows.write(sources).await?;
         bar.inc(end.min(options.customers).saturating_sub(start.min(options.customers)));
         start = end;
     }
@@ -258,116 +238,6 @@ fn count(report: &mut SeedReport, rows: &Rows) {
     report.tickets += rows.tickets.len() as u64;
     report.contacts += rows.contacts.len() as u64;
     report.sends += rows.sends.len() as u64;
-}
-
-/// Writes one chunk to the five databases at once, one transaction each.
-async fn write(sources: &Sources, rows: Rows) -> Result<(), sqlx::Error> {
-    /// A table, its columns, and the rows to insert.
-    type Table<'a> = (&'a str, &'a [&'a str], Vec<Vec<Arg>>);
-    async fn tx(db: &Database, tables: Vec<Table<'_>>) -> Result<(), sqlx::Error> {
-        let statements: Vec<_> = tables.into_iter().flat_map(|(t, c, r)| insert_rows(db, t, c, r)).collect();
-        db.transaction(&statements).await.map(|_| ())
-    }
-    let crm = tx(
-        sources.crm(),
-        vec![
-            (
-                "customers",
-                &[
-                    "id",
-                    "first_name",
-                    "last_name",
-                    "email",
-                    "phone",
-                    "birth_date",
-                    "gender",
-                    "street",
-                    "postal_code",
-                    "city",
-                    "country",
-                    "created_at",
-                    "updated_at",
-                ],
-                rows.crm_customers,
-            ),
-            ("consents", &["customer_id", "partner_id", "purpose", "granted_at", "revoked_at"], rows.consents),
-            ("notes", &["customer_id", "author", "body", "created_at"], rows.notes),
-        ],
-    );
-    let shop = tx(
-        sources.shop(),
-        vec![
-            (
-                "accounts",
-                &["id", "email", "phone", "name", "country", "is_guest", "created_at", "updated_at"],
-                rows.accounts,
-            ),
-            (
-                "orders",
-                &[
-                    "id",
-                    "account_id",
-                    "number",
-                    "ordered_at",
-                    "status",
-                    "channel",
-                    "currency",
-                    "total_cents",
-                    "updated_at",
-                ],
-                rows.orders,
-            ),
-            ("order_lines", &["order_id", "line_no", "sku", "quantity", "unit_price_cents"], rows.lines),
-        ],
-    );
-    let helpdesk = tx(
-        sources.helpdesk(),
-        vec![
-            ("requesters", &["id", "email", "phone", "name", "created_at", "updated_at"], rows.requesters),
-            (
-                "tickets",
-                &[
-                    "id",
-                    "requester_id",
-                    "channel",
-                    "category",
-                    "priority",
-                    "status",
-                    "subject",
-                    "opened_at",
-                    "closed_at",
-                    "csat",
-                    "updated_at",
-                ],
-                rows.tickets,
-            ),
-        ],
-    );
-    let marketing = tx(
-        sources.marketing(),
-        vec![
-            ("contacts", &["id", "email", "first_name", "subscribed", "created_at", "updated_at"], rows.contacts),
-            (
-                "sends",
-                &[
-                    "id",
-                    "campaign_id",
-                    "contact_id",
-                    "sent_at",
-                    "delivered_at",
-                    "opened_at",
-                    "clicked_at",
-                    "converted_at",
-                    "unsubscribed_at",
-                    "coupon_code",
-                ],
-                rows.sends,
-            ),
-        ],
-    );
-    let hub = tx(sources.hub(), vec![("seed_truth", &["source", "source_key", "person_id"], rows.truth)]);
-    let (a, b, c, d, e) = tokio::join!(crm, shop, helpdesk, marketing, hub);
-    a.and(b).and(c).and(d).and(e)
 }
 
 /// Keys: each record's id is derived from the person index, so ids are unique and stable.
@@ -422,21 +292,21 @@ fn generate(
         };
         phone_known |= phone.is_some();
         let gender = (!p.gender.is_empty()).then(|| p.gender.to_owned());
-        rows.crm_customers.push(vec![
-            Arg::Int(id),
-            Arg::Text(p.first.clone()),
-            Arg::Text(p.last.clone()),
-            Arg::Text(messy_email(&email, &mut rng)),
-            Arg::OptText(phone),
-            Arg::OptDate(rng.random_bool(0.8).then_some(p.birth_date)),
-            Arg::OptText(gender),
-            Arg::Text(p.street.clone()),
-            Arg::Text(p.postal_code.clone()),
-            Arg::from(p.city),
-            Arg::from(p.country.code),
-            Arg::Time(since),
-            Arg::Time(updated),
-        ]);
+        rows.crm_customers.push(CrmCustomer {
+            id,
+            first_name: p.first.clone(),
+            last_name: p.last.clone(),
+            email: messy_email(&email, &mut rng),
+            phone,
+            birth_date: rng.random_bool(0.8).then_some(p.birth_date),
+            gender,
+            street: Some(p.street.clone()),
+            postal_code: Some(p.postal_code.clone()),
+            city: p.city.into(),
+            country: p.country.code.into(),
+            created_at: since,
+            updated_at: updated,
+        });
         rows.truth(SourceName::Crm, id, idx);
         // 1% were entered twice: same name, the email typed differently, maybe no phone.
         if idx % 100 == 7 {
@@ -444,21 +314,21 @@ fn generate(
             let phone = rng.random_bool(0.5).then(|| p.phone.typed(&mut rng));
             let created = since + Duration::days(rng.random_range(30..400));
             let created = created.min(as_of);
-            rows.crm_customers.push(vec![
-                Arg::Int(dup),
-                Arg::Text(p.first.to_uppercase()),
-                Arg::Text(p.last.clone()),
-                Arg::Text(email.to_uppercase()),
-                Arg::OptText(phone),
-                Arg::OptDate(None),
-                Arg::OptText(None),
-                Arg::OptText(None),
-                Arg::OptText(None),
-                Arg::from(p.city),
-                Arg::from(p.country.code),
-                Arg::Time(created),
-                Arg::Time(created),
-            ]);
+            rows.crm_customers.push(CrmCustomer {
+                id: dup,
+                first_name: p.first.to_uppercase(),
+                last_name: p.last.clone(),
+                email: email.to_uppercase(),
+                phone,
+                birth_date: None,
+                gender: None,
+                street: None,
+                postal_code: None,
+                city: p.city.into(),
+                country: p.country.code.into(),
+                created_at: created,
+                updated_at: created,
+            });
             rows.truth(SourceName::Crm, dup, idx);
         }
         for (partner, purpose, p_grant) in [("acme-insurance", Some("offers"), 0.15), ("northwind-travel", None, 0.10)]
@@ -466,13 +336,13 @@ fn generate(
             if rng.random_bool(p_grant) {
                 let granted = since + Duration::days(rng.random_range(0..200));
                 let revoked = rng.random_bool(0.1).then(|| granted + Duration::days(rng.random_range(1..300)));
-                rows.consents.push(vec![
-                    Arg::Int(id),
-                    Arg::from(partner),
-                    Arg::OptText(purpose.map(str::to_owned)),
-                    Arg::Time(granted.min(as_of)),
-                    Arg::OptTime(revoked.map(|r| r.min(as_of))),
-                ]);
+                rows.consents.push(Consent {
+                    customer_id: id,
+                    partner_id: partner.into(),
+                    purpose: purpose.map(str::to_owned),
+                    granted_at: granted.min(as_of),
+                    revoked_at: revoked.map(|r| r.min(as_of)),
+                });
             }
         }
         if rng.random_bool(0.1) {
@@ -485,12 +355,12 @@ fn generate(
                 "Complained twice about packaging waste.",
             ];
             let author = ["m.keller", "s.dubois", "j.smith", "a.janssen"][rng.random_range(0..4)];
-            rows.notes.push(vec![
-                Arg::Int(id),
-                Arg::from(author),
-                Arg::from(NOTES[rng.random_range(0..NOTES.len())]),
-                Arg::Time(seasonal_time(&mut rng, since, as_of)),
-            ]);
+            rows.notes.push(Note {
+                customer_id: id,
+                author: author.into(),
+                body: NOTES[rng.random_range(0..NOTES.len())].into(),
+                created_at: seasonal_time(&mut rng, since, as_of),
+            });
         }
     }
 
@@ -522,16 +392,16 @@ fn generate(
             let phone = if n == 0 && rng.random_bool(0.05) { None } else { Some(p.phone.typed(&mut rng)) };
             phone_known |= phone.is_some();
             let name = p.written_name(&mut rng);
-            rows.accounts.push(vec![
-                Arg::Int(*account),
-                Arg::Text(account_email.clone()),
-                Arg::OptText(phone),
-                Arg::Text(name),
-                Arg::from(p.country.code),
-                Arg::Bool(guest),
-                Arg::Time(*opened),
-                Arg::Time(*opened),
-            ]);
+            rows.accounts.push(Account {
+                id: *account,
+                email: account_email.clone(),
+                phone,
+                name,
+                country: p.country.code.into(),
+                is_guest: guest,
+                created_at: *opened,
+                updated_at: *opened,
+            });
             rows.truth(SourceName::Shop, *account, idx);
             let share = if accounts.len() == 1 {
                 orders_total
@@ -568,26 +438,26 @@ fn generate(
                     let quantity = if rng.random_bool(0.85) { 1 } else { rng.random_range(2..4) };
                     let unit = price * p.country.fx_percent / 100;
                     total += unit * quantity;
-                    rows.lines.push(vec![
-                        Arg::Int(order_id),
-                        Arg::Int(line + 1),
-                        Arg::Text(sku.clone()),
-                        Arg::Int(quantity),
-                        Arg::Int(unit),
-                    ]);
+                    rows.lines.push(OrderLine {
+                        order_id,
+                        line_no: line + 1,
+                        sku: sku.clone(),
+                        quantity,
+                        unit_price_cents: unit,
+                    });
                 }
                 let number = format!("SO-{}-{order_id}", chrono::Datelike::year(&at));
-                rows.orders.push(vec![
-                    Arg::Int(order_id),
-                    Arg::Int(*account),
-                    Arg::Text(number),
-                    Arg::Time(at),
-                    Arg::from(status),
-                    Arg::from(channel),
-                    Arg::from(p.country.currency),
-                    Arg::Int(total),
-                    Arg::Time(at),
-                ]);
+                rows.orders.push(Order {
+                    id: order_id,
+                    account_id: *account,
+                    number,
+                    ordered_at: at,
+                    status: status.into(),
+                    channel: channel.into(),
+                    currency: p.country.currency.into(),
+                    total_cents: total,
+                    updated_at: at,
+                });
             }
         }
     }
@@ -603,14 +473,14 @@ fn generate(
         let created = since + Duration::days(rng.random_range(0..60));
         let created = created.min(as_of);
         let subscribed = rng.random_bool(0.9);
-        rows.contacts.push(vec![
-            Arg::Int(contact),
-            Arg::Text(messy_email(&email, &mut rng)),
-            Arg::Text(p.first.clone()),
-            Arg::Bool(subscribed),
-            Arg::Time(created),
-            Arg::Time(created),
-        ]);
+        rows.contacts.push(Contact {
+            id: contact,
+            email: messy_email(&email, &mut rng),
+            first_name: p.first.clone(),
+            subscribed,
+            created_at: created,
+            updated_at: created,
+        });
         rows.truth(SourceName::Marketing, contact, idx);
         let engaged = rng.random_range(0.05..0.6);
         for (campaign, _, channel, offer, starts, _) in campaigns {
@@ -630,18 +500,18 @@ fn generate(
             let unsubscribed = opened.filter(|_| rng.random_bool(0.01)).map(|o| o + Duration::seconds(30));
             let coupon = (*offer == "coupon").then(|| format!("C{campaign:02}-{:06X}", send % 0xFF_FFFF));
             let keep_future = |t: Option<DateTime<Utc>>| t.filter(|t| *t <= as_of);
-            rows.sends.push(vec![
-                Arg::Int(send),
-                Arg::Int(*campaign),
-                Arg::Int(contact),
-                Arg::Time(sent),
-                Arg::OptTime(keep_future(delivered)),
-                Arg::OptTime(keep_future(opened)),
-                Arg::OptTime(keep_future(clicked)),
-                Arg::OptTime(keep_future(converted)),
-                Arg::OptTime(keep_future(unsubscribed)),
-                Arg::OptText(coupon),
-            ]);
+            rows.sends.push(Send {
+                id: send,
+                campaign_id: *campaign,
+                contact_id: contact,
+                sent_at: sent,
+                delivered_at: keep_future(delivered),
+                opened_at: keep_future(opened),
+                clicked_at: keep_future(clicked),
+                converted_at: keep_future(converted),
+                unsubscribed_at: keep_future(unsubscribed),
+                coupon_code: coupon,
+            });
         }
     }
 }
@@ -677,14 +547,14 @@ fn helpdesk(p: &Person, email: &str, phone_known: bool, as_of: DateTime<Utc>, rn
                 (Some(messy_email(email, rng)), None)
             };
             let created = seasonal_time(rng, p.since, as_of);
-            rows.requesters.push(vec![
-                Arg::Int(requester),
-                Arg::OptText(em),
-                Arg::OptText(ph),
-                Arg::Text(p.written_name(rng)),
-                Arg::Time(created),
-                Arg::Time(created),
-            ]);
+            rows.requesters.push(Requester {
+                id: requester,
+                email: em,
+                phone: ph,
+                name: p.written_name(rng),
+                created_at: created,
+                updated_at: created,
+            });
             rows.truth(SourceName::Helpdesk, requester, p.idx);
         }
         ticket(requester, tickets_so_far, channel, p.since, as_of, rng, rows);
@@ -742,19 +612,19 @@ fn ticket(
     } else {
         ["low", "normal", "normal", "normal", "high", "urgent"][rng.random_range(0..6)]
     };
-    rows.tickets.push(vec![
-        Arg::Int(id),
-        Arg::Int(requester),
-        Arg::from(channel),
-        Arg::from(category),
-        Arg::from(priority),
-        Arg::from(status),
-        Arg::from(subjects[rng.random_range(0..subjects.len())]),
-        Arg::Time(opened),
-        Arg::OptTime(closed.filter(|c| *c <= as_of)),
-        Arg::OptInt(csat),
-        Arg::Time(closed.unwrap_or(opened).min(as_of)),
-    ]);
+    rows.tickets.push(Ticket {
+        id,
+        requester_id: requester,
+        channel: channel.into(),
+        category: category.into(),
+        priority: priority.into(),
+        status: status.into(),
+        subject: subjects[rng.random_range(0..subjects.len())].into(),
+        opened_at: opened,
+        closed_at: closed.filter(|c| *c <= as_of),
+        csat,
+        updated_at: closed.unwrap_or(opened).min(as_of),
+    });
 }
 
 /// A helpdesk requester no other system knows (a passer-by, a prospect).
@@ -762,14 +632,14 @@ fn stranger(seed: u64, p: &Person, as_of: DateTime<Utc>, rows: &mut Rows) {
     let mut rng = stream(seed, 3, p.idx);
     let requester = requester_id(p.idx, false);
     let created = seasonal_time(&mut rng, p.since, as_of);
-    rows.requesters.push(vec![
-        Arg::Int(requester),
-        Arg::Text(messy_email(&p.email, &mut rng)),
-        Arg::OptText(None),
-        Arg::Text(format!("{} {}", p.first, p.last)),
-        Arg::Time(created),
-        Arg::Time(created),
-    ]);
+    rows.requesters.push(Requester {
+        id: requester,
+        email: Some(messy_email(&p.email, &mut rng)),
+        phone: None,
+        name: format!("{} {}", p.first, p.last),
+        created_at: created,
+        updated_at: created,
+    });
     rows.truth(SourceName::Helpdesk, requester, p.idx);
     for n in 0..rng.random_range(1..3) {
         ticket(requester, n, "email", p.since, as_of, &mut rng, rows);

@@ -105,31 +105,28 @@ const CATEGORIES: [(&str, &[&str], i64, i64); 8] = [
     ),
 ];
 
-/// One product of the catalogue: sku, name, category, price in euro cents.
-fn catalogue() -> Vec<(String, String, &'static str, i64)> {
+/// The products of the shop's catalogue.
+fn catalogue() -> Vec<Product> {
     let mut out = Vec::new();
     for (c, (category, names, lo, hi)) in CATEGORIES.iter().enumerate() {
         for (n, name) in names.iter().enumerate() {
             for (v, variant) in ["", " Plus", " Mini", " Pro"].iter().enumerate() {
                 let mut rng = stream(0, 9, (c * 100 + n * 10 + v) as u64);
                 let price = (rng.random_range(*lo..*hi) / 100) * 100 + 99;
-                out.push((
-                    format!("{}-{:02}{}", &category[..3].to_uppercase(), n, v),
-                    format!("{name}{variant}"),
-                    *category,
-                    price,
-                ));
+                out.push(Product {
+                    sku: format!("{}-{:02}{}", &category[..3].to_uppercase(), n, v),
+                    name: format!("{name}{variant}"),
+                    category: (*category).to_owned(),
+                    price_cents: price,
+                });
             }
         }
     }
     out
 }
 
-/// A campaign: id, name, channel, offer, start, end.
-type CampaignSpec = (i64, String, &'static str, &'static str, DateTime<Utc>, DateTime<Utc>);
-
 /// Seasonal campaigns over the three years before `as_of`.
-fn campaigns(as_of: NaiveDate) -> Vec<CampaignSpec> {
+fn campaigns(as_of: NaiveDate) -> Vec<Campaign> {
     use chrono::Datelike;
     let seasons: [(&str, u32, u32, &str, &str); 8] = [
         ("New Year VIP Evening", 1, 10, "mail", "invitation"),
@@ -150,7 +147,14 @@ fn campaigns(as_of: NaiveDate) -> Vec<CampaignSpec> {
             if start > midnight(as_of) || start < midnight(as_of) - Duration::days(3 * 365) {
                 continue;
             }
-            out.push((id, format!("{name} {year}"), channel, offer, start, start + Duration::days(14)));
+            out.push(Campaign {
+                id,
+                name: format!("{name} {year}"),
+                channel: channel.to_owned(),
+                offer_type: offer.to_owned(),
+                starts_at: start,
+                ends_at: start + Duration::days(14),
+            });
             id += 1;
         }
     }
@@ -174,27 +178,7 @@ pub async fn seed(sources: &Sources, options: &SeedOptions) -> Result<SeedReport
     let products = catalogue();
     let campaigns = campaigns(options.as_of);
 
-    let mut reference = Rows::default();
-    reference.products = products
-        .iter()
-        .map(|(sku, name, category, price)| Product {
-            sku: sku.clone(),
-            name: name.clone(),
-            category: (*category).to_owned(),
-            price_cents: *price,
-        })
-        .collect();
-    reference.campaigns = campaigns
-        .iter()
-        .map(|(id, name, channel, offer, starts, ends)| Campaign {
-            id: *id,
-            name: name.clone(),
-            channel: (*channel).to_owned(),
-            offer_type: (*offer).to_owned(),
-            starts_at: *starts,
-            ends_at: *ends,
-        })
-        .collect();
+    let reference = Rows { products: products.clone(), campaigns: campaigns.clone(), ..Rows::default() };
     reference.write(sources).await?;
 
     let bar = if options.progress { ProgressBar::new(options.customers) } else { ProgressBar::hidden() };
@@ -258,8 +242,8 @@ fn generate(
     seed: u64,
     p: &Person,
     as_of: DateTime<Utc>,
-    products: &[(String, String, &'static str, i64)],
-    campaigns: &[CampaignSpec],
+    products: &[Product],
+    campaigns: &[Campaign],
     rows: &mut Rows,
 ) {
     let mut rng = stream(seed, 2, p.idx);
@@ -434,14 +418,14 @@ fn generate(
                 };
                 let mut total = 0;
                 for line in 0..rng.random_range(1..5) {
-                    let (sku, _, _, price) = &products[rng.random_range(0..products.len())];
+                    let product = &products[rng.random_range(0..products.len())];
                     let quantity = if rng.random_bool(0.85) { 1 } else { rng.random_range(2..4) };
-                    let unit = price * p.country.fx_percent / 100;
+                    let unit = product.price_cents * p.country.fx_percent / 100;
                     total += unit * quantity;
                     rows.lines.push(OrderLine {
                         order_id,
                         line_no: line + 1,
-                        sku: sku.clone(),
+                        sku: product.sku.clone(),
                         quantity,
                         unit_price_cents: unit,
                     });
@@ -483,26 +467,28 @@ fn generate(
         });
         rows.truth(SourceName::Marketing, contact, idx);
         let engaged = rng.random_range(0.05..0.6);
-        for (campaign, _, channel, offer, starts, _) in campaigns {
-            if *starts < created || !rng.random_bool(0.45) {
+        for campaign in campaigns {
+            let (starts, channel) = (campaign.starts_at, campaign.channel.as_str());
+            if starts < created || !rng.random_bool(0.45) {
                 continue;
             }
-            let send = contact * 64 + campaign;
-            let sent = *starts + Duration::minutes(rng.random_range(0..600));
+            let send = contact * 64 + campaign.id;
+            let sent = starts + Duration::minutes(rng.random_range(0..600));
             let delivered = rng.random_bool(0.96).then(|| sent + Duration::minutes(rng.random_range(1..30)));
             let opened = delivered
-                .filter(|_| *channel != "mail" && rng.random_bool(engaged))
+                .filter(|_| channel != "mail" && rng.random_bool(engaged))
                 .map(|d| d + Duration::minutes(rng.random_range(5..4000)));
             let clicked =
                 opened.filter(|_| rng.random_bool(0.3)).map(|o| o + Duration::seconds(rng.random_range(5..600)));
             let converted =
                 clicked.filter(|_| rng.random_bool(0.25)).map(|c| c + Duration::minutes(rng.random_range(2..2000)));
             let unsubscribed = opened.filter(|_| rng.random_bool(0.01)).map(|o| o + Duration::seconds(30));
-            let coupon = (*offer == "coupon").then(|| format!("C{campaign:02}-{:06X}", send % 0xFF_FFFF));
+            let coupon = (campaign.offer_type == "coupon")
+                .then(|| format!("C{:02}-{:06X}", campaign.id, send % 0xFF_FFFF));
             let keep_future = |t: Option<DateTime<Utc>>| t.filter(|t| *t <= as_of);
             rows.sends.push(Send {
                 id: send,
-                campaign_id: *campaign,
+                campaign_id: campaign.id,
                 contact_id: contact,
                 sent_at: sent,
                 delivered_at: keep_future(delivered),

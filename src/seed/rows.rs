@@ -23,6 +23,7 @@ macro_rules! tables {
     )*) => {
         $(
             $(#[$doc])*
+            #[derive(Clone)]
             pub struct $name { $(pub $col: $ty),* }
 
             impl Row for $name {

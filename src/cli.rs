@@ -12,6 +12,7 @@ use crate::auth::token::TokenRequest;
 use crate::auth::{self, Role};
 use crate::config::{Config, Environment};
 use crate::http::Application;
+use crate::hub::Hub;
 use crate::identity::{self, Resolver};
 use crate::seed::{self, SeedOptions};
 use crate::sources::{Migrate, SourceName, Sources, SqlTrace};
@@ -67,6 +68,10 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Serve with no privacy policy and no audit log: the baseline the benchmark measures
+    /// the policy's cost against (`bench/compare.py`). Refused in production; not in help.
+    #[command(hide = true)]
+    ServeUnguarded,
     /// Mint a token signed with the development key (development only), e.g.
     /// `c360 token --role agent`.
     Token {
@@ -137,13 +142,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed { .. } if production => {
             anyhow::bail!("`c360 seed` writes demo data into the sources; it is refused in production")
         }
+        Command::ServeUnguarded if production => {
+            anyhow::bail!("serving without the privacy policy is refused in production")
+        }
         _ if production => Migrate::Hub,
         _ => Migrate::All,
     };
     let sources = Sources::connect(&config, migrate).await.map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), config.identity.batch_size);
     match command {
-        Command::Serve => serve(config, sources, resolver).await,
+        Command::Serve => serve(config, sources, resolver, true).await,
+        Command::ServeUnguarded => serve(config, sources, resolver, false).await,
         Command::Migrate { .. } => {
             match migrate {
                 Migrate::All => tracing::info!("the hub store and the sources are migrated"),
@@ -199,7 +208,8 @@ async fn check(sources: &Sources) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, sources: Sources, resolver: Resolver) -> anyhow::Result<()> {
+/// Serves until a signal; `guarded` is false only for the benchmark's baseline.
+async fn serve(config: Config, sources: Sources, resolver: Resolver, guarded: bool) -> anyhow::Result<()> {
     let production = config.environment == Environment::Production;
     if production && config.seed.on_empty {
         tracing::warn!("seed.on_empty is ignored in production: c360 never writes demo data into the sources there");
@@ -235,7 +245,13 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver) -> anyhow::
     let job = (!interval.is_zero()).then(|| tokio::spawn(resolve_periodically(resolver, interval, stop_rx)));
 
     let app_uses_development_key = config.auth.development_key;
-    let app = Application::build(config, sources.clone()).await?;
+    let hub = if guarded {
+        Hub::new(config.clone(), sources.clone())?
+    } else {
+        tracing::warn!("serving WITHOUT the privacy policy and the audit log: for benchmarks only");
+        Hub::unguarded(config.clone(), sources.clone())
+    };
+    let app = Application::build(config, hub).await?;
     if app_uses_development_key {
         tracing::warn!(
             "the development signing key is accepted (mint tokens with `c360 token`); turn it off in production"
@@ -299,5 +315,21 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// The benchmark's baseline serves everything to everyone: never in production, where
+    /// it is refused before any database is opened.
+    #[test]
+    fn serving_without_the_policy_is_refused_in_production() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("C360_ENVIRONMENT", "production");
+            jail.set_env("C360_HUB", "postgres://nobody@127.0.0.1:1/none");
+            let cli = Cli::parse_from(["c360", "serve-unguarded"]);
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            let error = runtime.block_on(run(cli)).expect_err("refused");
+            assert!(error.to_string().contains("refused in production"), "{error}");
+            Ok(())
+        });
     }
 }

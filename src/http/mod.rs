@@ -24,7 +24,6 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{AuthError, Verifier, Viewer};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::sources::Sources;
 
 /// Largest request body accepted (GraphQL documents and variables).
 const MAX_BODY: usize = 1024 * 1024;
@@ -42,13 +41,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads the verification keys and the policy, binds `config.listen` (port 0 picks a
-    /// free port) and assembles the routes.
-    pub async fn build(config: Config, sources: Sources) -> anyhow::Result<Self> {
+    /// Loads the verification keys, binds `config.listen` (port 0 picks a free port) and
+    /// assembles the routes around `hub` (see [`Hub::new`]).
+    pub async fn build(config: Config, hub: Hub) -> anyhow::Result<Self> {
         let verifier = Verifier::new(&config)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = Arc::new(AppState { hub: Hub::new(config, sources)?, verifier });
+        let state = Arc::new(AppState { hub, verifier });
         let router = Router::new()
             .route("/graphql", get(graphql_get).post(graphql_handler))
             .route("/", get(landing))

@@ -483,8 +483,8 @@ fn generate(
             let converted =
                 clicked.filter(|_| rng.random_bool(0.25)).map(|c| c + Duration::minutes(rng.random_range(2..2000)));
             let unsubscribed = opened.filter(|_| rng.random_bool(0.01)).map(|o| o + Duration::seconds(30));
-            let coupon = (campaign.offer_type == "coupon")
-                .then(|| format!("C{:02}-{:06X}", campaign.id, send % 0xFF_FFFF));
+            let coupon =
+                (campaign.offer_type == "coupon").then(|| format!("C{:02}-{:06X}", campaign.id, send % 0xFF_FFFF));
             let keep_future = |t: Option<DateTime<Utc>>| t.filter(|t| *t <= as_of);
             rows.sends.push(Send {
                 id: send,

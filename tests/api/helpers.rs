@@ -9,6 +9,7 @@ use c360::auth::Role;
 use c360::auth::token::TokenRequest;
 use c360::config::Config;
 use c360::http::Application;
+use c360::hub::Hub;
 use c360::identity::Resolver;
 use c360::seed::{SeedOptions, seed};
 use c360::sources::{DbName, Sources};
@@ -207,7 +208,8 @@ impl TestApp {
         resolver.run().await.expect("resolve");
 
         configure(&mut config);
-        let app = Application::build(config.clone(), sources.clone()).await.expect("bind");
+        let hub = Hub::new(config.clone(), sources.clone()).expect("policy");
+        let app = Application::build(config.clone(), hub).await.expect("bind");
         let address = format!("http://{}", app.local_addr().expect("address"));
         let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {

@@ -88,6 +88,10 @@ TARGET_OPS = {
     "c360 admin": ["q1", "q2", "q3", "q4"],
     "c360 frontend": ["q1", "q2f", "q3", "q4"],
     "c360 unguarded": ["q1", "q2", "q3", "q4"],
+    # With --base: the same as c360 admin and frontend, served by another build of c360,
+    # to measure one change to the request path against the build before it.
+    "base admin": ["q1", "q2", "q3", "q4"],
+    "base frontend": ["q1", "q2f", "q3", "q4"],
 }
 
 
@@ -208,7 +212,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise SystemExit(f"{self.name} exited; see {self.log.name}")
             try:
-                if self.name.startswith("c360"):
+                if not self.name.startswith("postgraphile"):
                     urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/ready", timeout=5).read()
                 else:
                     post(self.url, json.dumps({"query": "{ __typename }"}), None)
@@ -352,6 +356,7 @@ def main():
     ap.add_argument("--ops", default="q1,q2,q2f,q3,q4")
     ap.add_argument("--targets", default=",".join(TARGET_OPS))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--base", type=Path, help="another c360 binary (a copy of an earlier build) to compare against")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run on small data (CI)")
     ap.add_argument("--out", type=Path, help="also write the table (Markdown) here")
     args = ap.parse_args()
@@ -361,6 +366,10 @@ def main():
         args.customers, args.seconds, args.rounds, args.clients = 500, 1, 1, 4
         C360 = ROOT / "target" / "debug" / "c360"
     targets = [t for t in args.targets.split(",") if t in TARGET_OPS]
+    if args.base:
+        targets += [t for t in ["base admin", "base frontend"] if t not in targets]
+    else:
+        targets = [t for t in targets if not t.startswith("base")]
     if args.engine != "postgres":
         targets = [t for t in targets if t != "postgraphile"]
     ops = args.ops.split(",")
@@ -373,6 +382,7 @@ def main():
     ids, emails = sample_keys(args.engine, db, 5_000, rng)
     tokens = {"c360 admin": token(env, "admin"), "c360 frontend": token(env, "frontend"),
               "c360 unguarded": token(env, "admin"), "postgraphile": None}
+    tokens["base admin"], tokens["base frontend"] = tokens["c360 admin"], tokens["c360 frontend"]
 
     servers = {}
     work = Path(tempfile.mkdtemp(prefix="c360-bench-"))
@@ -400,12 +410,14 @@ def main():
                 servers[target] = Server(target, [node_binary(), "server.mjs"], pg_env, port, BENCH / "postgraphile")
             elif target == "c360 unguarded":
                 servers[target] = Server(target, [C360, "--listen", f"127.0.0.1:{port}", "serve-unguarded"], env, port)
-            elif target == "c360 admin":
-                servers[target] = Server(target, [C360, "--listen", f"127.0.0.1:{port}"], env, port)
-        if "c360 frontend" in targets:
-            port = free_port()
-            servers["c360 frontend"] = servers.get("c360 admin") or Server(
-                "c360 guarded", [C360, "--listen", f"127.0.0.1:{port}"], env, port)
+            elif target in ("c360 admin", "base admin"):
+                binary = C360 if target == "c360 admin" else args.base
+                servers[target] = Server(target, [binary, "--listen", f"127.0.0.1:{port}"], env, port)
+        for admin, frontend, binary in [("c360 admin", "c360 frontend", C360), ("base admin", "base frontend", args.base)]:
+            if frontend in targets:
+                port = free_port()
+                servers[frontend] = servers.get(admin) or Server(
+                    f"{frontend} server", [binary, "--listen", f"127.0.0.1:{port}"], env, port)
         for server in set(servers.values()):
             server.wait_ready()
 
@@ -474,14 +486,16 @@ def report(args, targets, ops, results, statements):
                 f"{max(x['rss'] for x in runs):.0f} |")
     ratio = lambda a, b, op: (med([x["rps"] for x in results[(a, op)]]) / med([x["rps"] for x in results[(b, op)]])
                               if (a, op) in results and (b, op) in results else None)
-    lines += ["", "| op | admin / PostGraphile | frontend / PostGraphile | admin / unguarded (policy cost) |",
-              "|---|---:|---:|---:|"]
+    lines += ["", "| op | admin / PostGraphile | frontend / PostGraphile | admin / unguarded (policy cost) "
+              "| admin / base admin | frontend / base frontend |",
+              "|---|---:|---:|---:|---:|---:|"]
     for op in ops:
         if op == "q2f":
             continue
         front = "q2f" if op == "q2" else op
         cells = [ratio("c360 admin", "postgraphile", op), ratio("c360 frontend", "postgraphile", front),
-                 ratio("c360 admin", "c360 unguarded", op)]
+                 ratio("c360 admin", "c360 unguarded", op), ratio("c360 admin", "base admin", op),
+                 ratio("c360 frontend", "base frontend", front)]
         lines.append(f"| {op} | " + " | ".join("" if c is None else f"{c:.2f}x" for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -320,6 +320,7 @@ mod tests {
     /// The benchmark's baseline serves everything to everyone: never in production, where
     /// it is refused before any database is opened.
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error
     fn serving_without_the_policy_is_refused_in_production() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("C360_ENVIRONMENT", "production");

@@ -1,6 +1,11 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: a request allocates and frees many small values (documents, loader maps,
+/// JSON); the system allocator spent about a fifth of the CPU on them (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Thin: logging, the command line, and the library's runtime (which is built in the
 /// library, so the binary compiles in seconds, not minutes).
 fn main() -> std::process::ExitCode {

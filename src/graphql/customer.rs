@@ -46,28 +46,22 @@ impl Customer {
     }
 
     /// The CRM record that speaks for the profile (the one that founded the customer,
-    /// else the lowest CRM key; later ones are duplicates) and the shop account that speaks
-    /// for customers the CRM does not know (guests). Both are asked for at once, so a page
-    /// of customers costs the same statements whether or not guests are on it.
+    /// else the lowest CRM key; later ones are duplicates), else the shop account that
+    /// speaks for customers the CRM does not know (guests). The account is asked for only
+    /// when there is no CRM record: a profile costs one statement, and a page of customers
+    /// one more when guests are on it (one for all of them).
     async fn profile(&self, ctx: &Context<'_>) -> Result<(Option<CrmCustomer>, Option<Account>), ApiError> {
-        let crm_key = self.primary_crm_key();
-        let account_key = self.keys(SourceName::Shop).into_iter().min();
         let loaders = &request(ctx).loaders;
-        let (crm, account) = tokio::join!(
-            async {
-                match crm_key {
-                    Some(k) => loaders.crm_customers.load_one(k).await,
-                    None => Ok(None),
-                }
-            },
-            async {
-                match account_key {
-                    Some(k) => loaders.accounts.load_one(k).await,
-                    None => Ok(None),
-                }
-            }
-        );
-        Ok((crm?, account?))
+        if let Some(key) = self.primary_crm_key()
+            && let Some(crm) = loaders.crm_customers.load_one(key).await?
+        {
+            return Ok((Some(crm), None));
+        }
+        let account = match self.keys(SourceName::Shop).into_iter().min() {
+            Some(key) => loaders.accounts.load_one(key).await?,
+            None => None,
+        };
+        Ok((None, account))
     }
 
     /// The CRM record that speaks for the customer: the one that founded it, else the

@@ -287,4 +287,24 @@ mod tests {
         viewer.scopes.remove("orders:read");
         assert_eq!(policy.decide(&viewer, PrivacyClass::Financial), Decision::Hide, "requires orders:read");
     }
+
+    /// A viewer's schema is cached by its hidden classes: viewers hiding different
+    /// classes must never share one, viewers hiding the same ones may.
+    #[test]
+    fn hidden_sets_tell_viewers_apart_by_what_they_hide() {
+        let policy = Policy::load(None, &table()).expect("policy");
+        let set = |viewer: Viewer| policy.access(viewer).hidden_set();
+        let analyst = set(Viewer::with_role(Role::Analyst, None));
+        let frontend = set(Viewer::with_role(Role::Frontend, None));
+        assert_eq!(set(Viewer::with_role(Role::Admin, None)), 0, "admins see every class");
+        assert_ne!(analyst, frontend);
+        assert!(analyst < 1 << crate::policy::CLASSES);
+        let access = policy.access(Viewer::with_role(Role::Analyst, None));
+        for class in <PrivacyClass as strum::IntoEnumIterator>::iter() {
+            assert_eq!(analyst & (1 << class as usize) != 0, access.hides(class), "{class:?}");
+        }
+        let mut without_orders = Viewer::with_role(Role::Frontend, None);
+        without_orders.scopes.remove("orders:read");
+        assert_ne!(set(without_orders), frontend, "a missing scope hides financial data");
+    }
 }

@@ -151,4 +151,10 @@ impl Access {
     pub fn hides(&self, class: PrivacyClass) -> bool {
         self.decision(class) == Decision::Hide
     }
+
+    /// The hidden classes as a bit set (bit `i`: the class of index `i`), below
+    /// `1 << CLASSES`: what a viewer's schema depends on, as a key to cache it by.
+    pub fn hidden_set(&self) -> usize {
+        self.decisions.iter().enumerate().filter(|(_, d)| **d == Decision::Hide).map(|(i, _)| 1 << i).sum()
+    }
 }

@@ -93,6 +93,42 @@ async fn customer_360(layout: Layout) {
     let found = app.query(&format!("{{ {} }}", lookups.join(" ")), json!({})).await;
     assert_eq!(found["extensions"]["sqlStatements"]["hub"], 1, "{} lookups in one statement: {found:#}", emails.len());
 
+    // A profile by id costs two statements: the customer's links, then its CRM record, or
+    // for a guest the CRM does not know, its shop account (asked for only then).
+    // (Guests come last: the resolver founds customers from the CRM first.)
+    let mut records = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .data(
+                "query($after: String) { customers(first: 100, after: $after) {
+                    pageInfo { hasNextPage endCursor } edges { node { id sourceRecords { source } } } } }",
+                json!({ "after": after }),
+            )
+            .await;
+        records.extend(page["customers"]["edges"].as_array().expect("edges").iter().cloned());
+        if page["customers"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["customers"]["pageInfo"]["endCursor"].clone();
+    }
+    let with = |crm: bool| {
+        records.iter().find_map(|e| {
+            let sources = e["node"]["sourceRecords"].as_array().expect("records");
+            let has = |source: &str| sources.iter().any(|r| r["source"] == source);
+            (has("CRM") == crm && has("SHOP")).then(|| e["node"]["id"].clone())
+        })
+    };
+    let profile =
+        "query($id: ID!) { customer(id: $id) { displayName firstName email phone birthDate address { city } } }";
+    for (who, id) in [("a CRM customer with a shop account", with(true)), ("a guest", with(false))] {
+        let id = id.unwrap_or_else(|| panic!("no {who} among {} customers", records.len()));
+        let response = app.query(profile, json!({ "id": id })).await;
+        assert!(response["data"]["customer"]["email"].is_string(), "{who}: {response:#}");
+        let (n, by) = statements(&response);
+        assert_eq!(n, 2, "{who}'s profile: {by}");
+    }
+
     let large = app.query(CUSTOMER_360, json!({ "first": 50 })).await;
 
     // Every customer once, in a stable order, through opaque cursors.

@@ -365,6 +365,17 @@ async fn hidden_fields_and_types_look_exactly_like_unknown_ones() {
     let skipped = ask("query($s: Boolean!) { customers(first: 1) { edges { node { email @skip(if: $s) } } } }").await;
     assert_eq!(skipped["errors"][0]["message"], "Unknown field \"email\" on type \"Customer\".", "{skipped:#}");
 
+    // The hub keeps parsed documents by their text: a document an admin sent first is
+    // still checked against each later viewer's policy, and the other way round.
+    let admin = app.token(Role::Admin, None, None);
+    let document = "{ customers(first: 2) { edges { node { email sourceRecords { key } } } } }";
+    for (who, token, allowed) in [("admin", &admin, true), ("analyst", &analyst, false), ("admin again", &admin, true)]
+    {
+        let seen = app.query_as(token, document, json!({})).await;
+        assert_eq!(seen["data"]["customers"]["edges"][0]["node"]["email"].is_string(), allowed, "{who}: {seen:#}");
+        assert_eq!(seen.get("errors").is_some(), !allowed, "{who}: {seen:#}");
+    }
+
     // Without customers:read there is nothing to read.
     let no_scope = app.token(Role::Agent, Some("orders:read"), None);
     let denied = app.query_as(&no_scope, "{ customers(first: 1) { totalCount } }", json!({})).await;

@@ -3,13 +3,14 @@
 //! source), and the check that a document names nothing the viewer may not see.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use async_graphql::parser::types::{
     BaseType, ExecutableDocument, Field, OperationType, Selection, SelectionSet, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Pos, Positioned, Value, Variables};
 
-use crate::policy::{Access, ClassifiedField, MaskFormat, PrivacyClass};
+use crate::policy::{Access, CLASSES, ClassifiedField, MaskFormat, PrivacyClass};
 
 /// A field's privacy class and mask format, or the class of the key a lookup takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +44,12 @@ struct TypeInfo {
 }
 
 /// Types, fields and privacy classes of the schema.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PrivacyTable {
     types: HashMap<String, TypeInfo>,
+    /// The types each viewer's schema can reach, by [`Access::hidden_set`]: worked out at
+    /// the first request of each combination of hidden classes, then shared.
+    visible: Vec<OnceLock<HashSet<String>>>,
 }
 
 /// A name in a document the viewer may not use, reported as GraphQL reports unknown names.
@@ -64,7 +68,8 @@ impl PrivacyTable {
     /// Reads the SDL printed by the schema.
     pub fn from_sdl(sdl: &str) -> Result<Self, String> {
         let document = async_graphql::parser::parse_schema(sdl).map_err(|e| e.to_string())?;
-        let mut table = PrivacyTable::default();
+        let mut table =
+            PrivacyTable { types: HashMap::new(), visible: (0..1 << CLASSES).map(|_| OnceLock::new()).collect() };
         let mut implements: Vec<(String, String)> = Vec::new();
         for definition in &document.definitions {
             let TypeSystemDefinition::Type(ty) = definition else { continue };
@@ -193,7 +198,11 @@ impl PrivacyTable {
     }
 
     /// Object and interface types the viewer can reach through fields it may see.
-    pub fn visible_types(&self, access: &Access) -> HashSet<&str> {
+    pub fn visible_types(&self, access: &Access) -> &HashSet<String> {
+        self.visible[access.hidden_set()].get_or_init(|| self.reachable(access))
+    }
+
+    fn reachable(&self, access: &Access) -> HashSet<String> {
         let mut seen: HashSet<&str> = HashSet::new();
         let mut todo: Vec<&str> = vec!["Query", "Mutation", "Subscription"];
         while let Some(name) = todo.pop() {
@@ -208,14 +217,14 @@ impl PrivacyTable {
                 }
             }
         }
-        seen
+        seen.into_iter().map(str::to_owned).collect()
     }
 
     /// Names in `document` (and its `variables`) the viewer may not use: hidden fields,
     /// types only hidden fields lead to, and hidden fields of input values (filters).
     pub fn check(&self, document: &ExecutableDocument, variables: &Variables, access: &Access) -> Vec<Violation> {
         let visible = self.visible_types(access);
-        let mut walk = Walk { table: self, access, visible: &visible, variables, violations: Vec::new() };
+        let mut walk = Walk { table: self, access, visible, variables, violations: Vec::new() };
         for (_, operation) in document.operations.iter() {
             let root = match operation.node.ty {
                 OperationType::Query => "Query",
@@ -254,7 +263,7 @@ struct Walk<'a> {
     table: &'a PrivacyTable,
     access: &'a Access,
     variables: &'a Variables,
-    visible: &'a HashSet<&'a str>,
+    visible: &'a HashSet<String>,
     violations: Vec<Violation>,
 }
 

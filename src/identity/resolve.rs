@@ -164,6 +164,9 @@ impl Resolver {
     pub async fn run(&self) -> Result<ResolveReport, sqlx::Error> {
         let _guard = self.running.lock().await;
         let mut report = ResolveReport::default();
+        // The hub store's statistics are refreshed as the links double (1,000 records
+        // read, 2,000, 4,000, ...): a few times per large run, never for a small one.
+        let mut analyze_at = 1_000;
         for source in SourceName::ALL {
             loop {
                 let watermark = self.watermark(source).await?;
@@ -172,6 +175,10 @@ impl Resolver {
                 let next = (last.updated_at, last.id);
                 let full = records.len() == self.batch_size;
                 self.resolve_batch(source, records, next, &mut report).await?;
+                if report.read >= analyze_at {
+                    self.sources.hub().analyze(&["identity_links", "customers", "ambiguous_keys"]).await?;
+                    analyze_at = report.read * 2;
+                }
                 if !full {
                     break;
                 }

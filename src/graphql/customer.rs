@@ -276,7 +276,7 @@ impl Customer {
         };
         let region = country.unwrap_or_else(|| shared(ctx).config.identity.default_region.clone());
         let phone = raw.map(|p| {
-            PhoneNumber::parse(&p, Some(&region)).map(|n| n.to_string()).unwrap_or_else(|| p.trim().to_owned())
+            PhoneNumber::parse_cached(&p, Some(&region)).map(|n| n.to_string()).unwrap_or_else(|| p.trim().to_owned())
         });
         Ok(phone)
     }

@@ -103,8 +103,7 @@ impl PhoneNumber {
     /// and again, and parsing runs regular expressions (2% of a profile request's CPU).
     /// Bounded; what it holds is what was typed, in this process only.
     pub fn parse_cached(raw: &str, region: Option<&str>) -> Option<Self> {
-        static PARSED: LazyLock<Cache<(String, String), Option<PhoneNumber>>> =
-            LazyLock::new(|| Cache::new(20_000));
+        static PARSED: LazyLock<Cache<(String, String), Option<PhoneNumber>>> = LazyLock::new(|| Cache::new(20_000));
         let key = (raw.to_owned(), region.unwrap_or_default().to_owned());
         if let Some(parsed) = PARSED.get(&key) {
             return parsed;
@@ -191,9 +190,16 @@ mod tests {
     fn cached_phones_are_parsed_phones() {
         let cases = [("0151 23456789", "DE"), ("0151 23456789", "NL"), ("07700 900123", "GB"), ("not a phone", "DE")];
         for (raw, region) in cases.into_iter().chain(cases) {
-            assert_eq!(PhoneNumber::parse_cached(raw, Some(region)), PhoneNumber::parse(raw, Some(region)), "{raw} {region}");
+            assert_eq!(
+                PhoneNumber::parse_cached(raw, Some(region)),
+                PhoneNumber::parse(raw, Some(region)),
+                "{raw} {region}"
+            );
         }
-        assert_ne!(PhoneNumber::parse_cached("0151 23456789", Some("DE")), PhoneNumber::parse_cached("0151 23456789", Some("NL")));
+        assert_ne!(
+            PhoneNumber::parse_cached("0151 23456789", Some("DE")),
+            PhoneNumber::parse_cached("0151 23456789", Some("NL"))
+        );
     }
 
     #[test]

@@ -180,7 +180,9 @@ def prepare_data(engine, customers, connections, throwaway):
 def sample_keys(engine, db, n, rng):
     """Golden ids and normalised emails to ask for, drawn with `rng`."""
     ids_sql = "select id from customers"
-    emails_sql = "select email_norm from identity_links where email_norm is not null and source = 'crm'"
+    # Emails of one customer each (a couple's shared address is, rightly, ambiguous).
+    emails_sql = ("select email_norm from identity_links where email_norm is not null and source = 'crm' "
+                  "group by email_norm having count(distinct customer_id) = 1")
     if engine == "postgres":
         url = pg_url(db, options="-c%20search_path%3Dhub")
         ids = [r[0] for r in psql(url, ids_sql, fetch=True)]

@@ -37,6 +37,14 @@ pub struct Hub {
 const DOCUMENTS: usize = 512;
 const LONGEST_CACHED: usize = 16 * 1024;
 
+/// Whether a document may be kept parsed. Not with string literals: a literal can be
+/// personal data (`customerByEmail(email: "..")`), and a faster answer to the same text
+/// would tell another viewer that someone asked for it. Clients that pass values in
+/// variables, as clients do, get the cache.
+fn cacheable(query: &str) -> bool {
+    query.len() <= LONGEST_CACHED && !query.contains('"')
+}
+
 impl Hub {
     /// The hub as served: the policy file's decisions enforced by the guard, personal data
     /// reads audited.
@@ -87,9 +95,10 @@ impl Hub {
     }
 
     /// `query` parsed, from the cache or parsed now and kept; `None` when it does not
-    /// parse (async-graphql then reports the syntax error as usual) or is too long to keep.
+    /// parse (async-graphql then reports the syntax error as usual) or is not
+    /// [`cacheable`] (async-graphql parses it as usual).
     fn parsed(&self, query: &str) -> Option<ExecutableDocument> {
-        if query.len() > LONGEST_CACHED {
+        if !cacheable(query) {
             return None;
         }
         if let Some(document) = self.documents.get(query) {
@@ -120,5 +129,18 @@ impl Hub {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_with_literal_values_are_never_kept() {
+        assert!(cacheable("query($e: String!) { customerByEmail(email: $e) { id } }"));
+        assert!(!cacheable(r#"{ customerByEmail(email: "jane@example.com") { id } }"#));
+        assert!(!cacheable(r#"{ customers(first: 1) { edges { node { id } } } } # """block""""#));
+        assert!(!cacheable(&format!("{{ {} }}", "customers(first: 1) { totalCount } ".repeat(1_000))));
     }
 }

@@ -101,7 +101,8 @@ impl PhoneNumber {
 
     /// [`parse`](Self::parse), remembered: the request path shows the same numbers again
     /// and again, and parsing runs regular expressions (2% of a profile request's CPU).
-    /// Bounded; what it holds is what was typed, in this process only.
+    /// Bounded; for numbers read from the sources only, never for what a client typed
+    /// (a faster answer would tell one viewer what another asked for).
     pub fn parse_cached(raw: &str, region: Option<&str>) -> Option<Self> {
         static PARSED: LazyLock<Cache<(String, String), Option<PhoneNumber>>> = LazyLock::new(|| Cache::new(20_000));
         let key = (raw.to_owned(), region.unwrap_or_default().to_owned());

@@ -407,7 +407,8 @@ impl Database {
     /// minutes instead of seconds, each lookup of a thousand keys 1.5 s).
     pub async fn analyze(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
         let statements: Vec<(String, Vec<Arg>)> = match self.engine {
-            Engine::Sqlite => vec![("analyze".to_owned(), vec![])],
+            // One table per statement: a bare `analyze` would also scan the audit log.
+            Engine::Sqlite => tables.iter().map(|t| (format!("analyze {t}"), vec![])).collect(),
             Engine::Postgres => vec![(format!("analyze {}", tables.join(", ")), vec![])],
             Engine::Mysql => vec![(format!("analyze table {}", tables.join(", ")), vec![])],
         };

@@ -2,8 +2,6 @@
 //! per-request loaders and batching, and hands what the response revealed to the audit
 //! log. HTTP, the websocket and the benchmarks all call [`Hub::execute`].
 
-use std::sync::Arc;
-
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use quick_cache::sync::Cache;
@@ -12,7 +10,7 @@ use crate::audit::AuditLog;
 use crate::auth::Viewer;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::graphql::privacy::{PolicyGuard, PrivacyTable};
+use crate::graphql::privacy::{PrivacyTable, Violations};
 use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
 use crate::policy::Policy;
@@ -21,7 +19,12 @@ use crate::sources::{Sources, SqlTrace};
 /// Runs GraphQL requests for viewers: the schema under the policy, with the audit log.
 /// The HTTP handler is this plus authentication; benchmarks use it directly.
 pub struct Hub {
+    /// The schema without extensions: documents that name nothing hidden from their
+    /// viewer run here, each field resolving without an extension's hook (the resolvers
+    /// mask and audit by themselves).
     schema: C360Schema,
+    /// `None` only in [`Hub::unguarded`].
+    guard: Option<Guard>,
     sources: Sources,
     /// `None` only in [`Hub::unguarded`].
     audit: Option<AuditLog>,
@@ -31,6 +34,14 @@ pub struct Hub {
     /// and parsing was a twentieth of a profile request's CPU. Every request is still
     /// validated and checked against its viewer's policy (both run after parsing).
     documents: Cache<String, ExecutableDocument>,
+}
+
+/// What turns away documents that name what their viewer may not see.
+struct Guard {
+    table: PrivacyTable,
+    /// The schema with the policy guard, which validates such documents (and rejects
+    /// them, as GraphQL rejects unknown names).
+    schema: C360Schema,
 }
 
 /// Documents kept parsed, and the longest one kept (longer ones are parsed each time).
@@ -54,16 +65,32 @@ impl Hub {
         let trace_sql = config.trace_sql;
         let audit = AuditLog::start(sources.hub().clone(), &config.audit);
         let shared = Shared { config };
-        let schema = graphql::build(Some(shared), Some(PolicyGuard::new(Arc::new(table))));
-        Ok(Hub { schema, sources, audit: Some(audit), policy, trace_sql, documents: Cache::new(DOCUMENTS) })
+        let guard = Guard { table, schema: graphql::build(Some(shared.clone()), true) };
+        Ok(Hub {
+            schema: graphql::build(Some(shared), false),
+            guard: Some(guard),
+            sources,
+            audit: Some(audit),
+            policy,
+            trace_sql,
+            documents: Cache::new(DOCUMENTS),
+        })
     }
 
     /// The same schema with no policy guard (everything shown) and no audit log: the
     /// baseline that benchmarks compare the policy's cost against. Never served.
     pub fn unguarded(config: Config, sources: Sources) -> Self {
         let trace_sql = config.trace_sql;
-        let schema = graphql::build(Some(Shared { config }), None);
-        Hub { schema, sources, audit: None, policy: Policy::show_all(), trace_sql, documents: Cache::new(DOCUMENTS) }
+        let schema = graphql::build(Some(Shared { config }), false);
+        Hub {
+            schema,
+            guard: None,
+            sources,
+            audit: None,
+            policy: Policy::show_all(),
+            trace_sql,
+            documents: Cache::new(DOCUMENTS),
+        }
     }
 
     /// Runs one request for `viewer`. Returns the response and the request's id. A
@@ -75,11 +102,25 @@ impl Hub {
         let access = self.policy.access(viewer.clone());
         let context = RequestContext::new(&self.sources, viewer.clone(), access.rows.clone(), trace.clone(), &queue);
         let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
+        let document = match self.parsed(&request.query) {
+            Ok(document) => document,
+            Err(error) => return (async_graphql::Response::from_errors(vec![error]), request_id),
+        };
+        let violations = match &self.guard {
+            Some(guard) => guard.table.check(&document, &request.variables, &access),
+            None => Vec::new(),
+        };
         let mut request = request.data(access).data(context);
-        if let Some(document) = self.parsed(&request.query) {
-            request.set_parsed_query(document);
-        }
-        let mut response = batch::drive(queue, self.schema.execute(request)).await;
+        request.set_parsed_query(document);
+        let schema = match &self.guard {
+            Some(guard) if !violations.is_empty() => {
+                request = request.data(Violations(violations));
+                &guard.schema
+            }
+            _ => &self.schema,
+        };
+        let mut response = batch::drive(queue, schema.execute(request)).await;
+        coded(&mut response.errors);
         if let Some(audit) = &self.audit
             && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()
         {
@@ -94,25 +135,39 @@ impl Hub {
         (response, request_id)
     }
 
-    /// `query` parsed, from the cache or parsed now and kept; `None` when it does not
-    /// parse (async-graphql then reports the syntax error as usual) or is not
-    /// [`cacheable`] (async-graphql parses it as usual).
-    fn parsed(&self, query: &str) -> Option<ExecutableDocument> {
-        if !cacheable(query) {
-            return None;
+    /// `query` parsed, from the cache or parsed now (and kept if [`cacheable`]); else the
+    /// syntax error, coded `GRAPHQL_PARSE_FAILED`.
+    fn parsed(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
+        let cacheable = cacheable(query);
+        if cacheable && let Some(document) = self.documents.get(query) {
+            return Ok(document);
         }
-        if let Some(document) = self.documents.get(query) {
-            return Some(document);
+        let document = async_graphql::parser::parse_query(query).map_err(|e| {
+            let mut error = ServerError::from(e);
+            error.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_PARSE_FAILED");
+            error
+        })?;
+        if cacheable {
+            self.documents.insert(query.to_owned(), document.clone());
         }
-        let document = async_graphql::parser::parse_query(query).ok()?;
-        self.documents.insert(query.to_owned(), document.clone());
-        Some(document)
+        Ok(document)
     }
 
     /// Stops the audit writer once every entry taken is written.
     pub async fn close(&self) {
         if let Some(audit) = &self.audit {
             audit.close().await;
+        }
+    }
+}
+
+/// Errors of the request as a whole (validation, operation selection; they have no
+/// path) get the code clients branch on, whichever schema answered.
+fn coded(errors: &mut [ServerError]) {
+    for e in errors.iter_mut().filter(|e| e.path.is_empty()) {
+        let extensions = e.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "GRAPHQL_VALIDATION_FAILED");
         }
     }
 }

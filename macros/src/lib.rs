@@ -22,8 +22,11 @@
 //!
 //! From that one line follow, so that none of them can be forgotten:
 //! - the `@privacy(class:, mask:)` (or `@lookup(class:)`) directive in the schema, which the
-//!   policy guard reads to mask values and to reject documents that name hidden fields;
+//!   policy guard reads to reject documents that name hidden fields;
 //! - the field's visibility: absent from introspection for viewers the class is hidden from;
+//! - the policy at resolution: the value is masked in its format where the policy masks
+//!   the class, and never resolved where it hides it (validation turns such documents
+//!   away before; the resolver refuses regardless);
 //! - for the classes the audit log records (contact, sensitive), the audit: the value,
 //!   when shown unmasked and not null, is noted for the customer the object belongs to
 //!   (its type must implement `Subject`, or it does not compile). A compile-time
@@ -163,12 +166,8 @@ fn rewrite(f: &mut ImplItemFn, type_name: &str) -> syn::Result<()> {
             const _: () = assert!(!crate::policy::PrivacyClass::#class_variant.audited(), #message);
         )
     };
-    if !audited {
-        f.block.stmts.insert(0, check);
-        return Ok(());
-    }
 
-    // The audit needs the request: use the resolver's context, or take one.
+    // The policy's decision needs the request: use the resolver's context, or take one.
     let ctx = f.sig.inputs.iter().find_map(|arg| match arg {
         FnArg::Typed(t) if is_context(&t.ty) => match &*t.pat {
             syn::Pat::Ident(i) => Some(i.ident.clone()),
@@ -185,28 +184,74 @@ fn rewrite(f: &mut ImplItemFn, type_name: &str) -> syn::Result<()> {
         }
     };
     let ReturnType::Type(_, ret) = &f.sig.output else {
-        return Err(Error::new(f.sig.span(), "an audited field returns its value"));
+        return Err(Error::new(f.sig.span(), "a classified field returns its value"));
     };
-    let name = camel(&f.sig.ident.to_string());
-    let name = if type_name == "Customer" {
-        name
+    let ret = ret.clone();
+    // A hidden field is never resolved, so the resolver can fail: a value that is not a
+    // `Result` becomes one (the schema's type stays the same).
+    let fallible = is_result(&ret);
+    if !fallible {
+        f.sig.output = parse_quote!(-> async_graphql::Result<#ret>);
+    }
+    let decision = quote!(crate::policy::Decision);
+    let refuse = match &mask {
+        Some(_) => quote!(__decision == #decision::Hide),
+        // Without a mask format the policy never masks it (a policy that would is refused
+        // at start); were it asked to, the field is not shown.
+        None => quote!(__decision != #decision::Show),
+    };
+    let masking = match &mask {
+        Some(m) => {
+            let m = format_ident!("{}", pascal(m));
+            quote!(
+                let __value = if __decision == #decision::Mask {
+                    #privacy::Masked::masked(__value, crate::policy::MaskFormat::#m)
+                } else {
+                    __value
+                };
+            )
+        }
+        None => quote!(),
+    };
+    let audit = if audited {
+        let name = camel(&f.sig.ident.to_string());
+        let name = if type_name == "Customer" {
+            name
+        } else {
+            format!("{}{}.{name}", type_name[..1].to_lowercase(), &type_name[1..])
+        };
+        quote!(
+            #privacy::note_read(
+                #ctx,
+                #class_expr,
+                #privacy::Subject::subject_id(self),
+                #name,
+                #privacy::Present::present(&__value),
+            );
+        )
     } else {
-        format!("{}{}.{name}", type_name[..1].to_lowercase(), &type_name[1..])
+        quote!()
     };
+    let result = if fallible { quote!(__value) } else { quote!(::std::result::Result::Ok(__value)) };
     let body = &f.block;
     f.block = parse_quote!({
         #check
+        let __decision = #privacy::decision(#ctx, #class_expr);
+        if #refuse {
+            return ::std::result::Result::Err(::std::convert::Into::into(#privacy::not_shown()));
+        }
         let __value: #ret = async #body.await;
-        #privacy::note_read(
-            #ctx,
-            #class_expr,
-            #privacy::Subject::subject_id(self),
-            #name,
-            #privacy::Present::present(&__value),
-        );
-        __value
+        #audit
+        #masking
+        #result
     });
     Ok(())
+}
+
+/// `Result<..>` (any path ending in `Result`).
+fn is_result(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    p.path.segments.last().is_some_and(|s| s.ident == "Result")
 }
 
 /// `&Context<'_>` (any path ending in `Context`).

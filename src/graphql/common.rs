@@ -41,6 +41,7 @@ impl RequestContext {
 /// Process-wide data every resolver may read.
 ///
 /// No databases: resolvers reach data only through the request's loaders.
+#[derive(Clone)]
 pub struct Shared {
     pub config: Config,
 }

@@ -17,11 +17,12 @@ use super::common::{Money, connection, page_size, request, shared, wants_total};
 use super::crm::{Consent, Note, NoteConnection};
 use super::ids::{self, Kind, global_id};
 use super::order::{Order, OrderConnection};
-use super::privacy::Subject;
+use super::privacy::{MaskValue, Subject};
 use super::ticket::{Ticket, TicketConnection};
 use crate::error::ApiError;
 use crate::identity::normalize::PhoneNumber;
 use crate::identity::store::{self, Link};
+use crate::policy::MaskFormat;
 use crate::sources::crm::CrmCustomer;
 use crate::sources::shop::Account;
 use crate::sources::{Page, SourceName};
@@ -130,6 +131,13 @@ impl Subject for Address {
     }
 }
 
+/// Masked to its city and country, it stays: its street and postal code mask themselves.
+impl MaskValue for Address {
+    fn mask(self, format: MaskFormat) -> Option<Self> {
+        matches!(format, MaskFormat::CityCountry | MaskFormat::Keep).then_some(self)
+    }
+}
+
 /// A postal address. Masked, it keeps only city and country.
 #[classified]
 #[Object]
@@ -167,6 +175,8 @@ pub enum Gender {
     /// Diverse (neither, or both).
     Diverse,
 }
+
+impl MaskValue for Gender {}
 
 /// Purchases across all of the customer's shop accounts.
 #[derive(Debug, Clone, SimpleObject)]

@@ -36,9 +36,10 @@ pub struct Mutation(crm_writes::CrmMutation, subject::SubjectMutation);
 
 pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema with its process-wide data and the privacy guard. Suggestions ("did you
-/// mean …") are off: they would name fields the viewer may not see.
-pub fn build(shared: Option<Shared>, guard: Option<PolicyGuard>) -> C360Schema {
+/// The schema with its process-wide data, and with the privacy guard when `guarded` (the
+/// schema that rejects documents naming what their viewer may not see; see `Hub`).
+/// Suggestions ("did you mean …") are off: they would name fields the viewer may not see.
+pub fn build(shared: Option<Shared>, guarded: bool) -> C360Schema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<query::Node>()
         .disable_suggestions()
@@ -46,13 +47,13 @@ pub fn build(shared: Option<Shared>, guard: Option<PolicyGuard>) -> C360Schema {
     if let Some(shared) = shared {
         builder = builder.data(shared);
     }
-    if let Some(guard) = guard {
-        builder = builder.extension(guard);
+    if guarded {
+        builder = builder.extension(PolicyGuard);
     }
     builder.finish()
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    build(None, None).sdl()
+    build(None, false).sdl()
 }

@@ -29,6 +29,19 @@ async fn bad_input_gets_typed_errors_and_unknown_ids_get_null() {
         }
     }
 
+    // Errors of the request as a whole carry a code too: a syntax error, an unknown field,
+    // an operation that is not there.
+    let requests = [
+        ("{ customers(first: 1) { ", "GRAPHQL_PARSE_FAILED"),
+        ("{ customers(first: 1) { nope } }", "GRAPHQL_VALIDATION_FAILED"),
+        ("query A { __typename } query B { __typename }", "GRAPHQL_VALIDATION_FAILED"),
+    ];
+    for (query, code) in requests {
+        let response = app.query(query, json!({})).await;
+        assert_eq!(codes(&response), [code], "{query}: {response:#}");
+        assert!(response["data"].is_null(), "{query}: {response:#}");
+    }
+
     // A cursor of one list is refused by another.
     let page = app
         .data("{ customers(first: 1) { edges { node { orders(first: 1) { pageInfo { endCursor } } } } } }", json!({}))

@@ -6,16 +6,19 @@
 //! field's visibility in introspection (the `visible` functions below) and, for audited
 //! classes, the audit note ([`note_read`]).
 //!
-//! At run time the [`PolicyGuard`] extension reads the directives back from the printed
-//! schema ([`PrivacyTable`]): it rejects documents that name what the viewer may not see,
-//! exactly as GraphQL rejects unknown names, and masks values as they resolve.
+//! At run time each classified field's resolver masks its own value where the policy
+//! says so ([`decision`], [`Masked`]), and the [`PrivacyTable`], read back from the
+//! printed schema's directives, finds the names in a document the viewer may not see:
+//! such a document is validated by the schema with the [`PolicyGuard`], which rejects it
+//! exactly as GraphQL rejects unknown names. Documents without such names run on the
+//! schema without extensions, whose fields resolve without a hook each.
 
 pub mod guard;
 pub mod schema;
 
-use async_graphql::{Context, Enum, TypeDirective, Value};
+use async_graphql::{Context, Enum, TypeDirective};
 
-pub use guard::PolicyGuard;
+pub use guard::{PolicyGuard, Violations};
 pub use schema::PrivacyTable;
 
 use super::common::request;
@@ -116,23 +119,66 @@ pub fn note_read(ctx: &Context<'_>, class: PrivacyClass, customer_id: &str, fiel
     }
 }
 
-/// The masked form of a resolved value, of the same GraphQL type. Null stays null; lists
-/// are masked item by item.
-pub fn mask_value(format: Option<policy::MaskFormat>, value: Value) -> Value {
-    use policy::MaskFormat as F;
-    match (format, value) {
-        (_, Value::Null) => Value::Null,
-        (Some(F::Keep), value) => value,
-        (format, Value::List(items)) => Value::List(items.into_iter().map(|v| mask_value(format, v)).collect()),
-        (Some(F::Email), Value::String(s)) => Value::String(mask::email(&s)),
-        (Some(F::Phone), Value::String(s)) => Value::String(mask::phone(&s)),
-        (Some(F::Initials), Value::String(s)) => Value::String(mask::initials(&s)),
-        // An address keeps its unclassified parts (city, country); its classified parts
-        // are masked one by one as they resolve.
-        (Some(F::CityCountry), object @ Value::Object(_)) => object,
-        _ => Value::Null,
+/// What a classified field's resolver does with its value, by the viewer's policy, as
+/// `#[class(..)]` writes it: show it, mask it, or (hidden) never resolve it. A request
+/// without an access decision is a wiring bug and sees nothing.
+pub fn decision(ctx: &Context<'_>, class: PrivacyClass) -> Decision {
+    match ctx.data_opt::<Access>() {
+        Some(access) => access.decision(class.into()),
+        None => {
+            tracing::error!("GraphQL request without an access decision");
+            Decision::Hide
+        }
     }
 }
+
+/// The error of a field its viewer may not see, should it ever be resolved: validation
+/// turns documents naming it away first, so this is never reached. It names nothing.
+pub fn not_shown() -> async_graphql::Error {
+    async_graphql::Error::new("internal error")
+}
+
+/// A resolver's value in its masked form, of the same type; `#[class(.., mask = ..)]`
+/// applies it where the policy masks the field.
+pub trait Masked: Sized {
+    fn masked(self, format: policy::MaskFormat) -> Self;
+}
+
+impl<T: Masked, E> Masked for Result<T, E> {
+    fn masked(self, format: policy::MaskFormat) -> Self {
+        self.map(|v| v.masked(format))
+    }
+}
+
+/// Null stays null; a value the format removes, or does not apply to, becomes null.
+impl<T: MaskValue> Masked for Option<T> {
+    fn masked(self, format: policy::MaskFormat) -> Self {
+        self.and_then(|v| v.mask(format))
+    }
+}
+
+/// A value a mask format applies to: by default only `keep` keeps it.
+pub trait MaskValue: Sized {
+    fn mask(self, format: policy::MaskFormat) -> Option<Self> {
+        (format == policy::MaskFormat::Keep).then_some(self)
+    }
+}
+
+impl MaskValue for String {
+    fn mask(self, format: policy::MaskFormat) -> Option<Self> {
+        use policy::MaskFormat as F;
+        match format {
+            F::Email => Some(mask::email(&self)),
+            F::Phone => Some(mask::phone(&self)),
+            F::Initials => Some(mask::initials(&self)),
+            F::Keep => Some(self),
+            F::CityCountry | F::Remove => None,
+        }
+    }
+}
+
+impl MaskValue for i32 {}
+impl MaskValue for chrono::NaiveDate {}
 
 /// `visible` functions for fields, one per class: a hidden class is left out of
 /// introspection. (Named after the class, as `#[class(..)]` refers to them.)
@@ -173,13 +219,16 @@ mod tests {
 
     #[test]
     fn masks_keep_the_type() {
-        let s = |v: &str| Value::String(v.into());
-        assert_eq!(mask_value(Some(F::Email), s("jane.doe@example.com")), s("j***@example.com"));
-        assert_eq!(mask_value(Some(F::Remove), s("1984-05-12")), Value::Null);
-        assert_eq!(mask_value(Some(F::Keep), Value::from(1984)), Value::from(1984));
-        assert_eq!(mask_value(Some(F::Email), Value::Null), Value::Null);
-        assert_eq!(mask_value(None, s("secret")), Value::Null);
-        // A string format never turns another type into a string.
-        assert_eq!(mask_value(Some(F::Phone), Value::from(42)), Value::Null);
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(s("jane.doe@example.com").masked(F::Email), s("j***@example.com"));
+        assert_eq!(s("+4915123456789").masked(F::Phone), s("***6789"));
+        assert_eq!(s("Jane Doe").masked(F::Initials), s("J. D."));
+        assert_eq!(chrono::NaiveDate::from_ymd_opt(1984, 5, 12).masked(F::Remove), None);
+        assert_eq!(Some(1984).masked(F::Keep), Some(1984));
+        assert_eq!(None::<String>.masked(F::Email), None);
+        assert_eq!(Ok::<_, ()>(s("secret")).masked(F::Remove), Ok(None));
+        // A string format never applies to another type, and a string never keeps a city.
+        assert_eq!(Some(42).masked(F::Phone), None);
+        assert_eq!(s("Main St 1").masked(F::CityCountry), None);
     }
 }

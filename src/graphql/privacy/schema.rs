@@ -144,11 +144,6 @@ impl PrivacyTable {
         Ok(table)
     }
 
-    /// The privacy of `type_name.field`, when it has a class.
-    pub fn privacy(&self, type_name: &str, field: &str) -> Option<FieldPrivacy> {
-        self.types.get(type_name)?.fields.get(field)?.1
-    }
-
     /// Every classified field as (`Type`, `field`, its type, privacy), sorted; lookups
     /// included.
     pub fn classified(&self) -> Vec<(String, String, FieldType, FieldPrivacy)> {
@@ -435,7 +430,10 @@ mod tests {
     #[test]
     fn lookups_carry_the_class_of_their_key() {
         let table = table();
-        let class = |f: &str| table.privacy("Query", f).filter(|p| p.lookup).map(|p| p.class);
+        let all = table.classified();
+        let class = |f: &str| {
+            all.iter().find(|(t, name, _, p)| t == "Query" && name == f && p.lookup).map(|(_, _, _, p)| p.class)
+        };
         assert_eq!(class("customerByEmail"), Some(PrivacyClass::Contact));
         assert_eq!(class("customerByPhone"), Some(PrivacyClass::Contact));
         assert_eq!(class("customerBySourceKey"), Some(PrivacyClass::Internal));

@@ -13,7 +13,8 @@
 //!
 //! Beside that path: [`identity`] resolves source records into customers (normalised
 //! keys, the incremental resolver, the hub store's links); [`seed`] writes demo data;
-//! [`auth`] says who is asking (bearer tokens);
+//! [`insights`] holds the customer models (RFM, BG/NBD); [`auth`] says who is asking
+//! (bearer tokens);
 //! [`policy`] decides what they may see of each field (show, mask, hide); [`audit`]
 //! records who saw whose personal data; [`config`] and [`cli`] start it all; [`error`] is
 //! what clients see when something goes wrong.
@@ -27,6 +28,7 @@ pub mod graphql;
 pub mod http;
 pub mod hub;
 pub mod identity;
+pub mod insights;
 pub mod loaders;
 pub mod names;
 pub mod policy;

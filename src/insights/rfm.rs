@@ -1,0 +1,158 @@
+//! RFM: recency, frequency and monetary value scored 1–5 against the population, and
+//! the standard segment of each score combination.
+//!
+//! Scores are quintiles as SQL's `NTILE(5)` makes them: rows sorted from worst to best
+//! (recency: most days since the last purchase first; frequency and money: least first),
+//! ties broken by the customer's key ascending, cut into five buckets whose sizes differ
+//! by at most one (the first `n mod 5` buckets take the extra row). The segment of each
+//! of the 125 codes (`100·R + 10·F + M`) is the published map in `rfm_segment_map.csv`.
+
+use std::sync::OnceLock;
+
+use strum::{EnumString, IntoStaticStr};
+
+/// The eleven standard RFM segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr)]
+pub enum Segment {
+    #[strum(serialize = "Champions")]
+    Champions,
+    #[strum(serialize = "Loyal Customers")]
+    LoyalCustomers,
+    #[strum(serialize = "Potential Loyalist")]
+    PotentialLoyalist,
+    #[strum(serialize = "New Customers")]
+    NewCustomers,
+    #[strum(serialize = "Promising")]
+    Promising,
+    #[strum(serialize = "Need Attention")]
+    NeedAttention,
+    #[strum(serialize = "About To Sleep")]
+    AboutToSleep,
+    #[strum(serialize = "At Risk")]
+    AtRisk,
+    #[strum(serialize = "Can't Lose Them")]
+    CantLoseThem,
+    #[strum(serialize = "Hibernating")]
+    Hibernating,
+    #[strum(serialize = "Lost")]
+    Lost,
+}
+
+impl Segment {
+    /// The segment's name as the map and reports write it ("Can't Lose Them").
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The segment of scores `r`, `f`, `m` (each 1–5).
+    pub fn of(r: u8, f: u8, m: u8) -> Segment {
+        let index = |s: u8| usize::from(s.clamp(1, 5) - 1);
+        segment_map()[index(r) * 25 + index(f) * 5 + index(m)]
+    }
+}
+
+/// The published map of the 125 codes, in code order (111, 112, …, 555).
+fn segment_map() -> &'static [Segment; 125] {
+    static MAP: OnceLock<[Segment; 125]> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map = [Segment::Lost; 125];
+        let mut seen = [false; 125];
+        for line in include_str!("rfm_segment_map.csv").lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            let mut cells = line.split(',');
+            let code: usize = cells.next().and_then(|c| c.trim().parse().ok()).expect("rfm_segment_map.csv: code");
+            let segment = cells.next().and_then(|s| s.trim().parse().ok()).expect("rfm_segment_map.csv: segment");
+            let (r, f, m) = (code / 100, code / 10 % 10, code % 10);
+            assert!((1..=5).contains(&r) && (1..=5).contains(&f) && (1..=5).contains(&m), "code {code}");
+            let i = (r - 1) * 25 + (f - 1) * 5 + (m - 1);
+            map[i] = segment;
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "rfm_segment_map.csv must list all 125 codes");
+        map
+    })
+}
+
+/// One customer's raw RFM figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    /// Days from the last purchase to the analysis date.
+    pub recency_days: i64,
+    /// Purchases (days with a purchase).
+    pub frequency: i64,
+    /// Money spent, in cents.
+    pub monetary_cents: i64,
+}
+
+/// A customer's scores, code and segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scores {
+    pub recency: u8,
+    pub frequency: u8,
+    pub monetary: u8,
+}
+
+impl Scores {
+    /// `100·R + 10·F + M`, e.g. 545.
+    pub fn code(self) -> u16 {
+        u16::from(self.recency) * 100 + u16::from(self.frequency) * 10 + u16::from(self.monetary)
+    }
+
+    pub fn segment(self) -> Segment {
+        Segment::of(self.recency, self.frequency, self.monetary)
+    }
+}
+
+/// Scores every customer against the others. `customers` pairs each customer's key (the
+/// tie-breaker, ascending) with its figures; the result is in the same order.
+pub fn score<K: Ord>(customers: &[(K, Figures)]) -> Vec<Scores> {
+    let quintiles = |worst_first: fn(&Figures, &Figures) -> std::cmp::Ordering| {
+        let mut order: Vec<usize> = (0..customers.len()).collect();
+        order.sort_by(|&i, &j| {
+            let (a, b) = (&customers[i], &customers[j]);
+            worst_first(&a.1, &b.1).then_with(|| a.0.cmp(&b.0))
+        });
+        let mut scores = vec![0u8; customers.len()];
+        for (rank, i) in order.into_iter().enumerate() {
+            scores[i] = ntile(rank, customers.len(), 5);
+        }
+        scores
+    };
+    let r = quintiles(|a, b| b.recency_days.cmp(&a.recency_days));
+    let f = quintiles(|a, b| a.frequency.cmp(&b.frequency));
+    let m = quintiles(|a, b| a.monetary_cents.cmp(&b.monetary_cents));
+    (0..customers.len()).map(|i| Scores { recency: r[i], frequency: f[i], monetary: m[i] }).collect()
+}
+
+/// `NTILE(buckets)` of the row at 0-based `rank` of `n`: 1-based, the first `n mod
+/// buckets` buckets one row larger.
+fn ntile(rank: usize, n: usize, buckets: usize) -> u8 {
+    let (size, extra) = (n / buckets, n % buckets);
+    let large = extra * (size + 1);
+    let bucket = if rank < large { rank / (size + 1) } else { extra + (rank - large) / size.max(1) };
+    u8::try_from(bucket + 1).unwrap_or(u8::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ntile_matches_sql() {
+        // 2,357 rows: 472, 472, 471, 471, 471.
+        let sizes = (0..2357).fold([0; 5], |mut acc, rank| {
+            acc[usize::from(ntile(rank, 2357, 5)) - 1] += 1;
+            acc
+        });
+        assert_eq!(sizes, [472, 472, 471, 471, 471]);
+        // Fewer rows than buckets: one each, from the first.
+        assert_eq!((0..3).map(|r| ntile(r, 3, 5)).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn the_map_covers_every_code() {
+        assert_eq!(Segment::of(5, 5, 5), Segment::Champions);
+        assert_eq!(Segment::of(1, 1, 1), Segment::Lost);
+        assert_eq!(Segment::of(1, 3, 4).name(), "At Risk");
+        assert_eq!("Can't Lose Them".parse::<Segment>(), Ok(Segment::CantLoseThem));
+    }
+}

@@ -2,7 +2,7 @@
 //! per-request loaders and batching, and hands what the response revealed to the audit
 //! log. HTTP, the websocket and the benchmarks all call [`Hub::execute`].
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use quick_cache::sync::Cache;
 
@@ -151,6 +151,20 @@ impl Hub {
             self.documents.insert(query.to_owned(), document.clone());
         }
         Ok(document)
+    }
+
+    /// Whether `query` runs a query or a mutation (the operation named, or its only one);
+    /// `None` when that is not clear, which execution then reports.
+    pub fn operation_type(&self, query: &str, operation_name: Option<&str>) -> Option<OperationType> {
+        let document = self.parsed(query).ok()?;
+        let operation = match (&document.operations, operation_name) {
+            (DocumentOperations::Single(operation), None) => operation,
+            (DocumentOperations::Single(_), Some(_)) => return None,
+            (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
+            (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations.values().next()?,
+            (DocumentOperations::Multiple(_), None) => return None,
+        };
+        Some(operation.node.ty)
     }
 
     /// Stops the audit writer once every entry taken is written.

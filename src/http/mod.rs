@@ -9,11 +9,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::parser::types::OperationType;
+use async_graphql_axum::GraphQLResponse;
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -49,7 +51,7 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = Arc::new(AppState { hub, verifier });
         let router = Router::new()
-            .route("/graphql", get(graphql_get).post(graphql_handler))
+            .route("/graphql", get(graphql_get).post(graphql_post))
             .route("/", get(landing))
             .route("/health/live", get(|| async { "ok" }))
             .route("/health/ready", get(ready))
@@ -80,31 +82,77 @@ impl Application {
     }
 }
 
-/// A GET is a query in the URL, or the opening of a websocket.
+/// A GET is a query in the URL (`query`, `operationName`, `variables` as JSON), or the
+/// opening of a websocket. Mutations are not run over GET (405): a link or a prefetch must
+/// never change data.
 async fn graphql_get(State(state): State<Arc<AppState>>, request: Request) -> Response {
     if ws::wants_upgrade(request.headers()) {
         return ws::upgrade(state, request).await;
     }
     let headers = request.headers().clone();
-    match <GraphQLRequest>::from_request(request, &state).await {
-        Ok(graphql) => graphql_handler(State(state), headers, graphql).await,
-        Err(rejection) => rejection.into_response(),
+    let Ok(Query(params)) = Query::<std::collections::HashMap<String, String>>::try_from_uri(request.uri()) else {
+        return bad_request("BAD_REQUEST", "the query string cannot be read");
+    };
+    let mut graphql = async_graphql::Request::new(params.get("query").cloned().unwrap_or_default());
+    if let Some(name) = params.get("operationName").filter(|n| !n.is_empty()) {
+        graphql = graphql.operation_name(name.clone());
+    }
+    if let Some(variables) = params.get("variables").filter(|v| !v.is_empty()) {
+        match serde_json::from_str::<serde_json::Value>(variables) {
+            Ok(value @ serde_json::Value::Object(_)) => {
+                graphql = graphql.variables(async_graphql::Variables::from_json(value));
+            }
+            _ => return bad_request("BAD_REQUEST", "`variables` must be a JSON object"),
+        }
+    }
+    if state.hub.operation_type(&graphql.query, graphql.operation_name.as_deref()) == Some(OperationType::Mutation) {
+        let body = error_body("METHOD_NOT_ALLOWED", "mutations are sent with POST");
+        return (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")], Json(body)).into_response();
+    }
+    graphql_handler(&state, &headers, graphql).await
+}
+
+/// A POST carries a JSON GraphQL request (`application/json`); other bodies are refused
+/// (415) before anything runs.
+async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        let body = error_body("UNSUPPORTED_MEDIA_TYPE", "the body must be a JSON GraphQL request (application/json)");
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
+    }
+    match serde_json::from_slice::<async_graphql::Request>(&body) {
+        Ok(graphql) => graphql_handler(&state, &headers, graphql).await,
+        Err(_) => bad_request("BAD_REQUEST", "the body is not a GraphQL request: a JSON object with a `query`"),
     }
 }
 
 /// Every GraphQL request over HTTP enters here: the token becomes a viewer, the policy
 /// its access.
-async fn graphql_handler(State(state): State<Arc<AppState>>, headers: HeaderMap, request: GraphQLRequest) -> Response {
-    let viewer = match authenticate(&state.verifier, &headers) {
+async fn graphql_handler(state: &AppState, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+    let viewer = match authenticate(&state.verifier, headers) {
         Ok(viewer) => viewer,
         Err(e) => return unauthenticated(e),
     };
-    let (response, request_id) = state.hub.execute(viewer, request.into_inner()).await;
+    let (response, request_id) = state.hub.execute(viewer, request).await;
     let mut response = GraphQLResponse::from(response).into_response();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
+}
+
+/// A GraphQL error body with its code.
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+/// HTTP 400 with a GraphQL error body.
+fn bad_request(code: &str, message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(error_body(code, message))).into_response()
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -126,9 +174,7 @@ fn bearer(authorization: &str) -> Result<&str, AuthError> {
 
 /// HTTP 401 with a GraphQL error body, as clients expect from a GraphQL endpoint.
 fn unauthenticated(error: AuthError) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": error.message(), "extensions": { "code": "UNAUTHENTICATED" } }]
-    });
+    let body = error_body("UNAUTHENTICATED", error.message());
     let challenge = match error {
         AuthError::Missing => "Bearer",
         AuthError::Expired | AuthError::Invalid => "Bearer error=\"invalid_token\"",

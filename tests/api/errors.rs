@@ -1,6 +1,6 @@
 //! Bad input gets typed errors; unknown ids get null; nothing leaks.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Layout, TestApp, codes};
 
@@ -77,4 +77,79 @@ async fn an_unreachable_source_is_a_clear_startup_error() {
     let message = error.to_string();
     assert!(message.starts_with("shop database"), "{message}");
     assert!(!message.contains("secret"), "credentials leaked: {message}");
+}
+
+/// GraphQL over HTTP: POST takes JSON bodies only, GET runs queries only, and what is
+/// refused is refused before anything runs, with a JSON error and a code.
+#[tokio::test]
+async fn http_takes_json_posts_and_query_only_gets() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/graphql", app.address);
+    let bearer = format!("Bearer {}", app.admin);
+    let id =
+        app.data("{ customers(first: 1) { edges { node { id } } } }", json!({})).await["customers"]["edges"][0]["node"]
+            ["id"]
+            .as_str()
+            .expect("a customer")
+            .to_owned();
+    let notes = "query($id: ID!) { customer(id: $id) { notes(first: 50) { totalCount } } }";
+    let count = |data: Value| data["customer"]["notes"]["totalCount"].as_i64().expect("notes");
+    let before = count(app.data(notes, json!({ "id": id })).await);
+
+    // A mutation over GET: 405, and nothing written.
+    let mutation = "mutation($id: ID!) { addNote(customerId: $id, body: \"via GET\") { body } }";
+    let variables = json!({ "id": id }).to_string();
+    let response = client
+        .get(&url)
+        .query(&[("query", mutation), ("variables", variables.as_str())])
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(codes(&body), ["METHOD_NOT_ALLOWED"]);
+    assert_eq!(count(app.data(notes, json!({ "id": id })).await), before);
+
+    // GET picks the operation named.
+    let two = "query A { __typename } mutation B { __typename }";
+    let response =
+        client.get(&url).query(&[("query", two), ("operationName", "A")]).header("authorization", &bearer).send().await;
+    let body: Value = response.expect("GET").json().await.expect("JSON");
+    assert_eq!(body["data"]["__typename"], "Query", "{body:#}");
+    let response =
+        client.get(&url).query(&[("query", two), ("operationName", "B")]).header("authorization", &bearer).send().await;
+    assert_eq!(response.expect("GET").status().as_u16(), 405);
+
+    // POST bodies other than JSON: 415, nothing run.
+    let query = json!({ "query": mutation, "variables": { "id": id } }).to_string();
+    for content_type in [None, Some("text/plain"), Some("multipart/form-data; boundary=x"), Some("application/xml")] {
+        let mut request = client.post(&url).header("authorization", &bearer).body(query.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("POST");
+        assert_eq!(response.status().as_u16(), 415, "{content_type:?}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(codes(&body), ["UNSUPPORTED_MEDIA_TYPE"], "{content_type:?}");
+    }
+    assert_eq!(count(app.data(notes, json!({ "id": id })).await), before);
+
+    // JSON that is not a GraphQL request: 400 with a code, no parser internals.
+    for body in ["{\"query\": ", "[1, 2]", "\"text\""] {
+        let response = client
+            .post(&url)
+            .header("authorization", &bearer)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 400, "{body}");
+        let answer: Value = response.json().await.expect("JSON");
+        assert_eq!(codes(&answer), ["BAD_REQUEST"], "{body}");
+        assert!(!answer.to_string().contains("EOF"), "{answer}");
+    }
 }

@@ -10,12 +10,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::GraphQLResponse;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
-use axum::http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -130,20 +129,85 @@ async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     }
 }
 
-/// Every GraphQL request over HTTP enters here: the token becomes a viewer, the policy
-/// its access.
+/// Every GraphQL request over HTTP enters here: the response's media type is agreed
+/// (406 if none fits), the token becomes a viewer, the policy its access.
 async fn graphql_handler(state: &AppState, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+    let Some(media) = Media::accepted(headers) else {
+        let body =
+            error_body("NOT_ACCEPTABLE", "the response is application/graphql-response+json or application/json");
+        return (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response();
+    };
     let viewer = match authenticate(&state.verifier, headers) {
         Ok(viewer) => viewer,
         Err(e) => return unauthenticated(e),
     };
     let (response, request_id) = state.hub.execute(viewer, request).await;
-    let mut response = GraphQLResponse::from(response).into_response();
+    let mut response = media.render(&response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
 }
+
+/// The media types of a GraphQL response (GraphQL over HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    /// `application/graphql-response+json`: the status says whether the request as a
+    /// whole failed (400) or ran (200). Also for `*/*` and when nothing is asked for.
+    GraphqlResponse,
+    /// `application/json`: always 200, as clients before the spec expect.
+    Json,
+}
+
+impl Media {
+    /// The first acceptable type the `Accept` header lists (types with `q=0` excluded).
+    fn accepted(headers: &HeaderMap) -> Option<Media> {
+        let Some(accept) = headers.get(ACCEPT) else { return Some(Media::GraphqlResponse) };
+        let accept = accept.to_str().ok()?;
+        if accept.trim().is_empty() {
+            return Some(Media::GraphqlResponse);
+        }
+        accept.split(',').find_map(|entry| {
+            let mut parts = entry.split(';').map(str::trim);
+            let media = parts.next()?.to_ascii_lowercase();
+            if parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0")) {
+                return None;
+            }
+            match media.as_str() {
+                "application/graphql-response+json" | "*/*" | "application/*" => Some(Media::GraphqlResponse),
+                "application/json" => Some(Media::Json),
+                _ => None,
+            }
+        })
+    }
+
+    /// The response in this media type. A request that failed as a whole (it did not
+    /// parse or validate) has no `data` entry.
+    fn render(self, response: &async_graphql::Response) -> Response {
+        let rejected = response.data == async_graphql::Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|e| {
+                let code = e.extensions.as_ref().and_then(|x| x.get("code"));
+                e.path.is_empty()
+                    && code.is_some_and(|c| {
+                        *c == async_graphql::Value::from("GRAPHQL_PARSE_FAILED")
+                            || *c == async_graphql::Value::from("GRAPHQL_VALIDATION_FAILED")
+                    })
+            });
+        let mut body = serde_json::to_value(response).unwrap_or_default();
+        if rejected && let Some(object) = body.as_object_mut() {
+            object.remove("data");
+        }
+        let (status, content_type) = match self {
+            Media::GraphqlResponse if rejected => (StatusCode::BAD_REQUEST, GRAPHQL_RESPONSE_JSON),
+            Media::GraphqlResponse => (StatusCode::OK, GRAPHQL_RESPONSE_JSON),
+            Media::Json => (StatusCode::OK, "application/json; charset=utf-8"),
+        };
+        (status, [(CONTENT_TYPE, content_type)], body.to_string()).into_response()
+    }
+}
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 
 /// A GraphQL error body with its code.
 fn error_body(code: &str, message: &str) -> serde_json::Value {

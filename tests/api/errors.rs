@@ -153,3 +153,48 @@ async fn http_takes_json_posts_and_query_only_gets() {
         assert!(!answer.to_string().contains("EOF"), "{answer}");
     }
 }
+
+/// The response's media type follows `Accept`; under application/graphql-response+json a
+/// request that fails as a whole is a 400 without `data`.
+#[tokio::test]
+async fn responses_follow_the_accept_header() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/graphql", app.address);
+    let bearer = format!("Bearer {}", app.admin);
+    let send = |accept: Option<&'static str>, query: &'static str| {
+        let mut request = client.post(&url).header("authorization", &bearer).json(&json!({ "query": query }));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        request.send()
+    };
+    let graphql_response = "application/graphql-response+json; charset=utf-8";
+    let cases = [
+        (None, "{ __typename }", 200, graphql_response),
+        (Some("*/*"), "{ __typename }", 200, graphql_response),
+        (Some("application/graphql-response+json"), "{ __typename }", 200, graphql_response),
+        (Some("application/json"), "{ __typename }", 200, "application/json; charset=utf-8"),
+        (Some("text/html, application/json;q=0.9"), "{ nope }", 200, "application/json; charset=utf-8"),
+        (Some("application/graphql-response+json"), "{ nope }", 400, graphql_response),
+        (None, "{ __typename ", 400, graphql_response),
+    ];
+    for (accept, query, status, content_type) in cases {
+        let response = send(accept, query).await.expect("POST");
+        assert_eq!(response.status().as_u16(), status, "{accept:?} {query}");
+        assert_eq!(response.headers()["content-type"], content_type, "{accept:?} {query}");
+        let body: Value = response.json().await.expect("JSON");
+        if query == "{ __typename }" {
+            assert_eq!(body["data"]["__typename"], "Query");
+        } else {
+            // Failed as a whole: errors, and no `data` entry at all.
+            assert!(body.get("data").is_none() && !codes(&body).is_empty(), "{body:#}");
+        }
+    }
+    for accept in ["text/html", "application/graphql-response+json;q=0"] {
+        let response = send(Some(accept), "{ __typename }").await.expect("POST");
+        assert_eq!(response.status().as_u16(), 406, "{accept}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(codes(&body), ["NOT_ACCEPTABLE"]);
+    }
+}

@@ -291,7 +291,9 @@ impl TestApp {
 
     /// Posts `body` as is; fails only when the server cannot be reached.
     pub async fn send(&self, authorization: Option<&str>, body: Value) -> reqwest::Result<reqwest::Response> {
-        let mut request = self.client.post(format!("{}/graphql", self.address)).json(&body);
+        // `application/json`: every GraphQL response is a 200, whatever its errors.
+        let mut request =
+            self.client.post(format!("{}/graphql", self.address)).header("accept", "application/json").json(&body);
         if let Some(authorization) = authorization {
             request = request.header("authorization", authorization);
         }

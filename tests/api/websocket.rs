@@ -207,7 +207,14 @@ async fn websocket_and_http_give_every_viewer_the_same_answer() {
     for (who, token, query) in &viewers {
         let mut socket = connect(&app, token).await;
         let variables = json!({ "id": someone });
-        let (over_ws, _) = run(&mut socket, "page", query, variables.clone()).await;
+        let (mut over_ws, _) = run(&mut socket, "page", query, variables.clone()).await;
+        // A document rejected as a whole has no `data` over HTTP; the websocket's
+        // `next` carries a null one (until rejections there are `error` messages).
+        if over_ws["data"].is_null()
+            && let Some(object) = over_ws.as_object_mut()
+        {
+            object.remove("data");
+        }
         let over_http = without_extensions(app.query_as(token, query, variables).await);
         assert_eq!(over_ws, over_http, "{who}: websocket and HTTP differ");
         answers.push((*who, over_ws));

@@ -1,4 +1,5 @@
-//! The command line: `c360 [serve] | migrate | seed | resolve | schema | token`.
+//! The command line: `c360 [serve] | migrate | check | seed | resolve | fit |
+//! import-transactions | schema | token`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,6 +66,25 @@ pub enum Command {
         /// Also measure precision and recall against the seeder's ground truth.
         #[arg(long)]
         evaluate: bool,
+    },
+    /// Fit the insight models (RFM, BG/NBD, Gamma-Gamma) on every customer's purchases
+    /// and keep the scores in the hub store, where a running hub picks them up.
+    Fit {
+        /// The analysis date (YYYY-MM-DD): purchases up to and including it count;
+        /// today by default.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
+    /// Load purchases from a file into the shop (one account per customer key, one order
+    /// per row), then resolve identities. In a directory with no data, this makes the
+    /// embedded deployment without demo data.
+    ImportTransactions {
+        #[arg(long, value_enum)]
+        format: crate::insights::import::Format,
+        /// ISO 4217 currency of the amounts.
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        file: PathBuf,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -139,8 +159,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let migrate = match command {
         Command::Check => Migrate::Nothing,
         Command::Migrate { sources: true } => Migrate::All,
-        Command::Seed { .. } if production => {
-            anyhow::bail!("`c360 seed` writes demo data into the sources; it is refused in production")
+        Command::Seed { .. } | Command::ImportTransactions { .. } if production => {
+            anyhow::bail!("`c360 seed` and `import-transactions` write into the sources; refused in production")
         }
         Command::ServeUnguarded if production => {
             anyhow::bail!("serving without the privacy policy is refused in production")
@@ -182,6 +202,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Fit { as_of } => {
+            let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let report = crate::insights::refresh::refresh(&sources, as_of).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::ImportTransactions { format, currency, file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let purchases = crate::insights::import::parse(format, &text)?;
+            let report = crate::insights::import::import(&sources, &purchases, &currency).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            let report = resolver.run().await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
         Command::Schema | Command::Token { .. } => unreachable!("handled above"),
     }
 }
@@ -214,12 +249,13 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver, guarded: bo
     if production && config.seed.on_empty {
         tracing::warn!("seed.on_empty is ignored in production: c360 never writes demo data into the sources there");
     }
+    // Empty: no CRM customers and no shop accounts (an import of transactions alone
+    // is data too, and gets no demo people beside it).
     let empty = || async {
-        sources
-            .crm()
-            .fetch_count(&SqlTrace::default(), "select count(*) as n from customers", &[])
-            .await
-            .map(|n| n == 0)
+        let trace = SqlTrace::default();
+        let crm = sources.crm().fetch_count(&trace, "select count(*) as n from customers", &[]).await?;
+        let shop = sources.shop().fetch_count(&trace, "select count(*) as n from accounts", &[]).await?;
+        Ok::<_, sqlx::Error>(crm == 0 && shop == 0)
     };
     if !production && config.seed.on_empty && empty().await? {
         tracing::info!(customers = config.seed.customers, "empty sources: seeding demo data (once)");

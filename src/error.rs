@@ -29,6 +29,8 @@ pub enum ApiError {
     AuditUnavailable,
     /// A source database failed or timed out; the rest of the response may still stand.
     SourceUnavailable(DbName),
+    /// Insights are asked for before the first fit of the models (`c360 fit`).
+    ModelNotReady,
     /// Something that should not happen; the details are in the server log.
     Internal,
 }
@@ -48,6 +50,7 @@ impl ApiError {
                 "the audit log is unavailable, so personal data cannot be shown; try again later".into()
             }
             ApiError::SourceUnavailable(db) => format!("the {db} source is unavailable"),
+            ApiError::ModelNotReady => "the insight models have not been fitted yet; try again after a fit".into(),
             ApiError::Internal => "internal error".into(),
         }
     }
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::AdminOnly => "FORBIDDEN",
             ApiError::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",
+            ApiError::ModelNotReady => "MODEL_NOT_READY",
             ApiError::Internal => "INTERNAL",
         }
     }

@@ -2,6 +2,8 @@
 //! per-request loaders and batching, and hands what the response revealed to the audit
 //! log. HTTP, the websocket and the benchmarks all call [`Hub::execute`].
 
+use std::sync::Arc;
+
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use quick_cache::sync::Cache;
@@ -13,6 +15,7 @@ use crate::error::ApiError;
 use crate::graphql::privacy::{PrivacyTable, Violations};
 use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
+use crate::loaders::insights::ModelCache;
 use crate::policy::Policy;
 use crate::sources::{Sources, SqlTrace};
 
@@ -26,6 +29,8 @@ pub struct Hub {
     /// `None` only in [`Hub::unguarded`].
     guard: Option<Guard>,
     sources: Sources,
+    /// The current insight model, as this process last saw it.
+    models: Arc<ModelCache>,
     /// `None` only in [`Hub::unguarded`].
     audit: Option<AuditLog>,
     policy: Policy,
@@ -70,6 +75,7 @@ impl Hub {
             schema: graphql::build(Some(shared), false),
             guard: Some(guard),
             sources,
+            models: Arc::default(),
             audit: Some(audit),
             policy,
             trace_sql,
@@ -86,6 +92,7 @@ impl Hub {
             schema,
             guard: None,
             sources,
+            models: Arc::default(),
             audit: None,
             policy: Policy::show_all(),
             trace_sql,
@@ -100,7 +107,14 @@ impl Hub {
         let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
         let queue = BatchQueue::default();
         let access = self.policy.access(viewer.clone());
-        let context = RequestContext::new(&self.sources, viewer.clone(), access.rows.clone(), trace.clone(), &queue);
+        let context = RequestContext::new(
+            &self.sources,
+            &self.models,
+            viewer.clone(),
+            access.rows.clone(),
+            trace.clone(),
+            &queue,
+        );
         let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
         let document = match self.parsed(&request.query) {
             Ok(document) => document,

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::loaders::Loaders;
 use crate::loaders::batch::BatchQueue;
+use crate::loaders::insights::ModelCache;
 use crate::policy::Rows;
 use crate::sources::{Sources, SqlTrace};
 
@@ -31,8 +32,15 @@ impl RequestContext {
     /// A context whose loaders batch through `queue`, for a viewer who sees the customers
     /// `rows` admits; run the request with [`crate::loaders::batch::drive`] on the same
     /// queue.
-    pub fn new(sources: &Sources, viewer: Viewer, rows: Rows, trace: SqlTrace, queue: &BatchQueue) -> Self {
-        let loaders = Loaders::new(sources, &trace, queue, rows);
+    pub fn new(
+        sources: &Sources,
+        models: &Arc<ModelCache>,
+        viewer: Viewer,
+        rows: Rows,
+        trace: SqlTrace,
+        queue: &BatchQueue,
+    ) -> Self {
+        let loaders = Loaders::new(sources, models, &trace, queue, rows);
         let request_id = uuid::Uuid::now_v7().to_string();
         RequestContext { viewer, request_id, trace, loaders, reveals: Arc::default() }
     }

@@ -16,6 +16,7 @@ use super::campaign::CampaignResponseConnection;
 use super::common::{Money, connection, page_size, request, shared, wants_total};
 use super::crm::{Consent, Note, NoteConnection};
 use super::ids::{self, Kind, global_id};
+use super::insights::CustomerInsights;
 use super::order::{Order, OrderConnection};
 use super::privacy::{MaskValue, Subject};
 use super::ticket::{Ticket, TicketConnection};
@@ -335,6 +336,15 @@ impl Customer {
             (Some(c), _) => Some(c.created_at),
             (None, account) => account.map(|a| a.created_at),
         })
+    }
+
+    /// What the insight models of the latest fit say of the customer: RFM segment,
+    /// lifecycle stage, churn risk, expected purchases, lifetime value and value tier.
+    /// `MODEL_NOT_READY` before the first fit (`c360 fit`).
+    #[class(insight)]
+    async fn insights(&self, ctx: &Context<'_>) -> Result<CustomerInsights> {
+        let insight = request(ctx).loaders.insights.load_one(self.id.clone()).await?;
+        Ok(CustomerInsights(insight.ok_or(ApiError::Internal)?))
     }
 
     /// Purchases across all shop accounts; null when the shop cannot be reached.

@@ -8,6 +8,7 @@ pub mod crm;
 pub mod crm_writes;
 pub mod customer;
 pub mod ids;
+pub mod insights;
 pub mod order;
 pub mod privacy;
 pub mod query;

@@ -122,7 +122,7 @@ impl CustomerQuery {
     }
 
     /// The customer a source system's record belongs to, by that system's own key
-    /// (e.g. a shop account id). Null when the key is unknown. Only for viewers who may
+    /// (e.g. a shop account id; leading zeros do not matter). Null when the key is unknown. Only for viewers who may
     /// see internal data (source records).
     #[lookup(internal)]
     async fn customer_by_source_key(
@@ -135,7 +135,10 @@ impl CustomerQuery {
         if key.len() > 64 {
             return Ok(None);
         }
-        Ok(one_customer(ctx, LookupKey::Source(source, key.trim().to_owned()), "this source key").await?)
+        // Every source numbers its records: `00004` and `4` are the same key.
+        let key = key.trim();
+        let key = key.parse::<i64>().map_or_else(|_| key.to_owned(), |k| k.to_string());
+        Ok(one_customer(ctx, LookupKey::Source(source, key), "this source key").await?)
     }
 
     /// Any object by global id; null when it does not exist.

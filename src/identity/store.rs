@@ -227,8 +227,8 @@ pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
     out
 }
 
-/// Removes a customer from the hub store: its links, aliases, conflicts, demo truth, the
-/// customer itself, and the shared keys of theirs that no one else holds any more.
+/// Removes a customer from the hub store: its links, aliases, conflicts, demo truth,
+/// insights, the customer itself, and the shared keys of theirs that no one else holds any more.
 /// Returns the rows deleted; deleting again deletes nothing.
 pub async fn forget(hub: &Database, customer_id: &str, links: &[Link]) -> Result<u64, sqlx::Error> {
     let id = || Arg::from(customer_id);
@@ -250,6 +250,8 @@ pub async fn forget(hub: &Database, customer_id: &str, links: &[Link]) -> Result
         ("delete from customer_aliases where customer_id = ? or old_id = ?".to_owned(), vec![id(), id()]),
         ("delete from identity_conflicts where customer_id = ? or other_customer_id = ?".to_owned(), vec![id(), id()]),
         ("delete from customers where id = ?".to_owned(), vec![id()]),
+        // What the insight models derived of them goes with them.
+        ("delete from customer_insights where customer_id = ?".to_owned(), vec![id()]),
     ]);
     for link in links {
         statements.push((

@@ -38,7 +38,7 @@ pub fn parse(text: &str) -> Result<Vec<Purchase>, String> {
 }
 
 /// `29.33` → 2933, without going through a float.
-fn cents(amount: &str) -> Option<i64> {
+pub(crate) fn cents(amount: &str) -> Option<i64> {
     let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
     if fraction.len() > 2 || !fraction.chars().all(|c| c.is_ascii_digit()) {
         return None;

@@ -2,7 +2,12 @@
 //! results are kept. [`summarize`] turns one customer's purchases into what the models
 //! read; [`rfm`] scores recency, frequency and money against the population;
 //! [`bgnbd`] fits and evaluates the BG/NBD purchase model, [`gamma_gamma`] the spend
-//! model and, with BG/NBD, lifetime value; [`fit`] is their maximum likelihood.
+//! model and, with BG/NBD, lifetime value; [`fit`] is their maximum likelihood;
+//! [`stage`] places customers in the lifecycle and the value tiers.
+//!
+//! Around the numerics: [`refresh`] is the job that reads every customer's purchases,
+//! fits, scores and keeps the result in the hub store ([`store`]), which requests read;
+//! [`import`] loads purchase files into the shop.
 //!
 //! Checked against the CDNOW sample of the BG/NBD paper and its golden outputs
 //! (`tests/fixtures/cdnow/`, whose README gives the exact definitions used here).
@@ -11,7 +16,11 @@ pub mod bgnbd;
 pub mod cdnow;
 pub mod fit;
 pub mod gamma_gamma;
+pub mod import;
+pub mod refresh;
 pub mod rfm;
+pub mod stage;
+pub mod store;
 
 use std::collections::BTreeMap;
 

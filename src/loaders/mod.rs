@@ -14,6 +14,7 @@ pub mod crm;
 pub mod customers;
 pub mod helpdesk;
 pub mod hub;
+pub mod insights;
 pub mod marketing;
 pub mod shop;
 
@@ -47,6 +48,7 @@ pub struct Loaders {
     pub send_pages: DataLoader<marketing::SendPageLoader, HashMapCache>,
     pub send_counts: DataLoader<marketing::SendCountLoader, HashMapCache>,
     pub campaigns: DataLoader<marketing::CampaignLoader, HashMapCache>,
+    pub insights: DataLoader<insights::InsightLoader, HashMapCache>,
     /// Which customers the viewer sees at all (the policy's row rule).
     rows: Rows,
     /// The CRM, for the request's writes (consents and notes): see [`crm::Writes`].
@@ -60,8 +62,15 @@ pub struct Loaders {
 
 impl Loaders {
     /// Loaders whose batches run through `queue` (see [`batch::drive`]), for a viewer who
-    /// sees the customers `rows` admits.
-    pub fn new(sources: &Sources, trace: &SqlTrace, queue: &batch::BatchQueue, rows: Rows) -> Self {
+    /// sees the customers `rows` admits; `models` is the process's view of the current
+    /// insight model.
+    pub fn new(
+        sources: &Sources,
+        models: &Arc<insights::ModelCache>,
+        trace: &SqlTrace,
+        queue: &batch::BatchQueue,
+        rows: Rows,
+    ) -> Self {
         fn loader<T: Send + Sync + 'static>(inner: T, queue: &batch::BatchQueue) -> DataLoader<T, HashMapCache> {
             DataLoader::with_cache(inner, queue.spawner(), HashMapCache::default()).delay(std::time::Duration::ZERO)
         }
@@ -92,6 +101,14 @@ impl Loaders {
             send_pages: loader(marketing::SendPageLoader(ctx(sources.marketing())), queue),
             send_counts: loader(marketing::SendCountLoader(ctx(sources.marketing())), queue),
             campaigns: loader(marketing::CampaignLoader(ctx(sources.marketing())), queue),
+            insights: loader(
+                insights::InsightLoader {
+                    source: ctx(sources.hub()),
+                    models: models.clone(),
+                    model: tokio::sync::OnceCell::new(),
+                },
+                queue,
+            ),
             rows,
             crm: ctx(sources.crm()),
             hub: ctx(sources.hub()),

@@ -74,6 +74,16 @@ impl Engine {
         }
     }
 
+    /// The calendar day (UTC) of a timestamp column, as a `date`.
+    pub fn day(self, column: &str) -> String {
+        match self {
+            // sqlx keeps SQLite timestamps as RFC 3339 text in UTC: the day is its head.
+            Engine::Sqlite => format!("substr({column}, 1, 10)"),
+            Engine::Postgres => format!("cast({column} at time zone 'UTC' as date)"),
+            Engine::Mysql => format!("date({column})"),
+        }
+    }
+
     /// The tail of an upsert that overwrites `columns` when the primary key exists.
     pub fn upsert(self, key: &str, columns: &[&str]) -> String {
         match self {
@@ -116,6 +126,8 @@ pub enum Arg {
     OptTime(Option<DateTime<Utc>>),
     OptDate(Option<NaiveDate>),
     OptInt(Option<i64>),
+    Float(f64),
+    OptFloat(Option<f64>),
 }
 
 impl From<i64> for Arg {
@@ -163,6 +175,21 @@ impl From<Option<i64>> for Arg {
         Arg::OptInt(v)
     }
 }
+impl From<f64> for Arg {
+    fn from(v: f64) -> Self {
+        Arg::Float(v)
+    }
+}
+impl From<Option<f64>> for Arg {
+    fn from(v: Option<f64>) -> Self {
+        Arg::OptFloat(v)
+    }
+}
+impl From<NaiveDate> for Arg {
+    fn from(v: NaiveDate) -> Self {
+        Arg::OptDate(Some(v))
+    }
+}
 
 /// Binds a slice of [`Arg`]s onto a sqlx query of any engine.
 macro_rules! bind_all {
@@ -178,6 +205,8 @@ macro_rules! bind_all {
                 Arg::OptTime(v) => q.bind(*v),
                 Arg::OptDate(v) => q.bind(*v),
                 Arg::OptInt(v) => q.bind(*v),
+                Arg::Float(v) => q.bind(*v),
+                Arg::OptFloat(v) => q.bind(*v),
             };
         }
         q
@@ -332,6 +361,32 @@ impl Database {
             Pool::Postgres(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
             Pool::Mysql(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
         }
+    }
+
+    /// Runs `sql` and hands each row to `each` as it arrives, without holding the result:
+    /// for the jobs that read a whole table (insights), in bounded memory.
+    pub async fn for_each<T: AnyRow>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+        mut each: impl FnMut(T) + Send,
+    ) -> Result<(), sqlx::Error> {
+        use futures::TryStreamExt as _;
+        let sql = self.engine.placeholders(sql);
+        macro_rules! stream {
+            ($p:expr) => {{
+                let mut rows = bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch($p);
+                while let Some(row) = rows.try_next().await? {
+                    each(row);
+                }
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(p) => stream!(p),
+            Pool::Postgres(p) => stream!(p),
+            Pool::Mysql(p) => stream!(p),
+        }
+        Ok(())
     }
 
     /// Runs a statement that returns no rows; returns the number of rows affected.

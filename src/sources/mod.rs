@@ -105,7 +105,7 @@ pub(crate) use migrations;
 
 /// The hub store's migrations.
 const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] =
-    migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit");
+    migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit", 3 "0003_insights.sql" "insights");
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
     let sets = match db.source() {

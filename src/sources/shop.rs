@@ -1,6 +1,6 @@
 //! Shop queries: accounts, orders, order lines and per-account purchase aggregates.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::contract::Kind::{Boolean, Integer, Text, Timestamp};
 use super::contract::Table;
@@ -185,6 +185,39 @@ pub async fn order_aggregates(
         list = in_list(accounts.len())
     );
     db.fetch_all(trace, &sql, &ints(accounts)).await
+}
+
+crate::row! {
+    /// What one account spent on one day (orders that were bought, not cancelled or
+    /// returned): the purchase models' unit, a day's orders being one transaction.
+    #[derive(Debug, Clone, Copy)]
+    pub struct PurchaseDay {
+        pub account_id: i64,
+        pub day: NaiveDate,
+        pub cents: i64,
+    }
+}
+
+/// Every account's purchase days up to and including `as_of`, in account order, handed
+/// to `each` as they stream (one grouped statement for the whole shop). Amounts are
+/// summed across currencies: the models assume the shop sells in one.
+#[tracing::instrument(skip_all)]
+pub async fn purchase_days(
+    db: &Database,
+    as_of: NaiveDate,
+    each: impl FnMut(PurchaseDay) + Send,
+) -> Result<(), sqlx::Error> {
+    let day = db.engine.day("ordered_at");
+    let sql = format!(
+        "select account_id, {day} as day, {total} as cents
+         from orders
+         where status not in ('cancelled', 'returned') and ordered_at < ?
+         group by account_id, {day}
+         order by account_id, {day}",
+        total = db.engine.sum_int("total_cents"),
+    );
+    let end = as_of.succ_opt().unwrap_or(as_of).and_time(chrono::NaiveTime::MIN).and_utc();
+    db.for_each(&sql, &[end.into()], each).await
 }
 
 /// Everything the shop holds about these records, by table.

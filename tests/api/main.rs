@@ -10,6 +10,7 @@ mod customer360;
 mod errors;
 mod helpers;
 mod identity;
+mod insights;
 mod layers;
 mod logs;
 mod partner;

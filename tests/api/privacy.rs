@@ -104,6 +104,7 @@ fn subselection(field: &str) -> &'static str {
         "total" => " { amount currency }",
         "lines" => " { sku }",
         "campaign" => " { name }",
+        "insights" => " { valueTier lifecycleStage probabilityAlive }",
         _ => "",
     }
 }
@@ -204,6 +205,7 @@ async fn subject(app: &TestApp) -> Subject {
 async fn policy_matrix(backend: Backend) {
     let layout = Layout::all(backend);
     let app = TestApp::spawn(layout, 200).await;
+    c360::insights::refresh::refresh(&app.sources, crate::helpers::as_of()).await.expect("fit the insight models");
     let table = PrivacyTable::from_sdl(&c360::graphql::sdl()).expect("schema");
     let classified = table.classified();
     assert!(classified.len() >= 40, "every customer-data field has a class: {}", classified.len());

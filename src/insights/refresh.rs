@@ -1,0 +1,283 @@
+//! The insight job: reads every customer's purchases (one grouped, streamed statement
+//! on the shop), joins them to customers through the hub's identity links, fits the
+//! models, scores everyone and stores the result as a new model in the hub store. A
+//! request never waits for it: it reads the newest complete model.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+
+use super::bgnbd::{Params, Sufficient};
+use super::fit::FitError;
+use super::rfm::{self, Segment};
+use super::stage::{Lifecycle, value_tiers};
+use super::store::{self, Fitted, Scored};
+use super::{Summary, gamma_gamma, summarize};
+use crate::sources::{Database, SourceName, Sources, shop};
+
+/// Rows written per transaction.
+const WRITE_CHUNK: usize = 5_000;
+
+/// Why a refresh failed; the previous model stays current.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("{0} database: {1}")]
+    Database(&'static str, #[source] sqlx::Error),
+    #[error("the purchase model did not fit: {0}")]
+    Fit(#[from] FitError),
+}
+
+/// What a refresh did, for the command line and the admin mutation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub model_id: String,
+    pub as_of: NaiveDate,
+    /// Customers with a purchase up to `as_of`.
+    pub customers: usize,
+    /// Of those, customers who bought on more than one day.
+    pub repeat_customers: usize,
+    /// BG/NBD's r, α, a, b; absent when no one bought twice.
+    pub purchase_model: Option<[f64; 4]>,
+    pub log_likelihood: Option<f64>,
+    /// Gamma-Gamma's p, q, v.
+    pub spend_model: Option<[f64; 3]>,
+    pub segments: BTreeMap<&'static str, usize>,
+    pub lifecycle: BTreeMap<&'static str, usize>,
+    pub value_tiers: BTreeMap<&'static str, usize>,
+    pub read_ms: i64,
+    pub fit_ms: i64,
+    pub write_ms: i64,
+}
+
+/// One customer's purchases as they are read.
+struct Customer {
+    /// Golden id.
+    id: String,
+    /// Shop accounts not read yet: when none is left, the customer is summarised and
+    /// their purchase days dropped (memory stays bounded by the customers in progress).
+    pending: u32,
+    /// The smallest shop account id: with the first purchase day, RFM's tie-breaker.
+    first_account: i64,
+}
+
+/// A summarised customer: index into the customers, tie-breaking key, summary.
+type Summarised = (usize, (NaiveDate, i64), Summary);
+
+/// Fits the models as of `as_of` and makes them current; on any failure the previous
+/// model stays current and the new one is marked failed.
+pub async fn refresh(sources: &Sources, as_of: NaiveDate) -> Result<Report, RefreshError> {
+    let hub = sources.hub();
+    let id = uuid::Uuid::now_v7().to_string();
+    let db = |e| RefreshError::Database("hub", e);
+    store::begin(hub, &id, as_of).await.map_err(db)?;
+    match run(sources, &id, as_of).await {
+        Ok(report) => {
+            // Old rows go after the switch; failing to delete them loses nothing.
+            if let Err(e) = store::prune(hub).await {
+                tracing::warn!(error = %e, "could not delete the rows of older insight models");
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            if let Err(e) = store::fail(hub, &id).await {
+                tracing::warn!(error = %e, "could not mark the failed insight model");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, RefreshError> {
+    let started = Instant::now();
+    let summarised = read(sources, as_of).await?;
+    let read_ms = elapsed_ms(started);
+
+    let started = Instant::now();
+    let (customers, summarised): (Vec<String>, Vec<Summarised>) = summarised;
+    let histories = summarised.iter().map(|(_, _, s)| s.history);
+    let sufficient = Sufficient::new(histories);
+    let purchases = match sufficient.fit() {
+        Ok(fit) => Some(fit),
+        Err(FitError::NoData | FitError::NoRepeatPurchases) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let spend = match gamma_gamma::fit(summarised.iter().map(|(_, _, s)| (s.history.x, s.repeat_mean_spend))) {
+        Ok(fit) => Some(fit.params),
+        Err(FitError::NoData | FitError::NoRepeatPurchases) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let params = purchases.map(|f| f.params);
+    let scored = score(&summarised, params.as_ref(), spend.as_ref());
+    let fit_ms = elapsed_ms(started);
+
+    let started = Instant::now();
+    let mut report = Report {
+        model_id: id.to_owned(),
+        as_of,
+        customers: summarised.len(),
+        repeat_customers: summarised.iter().filter(|(_, _, s)| s.history.x > 0).count(),
+        purchase_model: params.map(|p| [p.r, p.alpha, p.a, p.b]),
+        log_likelihood: purchases.map(|f| f.log_likelihood),
+        spend_model: spend.map(|s| [s.p, s.q, s.v]),
+        segments: BTreeMap::new(),
+        lifecycle: BTreeMap::new(),
+        value_tiers: BTreeMap::new(),
+        read_ms,
+        fit_ms,
+        write_ms: 0,
+    };
+    let hub = sources.hub();
+    let db = |e| RefreshError::Database("hub", e);
+    let mut chunk = Vec::with_capacity(WRITE_CHUNK);
+    for ((index, _, _), scored) in summarised.iter().zip(scored) {
+        *report.segments.entry(scored.segment.name()).or_default() += 1;
+        *report.lifecycle.entry(scored.lifecycle.name()).or_default() += 1;
+        *report.value_tiers.entry(scored.value_tier.name()).or_default() += 1;
+        chunk.push((customers[*index].clone(), scored));
+        if chunk.len() == WRITE_CHUNK {
+            store::write(hub, id, &chunk).await.map_err(db)?;
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        store::write(hub, id, &chunk).await.map_err(db)?;
+    }
+    report.write_ms = elapsed_ms(started);
+    let fitted = Fitted {
+        customers: i64::try_from(summarised.len()).unwrap_or(i64::MAX),
+        purchases: params,
+        log_likelihood: report.log_likelihood,
+        spend,
+        read_ms: report.read_ms,
+        fit_ms: report.fit_ms,
+        write_ms: report.write_ms,
+    };
+    store::publish(hub, id, &fitted).await.map_err(db)?;
+    hub.analyze(&["customer_insights"]).await.map_err(db)?;
+    Ok(report)
+}
+
+/// Reads every customer with a shop account and summarises their purchases up to
+/// `as_of`: the customers' golden ids, and the summaries of those who bought.
+async fn read(sources: &Sources, as_of: NaiveDate) -> Result<(Vec<String>, Vec<Summarised>), RefreshError> {
+    let (customers, by_account) = shop_customers(sources.hub()).await.map_err(|e| RefreshError::Database("hub", e))?;
+    let mut reader = Reader { as_of, customers, open: HashMap::new(), out: Vec::new(), current: None };
+    shop::purchase_days(sources.source(SourceName::Shop), as_of, |row| {
+        if reader.current.map(|(account, _)| account) != Some(row.account_id) {
+            reader.finish_account();
+            // Orders of an account no customer links to yet wait for the next refresh.
+            reader.current = by_account.get(&row.account_id).map(|&index| (row.account_id, index));
+        }
+        if let Some((_, index)) = reader.current {
+            reader.open.entry(index).or_default().push((row.day, row.cents));
+        }
+    })
+    .await
+    .map_err(|e| RefreshError::Database("shop", e))?;
+    reader.finish_account();
+    // Customers with an account that had no purchases are still open.
+    for (index, days) in std::mem::take(&mut reader.open) {
+        reader.close(index, days);
+    }
+    let Reader { customers, mut out, .. } = reader;
+    out.sort_by_key(|(index, _, _)| *index);
+    Ok((customers.into_iter().map(|c| c.id).collect(), out))
+}
+
+/// The state of [`read`] while the purchase days stream by, in account order.
+struct Reader {
+    as_of: NaiveDate,
+    customers: Vec<Customer>,
+    /// Purchase days of customers with accounts still to come.
+    open: HashMap<usize, Vec<(NaiveDate, i64)>>,
+    out: Vec<Summarised>,
+    /// The account being read, and its customer.
+    current: Option<(i64, usize)>,
+}
+
+impl Reader {
+    /// The current account is read: its customer is summarised if it was their last.
+    fn finish_account(&mut self) {
+        let Some((_, index)) = self.current.take() else { return };
+        let customer = &mut self.customers[index];
+        customer.pending = customer.pending.saturating_sub(1);
+        if customer.pending == 0
+            && let Some(days) = self.open.remove(&index)
+        {
+            self.close(index, days);
+        }
+    }
+
+    fn close(&mut self, index: usize, days: Vec<(NaiveDate, i64)>) {
+        let first_day = days.iter().map(|(d, _)| *d).min();
+        if let (Some(first_day), Some(summary)) = (first_day, summarize(days, self.as_of)) {
+            self.out.push((index, (first_day, self.customers[index].first_account), summary));
+        }
+    }
+}
+
+crate::row! {
+    /// A shop account's link to its customer.
+    struct ShopLink {
+        customer_id: String,
+        source_key: String,
+    }
+}
+
+/// Every customer with a shop account (in golden id order), and which customer each
+/// account belongs to.
+async fn shop_customers(hub: &Database) -> Result<(Vec<Customer>, HashMap<i64, usize>), sqlx::Error> {
+    let mut customers: Vec<Customer> = Vec::new();
+    let mut by_account: HashMap<i64, usize> = HashMap::new();
+    let sql = "select customer_id, source_key from identity_links where source = 'shop' order by customer_id";
+    hub.for_each(sql, &[], |link: ShopLink| {
+        let Ok(account) = link.source_key.parse::<i64>() else { return };
+        match customers.last_mut() {
+            Some(last) if last.id == link.customer_id => {
+                last.pending += 1;
+                last.first_account = last.first_account.min(account);
+            }
+            _ => customers.push(Customer { id: link.customer_id, pending: 1, first_account: account }),
+        }
+        by_account.insert(account, customers.len() - 1);
+    })
+    .await?;
+    Ok((customers, by_account))
+}
+
+/// Scores every summarised customer against the population: RFM, P(alive), lifetime
+/// value, lifecycle stage and value tier.
+fn score(summarised: &[Summarised], purchases: Option<&Params>, spend: Option<&gamma_gamma::Params>) -> Vec<Scored> {
+    let figures: Vec<((NaiveDate, i64), rfm::Figures)> = summarised.iter().map(|(_, key, s)| (*key, s.rfm)).collect();
+    let scores = rfm::score(&figures);
+    let money: Vec<((NaiveDate, i64), i64)> = figures.iter().map(|(key, f)| (*key, f.monetary_cents)).collect();
+    let tiers = value_tiers(&money);
+    summarised
+        .iter()
+        .zip(scores)
+        .zip(tiers)
+        .map(|(((_, _, summary), scores), value_tier)| {
+            let p_alive = purchases.map(|p| p.probability_alive(&summary.history));
+            let clv_12m = match (purchases, spend) {
+                (Some(p), Some(s)) => {
+                    Some(gamma_gamma::lifetime_value(p, s, &summary.history, summary.repeat_mean_spend, 12, 0.01))
+                }
+                _ => None,
+            };
+            Scored {
+                summary: *summary,
+                scores,
+                segment: Segment::of(scores.recency, scores.frequency, scores.monetary),
+                p_alive,
+                clv_12m,
+                lifecycle: Lifecycle::of(summary, p_alive.unwrap_or(1.0)),
+                value_tier,
+            }
+        })
+        .collect()
+}
+
+fn elapsed_ms(since: Instant) -> i64 {
+    i64::try_from(since.elapsed().as_millis()).unwrap_or(i64::MAX)
+}

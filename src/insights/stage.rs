@@ -1,0 +1,150 @@
+//! Where a customer stands: the lifecycle stage of the relationship and the value tier
+//! of the 80/20 rule. Both are rules over the models' figures, documented here and in
+//! README ("Insights").
+
+use strum::{EnumString, IntoStaticStr};
+
+use super::Summary;
+
+/// The relationship's stage (Dwyer, Schurr & Oh's exploration, formation, stability and
+/// decline; lost once it has ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum Lifecycle {
+    /// Not bought yet, or bought once recently.
+    Exploration,
+    /// Buying again, in the first year of the relationship.
+    Formation,
+    /// Buying again for more than a year, and likely still active.
+    Stability,
+    /// Activity falling: a one-time buyer gone quiet, or churn risk of one half or more.
+    Decline,
+    /// No purchase for a year, or hardly any chance of still being active.
+    Lost,
+}
+
+/// A one-time buyer is still exploring within this many days of the purchase.
+pub const RECENT_DAYS: i64 = 90;
+/// A customer without a purchase for longer than this is lost.
+pub const LOST_DAYS: i64 = 365;
+/// Below this probability of being active, a customer is lost ...
+pub const LOST_P_ALIVE: f64 = 0.2;
+/// ... and below this one, declining.
+pub const DECLINE_P_ALIVE: f64 = 0.5;
+/// Repeat buyers form the relationship during its first year (in weeks).
+pub const FORMATION_WEEKS: f64 = 52.0;
+
+impl Lifecycle {
+    /// The stage of a customer with `summary` and probability of being active `p_alive`
+    /// (1 when no model could be fitted). Rules in order: lost (no purchase for
+    /// [`LOST_DAYS`], or `p_alive` below [`LOST_P_ALIVE`]); one purchase: exploration
+    /// within [`RECENT_DAYS`], else decline; decline (`p_alive` below
+    /// [`DECLINE_P_ALIVE`]); formation (first [`FORMATION_WEEKS`]); stability.
+    pub fn of(summary: &Summary, p_alive: f64) -> Lifecycle {
+        let days = summary.rfm.recency_days;
+        if days > LOST_DAYS || p_alive < LOST_P_ALIVE {
+            Lifecycle::Lost
+        } else if summary.history.x == 0 {
+            if days <= RECENT_DAYS { Lifecycle::Exploration } else { Lifecycle::Decline }
+        } else if p_alive < DECLINE_P_ALIVE {
+            Lifecycle::Decline
+        } else if summary.history.age < FORMATION_WEEKS {
+            Lifecycle::Formation
+        } else {
+            Lifecycle::Stability
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// The value tier: customers ranked by money spent, most first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum ValueTier {
+    /// The customers who bring the first 80% of revenue.
+    Top,
+    /// Those who bring the next 15% (up to 95%).
+    Core,
+    /// The last 5% of revenue, and customers who have not bought.
+    Tail,
+}
+
+/// The share of revenue the top tier brings.
+pub const TOP_SHARE: f64 = 0.80;
+/// The share of revenue the top and core tiers bring together.
+pub const CORE_SHARE: f64 = 0.95;
+
+impl ValueTier {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// The tier of each customer, from `(tie-breaker, money spent)`: ranked by money, most
+/// first (ties by key ascending), a customer is in the top tier while the revenue of
+/// those ranked before them is under [`TOP_SHARE`] of the total, in the core tier while
+/// it is under [`CORE_SHARE`], else in the tail. In the same order as given.
+pub fn value_tiers<K: Ord>(customers: &[(K, i64)]) -> Vec<ValueTier> {
+    let total: i128 = customers.iter().map(|(_, cents)| i128::from((*cents).max(0))).sum();
+    let mut order: Vec<usize> = (0..customers.len()).collect();
+    order.sort_by(|&i, &j| customers[j].1.cmp(&customers[i].1).then_with(|| customers[i].0.cmp(&customers[j].0)));
+    let mut tiers = vec![ValueTier::Tail; customers.len()];
+    let mut before: i128 = 0;
+    for i in order {
+        let cents = i128::from(customers[i].1.max(0));
+        if total > 0 && cents > 0 {
+            // Integer shares: `before / total < 0.80` as `100·before < 80·total`.
+            tiers[i] = if before * 100 < total * 80 {
+                ValueTier::Top
+            } else if before * 100 < total * 95 {
+                ValueTier::Core
+            } else {
+                ValueTier::Tail
+            };
+        }
+        before += cents;
+    }
+    tiers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{bgnbd::History, rfm::Figures};
+    use super::*;
+
+    fn summary(x: u32, age: f64, recency_days: i64) -> Summary {
+        Summary {
+            history: History { x, t_x: 0.0, age },
+            rfm: Figures { recency_days, frequency: i64::from(x) + 1, monetary_cents: 1000 },
+            repeat_mean_spend: 10.0,
+        }
+    }
+
+    #[test]
+    fn lifecycle_rules_apply_in_order() {
+        assert_eq!(Lifecycle::of(&summary(0, 4.0, 20), 1.0), Lifecycle::Exploration);
+        assert_eq!(Lifecycle::of(&summary(0, 30.0, 200), 1.0), Lifecycle::Decline);
+        assert_eq!(Lifecycle::of(&summary(0, 80.0, 400), 1.0), Lifecycle::Lost);
+        assert_eq!(Lifecycle::of(&summary(3, 30.0, 10), 0.9), Lifecycle::Formation);
+        assert_eq!(Lifecycle::of(&summary(3, 80.0, 10), 0.9), Lifecycle::Stability);
+        assert_eq!(Lifecycle::of(&summary(3, 80.0, 10), 0.4), Lifecycle::Decline);
+        assert_eq!(Lifecycle::of(&summary(3, 80.0, 10), 0.1), Lifecycle::Lost);
+        // A long silence ends the relationship whatever the model says.
+        assert_eq!(Lifecycle::of(&summary(3, 80.0, 366), 0.9), Lifecycle::Lost);
+    }
+
+    #[test]
+    fn the_top_tier_brings_the_first_80_percent() {
+        // 50 + 30 = 80: the third customer starts at 80% and is core; 95% reached
+        // after the fourth, so the last two are tail.
+        let customers = [(1, 5000), (2, 3000), (3, 1000), (4, 500), (5, 300), (6, 200)];
+        use ValueTier::*;
+        assert_eq!(value_tiers(&customers), [Top, Top, Core, Core, Tail, Tail]);
+        // Ties by key; nothing spent is tail.
+        assert_eq!(value_tiers(&[(2, 100), (1, 100), (3, 0)]), [Top, Top, Tail]);
+        assert_eq!(value_tiers::<u8>(&[]), []);
+    }
+}

@@ -1,0 +1,296 @@
+//! The hub store's insight tables: one row per fitted model, one row per customer scored
+//! with it (`migrations/hub/*/0003_insights.sql`). Requests read the newest ready model.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::Summary;
+use super::bgnbd::{self, History};
+use super::gamma_gamma;
+use super::rfm::{Figures, Scores, Segment};
+use super::stage::{Lifecycle, ValueTier};
+use crate::identity::resolve::insert_rows;
+use crate::sources::engine::in_list;
+use crate::sources::{Arg, Database, SqlTrace};
+
+crate::row! {
+    /// A model as stored.
+    #[derive(Debug, Clone)]
+    struct ModelRow {
+        id: String,
+        as_of: NaiveDate,
+        finished_at: Option<DateTime<Utc>>,
+        customers: i64,
+        bgnbd_r: Option<f64>,
+        bgnbd_alpha: Option<f64>,
+        bgnbd_a: Option<f64>,
+        bgnbd_b: Option<f64>,
+        bgnbd_log_likelihood: Option<f64>,
+        spend_p: Option<f64>,
+        spend_q: Option<f64>,
+        spend_v: Option<f64>,
+    }
+}
+
+/// A fitted model: what every customer's insights of one snapshot are computed with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub id: String,
+    /// Purchases up to and including this day count.
+    pub as_of: NaiveDate,
+    pub fitted_at: DateTime<Utc>,
+    /// Customers with a purchase up to `as_of`.
+    pub customers: i64,
+    /// The purchase model; `None` when no customer bought twice.
+    pub purchases: Option<bgnbd::Params>,
+    pub log_likelihood: Option<f64>,
+    /// The spend model; `None` when it could not be fitted.
+    pub spend: Option<gamma_gamma::Params>,
+}
+
+impl From<ModelRow> for Model {
+    fn from(m: ModelRow) -> Self {
+        let purchases = match (m.bgnbd_r, m.bgnbd_alpha, m.bgnbd_a, m.bgnbd_b) {
+            (Some(r), Some(alpha), Some(a), Some(b)) => Some(bgnbd::Params { r, alpha, a, b }),
+            _ => None,
+        };
+        let spend = match (m.spend_p, m.spend_q, m.spend_v) {
+            (Some(p), Some(q), Some(v)) => Some(gamma_gamma::Params { p, q, v }),
+            _ => None,
+        };
+        Model {
+            id: m.id,
+            as_of: m.as_of,
+            fitted_at: m.finished_at.unwrap_or_default(),
+            customers: m.customers,
+            purchases,
+            log_likelihood: m.bgnbd_log_likelihood,
+            spend,
+        }
+    }
+}
+
+const MODEL_COLUMNS: &str = "id, as_of, finished_at, customers, bgnbd_r, bgnbd_alpha, bgnbd_a, bgnbd_b, \
+                             bgnbd_log_likelihood, spend_p, spend_q, spend_v";
+
+/// The newest ready model, if any fit has completed.
+#[tracing::instrument(skip_all)]
+pub async fn current_model(hub: &Database, trace: &SqlTrace) -> Result<Option<Model>, sqlx::Error> {
+    let sql = format!(
+        "select {MODEL_COLUMNS} from insight_models where status = 'ready' order by finished_at desc, id desc limit 1"
+    );
+    let rows: Vec<ModelRow> = hub.fetch_all(trace, &sql, &[]).await?;
+    Ok(rows.into_iter().next().map(Model::from))
+}
+
+crate::row! {
+    /// A customer's stored insights.
+    #[derive(Debug, Clone)]
+    struct InsightRow {
+        customer_id: String,
+        frequency: i32,
+        recency_weeks: f64,
+        age_weeks: f64,
+        recency_days: i32,
+        monetary_cents: i64,
+        repeat_mean_spend: f64,
+        r_score: i16,
+        f_score: i16,
+        m_score: i16,
+        segment: String,
+        p_alive: Option<f64>,
+        clv_12m: Option<f64>,
+        lifecycle: String,
+        value_tier: String,
+    }
+}
+
+/// One customer's insights as a model scored them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub summary: Summary,
+    pub scores: Scores,
+    pub segment: Segment,
+    /// P(alive); `None` when the model has no purchase model.
+    pub p_alive: Option<f64>,
+    /// Lifetime value over 12 months at 1% a month; `None` without both models.
+    pub clv_12m: Option<f64>,
+    pub lifecycle: Lifecycle,
+    pub value_tier: ValueTier,
+}
+
+impl TryFrom<InsightRow> for (String, Scored) {
+    type Error = sqlx::Error;
+
+    fn try_from(row: InsightRow) -> Result<Self, sqlx::Error> {
+        let bad = |column: &str| sqlx::Error::Decode(format!("customer_insights.{column}").into());
+        let score = |s: i16| u8::try_from(s).map_err(|_| bad("score"));
+        let scored = Scored {
+            summary: Summary {
+                history: History {
+                    x: u32::try_from(row.frequency).map_err(|_| bad("frequency"))?,
+                    t_x: row.recency_weeks,
+                    age: row.age_weeks,
+                },
+                rfm: Figures {
+                    recency_days: i64::from(row.recency_days),
+                    frequency: i64::from(row.frequency) + 1,
+                    monetary_cents: row.monetary_cents,
+                },
+                repeat_mean_spend: row.repeat_mean_spend,
+            },
+            scores: Scores {
+                recency: score(row.r_score)?,
+                frequency: score(row.f_score)?,
+                monetary: score(row.m_score)?,
+            },
+            segment: row.segment.parse().map_err(|_| bad("segment"))?,
+            p_alive: row.p_alive,
+            clv_12m: row.clv_12m,
+            lifecycle: row.lifecycle.parse().map_err(|_| bad("lifecycle"))?,
+            value_tier: row.value_tier.parse().map_err(|_| bad("value_tier"))?,
+        };
+        Ok((row.customer_id, scored))
+    }
+}
+
+/// The insights of these customers under `model` (customers without a row have not
+/// bought up to the model's date).
+#[tracing::instrument(skip_all, fields(db.ids = customers.len()))]
+pub async fn insights(
+    hub: &Database,
+    trace: &SqlTrace,
+    model: &str,
+    customers: &[String],
+) -> Result<Vec<(String, Scored)>, sqlx::Error> {
+    let sql = format!(
+        "select customer_id, frequency, recency_weeks, age_weeks, recency_days, monetary_cents, repeat_mean_spend,
+                r_score, f_score, m_score, segment, p_alive, clv_12m, lifecycle, value_tier
+         from customer_insights where model_id = ? and customer_id in ({})",
+        in_list(customers.len())
+    );
+    let mut args = vec![Arg::from(model)];
+    args.extend(customers.iter().map(|c| Arg::from(c.as_str())));
+    let rows: Vec<InsightRow> = hub.fetch_all(trace, &sql, &args).await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
+/// Opens a model: its row, `running` until [`publish`] (invisible to requests).
+pub async fn begin(hub: &Database, id: &str, as_of: NaiveDate) -> Result<(), sqlx::Error> {
+    hub.execute(
+        &SqlTrace::default(),
+        "insert into insight_models (id, status, as_of, started_at, customers, read_ms, fit_ms, write_ms)
+         values (?, 'running', ?, ?, 0, 0, 0, 0)",
+        &[id.into(), as_of.into(), Utc::now().into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Writes scored customers under a running model, in one transaction per call.
+pub async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Result<(), sqlx::Error> {
+    const COLUMNS: &[&str] = &[
+        "model_id",
+        "customer_id",
+        "frequency",
+        "recency_weeks",
+        "age_weeks",
+        "recency_days",
+        "monetary_cents",
+        "repeat_mean_spend",
+        "r_score",
+        "f_score",
+        "m_score",
+        "segment",
+        "p_alive",
+        "clv_12m",
+        "lifecycle",
+        "value_tier",
+    ];
+    let values = rows
+        .iter()
+        .map(|(customer, s)| {
+            vec![
+                Arg::from(model),
+                Arg::from(customer.as_str()),
+                Arg::from(i64::from(s.summary.history.x)),
+                Arg::from(s.summary.history.t_x),
+                Arg::from(s.summary.history.age),
+                Arg::from(s.summary.rfm.recency_days),
+                Arg::from(s.summary.rfm.monetary_cents),
+                Arg::from(s.summary.repeat_mean_spend),
+                Arg::from(i64::from(s.scores.recency)),
+                Arg::from(i64::from(s.scores.frequency)),
+                Arg::from(i64::from(s.scores.monetary)),
+                Arg::from(s.segment.name()),
+                Arg::from(s.p_alive),
+                Arg::from(s.clv_12m),
+                Arg::from(s.lifecycle.name()),
+                Arg::from(s.value_tier.name()),
+            ]
+        })
+        .collect();
+    hub.transaction(&insert_rows(hub, "customer_insights", COLUMNS, values)).await.map(|_| ())
+}
+
+/// What a completed fit records of itself.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub customers: i64,
+    pub purchases: Option<bgnbd::Params>,
+    pub log_likelihood: Option<f64>,
+    pub spend: Option<gamma_gamma::Params>,
+    pub read_ms: i64,
+    pub fit_ms: i64,
+    pub write_ms: i64,
+}
+
+/// Makes a running model the current one, in one transaction: older ready models are
+/// superseded. Their rows are deleted afterwards ([`prune`]).
+pub async fn publish(hub: &Database, id: &str, fitted: &Fitted) -> Result<(), sqlx::Error> {
+    let p = fitted.purchases;
+    let s = fitted.spend;
+    let statements = vec![
+        ("update insight_models set status = 'superseded' where status = 'ready'".to_owned(), vec![]),
+        (
+            "update insight_models set status = 'ready', finished_at = ?, customers = ?,
+                    bgnbd_r = ?, bgnbd_alpha = ?, bgnbd_a = ?, bgnbd_b = ?, bgnbd_log_likelihood = ?,
+                    spend_p = ?, spend_q = ?, spend_v = ?, read_ms = ?, fit_ms = ?, write_ms = ?
+             where id = ?"
+                .to_owned(),
+            vec![
+                Utc::now().into(),
+                fitted.customers.into(),
+                p.map(|p| p.r).into(),
+                p.map(|p| p.alpha).into(),
+                p.map(|p| p.a).into(),
+                p.map(|p| p.b).into(),
+                fitted.log_likelihood.into(),
+                s.map(|s| s.p).into(),
+                s.map(|s| s.q).into(),
+                s.map(|s| s.v).into(),
+                fitted.read_ms.into(),
+                fitted.fit_ms.into(),
+                fitted.write_ms.into(),
+                id.into(),
+            ],
+        ),
+    ];
+    hub.transaction(&statements).await.map(|_| ())
+}
+
+/// Marks a model that did not complete as failed and deletes what it wrote.
+pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
+    let statements = vec![
+        ("update insight_models set status = 'failed' where id = ?".to_owned(), vec![Arg::from(id)]),
+        ("delete from customer_insights where model_id = ?".to_owned(), vec![Arg::from(id)]),
+    ];
+    hub.transaction(&statements).await.map(|_| ())
+}
+
+/// Deletes the rows of superseded and failed models (the models' own rows stay, as the
+/// history of fits; a fit running elsewhere keeps its rows).
+pub async fn prune(hub: &Database) -> Result<u64, sqlx::Error> {
+    let sql = "delete from customer_insights
+               where model_id in (select id from insight_models where status in ('superseded', 'failed'))";
+    hub.execute(&SqlTrace::default(), sql, &[]).await
+}

@@ -1,0 +1,75 @@
+//! Customer insights from the hub store: the current model (process-wide, looked up
+//! again every few seconds so that every replica sees a new fit), and each customer's
+//! scores under it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_graphql::dataloader::Loader;
+use tokio::sync::OnceCell;
+
+use super::Source;
+use crate::error::ApiError;
+use crate::insights::store::{self, Model, Scored};
+
+/// How long a replica serves a model before asking the hub store for a newer one.
+const MODEL_TTL: Duration = Duration::from_secs(5);
+
+/// The current model, as this process last saw it. Until a first model exists it is
+/// asked for on every request that needs it (a fit may land any moment).
+#[derive(Default)]
+pub struct ModelCache {
+    seen: Mutex<Option<(Instant, Arc<Model>)>>,
+}
+
+impl ModelCache {
+    /// The newest ready model; `MODEL_NOT_READY` before the first fit.
+    pub async fn current(&self, source: &Source) -> Result<Arc<Model>, ApiError> {
+        if let Some((at, model)) = self.seen.lock().map(|s| s.clone()).unwrap_or(None)
+            && at.elapsed() < MODEL_TTL
+        {
+            return Ok(model);
+        }
+        let model = store::current_model(&source.db, &source.trace).await.map_err(|e| source.fail(e))?;
+        let model = Arc::new(model.ok_or(ApiError::ModelNotReady)?);
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some((Instant::now(), model.clone()));
+        }
+        Ok(model)
+    }
+}
+
+/// One customer's insights: the model and, when they had bought by its date, their scores.
+#[derive(Debug, Clone)]
+pub struct Insight {
+    pub model: Arc<Model>,
+    pub scored: Option<Scored>,
+}
+
+/// Insights by golden id, all under the one model the request saw first.
+pub struct InsightLoader {
+    pub source: Source,
+    pub models: Arc<ModelCache>,
+    /// The request's model: a fit landing mid-request does not mix two models.
+    pub model: OnceCell<Arc<Model>>,
+}
+
+impl Loader<String> for InsightLoader {
+    type Value = Arc<Insight>;
+    type Error = ApiError;
+
+    async fn load(&self, ids: &[String]) -> Result<HashMap<String, Self::Value>, ApiError> {
+        let model = self.model.get_or_try_init(|| self.models.current(&self.source)).await?.clone();
+        let s = &self.source;
+        let rows = store::insights(&s.db, &s.trace, &model.id, ids).await.map_err(|e| s.fail(e))?;
+        let mut found: HashMap<String, Scored> = rows.into_iter().collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let insight = Insight { model: model.clone(), scored: found.remove(id) };
+                (id.clone(), Arc::new(insight))
+            })
+            .collect())
+    }
+}

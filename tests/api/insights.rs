@@ -1,0 +1,192 @@
+//! Insights end to end, on the CDNOW sample of the BG/NBD paper: imported into an empty
+//! deployment's shop, fitted as of 1997-09-30, and every customer's insights read back
+//! through GraphQL (`customerBySourceKey(source: SHOP, key: "00004")`) and compared with
+//! the golden files within the reference README's tolerances.
+
+use std::collections::BTreeMap;
+
+use c360::auth::Role;
+use c360::insights::import::{self, Format};
+use c360::insights::refresh;
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Layout, TestApp, codes};
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/cdnow/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The rows of a golden CSV, by its header's names.
+fn golden(name: &str) -> Vec<BTreeMap<String, String>> {
+    let text = fixture(name);
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().expect("header").split(',').map(str::to_owned).collect();
+    lines.map(|l| header.iter().cloned().zip(l.split(',').map(str::to_owned)).collect()).collect()
+}
+
+fn num(row: &BTreeMap<String, String>, column: &str) -> f64 {
+    row[column].parse().unwrap_or_else(|_| panic!("{column}: {}", row[column]))
+}
+
+fn close(found: &Value, expected: f64, relative: f64, what: &str) {
+    let found = found.as_f64().unwrap_or_else(|| panic!("{what}: {found}"));
+    assert!((found - expected).abs() <= relative * expected.abs().max(1e-12), "{what}: {found} vs {expected}");
+}
+
+const INSIGHTS: &str =
+    "insights { asOf rfm { recency frequency monetary score segment daysSinceLastPurchase purchaseDays }
+    lifecycleStage probabilityAlive churnRisk e12: expectedPurchases(days: 84) e39: expectedPurchases(days: 273)
+    e52: expectedPurchases(days: 364) predictedClv historicalValue valueTier }";
+
+/// The RFM segment's name as GraphQL spells it: "Can't Lose Them" → CANT_LOSE_THEM.
+fn segment_enum(name: &str) -> String {
+    name.replace('\'', "").replace(' ', "_").to_uppercase()
+}
+
+async fn cdnow(layout: Layout) {
+    let app = TestApp::spawn(layout, 0).await;
+    let purchases = import::parse(Format::Cdnow, &fixture("CDNOW_sample.txt")).expect("CDNOW");
+    let imported = import::import(&app.sources, &purchases, "USD").await.expect("import");
+    assert_eq!((imported.accounts, imported.orders), (2357, 6919));
+    app.resolver.run().await.expect("resolve");
+
+    // Before the first fit, insight fields say so.
+    let query = format!(r#"{{ customerBySourceKey(source: SHOP, key: "00004") {{ {INSIGHTS} }} }}"#);
+    assert_eq!(codes(&app.query(&query, json!({})).await), ["MODEL_NOT_READY"]);
+
+    let as_of = NaiveDate::from_ymd_opt(1997, 9, 30).expect("date");
+    let report = refresh::refresh(&app.sources, as_of).await.expect("fit");
+    assert_eq!((report.customers, report.repeat_customers), (2357, 946));
+    let reference = [0.24259454342, 4.41360271608, 0.79292183335, 2.42590572872];
+    let fitted = report.purchase_model.expect("BG/NBD fitted");
+    for (found, expected) in fitted.iter().zip(reference) {
+        assert!((found - expected).abs() <= 1e-4 * expected, "{fitted:?}");
+    }
+    assert!(report.log_likelihood.expect("likelihood") >= -9582.429206673936 - 1e-6, "{report:?}");
+    let expected_segments = [
+        ("Champions", 539),
+        ("Loyal Customers", 183),
+        ("Potential Loyalist", 283),
+        ("Need Attention", 147),
+        ("About To Sleep", 268),
+        ("At Risk", 137),
+        ("Can't Lose Them", 189),
+        ("Hibernating", 339),
+        ("Lost", 272),
+    ];
+    assert_eq!(report.segments, BTreeMap::from(expected_segments), "{report:?}");
+
+    // Every customer, through GraphQL, by the CDNOW id as the file writes it.
+    let btyd = golden("cdnow_sample_btyd.csv");
+    let rfm = golden("cdnow_sample_rfm.csv");
+    assert_eq!(btyd.len(), 2357);
+    for (chunk, rfm_chunk) in btyd.chunks(200).zip(rfm.chunks(200)) {
+        let fields: String = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                format!(r#"c{i}: customerBySourceKey(source: SHOP, key: "{}") {{ {INSIGHTS} }} "#, row["master_id"])
+            })
+            .collect();
+        let data = app.data(&format!("{{ {fields} }}"), json!({})).await;
+        for (i, (b, r)) in chunk.iter().zip(rfm_chunk).enumerate() {
+            assert_eq!(b["master_id"], r["master_id"]);
+            let got = &data[format!("c{i}")]["insights"];
+            let who = format!("customer {}", b["master_id"]);
+            assert_eq!(got["asOf"], "1997-09-30");
+            // RFM: exact.
+            let scores =
+                [&got["rfm"]["recency"], &got["rfm"]["frequency"], &got["rfm"]["monetary"], &got["rfm"]["score"]];
+            let expected = [num(r, "r_score"), num(r, "f_score"), num(r, "m_score"), num(r, "rfm_code")];
+            let scores: Vec<f64> = scores.iter().map(|v| v.as_f64().expect("score")).collect();
+            assert_eq!(scores, expected, "{who}");
+            assert_eq!(got["rfm"]["segment"], segment_enum(&r["rfm_segment"]), "{who}");
+            assert_eq!(got["rfm"]["daysSinceLastPurchase"].as_f64(), Some(num(r, "recency_days")), "{who}");
+            assert_eq!(got["rfm"]["purchaseDays"].as_f64(), Some(num(r, "frequency_count")), "{who}");
+            close(&got["historicalValue"], num(r, "monetary_total_cents") / 100.0, 1e-12, &who);
+            // The models, with our own fit: P(alive) to 1e-4 absolute, the rest to 1e-3 relative.
+            let p_alive = got["probabilityAlive"].as_f64().expect("P(alive)");
+            assert!((p_alive - num(b, "p_alive")).abs() <= 1e-4, "{who}: {p_alive}");
+            close(&got["churnRisk"], 1.0 - p_alive, 1e-12, &who);
+            close(&got["e12"], num(b, "exp_purchases_12w"), 1e-3, &who);
+            close(&got["e39"], num(b, "exp_purchases_39w"), 1e-3, &who);
+            close(&got["e52"], num(b, "exp_purchases_52w"), 1e-3, &who);
+            close(&got["predictedClv"], num(b, "clv_12m"), 1e-3, &who);
+        }
+    }
+
+    // Stages and tiers cover everyone, and the tiers follow the 80/20 rule.
+    assert_eq!(report.lifecycle.values().sum::<usize>(), 2357);
+    let top = report.value_tiers["TOP"];
+    assert!(top > 0 && top < 2357 / 2, "{report:?}");
+
+    // Analysts see insights but not who the customer is; frontends with the scope too;
+    // a token without `insights:read` does not see the field at all.
+    let analyst = app.token(Role::Analyst, None, None);
+    let response = app.query_as(&analyst, r#"{ customerBySourceKey(source: SHOP, key: "4") { id } }"#, json!({})).await;
+    assert_eq!(codes(&response), ["GRAPHQL_VALIDATION_FAILED"], "source lookups are internal: {response}");
+    let page = app
+        .query_as(
+            &analyst,
+            "{ customers(first: 3) { edges { node { insights { valueTier lifecycleStage } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(page.get("errors").is_none(), "{page}");
+    assert_eq!(page["data"]["customers"]["edges"].as_array().map(Vec::len), Some(3));
+    let no_scope = app.token(Role::Agent, Some("customers:read"), None);
+    let response = app
+        .query_as(&no_scope, "{ customers(first: 1) { edges { node { insights { valueTier } } } } }", json!({}))
+        .await;
+    assert_eq!(codes(&response), ["GRAPHQL_VALIDATION_FAILED"], "{response}");
+
+    // A second fit replaces the first; the first's rows go.
+    let again = refresh::refresh(&app.sources, as_of).await.expect("second fit");
+    assert_ne!(again.model_id, report.model_id);
+    let rows = app
+        .sources
+        .hub()
+        .fetch_count(&Default::default(), "select count(*) as n from customer_insights", &[])
+        .await
+        .expect("count");
+    assert_eq!(rows, 2357);
+}
+
+#[tokio::test]
+async fn cdnow_on_sqlite() {
+    cdnow(Layout::all(Backend::Sqlite)).await;
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set C360_TEST_POSTGRES_URL and run `cargo test -- --include-ignored`"]
+async fn cdnow_on_postgres() {
+    cdnow(Layout::all(Backend::Postgres)).await;
+}
+
+#[tokio::test]
+#[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
+async fn cdnow_on_mysql() {
+    cdnow(Layout::all(Backend::Mysql)).await;
+}
+
+/// The demo data gets plausible insights: every stage and most segments occur.
+#[tokio::test]
+async fn the_demo_gets_insights() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 300).await;
+    let report = refresh::refresh(&app.sources, crate::helpers::as_of()).await.expect("fit");
+    assert!(report.customers > 200, "{report:?}");
+    assert!(report.purchase_model.is_some() && report.spend_model.is_some(), "{report:?}");
+    assert!(report.segments.len() >= 6, "{report:?}");
+    let data = app
+        .data("{ customers(first: 50) { edges { node { insights { lifecycleStage valueTier } } } } }", json!({}))
+        .await;
+    let stages: std::collections::BTreeSet<&str> = data["customers"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["insights"]["lifecycleStage"].as_str())
+        .collect();
+    assert!(stages.len() >= 2, "{stages:?}");
+}

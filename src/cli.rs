@@ -278,7 +278,10 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver, guarded: bo
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let interval = config.identity.resolve_interval;
-    let job = (!interval.is_zero()).then(|| tokio::spawn(resolve_periodically(resolver, interval, stop_rx)));
+    let job = (!interval.is_zero()).then(|| tokio::spawn(resolve_periodically(resolver, interval, stop_rx.clone())));
+    let every = config.insights.refresh_interval;
+    let fits = (!every.is_zero())
+        .then(|| tokio::spawn(crate::insights::refresh::periodically(sources.clone(), every, stop_rx)));
 
     let app_uses_development_key = config.auth.development_key;
     let hub = if guarded {
@@ -299,7 +302,7 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver, guarded: bo
         let _ = stop_tx.send(true);
     })
     .await?;
-    if let Some(job) = job {
+    for job in [job, fits].into_iter().flatten() {
         let _ = job.await;
     }
     sources.close().await;

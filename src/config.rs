@@ -35,6 +35,8 @@ pub struct Config {
     pub seed: SeedConfig,
     /// Identity resolution.
     pub identity: IdentityConfig,
+    /// The insight models' refresh.
+    pub insights: InsightsConfig,
     /// GraphQL limits.
     pub graphql: GraphqlConfig,
     /// `development` (default) or `production`; production refuses the development key.
@@ -103,6 +105,22 @@ pub struct IdentityConfig {
 impl Default for IdentityConfig {
     fn default() -> Self {
         IdentityConfig { default_region: "DE".into(), resolve_interval: Duration::from_secs(30), batch_size: 5_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InsightsConfig {
+    /// How often `serve` fits the models again on the purchases up to today, and on
+    /// start when the current model is older than this or missing; `0s` turns the
+    /// background fit off (`c360 fit` and the `refreshInsights` mutation still work).
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for InsightsConfig {
+    fn default() -> Self {
+        InsightsConfig { refresh_interval: Duration::from_secs(24 * 60 * 60) }
     }
 }
 
@@ -218,6 +236,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             seed: SeedConfig::default(),
             identity: IdentityConfig::default(),
+            insights: InsightsConfig::default(),
             graphql: GraphqlConfig::default(),
             environment: Environment::Development,
             auth: AuthConfig::default(),

@@ -4,11 +4,15 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Enum, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 
+use c360_macros::classified;
+
+use super::common::{admin_only, request};
 use crate::error::ApiError;
 use crate::insights::gamma_gamma;
+use crate::insights::store::Model;
 use crate::loaders::insights::Insight;
 
 /// The eleven standard RFM segments (the map of the 125 score codes is in README).
@@ -179,5 +183,108 @@ impl CustomerInsights {
     /// The customer's value tier by money spent.
     async fn value_tier(&self) -> ValueTier {
         self.0.scored.as_ref().map_or(ValueTier::Tail, |s| s.value_tier.into())
+    }
+}
+
+/// A fitted model: its date, when it was fitted, and its parameters.
+pub struct InsightModel(pub Arc<Model>);
+
+/// BG/NBD's parameters (Fader, Hardie & Lee 2005): purchase rates are gamma(r, α) across
+/// customers, the chance of dropping out after a purchase beta(a, b).
+#[derive(Debug, Clone, SimpleObject)]
+pub struct PurchaseModel {
+    /// Shape of the purchase rates' gamma distribution.
+    pub r: f64,
+    /// Scale of the purchase rates' gamma distribution (in weeks).
+    pub alpha: f64,
+    /// First shape of the dropout probability's beta distribution.
+    pub a: f64,
+    /// Second shape of the dropout probability's beta distribution.
+    pub b: f64,
+    /// The log-likelihood at these parameters.
+    pub log_likelihood: Option<f64>,
+}
+
+/// The Gamma-Gamma spend model's parameters.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SpendModel {
+    /// Shape of the spend per purchase (gamma) of each customer.
+    pub p: f64,
+    /// Shape of the customers' spend scales (gamma across customers).
+    pub q: f64,
+    /// Scale of the customers' spend scales.
+    pub v: f64,
+    /// The population's mean spend per purchase, `p·v / (q − 1)`.
+    pub population_mean_spend: f64,
+}
+
+/// A fitted insight model.
+#[Object]
+impl InsightModel {
+    /// Purchases up to and including this day count.
+    async fn as_of(&self) -> NaiveDate {
+        self.0.as_of
+    }
+
+    /// When the fit completed.
+    async fn fitted_at(&self) -> DateTime<Utc> {
+        self.0.fitted_at
+    }
+
+    /// Customers with a purchase by `asOf`: the population scored.
+    async fn customers(&self) -> i64 {
+        self.0.customers
+    }
+
+    /// Null when no customer had bought twice (the model cannot be fitted).
+    async fn purchase_model(&self) -> Option<PurchaseModel> {
+        self.0.purchases.map(|p| PurchaseModel {
+            r: p.r,
+            alpha: p.alpha,
+            a: p.a,
+            b: p.b,
+            log_likelihood: self.0.log_likelihood,
+        })
+    }
+
+    /// Null when it could not be fitted.
+    async fn spend_model(&self) -> Option<SpendModel> {
+        self.0.spend.map(|s| SpendModel { p: s.p, q: s.q, v: s.v, population_mean_spend: s.population_mean() })
+    }
+}
+
+/// Insight queries that are not about one customer.
+#[derive(Default)]
+pub struct InsightQuery;
+
+#[classified]
+#[Object]
+impl InsightQuery {
+    /// The model the insights are currently served from; `MODEL_NOT_READY` before the
+    /// first fit.
+    #[class(insight)]
+    async fn insight_model(&self, ctx: &Context<'_>) -> Result<InsightModel> {
+        Ok(InsightModel(request(ctx).loaders.admin().insight_model().await?))
+    }
+}
+
+/// Insight mutations.
+#[derive(Default)]
+pub struct InsightMutation;
+
+#[classified]
+#[Object]
+impl InsightMutation {
+    /// Fits the insight models now on the purchases up to `asOf` (today by default) and
+    /// serves them from the next request on; the previous model stays current if the fit
+    /// fails. Admins only. Takes as long as the fit (seconds for a million customers).
+    #[class(insight)]
+    async fn refresh_insights(&self, ctx: &Context<'_>, as_of: Option<NaiveDate>) -> Result<InsightModel> {
+        admin_only(ctx)?;
+        let as_of = as_of.unwrap_or_else(|| Utc::now().date_naive());
+        let admin = request(ctx).loaders.admin();
+        admin.refresh_insights(as_of).await?;
+        // The newest ready model: this one, unless another fit completed after it.
+        Ok(InsightModel(admin.insight_model().await?))
     }
 }

@@ -23,7 +23,7 @@ use privacy::PolicyGuard;
 
 /// The root query, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Query(query::CustomerQuery, audit::AuditQuery, subject::SubjectQuery);
+pub struct Query(query::CustomerQuery, audit::AuditQuery, subject::SubjectQuery, insights::InsightQuery);
 
 impl Default for query::CustomerQuery {
     fn default() -> Self {
@@ -33,7 +33,7 @@ impl Default for query::CustomerQuery {
 
 /// The root mutation, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Mutation(crm_writes::CrmMutation, subject::SubjectMutation);
+pub struct Mutation(crm_writes::CrmMutation, subject::SubjectMutation, insights::InsightMutation);
 
 pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 

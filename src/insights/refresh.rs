@@ -14,6 +14,7 @@ use super::rfm::{self, Segment};
 use super::stage::{Lifecycle, value_tiers};
 use super::store::{self, Fitted, Scored};
 use super::{Summary, gamma_gamma, summarize};
+use crate::names::DbName;
 use crate::sources::{Database, SourceName, Sources, shop};
 
 /// Rows written per transaction.
@@ -23,7 +24,7 @@ const WRITE_CHUNK: usize = 5_000;
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     #[error("{0} database: {1}")]
-    Database(&'static str, #[source] sqlx::Error),
+    Database(DbName, #[source] sqlx::Error),
     #[error("the purchase model did not fit: {0}")]
     Fit(#[from] FitError),
 }
@@ -69,7 +70,7 @@ type Summarised = (usize, (NaiveDate, i64), Summary);
 pub async fn refresh(sources: &Sources, as_of: NaiveDate) -> Result<Report, RefreshError> {
     let hub = sources.hub();
     let id = uuid::Uuid::now_v7().to_string();
-    let db = |e| RefreshError::Database("hub", e);
+    let db = |e| RefreshError::Database(DbName::Hub, e);
     store::begin(hub, &id, as_of).await.map_err(db)?;
     match run(sources, &id, as_of).await {
         Ok(report) => {
@@ -128,7 +129,7 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         write_ms: 0,
     };
     let hub = sources.hub();
-    let db = |e| RefreshError::Database("hub", e);
+    let db = |e| RefreshError::Database(DbName::Hub, e);
     let mut chunk = Vec::with_capacity(WRITE_CHUNK);
     for ((index, _, _), scored) in summarised.iter().zip(scored) {
         *report.segments.entry(scored.segment.name()).or_default() += 1;
@@ -161,7 +162,8 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
 /// Reads every customer with a shop account and summarises their purchases up to
 /// `as_of`: the customers' golden ids, and the summaries of those who bought.
 async fn read(sources: &Sources, as_of: NaiveDate) -> Result<(Vec<String>, Vec<Summarised>), RefreshError> {
-    let (customers, by_account) = shop_customers(sources.hub()).await.map_err(|e| RefreshError::Database("hub", e))?;
+    let (customers, by_account) =
+        shop_customers(sources.hub()).await.map_err(|e| RefreshError::Database(DbName::Hub, e))?;
     let mut reader = Reader { as_of, customers, open: HashMap::new(), out: Vec::new(), current: None };
     shop::purchase_days(sources.source(SourceName::Shop), as_of, |row| {
         if reader.current.map(|(account, _)| account) != Some(row.account_id) {
@@ -174,7 +176,7 @@ async fn read(sources: &Sources, as_of: NaiveDate) -> Result<(Vec<String>, Vec<S
         }
     })
     .await
-    .map_err(|e| RefreshError::Database("shop", e))?;
+    .map_err(|e| RefreshError::Database(DbName::Shop, e))?;
     reader.finish_account();
     // Customers with an account that had no purchases are still open.
     for (index, days) in std::mem::take(&mut reader.open) {
@@ -276,6 +278,39 @@ fn score(summarised: &[Summarised], purchases: Option<&Params>, spend: Option<&g
             }
         })
         .collect()
+}
+
+/// The background fit of `serve`: on start when the current model is missing or older
+/// than `every`, then every `every`, on the purchases up to today (UTC). A failed fit is
+/// logged and leaves the current model in place. Returns when `stop` turns true.
+pub async fn periodically(sources: Sources, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let age = |model: &store::Model| (chrono::Utc::now() - model.fitted_at).to_std().unwrap_or_default();
+    let mut wait = match store::current_model(sources.hub(), &Default::default()).await {
+        Ok(Some(model)) => every.saturating_sub(age(&model)),
+        Ok(None) => std::time::Duration::ZERO,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the current insight model; fitting now");
+            std::time::Duration::ZERO
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        let today = chrono::Utc::now().date_naive();
+        match refresh(&sources, today).await {
+            Ok(r) => tracing::info!(
+                customers = r.customers,
+                read_ms = r.read_ms,
+                fit_ms = r.fit_ms,
+                write_ms = r.write_ms,
+                "insight models fitted"
+            ),
+            Err(e) => tracing::error!(error = %e, "fitting the insight models failed; the previous model stays"),
+        }
+        wait = every;
+    }
 }
 
 fn elapsed_ms(since: Instant) -> i64 {

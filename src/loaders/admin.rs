@@ -2,11 +2,16 @@
 //! the audit log, and subject rights (export and erasure in every source, each recorded
 //! in the audit log before it happens).
 
+use chrono::NaiveDate;
+
 use super::Source;
+use super::insights::ModelCache;
 use crate::audit::AuditEntry;
 use crate::audit::store::{self, AuditFilter, AuditRow};
 use crate::error::ApiError;
 use crate::identity::store::Link;
+use crate::insights::refresh;
+use crate::insights::store::Model;
 use crate::sources::{Sources, SqlTrace};
 use crate::subject::{self, Erased, Export, SourceFailed};
 
@@ -14,6 +19,7 @@ pub struct Admin<'a> {
     pub(super) hub: &'a Source,
     pub(super) sources: &'a Sources,
     pub(super) trace: &'a SqlTrace,
+    pub(super) models: &'a ModelCache,
 }
 
 fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
@@ -44,6 +50,33 @@ impl Admin<'_> {
             tracing::error!(error = %e, %action, "cannot write the audit log");
             ApiError::AuditUnavailable
         })
+    }
+
+    /// Fits the insight models as of `as_of` and makes them current; this replica serves
+    /// them from the next request on, the others within seconds. The fit runs as its own
+    /// task: a client that goes away does not cut it short.
+    pub async fn refresh_insights(&self, as_of: NaiveDate) -> Result<refresh::Report, ApiError> {
+        let sources = self.sources.clone();
+        let fit = tokio::spawn(async move { refresh::refresh(&sources, as_of).await });
+        let report = match fit.await {
+            Ok(Ok(report)) => report,
+            Ok(Err(refresh::RefreshError::Database(db, e))) => return Err(ApiError::from_sql(db, &e)),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "fitting the insight models failed");
+                return Err(ApiError::Internal);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the insight fit panicked");
+                return Err(ApiError::Internal);
+            }
+        };
+        self.models.forget();
+        Ok(report)
+    }
+
+    /// The current insight model; `MODEL_NOT_READY` before the first fit.
+    pub async fn insight_model(&self) -> Result<std::sync::Arc<Model>, ApiError> {
+        self.models.current(self.hub).await
     }
 
     /// Everything the sources hold about the customer with these links.

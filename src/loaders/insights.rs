@@ -38,6 +38,13 @@ impl ModelCache {
         }
         Ok(model)
     }
+
+    /// Forgets the model seen, so the next request reads the newest (after a fit here).
+    pub fn forget(&self) {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = None;
+        }
+    }
 }
 
 /// One customer's insights: the model and, when they had bought by its date, their scores.

@@ -124,7 +124,12 @@ impl Loaders {
 
     /// The audit log's reads, and the entries subject rights write before they act.
     pub fn admin(&self) -> admin::Admin<'_> {
-        admin::Admin { hub: &self.hub, sources: &self.sources, trace: &self.trace }
+        admin::Admin {
+            hub: &self.hub,
+            sources: &self.sources,
+            trace: &self.trace,
+            models: &self.insights.loader().models,
+        }
     }
 
     /// Writes to the CRM. Each one forgets what the request's loaders cached of what it

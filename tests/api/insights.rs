@@ -142,9 +142,22 @@ async fn cdnow(layout: Layout) {
         .await;
     assert_eq!(codes(&response), ["GRAPHQL_VALIDATION_FAILED"], "{response}");
 
-    // A second fit replaces the first; the first's rows go.
-    let again = refresh::refresh(&app.sources, as_of).await.expect("second fit");
-    assert_ne!(again.model_id, report.model_id);
+    // The model is visible to whoever reads insights.
+    let model = app
+        .query_as(&analyst, "{ insightModel { asOf customers purchaseModel { r logLikelihood } } }", json!({}))
+        .await;
+    assert_eq!(model["data"]["insightModel"]["customers"], 2357, "{model}");
+    close(&model["data"]["insightModel"]["purchaseModel"]["r"], 0.24259454342, 1e-4, "r");
+
+    // Admins fit again on demand; the new model replaces the old, whose rows go.
+    let refit = "mutation { refreshInsights(asOf: \"1997-09-30\") { asOf fittedAt customers } }";
+    assert_eq!(codes(&app.query_as(&analyst, refit, json!({})).await), ["FORBIDDEN"]);
+    let before = app.data("{ insightModel { fittedAt } }", json!({})).await;
+    let after = app.data(refit, json!({})).await;
+    assert_eq!(after["refreshInsights"]["customers"], 2357);
+    assert_ne!(after["refreshInsights"]["fittedAt"], before["insightModel"]["fittedAt"]);
+    let served = app.data("{ insightModel { fittedAt } }", json!({})).await;
+    assert_eq!(served["insightModel"]["fittedAt"], after["refreshInsights"]["fittedAt"], "served at once");
     let rows = app
         .sources
         .hub()

@@ -105,6 +105,7 @@ fn subselection(field: &str) -> &'static str {
         "lines" => " { sku }",
         "campaign" => " { name }",
         "insights" => " { valueTier lifecycleStage probabilityAlive }",
+        "insightModel" => " { asOf customers }",
         _ => "",
     }
 }
@@ -279,6 +280,31 @@ async fn policy_matrix(backend: Backend) {
                 continue;
             }
 
+            if type_name == "Query" {
+                // A classified root field that is not a lookup (the insight model).
+                let sub = subselection(field);
+                let forms = [
+                    ("plain", format!("{{ {field}{sub} }}")),
+                    ("alias", format!("{{ x: {field}{sub} }}")),
+                    ("fragment", format!("{{ ...F }} fragment F on Query {{ {field}{sub} }}")),
+                    ("inline fragment", format!("{{ ... on Query {{ {field}{sub} }} }}")),
+                ];
+                for (form, query) in forms {
+                    let seen = app.query_as(&token, &query, json!({})).await;
+                    if decision == "hide" {
+                        assert_eq!(
+                            seen["errors"][0]["message"],
+                            format!("Unknown field \"{field}\" on type \"Query\"."),
+                            "{cell} via {form}: {seen:#}"
+                        );
+                        assert!(seen.get("data").is_none_or(Value::is_null), "{cell} via {form}: {seen:#}");
+                    } else {
+                        assert!(seen.get("errors").is_none(), "{cell} via {form}: {seen:#}");
+                        assert_eq!(seen["data"], app.query(&query, json!({})).await["data"], "{cell} via {form}");
+                    }
+                }
+                continue;
+            }
             let (root, hops, id): (&str, &[&str], &String) = match type_name.as_str() {
                 "Customer" => ("customer(id: $id)", &[], &who.id),
                 "Address" => ("customer(id: $id) { address", &["address"], &who.id),

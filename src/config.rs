@@ -116,11 +116,15 @@ pub struct InsightsConfig {
     /// background fit off (`c360 fit` and the `refreshInsights` mutation still work).
     #[serde(with = "humantime_serde")]
     pub refresh_interval: Duration,
+    /// k of k-anonymity: every aggregate a viewer without identity access receives
+    /// (segments, lifecycle distribution) covers at least this many customers; smaller
+    /// groups are withheld and marked `suppressed`.
+    pub min_group_size: i64,
 }
 
 impl Default for InsightsConfig {
     fn default() -> Self {
-        InsightsConfig { refresh_interval: Duration::from_secs(24 * 60 * 60) }
+        InsightsConfig { refresh_interval: Duration::from_secs(24 * 60 * 60), min_group_size: 10 }
     }
 }
 

@@ -2,18 +2,26 @@
 //! lifecycle stage, churn risk, expected purchases, lifetime value, value tier). Served
 //! from the hub store; a request never waits for a fit.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
+use strum::IntoEnumIterator as _;
 
 use c360_macros::classified;
 
 use super::common::{admin_only, request};
 use crate::error::ApiError;
+use crate::graphql::common::shared;
+use crate::graphql::privacy::{PrivacyClass, decision};
 use crate::insights::gamma_gamma;
+use crate::insights::rfm::Segment;
+use crate::insights::stage::{Lifecycle, suppressed};
 use crate::insights::store::Model;
+use crate::insights::store::{Group, GroupBy};
 use crate::loaders::insights::Insight;
+use crate::policy::Decision;
 
 /// The eleven standard RFM segments (the map of the 125 score codes is in README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -264,7 +272,153 @@ impl InsightQuery {
     /// first fit.
     #[class(insight)]
     async fn insight_model(&self, ctx: &Context<'_>) -> Result<InsightModel> {
-        Ok(InsightModel(request(ctx).loaders.admin().insight_model().await?))
+        Ok(InsightModel(request(ctx).loaders.population().model().await?))
+    }
+
+    /// Every RFM segment with its customers, share of revenue, mean predicted lifetime
+    /// value and mean churn risk, under the current model. For viewers who may not see
+    /// who customers are, segments of fewer than `insights.min_group_size` customers are
+    /// suppressed (and, when that is one segment alone, the next smallest too).
+    #[class(insight)]
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<SegmentSummary>> {
+        let population = request(ctx).loaders.population();
+        let model = population.model().await?;
+        let mut groups: HashMap<String, Group> =
+            population.groups(&model, GroupBy::Segment).await?.into_iter().map(|g| (g.value.clone(), g)).collect();
+        let total: i64 = groups.values().map(|g| g.monetary_cents).sum();
+        let all: Vec<(Segment, Option<Group>)> = Segment::iter().map(|s| (s, groups.remove(s.name()))).collect();
+        let counts: Vec<i64> = all.iter().map(|(_, g)| g.as_ref().map_or(0, |g| g.customers)).collect();
+        let hidden = suppressed(&counts, min_group(ctx));
+        Ok(all
+            .into_iter()
+            .zip(hidden)
+            .map(|((segment, group), suppressed)| {
+                let shown = group.filter(|_| !suppressed);
+                SegmentSummary {
+                    segment: segment.into(),
+                    customers: if suppressed { None } else { Some(shown.as_ref().map_or(0, |g| g.customers)) },
+                    revenue_share: (!suppressed).then(|| {
+                        let money = shown.as_ref().map_or(0, |g| g.monetary_cents);
+                        if total > 0 { money as f64 / total as f64 } else { 0.0 }
+                    }),
+                    average_predicted_clv: shown.as_ref().and_then(|g| g.mean_clv),
+                    average_churn_risk: shown.as_ref().and_then(|g| g.mean_p_alive).map(|p| 1.0 - p),
+                    suppressed,
+                }
+            })
+            .collect())
+    }
+
+    /// How the customers in the hub spread over the lifecycle stages under the current
+    /// model; customers who had not bought by its date count as exploring. Small groups
+    /// are suppressed as in `segments`.
+    #[class(insight)]
+    async fn lifecycle_distribution(&self, ctx: &Context<'_>) -> Result<Vec<LifecycleShare>> {
+        let population = request(ctx).loaders.population();
+        let model = population.model().await?;
+        let (groups, everyone) = tokio::join!(population.groups(&model, GroupBy::Lifecycle), population.customers());
+        let mut counts: HashMap<String, i64> = groups?.into_iter().map(|g| (g.value, g.customers)).collect();
+        let scored: i64 = counts.values().sum();
+        *counts.entry(Lifecycle::Exploration.name().to_owned()).or_default() += (everyone? - scored).max(0);
+        let total: i64 = counts.values().sum();
+        let all: Vec<(Lifecycle, i64)> =
+            Lifecycle::iter().map(|stage| (stage, counts.get(stage.name()).copied().unwrap_or(0))).collect();
+        let hidden = suppressed(&all.iter().map(|(_, n)| *n).collect::<Vec<_>>(), min_group(ctx));
+        Ok(all
+            .into_iter()
+            .zip(hidden)
+            .map(|((stage, n), suppressed)| LifecycleShare {
+                stage: stage.into(),
+                customers: (!suppressed).then_some(n),
+                share: (!suppressed).then(|| if total > 0 { n as f64 / total as f64 } else { 0.0 }),
+                suppressed,
+            })
+            .collect())
+    }
+
+    /// The Pareto curve of revenue: `points` (1 to 100) equal steps of the customers who
+    /// bought, biggest spenders first, each with the share of revenue the customers up
+    /// to it bring (the 80/20 rule reads off it). For viewers who may not see who
+    /// customers are, each step covers at least `insights.min_group_size` customers:
+    /// fewer points when there are too few customers for as many.
+    #[class(insight)]
+    async fn pareto_curve(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] points: i32,
+    ) -> Result<Vec<ParetoPointView>> {
+        if !(1..=100).contains(&points) {
+            return Err(ApiError::BadInput("`points` must be between 1 and 100".into()).into());
+        }
+        let population = request(ctx).loaders.population();
+        let model = population.model().await?;
+        let points = i64::from(points).min(model.customers / min_group(ctx));
+        if points < 1 {
+            return Ok(Vec::new());
+        }
+        let permilles: Vec<i64> = (1..=points).map(|i| (1000 * i + points / 2) / points).collect();
+        Ok(population
+            .pareto(&model, &permilles)
+            .await?
+            .into_iter()
+            .map(|p| ParetoPointView {
+                customer_share: p.permille as f64 / 1000.0,
+                customers: p.customers,
+                revenue_share: p.revenue_share,
+            })
+            .collect())
+    }
+}
+
+/// One RFM segment of the current model's customers.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SegmentSummary {
+    /// The segment.
+    pub segment: RfmSegment,
+    /// Customers in the segment; null when suppressed.
+    pub customers: Option<i64>,
+    /// The segment's share of the revenue of all customers who bought.
+    pub revenue_share: Option<f64>,
+    /// Mean predicted 12-month lifetime value (1% a month).
+    pub average_predicted_clv: Option<f64>,
+    /// Mean churn risk.
+    pub average_churn_risk: Option<f64>,
+    /// Withheld: too few customers for a viewer who may not know who they are (see
+    /// README, "k-anonymity"). The numbers above are null.
+    pub suppressed: bool,
+}
+
+/// One lifecycle stage's share of the customers.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct LifecycleShare {
+    /// The stage.
+    pub stage: LifecycleStage,
+    /// Customers in the stage; null when suppressed.
+    pub customers: Option<i64>,
+    /// Their share of all customers.
+    pub share: Option<f64>,
+    /// Withheld: too few customers for a viewer who may not know who they are.
+    pub suppressed: bool,
+}
+
+/// A point of the Pareto curve: the customers who spent most, and their share of revenue.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "ParetoPoint")]
+pub struct ParetoPointView {
+    /// The share of customers (who bought), biggest spenders first.
+    pub customer_share: f64,
+    /// How many customers that is.
+    pub customers: i64,
+    /// The share of revenue they bring.
+    pub revenue_share: f64,
+}
+
+/// Every number an aggregate shows this viewer covers at least this many customers: the
+/// configured k for viewers who may not see who customers are, 1 for the others.
+fn min_group(ctx: &Context<'_>) -> i64 {
+    match decision(ctx, PrivacyClass::Identity) {
+        Decision::Show => 1,
+        _ => shared(ctx).config.insights.min_group_size.max(1),
     }
 }
 
@@ -282,9 +436,9 @@ impl InsightMutation {
     async fn refresh_insights(&self, ctx: &Context<'_>, as_of: Option<NaiveDate>) -> Result<InsightModel> {
         admin_only(ctx)?;
         let as_of = as_of.unwrap_or_else(|| Utc::now().date_naive());
-        let admin = request(ctx).loaders.admin();
-        admin.refresh_insights(as_of).await?;
+        let loaders = &request(ctx).loaders;
+        loaders.admin().refresh_insights(as_of).await?;
         // The newest ready model: this one, unless another fit completed after it.
-        Ok(InsightModel(admin.insight_model().await?))
+        Ok(InsightModel(loaders.population().model().await?))
     }
 }

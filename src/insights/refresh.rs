@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use super::bgnbd::{Params, Sufficient};
 use super::fit::FitError;
 use super::rfm::{self, Segment};
-use super::stage::{Lifecycle, value_tiers};
+use super::stage::{Lifecycle, pareto_curve, value_tiers};
 use super::store::{self, Fitted, Scored};
 use super::{Summary, gamma_gamma, summarize};
 use crate::names::DbName;
@@ -154,6 +154,8 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         fit_ms: report.fit_ms,
         write_ms: report.write_ms,
     };
+    let money: Vec<i64> = summarised.iter().map(|(_, _, s)| s.rfm.monetary_cents).collect();
+    store::write_pareto(hub, id, &pareto_curve(&money)).await.map_err(db)?;
     store::publish(hub, id, &fitted).await.map_err(db)?;
     hub.analyze(&["customer_insights"]).await.map_err(db)?;
     Ok(report)

@@ -2,13 +2,14 @@
 //! of the 80/20 rule. Both are rules over the models' figures, documented here and in
 //! README ("Insights").
 
-use strum::{EnumString, IntoStaticStr};
+use strum::{EnumIter, EnumString, IntoStaticStr};
 
 use super::Summary;
+use super::store::ParetoPoint;
 
 /// The relationship's stage (Dwyer, Schurr & Oh's exploration, formation, stability and
 /// decline; lost once it has ended).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Lifecycle {
     /// Not bought yet, or bought once recently.
@@ -61,7 +62,7 @@ impl Lifecycle {
 }
 
 /// The value tier: customers ranked by money spent, most first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ValueTier {
     /// The customers who bring the first 80% of revenue.
@@ -110,6 +111,47 @@ pub fn value_tiers<K: Ord>(customers: &[(K, i64)]) -> Vec<ValueTier> {
     tiers
 }
 
+/// The Pareto curve in thousandths: customers ranked by money spent, most first, and
+/// for each share `m/1000` of them (rounded up to whole customers) the share of revenue
+/// they bring. Empty without customers; shares are 0 when nothing was spent.
+pub fn pareto_curve(cents: &[i64]) -> Vec<ParetoPoint> {
+    let mut sorted: Vec<i64> = cents.iter().map(|c| (*c).max(0)).collect();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let n = sorted.len();
+    let total: i128 = sorted.iter().map(|c| i128::from(*c)).sum();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut cumulative: i128 = 0;
+    let mut taken = 0usize;
+    (1..=1000usize)
+        .map(|permille| {
+            let customers = (permille * n).div_ceil(1000);
+            while taken < customers {
+                cumulative += i128::from(sorted[taken]);
+                taken += 1;
+            }
+            let revenue_share = if total > 0 { cumulative as f64 / total as f64 } else { 0.0 };
+            ParetoPoint { permille: permille as i64, customers: customers as i64, revenue_share }
+        })
+        .collect()
+}
+
+/// Which groups of an aggregate to withhold from a viewer who may not know who the
+/// customers are, so that every number shown covers at least `k` customers: groups of
+/// 1 to k−1 customers (empty ones reveal no one), and when that is a single group, the
+/// next smallest too, so that it cannot be worked out from a total.
+pub fn suppressed(counts: &[i64], k: i64) -> Vec<bool> {
+    let mut out: Vec<bool> = counts.iter().map(|&c| c > 0 && c < k).collect();
+    if out.iter().filter(|s| **s).count() == 1
+        && let Some((i, _)) =
+            counts.iter().enumerate().filter(|(i, c)| **c > 0 && !out[*i]).min_by_key(|(i, c)| (**c, *i))
+    {
+        out[i] = true;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{bgnbd::History, rfm::Figures};
@@ -146,5 +188,29 @@ mod tests {
         // Ties by key; nothing spent is tail.
         assert_eq!(value_tiers(&[(2, 100), (1, 100), (3, 0)]), [Top, Top, Tail]);
         assert_eq!(value_tiers::<u8>(&[]), []);
+    }
+
+    #[test]
+    fn the_pareto_curve_accumulates_the_biggest_spenders_first() {
+        let curve = pareto_curve(&[100, 700, 0, 200]);
+        assert_eq!(curve.len(), 1000);
+        // A quarter of the customers (one) brings 70%, half of them 90%, all of them 100%.
+        let at = |permille: usize| (curve[permille - 1].customers, curve[permille - 1].revenue_share);
+        assert_eq!(at(250), (1, 0.7));
+        assert_eq!(at(251), (2, 0.9));
+        assert_eq!(at(500), (2, 0.9));
+        assert_eq!(at(1000), (4, 1.0));
+        assert!(pareto_curve(&[]).is_empty());
+        assert_eq!(pareto_curve(&[0, 0])[999].revenue_share, 0.0);
+    }
+
+    #[test]
+    fn small_groups_are_withheld_with_a_second_one_when_alone() {
+        // One small group: the next smallest goes too, or the total would give it away.
+        assert_eq!(suppressed(&[50, 3, 20, 0], 10), [false, true, true, false]);
+        // Two small groups cover each other; empty groups reveal no one.
+        assert_eq!(suppressed(&[50, 3, 4, 0], 10), [false, true, true, false]);
+        assert_eq!(suppressed(&[50, 30, 20], 10), [false, false, false]);
+        assert_eq!(suppressed(&[5], 10), [true]);
     }
 }

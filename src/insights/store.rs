@@ -232,6 +232,107 @@ pub async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Re
     hub.transaction(&insert_rows(hub, "customer_insights", COLUMNS, values)).await.map(|_| ())
 }
 
+/// One point of a model's Pareto curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParetoPoint {
+    /// The share of customers, in thousandths (1..=1000).
+    pub permille: i64,
+    /// How many customers that is.
+    pub customers: i64,
+    /// The share of revenue they bring.
+    pub revenue_share: f64,
+}
+
+crate::row! {
+    struct ParetoRow {
+        permille: i32,
+        customers: i64,
+        revenue_share: f64,
+    }
+}
+
+/// Writes a running model's Pareto curve.
+pub async fn write_pareto(hub: &Database, model: &str, curve: &[ParetoPoint]) -> Result<(), sqlx::Error> {
+    let rows = curve
+        .iter()
+        .map(|p| vec![Arg::from(model), Arg::from(p.permille), Arg::from(p.customers), Arg::from(p.revenue_share)])
+        .collect();
+    let columns = ["model_id", "permille", "customers", "revenue_share"];
+    hub.transaction(&insert_rows(hub, "insight_pareto", &columns, rows)).await.map(|_| ())
+}
+
+/// The points of a model's Pareto curve at these permilles.
+#[tracing::instrument(skip_all)]
+pub async fn pareto(
+    hub: &Database,
+    trace: &SqlTrace,
+    model: &str,
+    permilles: &[i64],
+) -> Result<Vec<ParetoPoint>, sqlx::Error> {
+    let sql = format!(
+        "select permille, customers, revenue_share from insight_pareto
+         where model_id = ? and permille in ({}) order by permille",
+        in_list(permilles.len())
+    );
+    let mut args = vec![Arg::from(model)];
+    args.extend(permilles.iter().map(|p| Arg::from(*p)));
+    let rows: Vec<ParetoRow> = hub.fetch_all(trace, &sql, &args).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ParetoPoint {
+            permille: i64::from(r.permille),
+            customers: r.customers,
+            revenue_share: r.revenue_share,
+        })
+        .collect())
+}
+
+/// What the customers of a model have in common, per value of a grouping column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Segment,
+    Lifecycle,
+    ValueTier,
+}
+
+impl GroupBy {
+    fn column(self) -> &'static str {
+        match self {
+            GroupBy::Segment => "segment",
+            GroupBy::Lifecycle => "lifecycle",
+            GroupBy::ValueTier => "value_tier",
+        }
+    }
+}
+
+crate::row! {
+    /// One group's aggregates.
+    #[derive(Debug, Clone)]
+    pub struct Group {
+        /// The group's value (a segment's name, a stage, a tier).
+        pub value: String,
+        pub customers: i64,
+        pub monetary_cents: i64,
+        /// Means over the customers who have them.
+        pub mean_clv: Option<f64>,
+        pub mean_p_alive: Option<f64>,
+    }
+}
+
+/// Counts, money and means of a model's customers per group, in one grouped statement
+/// (served by the model's index on the column).
+#[tracing::instrument(skip_all)]
+pub async fn groups(hub: &Database, trace: &SqlTrace, model: &str, by: GroupBy) -> Result<Vec<Group>, sqlx::Error> {
+    let column = by.column();
+    let sql = format!(
+        "select {column} as value, count(*) as customers, {money} as monetary_cents,
+                avg(clv_12m) as mean_clv, avg(p_alive) as mean_p_alive
+         from customer_insights where model_id = ? group by {column}",
+        money = hub.engine.sum_int("monetary_cents"),
+    );
+    hub.fetch_all(trace, &sql, &[model.into()]).await
+}
+
 /// What a completed fit records of itself.
 #[derive(Debug, Clone)]
 pub struct Fitted {
@@ -283,6 +384,7 @@ pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
     let statements = vec![
         ("update insight_models set status = 'failed' where id = ?".to_owned(), vec![Arg::from(id)]),
         ("delete from customer_insights where model_id = ?".to_owned(), vec![Arg::from(id)]),
+        ("delete from insight_pareto where model_id = ?".to_owned(), vec![Arg::from(id)]),
     ];
     hub.transaction(&statements).await.map(|_| ())
 }
@@ -290,7 +392,8 @@ pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
 /// Deletes the rows of superseded and failed models (the models' own rows stay, as the
 /// history of fits; a fit running elsewhere keeps its rows).
 pub async fn prune(hub: &Database) -> Result<u64, sqlx::Error> {
-    let sql = "delete from customer_insights
-               where model_id in (select id from insight_models where status in ('superseded', 'failed'))";
-    hub.execute(&SqlTrace::default(), sql, &[]).await
+    let old = "(select id from insight_models where status in ('superseded', 'failed'))";
+    let statements = ["customer_insights", "insight_pareto"]
+        .map(|table| (format!("delete from {table} where model_id in {old}"), vec![]));
+    Ok(hub.transaction(&statements).await?.iter().sum())
 }

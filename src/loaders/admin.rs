@@ -11,7 +11,6 @@ use crate::audit::store::{self, AuditFilter, AuditRow};
 use crate::error::ApiError;
 use crate::identity::store::Link;
 use crate::insights::refresh;
-use crate::insights::store::Model;
 use crate::sources::{Sources, SqlTrace};
 use crate::subject::{self, Erased, Export, SourceFailed};
 
@@ -72,11 +71,6 @@ impl Admin<'_> {
         };
         self.models.forget();
         Ok(report)
-    }
-
-    /// The current insight model; `MODEL_NOT_READY` before the first fit.
-    pub async fn insight_model(&self) -> Result<std::sync::Arc<Model>, ApiError> {
-        self.models.current(self.hub).await
     }
 
     /// Everything the sources hold about the customer with these links.

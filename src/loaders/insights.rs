@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 
 use super::Source;
 use crate::error::ApiError;
-use crate::insights::store::{self, Model, Scored};
+use crate::insights::store::{self, Group, GroupBy, Model, ParetoPoint, Scored};
 
 /// How long a replica serves a model before asking the hub store for a newer one.
 const MODEL_TTL: Duration = Duration::from_secs(5);
@@ -44,6 +44,38 @@ impl ModelCache {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = None;
         }
+    }
+}
+
+/// Aggregates over the current model's customers (for analysts): one grouped
+/// statement on the hub store each.
+pub struct Population<'a> {
+    pub(super) source: &'a Source,
+    pub(super) models: &'a ModelCache,
+}
+
+impl Population<'_> {
+    /// The current model; `MODEL_NOT_READY` before the first fit.
+    pub async fn model(&self) -> Result<Arc<Model>, ApiError> {
+        self.models.current(self.source).await
+    }
+
+    /// Counts, money and means per group of the model's customers.
+    pub async fn groups(&self, model: &Model, by: GroupBy) -> Result<Vec<Group>, ApiError> {
+        let s = self.source;
+        store::groups(&s.db, &s.trace, &model.id, by).await.map_err(|e| s.fail(e))
+    }
+
+    /// The model's Pareto curve at these permilles.
+    pub async fn pareto(&self, model: &Model, permilles: &[i64]) -> Result<Vec<ParetoPoint>, ApiError> {
+        let s = self.source;
+        store::pareto(&s.db, &s.trace, &model.id, permilles).await.map_err(|e| s.fail(e))
+    }
+
+    /// Customers in the hub now.
+    pub async fn customers(&self) -> Result<i64, ApiError> {
+        let s = self.source;
+        s.db.fetch_count(&s.trace, "select count(*) as n from customers", &[]).await.map_err(|e| s.fail(e))
     }
 }
 

@@ -132,6 +132,11 @@ impl Loaders {
         }
     }
 
+    /// Aggregates over the current insight model's customers.
+    pub fn population(&self) -> insights::Population<'_> {
+        insights::Population { source: &self.hub, models: &self.insights.loader().models }
+    }
+
     /// Writes to the CRM. Each one forgets what the request's loaders cached of what it
     /// changed, so a mutation's result, and any later field of the same request, reads
     /// the state after the write.

@@ -104,8 +104,7 @@ macro_rules! migrations {
 pub(crate) use migrations;
 
 /// The hub store's migrations.
-const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] =
-    migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit", 3 "0003_insights.sql" "insights");
+const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] = migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit", 3 "0003_insights.sql" "insights", 4 "0004_insight_pareto.sql" "insight pareto");
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
     let sets = match db.source() {

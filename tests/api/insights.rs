@@ -45,8 +45,14 @@ fn segment_enum(name: &str) -> String {
     name.replace('\'', "").replace(' ', "_").to_uppercase()
 }
 
+fn analyst_token(app: &TestApp) -> String {
+    app.token(Role::Analyst, None, None)
+}
+
 async fn cdnow(layout: Layout) {
-    let app = TestApp::spawn(layout, 0).await;
+    // k = 140: of the CDNOW segments only At Risk (137) is smaller, so the next smallest
+    // (Need Attention, 147) is withheld with it.
+    let app = TestApp::spawn_with(layout, 0, |c| c.insights.min_group_size = 140).await;
     let purchases = import::parse(Format::Cdnow, &fixture("CDNOW_sample.txt")).expect("CDNOW");
     let imported = import::import(&app.sources, &purchases, "USD").await.expect("import");
     assert_eq!((imported.accounts, imported.orders), (2357, 6919));
@@ -124,7 +130,7 @@ async fn cdnow(layout: Layout) {
 
     // Analysts see insights but not who the customer is; frontends with the scope too;
     // a token without `insights:read` does not see the field at all.
-    let analyst = app.token(Role::Analyst, None, None);
+    let analyst = analyst_token(&app);
     let response = app.query_as(&analyst, r#"{ customerBySourceKey(source: SHOP, key: "4") { id } }"#, json!({})).await;
     assert_eq!(codes(&response), ["GRAPHQL_VALIDATION_FAILED"], "source lookups are internal: {response}");
     let page = app
@@ -141,6 +147,61 @@ async fn cdnow(layout: Layout) {
         .query_as(&no_scope, "{ customers(first: 1) { edges { node { insights { valueTier } } } } }", json!({}))
         .await;
     assert_eq!(codes(&response), ["GRAPHQL_VALIDATION_FAILED"], "{response}");
+
+    // Aggregates: admins see every segment as the golden file counts them.
+    let segments = "{ segments { segment customers revenueShare averagePredictedClv averageChurnRisk suppressed } }";
+    let all = app.data(segments, json!({})).await["segments"].as_array().expect("segments").clone();
+    assert_eq!(all.len(), 11);
+    let count = |name: &str| all.iter().find(|s| s["segment"] == segment_enum(name)).expect(name)["customers"].clone();
+    for (name, n) in expected_segments {
+        assert_eq!(count(name), n, "{name}");
+    }
+    assert_eq!((count("New Customers"), count("Promising")), (json!(0), json!(0)));
+    let shares: f64 = all.iter().map(|s| s["revenueShare"].as_f64().expect("share")).sum();
+    assert!((shares - 1.0).abs() < 1e-9, "{shares}");
+    assert!(all.iter().all(|s| s["suppressed"] == false));
+    // Analysts do not know who the customers are: groups under k are withheld, and a
+    // lone one takes the next smallest with it.
+    let seen = app.query_as(&analyst_token(&app), segments, json!({})).await;
+    let withheld: Vec<&str> = seen["data"]["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .filter(|s| s["suppressed"] == true)
+        .inspect(|s| assert!(s["customers"].is_null() && s["revenueShare"].is_null(), "{s}"))
+        .map(|s| s["segment"].as_str().expect("name"))
+        .collect();
+    assert_eq!(withheld, ["NEED_ATTENTION", "AT_RISK"]);
+    let stages = app
+        .query_as(&analyst_token(&app), "{ lifecycleDistribution { stage customers share suppressed } }", json!({}))
+        .await;
+    for stage in stages["data"]["lifecycleDistribution"].as_array().expect("stages") {
+        let n = stage["customers"].as_i64();
+        assert!(stage["suppressed"] == true || n == Some(0) || n >= Some(140), "{stage}");
+    }
+    let total: i64 = app.data("{ lifecycleDistribution { customers } }", json!({})).await["lifecycleDistribution"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| s["customers"].as_i64().expect("count"))
+        .sum();
+    assert_eq!(total, 2357);
+
+    // The Pareto curve climbs to everyone and all revenue; for analysts each step covers
+    // at least k customers (2357 / 140: 16 points at most).
+    let curve = "{ paretoCurve(points: 100) { customerShare customers revenueShare } }";
+    let points = app.data(curve, json!({})).await["paretoCurve"].as_array().expect("curve").clone();
+    assert_eq!(points.len(), 100);
+    let last = &points[99];
+    assert_eq!((last["customerShare"].as_f64(), last["customers"].as_i64()), (Some(1.0), Some(2357)));
+    close(&last["revenueShare"], 1.0, 1e-12, "all revenue");
+    assert!(points.windows(2).all(|w| w[0]["revenueShare"].as_f64() <= w[1]["revenueShare"].as_f64()));
+    let top_fifth = points[19]["revenueShare"].as_f64().expect("share");
+    assert!(top_fifth > 0.5, "the top 20% of CDNOW customers bring most of the revenue: {top_fifth}");
+    let capped = app.query_as(&analyst_token(&app), curve, json!({})).await;
+    let capped = capped["data"]["paretoCurve"].as_array().expect("curve").clone();
+    assert_eq!(capped.len(), 16);
+    assert!(capped.windows(2).all(|w| w[1]["customers"].as_i64() >= w[0]["customers"].as_i64().map(|n| n + 140)));
 
     // The model is visible to whoever reads insights.
     let model = app

@@ -106,6 +106,10 @@ fn subselection(field: &str) -> &'static str {
         "campaign" => " { name }",
         "insights" => " { valueTier lifecycleStage probabilityAlive }",
         "insightModel" => " { asOf customers }",
+        // What k-anonymity leaves alike for every viewer who sees the class.
+        "segments" => " { segment }",
+        "lifecycleDistribution" => " { stage }",
+        "paretoCurve" => " { customerShare }",
         _ => "",
     }
 }

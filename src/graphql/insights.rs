@@ -79,6 +79,41 @@ pub enum ValueTier {
     Tail,
 }
 
+/// Where a customer sits on the value × satisfaction matrix (high value: the top tier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::insights::stage::Quadrant")]
+pub enum Quadrant {
+    /// High value and satisfied: keep them so.
+    Retain,
+    /// High value and dissatisfied: win them back.
+    WinBack,
+    /// Low value and satisfied.
+    Maintain,
+    /// Low value and dissatisfied.
+    Deprioritize,
+}
+
+/// Service satisfaction as perception against expectation.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SatisfactionScore {
+    /// Mean CSAT (1–5) over the customer's answered tickets; null without answers.
+    pub average_csat: Option<f64>,
+    /// Complaints per ticket.
+    pub complaint_rate: Option<f64>,
+    /// Perceived service (the mean CSAT of the last 90 days, else of all answers) minus
+    /// the expected (the customer's earlier answers, shrunk toward every customer's mean
+    /// CSAT by two answers' weight), in CSAT points: below 0 is worse than expected.
+    /// Null without answers.
+    pub index: Option<f64>,
+    /// Tickets opened.
+    pub tickets: i64,
+    /// Complaints still open or pending.
+    pub open_complaints: i64,
+    /// The value × satisfaction quadrant (dissatisfied: below expectation, or a complaint
+    /// open); null with nothing to judge by.
+    pub quadrant: Option<Quadrant>,
+}
+
 /// Recency, frequency and money, each scored 1–5 against every customer who bought
 /// (quintiles: 5 is the best fifth).
 #[derive(Debug, Clone, SimpleObject)]
@@ -192,6 +227,20 @@ impl CustomerInsights {
     async fn value_tier(&self) -> ValueTier {
         self.0.scored.as_ref().map_or(ValueTier::Tail, |s| s.value_tier.into())
     }
+
+    /// Service satisfaction from the helpdesk, up to the model's date; null for customers
+    /// without tickets, and (for now) for customers who had not bought.
+    async fn satisfaction(&self) -> Option<SatisfactionScore> {
+        let service = self.0.scored.as_ref()?.service?;
+        Some(SatisfactionScore {
+            average_csat: service.satisfaction.average_csat,
+            complaint_rate: service.satisfaction.complaint_rate,
+            index: service.satisfaction.index,
+            tickets: service.tickets,
+            open_complaints: service.open_complaints,
+            quadrant: service.quadrant.map(Into::into),
+        })
+    }
 }
 
 /// A fitted model: its date, when it was fitted, and its parameters.
@@ -229,6 +278,11 @@ pub struct SpendModel {
 /// A fitted insight model.
 #[Object]
 impl InsightModel {
+    /// The model's id: each fit makes a new one.
+    async fn id(&self) -> async_graphql::ID {
+        async_graphql::ID(self.0.id.clone())
+    }
+
     /// Purchases up to and including this day count.
     async fn as_of(&self) -> NaiveDate {
         self.0.as_of

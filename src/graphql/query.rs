@@ -8,11 +8,13 @@ use super::campaign::Campaign;
 use super::common::{page_size, request, require, shared, wants_total};
 use super::customer::{Customer, CustomerConnection};
 use super::ids::{self, Kind};
+use super::insights::{LifecycleStage, Quadrant, RfmSegment, ValueTier};
 use super::order::Order;
 use super::ticket::Ticket;
 use crate::error::ApiError;
 use crate::identity::normalize::{EmailAddress, PhoneNumber};
 use crate::identity::store::LookupKey;
+use crate::insights::store::Criteria;
 use crate::loaders::customers::Position;
 use crate::sources::SourceName;
 
@@ -37,6 +39,62 @@ pub struct CustomerFilter {
         visible = "crate::graphql::privacy::visible::internal"
     )]
     pub has_source: Option<SourceName>,
+    /// Only customers in this RFM segment under the current insight model. Like every
+    /// insight filter, only for viewers who may see insights (elsewhere an unknown field);
+    /// `MODEL_NOT_READY` before the first fit.
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight),
+        visible = "crate::graphql::privacy::visible::insight"
+    )]
+    pub rfm_segment: Option<RfmSegment>,
+    /// Only customers in this lifecycle stage (customers who had not bought by the
+    /// model's date are exploring).
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight),
+        visible = "crate::graphql::privacy::visible::insight"
+    )]
+    pub lifecycle_stage: Option<LifecycleStage>,
+    /// Only customers in this value tier (customers who had not bought are tail).
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight),
+        visible = "crate::graphql::privacy::visible::insight"
+    )]
+    pub value_tier: Option<ValueTier>,
+    /// Only customers with a churn risk at least this (0 to 1).
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight),
+        visible = "crate::graphql::privacy::visible::insight"
+    )]
+    pub min_churn_risk: Option<f64>,
+    /// Only customers whose predicted 12-month lifetime value is at least this.
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight),
+        visible = "crate::graphql::privacy::visible::insight"
+    )]
+    pub min_predicted_clv: Option<f64>,
+    /// Only customers in this value × satisfaction quadrant.
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight),
+        visible = "crate::graphql::privacy::visible::insight"
+    )]
+    pub quadrant: Option<Quadrant>,
+}
+
+impl CustomerFilter {
+    /// The insight criteria, checked.
+    fn criteria(&self) -> Result<Criteria, ApiError> {
+        if self.min_churn_risk.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+            return Err(ApiError::BadInput("`minChurnRisk` must be between 0 and 1".into()));
+        }
+        Ok(Criteria {
+            segment: self.rfm_segment.map(Into::into),
+            lifecycle: self.lifecycle_stage.map(Into::into),
+            value_tier: self.value_tier.map(Into::into),
+            min_churn_risk: self.min_churn_risk,
+            min_clv: self.min_predicted_clv,
+            quadrant: self.quadrant.map(Into::into),
+        })
+    }
 }
 
 pub struct CustomerQuery;
@@ -72,13 +130,19 @@ impl CustomerQuery {
         require(ctx, READ)?;
         let first = page_size(ctx, first)?;
         let filter = filter.unwrap_or_default();
-        let finder = request(ctx).loaders.customers();
+        let criteria = filter.criteria()?;
+        let loaders = &request(ctx).loaders;
+        let narrowing = match criteria.is_empty() {
+            true => None,
+            false => Some(criteria.narrowing(&loaders.population().model().await?.id)),
+        };
+        let finder = loaders.customers();
         let after = match after.as_deref() {
             None => None,
             Some(c) if finder.consent_ordered() => Some(Position::Consent(ids::parse_consent_cursor(c)?)),
             Some(c) => Some(Position::Id(ids::parse_customer_cursor(c)?)),
         };
-        let page = finder.page(first as usize, after, filter.has_source, wants_total(ctx)).await?;
+        let page = finder.page(first as usize, after, filter.has_source, narrowing.as_ref(), wants_total(ctx)).await?;
         let cursors: std::collections::HashMap<String, String> = page
             .customers
             .iter()

@@ -19,6 +19,46 @@ crate::row! {
 
 const LINK_COLUMNS: &str = "l.customer_id, l.source, l.source_key, l.rule, l.linked_at";
 
+/// More conditions on the customer list, from beside the identity tables (the insight
+/// filters): a join on `customers c` and conditions, with their bind parameters in
+/// order (the join's first).
+#[derive(Debug, Clone, Default)]
+pub struct Narrowing {
+    pub join: String,
+    pub join_args: Vec<Arg>,
+    pub conditions: Vec<String>,
+    pub args: Vec<Arg>,
+}
+
+/// The joins, `where` clause and parameters of a customer list: after the golden id
+/// `after`, with a record in `has_source`, narrowed by `narrowing`.
+fn list_filter(
+    after: Option<&str>,
+    has_source: Option<SourceName>,
+    narrowing: Option<&Narrowing>,
+) -> (String, String, Vec<Arg>) {
+    let mut args = Vec::new();
+    let mut filters: Vec<String> = Vec::new();
+    let join = narrowing.map(|n| n.join.clone()).unwrap_or_default();
+    if let Some(n) = narrowing {
+        args.extend(n.join_args.iter().cloned());
+    }
+    if let Some(after) = after {
+        filters.push("c.id > ?".into());
+        args.push(Arg::from(after));
+    }
+    if let Some(source) = has_source {
+        filters.push("exists (select 1 from identity_links x where x.customer_id = c.id and x.source = ?)".into());
+        args.push(Arg::Text(source.to_string()));
+    }
+    if let Some(n) = narrowing {
+        filters.extend(n.conditions.iter().cloned());
+        args.extend(n.args.iter().cloned());
+    }
+    let filter = if filters.is_empty() { String::new() } else { format!("where {}", filters.join(" and ")) };
+    (join, filter, args)
+}
+
 /// One page of customers in id order, returned as their links (one statement: the page
 /// and everything needed to reach each customer's source records).
 #[tracing::instrument(skip_all)]
@@ -28,27 +68,44 @@ pub async fn customers_page(
     after: Option<&str>,
     limit: i64,
     has_source: Option<SourceName>,
+    narrowing: Option<&Narrowing>,
 ) -> Result<Vec<Link>, sqlx::Error> {
-    let mut args = Vec::new();
-    let mut filters = Vec::new();
-    if let Some(after) = after {
-        filters.push("c.id > ?");
-        args.push(Arg::from(after));
-    }
-    if let Some(source) = has_source {
-        filters.push("exists (select 1 from identity_links x where x.customer_id = c.id and x.source = ?)");
-        args.push(Arg::Text(source.to_string()));
-    }
+    let (join, filter, mut args) = list_filter(after, has_source, narrowing);
     args.push(Arg::Int(limit));
-    let filter = if filters.is_empty() { String::new() } else { format!("where {}", filters.join(" and ")) };
     // A derived table, not `in (.. limit ..)`: MySQL/MariaDB refuse LIMIT inside IN.
     let sql = format!(
         "select {LINK_COLUMNS}
-         from (select c.id from customers c {filter} order by c.id limit ?) page
+         from (select c.id from customers c {join} {filter} order by c.id limit ?) page
          join identity_links l on l.customer_id = page.id
          order by l.customer_id, l.source, l.source_key"
     );
     hub.fetch_all(trace, &sql, &args).await
+}
+
+/// Of the golden ids `ids`, those `narrowing` keeps.
+pub async fn narrow(
+    hub: &Database,
+    trace: &SqlTrace,
+    ids: &[String],
+    narrowing: &Narrowing,
+) -> Result<Vec<String>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = narrowing.join_args.clone();
+    args.extend(ids.iter().map(|id| Arg::from(id.as_str())));
+    args.extend(narrowing.args.iter().cloned());
+    let mut conditions = vec![format!("c.id in ({})", in_list(ids.len()))];
+    conditions.extend(narrowing.conditions.iter().cloned());
+    let sql = format!("select c.id as id from customers c {} where {}", narrowing.join, conditions.join(" and "));
+    let rows: Vec<Id> = hub.fetch_all(trace, &sql, &args).await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+crate::row! {
+    struct Id {
+        id: String,
+    }
 }
 
 /// How many customers match the filter.
@@ -56,12 +113,17 @@ pub async fn count_customers(
     hub: &Database,
     trace: &SqlTrace,
     has_source: Option<SourceName>,
+    narrowing: Option<&Narrowing>,
 ) -> Result<i64, sqlx::Error> {
-    match has_source {
-        None => hub.fetch_count(trace, "select count(*) as n from customers", &[]).await,
-        Some(source) => {
+    match (has_source, narrowing) {
+        (None, None) => hub.fetch_count(trace, "select count(*) as n from customers", &[]).await,
+        (Some(source), None) => {
             let sql = "select count(distinct customer_id) as n from identity_links where source = ?";
             hub.fetch_count(trace, sql, &[Arg::Text(source.to_string())]).await
+        }
+        (_, Some(_)) => {
+            let (join, filter, args) = list_filter(None, has_source, narrowing);
+            hub.fetch_count(trace, &format!("select count(*) as n from customers c {join} {filter}"), &args).await
         }
     }
 }

@@ -11,11 +11,11 @@ use chrono::NaiveDate;
 use super::bgnbd::{Params, Sufficient};
 use super::fit::FitError;
 use super::rfm::{self, Segment};
-use super::stage::{Lifecycle, pareto_curve, value_tiers};
-use super::store::{self, Fitted, Scored};
+use super::stage::{Lifecycle, Service, pareto_curve, value_tiers};
+use super::store::{self, Fitted, Scored, ServiceScore};
 use super::{Summary, gamma_gamma, summarize};
 use crate::names::DbName;
-use crate::sources::{Database, SourceName, Sources, shop};
+use crate::sources::{Database, SourceName, Sources, helpdesk, shop};
 
 /// Rows written per transaction.
 const WRITE_CHUNK: usize = 5_000;
@@ -91,11 +91,11 @@ pub async fn refresh(sources: &Sources, as_of: NaiveDate) -> Result<Report, Refr
 
 async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, RefreshError> {
     let started = Instant::now();
-    let summarised = read(sources, as_of).await?;
+    let (customers, summarised) = read(sources, as_of).await?;
+    let services = read_service(sources, &customers, as_of).await?;
     let read_ms = elapsed_ms(started);
 
     let started = Instant::now();
-    let (customers, summarised): (Vec<String>, Vec<Summarised>) = summarised;
     let histories = summarised.iter().map(|(_, _, s)| s.history);
     let sufficient = Sufficient::new(histories);
     let purchases = match sufficient.fit() {
@@ -109,7 +109,7 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         Err(e) => return Err(e.into()),
     };
     let params = purchases.map(|f| f.params);
-    let scored = score(&summarised, params.as_ref(), spend.as_ref());
+    let scored = score(&summarised, &services, params.as_ref(), spend.as_ref());
     let fit_ms = elapsed_ms(started);
 
     let started = Instant::now();
@@ -222,8 +222,8 @@ impl Reader {
 }
 
 crate::row! {
-    /// A shop account's link to its customer.
-    struct ShopLink {
+    /// A source record's link to its customer.
+    struct SourceLink {
         customer_id: String,
         source_key: String,
     }
@@ -235,7 +235,7 @@ async fn shop_customers(hub: &Database) -> Result<(Vec<Customer>, HashMap<i64, u
     let mut customers: Vec<Customer> = Vec::new();
     let mut by_account: HashMap<i64, usize> = HashMap::new();
     let sql = "select customer_id, source_key from identity_links where source = 'shop' order by customer_id";
-    hub.for_each(sql, &[], |link: ShopLink| {
+    hub.for_each(sql, &[], |link: SourceLink| {
         let Ok(account) = link.source_key.parse::<i64>() else { return };
         match customers.last_mut() {
             Some(last) if last.id == link.customer_id => {
@@ -250,9 +250,59 @@ async fn shop_customers(hub: &Database) -> Result<(Vec<Customer>, HashMap<i64, u
     Ok((customers, by_account))
 }
 
+/// How many days of CSAT answers count as the customer's recent perception of service.
+const RECENT_SERVICE_DAYS: u64 = 90;
+
+/// Every customer's service up to `as_of` (by index into `customers`), from one grouped
+/// statement on the helpdesk joined through the helpdesk's identity links.
+async fn read_service(sources: &Sources, customers: &[String], as_of: NaiveDate) -> Result<Vec<Service>, RefreshError> {
+    let index: HashMap<&str, usize> = customers.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let mut by_requester: HashMap<i64, usize> = HashMap::new();
+    let sql = "select customer_id, source_key from identity_links where source = 'helpdesk'";
+    sources
+        .hub()
+        .for_each(sql, &[], |link: SourceLink| {
+            if let (Ok(requester), Some(&i)) = (link.source_key.parse::<i64>(), index.get(link.customer_id.as_str())) {
+                by_requester.insert(requester, i);
+            }
+        })
+        .await
+        .map_err(|e| RefreshError::Database(DbName::Hub, e))?;
+    let mut services = vec![Service::default(); customers.len()];
+    let end = as_of.succ_opt().unwrap_or(as_of).and_time(chrono::NaiveTime::MIN).and_utc();
+    let recent = (as_of - chrono::Days::new(RECENT_SERVICE_DAYS - 1)).and_time(chrono::NaiveTime::MIN).and_utc();
+    helpdesk::service_figures(sources.source(SourceName::Helpdesk), recent, end, |f| {
+        if let Some(&i) = by_requester.get(&f.requester_id) {
+            services[i].add(&Service {
+                tickets: f.tickets,
+                complaints: f.complaints,
+                open_complaints: f.open_complaints,
+                csat_sum: f.csat_sum,
+                csat_answers: f.csat_answers,
+                recent_csat_sum: f.recent_csat_sum,
+                recent_csat_answers: f.recent_csat_answers,
+            });
+        }
+    })
+    .await
+    .map_err(|e| RefreshError::Database(DbName::Helpdesk, e))?;
+    Ok(services)
+}
+
 /// Scores every summarised customer against the population: RFM, P(alive), lifetime
-/// value, lifecycle stage and value tier.
-fn score(summarised: &[Summarised], purchases: Option<&Params>, spend: Option<&gamma_gamma::Params>) -> Vec<Scored> {
+/// value, lifecycle stage, value tier, and satisfaction (with `services`, by customer
+/// index) against the buyers' mean CSAT.
+fn score(
+    summarised: &[Summarised],
+    services: &[Service],
+    purchases: Option<&Params>,
+    spend: Option<&gamma_gamma::Params>,
+) -> Vec<Scored> {
+    let (csat_sum, csat_answers) = summarised
+        .iter()
+        .map(|(i, _, _)| &services[*i])
+        .fold((0i64, 0i64), |(s, n), v| (s + v.csat_sum, n + v.csat_answers));
+    let population_csat = if csat_answers > 0 { csat_sum as f64 / csat_answers as f64 } else { 0.0 };
     let figures: Vec<((NaiveDate, i64), rfm::Figures)> = summarised.iter().map(|(_, key, s)| (*key, s.rfm)).collect();
     let scores = rfm::score(&figures);
     let money: Vec<((NaiveDate, i64), i64)> = figures.iter().map(|(key, f)| (*key, f.monetary_cents)).collect();
@@ -261,7 +311,13 @@ fn score(summarised: &[Summarised], purchases: Option<&Params>, spend: Option<&g
         .iter()
         .zip(scores)
         .zip(tiers)
-        .map(|(((_, _, summary), scores), value_tier)| {
+        .map(|(((index, _, summary), scores), value_tier)| {
+            let service = services[*index].satisfaction(population_csat).map(|satisfaction| ServiceScore {
+                tickets: services[*index].tickets,
+                open_complaints: services[*index].open_complaints,
+                satisfaction,
+                quadrant: satisfaction.quadrant(value_tier),
+            });
             let p_alive = purchases.map(|p| p.probability_alive(&summary.history));
             let clv_12m = match (purchases, spend) {
                 (Some(p), Some(s)) => {
@@ -277,6 +333,7 @@ fn score(summarised: &[Summarised], purchases: Option<&Params>, spend: Option<&g
                 clv_12m,
                 lifecycle: Lifecycle::of(summary, p_alive.unwrap_or(1.0)),
                 value_tier,
+                service,
             }
         })
         .collect()

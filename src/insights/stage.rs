@@ -73,6 +73,111 @@ pub enum ValueTier {
     Tail,
 }
 
+/// Where a customer sits on the value × satisfaction matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr, EnumIter)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum Quadrant {
+    /// High value and satisfied.
+    Retain,
+    /// High value and dissatisfied.
+    WinBack,
+    /// Low value and satisfied.
+    Maintain,
+    /// Low value and dissatisfied.
+    Deprioritize,
+}
+
+impl Quadrant {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Weight, in answers, of the population's mean CSAT in a customer's expectation.
+pub const PRIOR_ANSWERS: f64 = 2.0;
+
+/// A customer's service, as the satisfaction model reads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Service {
+    pub tickets: i64,
+    pub complaints: i64,
+    pub open_complaints: i64,
+    pub csat_sum: i64,
+    pub csat_answers: i64,
+    pub recent_csat_sum: i64,
+    pub recent_csat_answers: i64,
+}
+
+/// Satisfaction as perception against expectation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Satisfaction {
+    /// Mean CSAT (1–5) over answered tickets; `None` without answers.
+    pub average_csat: Option<f64>,
+    /// Complaints per ticket; `None` without tickets.
+    pub complaint_rate: Option<f64>,
+    /// Perceived service minus expected, in CSAT points; `None` without answers.
+    pub index: Option<f64>,
+    /// Dissatisfied: below expectation, or a complaint still open.
+    pub dissatisfied: bool,
+}
+
+impl Service {
+    /// Adds another requester record's service of the same customer.
+    pub fn add(&mut self, other: &Service) {
+        self.tickets += other.tickets;
+        self.complaints += other.complaints;
+        self.open_complaints += other.open_complaints;
+        self.csat_sum += other.csat_sum;
+        self.csat_answers += other.csat_answers;
+        self.recent_csat_sum += other.recent_csat_sum;
+        self.recent_csat_answers += other.recent_csat_answers;
+    }
+
+    /// Satisfaction against `population_csat`, the mean CSAT of every answer. Perceived
+    /// service is the mean of the recent answers (all of them when none is recent); the
+    /// expectation is the mean of the customer's earlier answers, shrunk toward the
+    /// population's mean by [`PRIOR_ANSWERS`] answers' weight (the population's mean
+    /// alone for a first answer). `None` without tickets.
+    pub fn satisfaction(&self, population_csat: f64) -> Option<Satisfaction> {
+        if self.tickets == 0 {
+            return None;
+        }
+        let mean = |sum: i64, n: i64| (n > 0).then(|| sum as f64 / n as f64);
+        let average_csat = mean(self.csat_sum, self.csat_answers);
+        let index = average_csat.map(|all| {
+            let (recent, earlier_n) = match mean(self.recent_csat_sum, self.recent_csat_answers) {
+                Some(recent) => (recent, self.csat_answers - self.recent_csat_answers),
+                None => (all, 0),
+            };
+            let earlier_sum = if earlier_n > 0 { (self.csat_sum - self.recent_csat_sum) as f64 } else { 0.0 };
+            let expectation = (earlier_sum + PRIOR_ANSWERS * population_csat) / (earlier_n as f64 + PRIOR_ANSWERS);
+            recent - expectation
+        });
+        Some(Satisfaction {
+            average_csat,
+            complaint_rate: Some(self.complaints as f64 / self.tickets as f64),
+            index,
+            dissatisfied: self.open_complaints > 0 || index.is_some_and(|i| i < 0.0),
+        })
+    }
+}
+
+impl Satisfaction {
+    /// The quadrant of a customer in `tier`: high value is the top tier. `None` when there
+    /// is nothing to judge satisfaction by (no answer and no open complaint).
+    pub fn quadrant(&self, tier: ValueTier) -> Option<Quadrant> {
+        if self.index.is_none() && !self.dissatisfied {
+            return None;
+        }
+        Some(match (tier == ValueTier::Top, self.dissatisfied) {
+            (true, false) => Quadrant::Retain,
+            (true, true) => Quadrant::WinBack,
+            (false, false) => Quadrant::Maintain,
+            (false, true) => Quadrant::Deprioritize,
+        })
+    }
+}
+
 /// The share of revenue the top tier brings.
 pub const TOP_SHARE: f64 = 0.80;
 /// The share of revenue the top and core tiers bring together.
@@ -202,6 +307,41 @@ mod tests {
         assert_eq!(at(1000), (4, 1.0));
         assert!(pareto_curve(&[]).is_empty());
         assert_eq!(pareto_curve(&[0, 0])[999].revenue_share, 0.0);
+    }
+
+    #[test]
+    fn satisfaction_is_perception_against_expectation() {
+        let service = |csat: &[(i64, bool)], open_complaints| {
+            let mut s = Service { tickets: csat.len().max(1) as i64, open_complaints, ..Service::default() };
+            for &(score, recent) in csat {
+                s.csat_sum += score;
+                s.csat_answers += 1;
+                if recent {
+                    s.recent_csat_sum += score;
+                    s.recent_csat_answers += 1;
+                }
+            }
+            s
+        };
+        // A first answer of 4 where everyone gives 4 on average meets expectation.
+        let first = service(&[(4, true)], 0).satisfaction(4.0).expect("tickets");
+        assert_eq!((first.average_csat, first.index, first.dissatisfied), (Some(4.0), Some(0.0), false));
+        // Used to 5s, now a 3: below expectation (5·2 + 4·2) / 4 = 4.5, by 1.5.
+        let fallen = service(&[(5, false), (5, false), (3, true)], 0).satisfaction(4.0).expect("tickets");
+        assert_eq!(fallen.index, Some(-1.5));
+        assert_eq!(fallen.quadrant(ValueTier::Top), Some(Quadrant::WinBack));
+        assert_eq!(fallen.quadrant(ValueTier::Tail), Some(Quadrant::Deprioritize));
+        // An open complaint is dissatisfaction whatever the scores; no answer and no
+        // complaint says nothing.
+        let open = service(&[], 1).satisfaction(4.0).expect("tickets");
+        assert_eq!((open.index, open.quadrant(ValueTier::Core)), (None, Some(Quadrant::Deprioritize)));
+        let silent = service(&[], 0).satisfaction(4.0).expect("tickets");
+        assert_eq!(silent.quadrant(ValueTier::Top), None);
+        assert_eq!(
+            service(&[(5, true)], 0).satisfaction(4.0).and_then(|s| s.quadrant(ValueTier::Top)),
+            Some(Quadrant::Retain)
+        );
+        assert!(Service::default().satisfaction(4.0).is_none());
     }
 
     #[test]

@@ -7,8 +7,9 @@ use super::Summary;
 use super::bgnbd::{self, History};
 use super::gamma_gamma;
 use super::rfm::{Figures, Scores, Segment};
-use super::stage::{Lifecycle, ValueTier};
+use super::stage::{Lifecycle, Quadrant, Satisfaction, ValueTier};
 use crate::identity::resolve::insert_rows;
+use crate::identity::store::Narrowing;
 use crate::sources::engine::in_list;
 use crate::sources::{Arg, Database, SqlTrace};
 
@@ -101,6 +102,12 @@ crate::row! {
         clv_12m: Option<f64>,
         lifecycle: String,
         value_tier: String,
+        tickets: Option<i32>,
+        open_complaints: Option<i32>,
+        average_csat: Option<f64>,
+        complaint_rate: Option<f64>,
+        satisfaction_index: Option<f64>,
+        quadrant: Option<String>,
     }
 }
 
@@ -116,6 +123,17 @@ pub struct Scored {
     pub clv_12m: Option<f64>,
     pub lifecycle: Lifecycle,
     pub value_tier: ValueTier,
+    /// From the helpdesk; `None` without tickets.
+    pub service: Option<ServiceScore>,
+}
+
+/// A customer's satisfaction as stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServiceScore {
+    pub tickets: i64,
+    pub open_complaints: i64,
+    pub satisfaction: Satisfaction,
+    pub quadrant: Option<Quadrant>,
 }
 
 impl TryFrom<InsightRow> for (String, Scored) {
@@ -148,6 +166,20 @@ impl TryFrom<InsightRow> for (String, Scored) {
             clv_12m: row.clv_12m,
             lifecycle: row.lifecycle.parse().map_err(|_| bad("lifecycle"))?,
             value_tier: row.value_tier.parse().map_err(|_| bad("value_tier"))?,
+            service: match (row.tickets, row.open_complaints) {
+                (Some(tickets), Some(open)) => Some(ServiceScore {
+                    tickets: i64::from(tickets),
+                    open_complaints: i64::from(open),
+                    satisfaction: Satisfaction {
+                        average_csat: row.average_csat,
+                        complaint_rate: row.complaint_rate,
+                        index: row.satisfaction_index,
+                        dissatisfied: open > 0 || row.satisfaction_index.is_some_and(|i| i < 0.0),
+                    },
+                    quadrant: row.quadrant.map(|q| q.parse()).transpose().map_err(|_| bad("quadrant"))?,
+                }),
+                _ => None,
+            },
         };
         Ok((row.customer_id, scored))
     }
@@ -164,7 +196,8 @@ pub async fn insights(
 ) -> Result<Vec<(String, Scored)>, sqlx::Error> {
     let sql = format!(
         "select customer_id, frequency, recency_weeks, age_weeks, recency_days, monetary_cents, repeat_mean_spend,
-                r_score, f_score, m_score, segment, p_alive, clv_12m, lifecycle, value_tier
+                r_score, f_score, m_score, segment, p_alive, clv_12m, lifecycle, value_tier,
+                tickets, open_complaints, average_csat, complaint_rate, satisfaction_index, quadrant
          from customer_insights where model_id = ? and customer_id in ({})",
         in_list(customers.len())
     );
@@ -205,6 +238,12 @@ pub async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Re
         "clv_12m",
         "lifecycle",
         "value_tier",
+        "tickets",
+        "open_complaints",
+        "average_csat",
+        "complaint_rate",
+        "satisfaction_index",
+        "quadrant",
     ];
     let values = rows
         .iter()
@@ -226,6 +265,12 @@ pub async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Re
                 Arg::from(s.clv_12m),
                 Arg::from(s.lifecycle.name()),
                 Arg::from(s.value_tier.name()),
+                Arg::from(s.service.map(|v| v.tickets)),
+                Arg::from(s.service.map(|v| v.open_complaints)),
+                Arg::from(s.service.and_then(|v| v.satisfaction.average_csat)),
+                Arg::from(s.service.and_then(|v| v.satisfaction.complaint_rate)),
+                Arg::from(s.service.and_then(|v| v.satisfaction.index)),
+                Arg::from(s.service.and_then(|v| v.quadrant).map(|q| q.name().to_owned())),
             ]
         })
         .collect();
@@ -331,6 +376,69 @@ pub async fn groups(hub: &Database, trace: &SqlTrace, model: &str, by: GroupBy) 
         money = hub.engine.sum_int("monetary_cents"),
     );
     hub.fetch_all(trace, &sql, &[model.into()]).await
+}
+
+/// Which customers a list keeps, by their insights under one model. Customers without a
+/// row (who had not bought by the model's date) are exploring and in the tail tier, as
+/// their insights say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Criteria {
+    pub segment: Option<Segment>,
+    pub lifecycle: Option<Lifecycle>,
+    pub value_tier: Option<ValueTier>,
+    /// Churn risk (1 − P(alive)) at least this.
+    pub min_churn_risk: Option<f64>,
+    /// Predicted 12-month lifetime value at least this.
+    pub min_clv: Option<f64>,
+    pub quadrant: Option<Quadrant>,
+}
+
+impl Criteria {
+    pub fn is_empty(&self) -> bool {
+        *self == Criteria::default()
+    }
+
+    /// The join on `customers c` and the conditions that keep the customers matching
+    /// under `model`. When a criterion excludes customers without a row, an inner join
+    /// led by the model's indexes; else a left join reading a missing row as exploring
+    /// and tail.
+    pub fn narrowing(&self, model: &str) -> Narrowing {
+        let buyers_only = self.segment.is_some()
+            || self.quadrant.is_some()
+            || self.min_churn_risk.is_some()
+            || self.min_clv.is_some()
+            || self.lifecycle.is_some_and(|l| l != Lifecycle::Exploration)
+            || self.value_tier.is_some_and(|t| t != ValueTier::Tail);
+        let on = "customer_insights i on i.customer_id = c.id and i.model_id = ?";
+        let mut n = Narrowing {
+            join: if buyers_only { format!("join {on}") } else { format!("left join {on}") },
+            join_args: vec![Arg::from(model)],
+            ..Narrowing::default()
+        };
+        let mut when = |condition: &str, arg: Arg| {
+            n.conditions.push(condition.to_owned());
+            n.args.push(arg);
+        };
+        if let Some(segment) = self.segment {
+            when("i.segment = ?", segment.name().into());
+        }
+        if let Some(stage) = self.lifecycle {
+            when("coalesce(i.lifecycle, 'EXPLORATION') = ?", stage.name().into());
+        }
+        if let Some(tier) = self.value_tier {
+            when("coalesce(i.value_tier, 'TAIL') = ?", tier.name().into());
+        }
+        if let Some(risk) = self.min_churn_risk {
+            when("i.p_alive <= ?", (1.0 - risk).into());
+        }
+        if let Some(clv) = self.min_clv {
+            when("i.clv_12m >= ?", clv.into());
+        }
+        if let Some(quadrant) = self.quadrant {
+            when("i.quadrant = ?", quadrant.name().into());
+        }
+        n
+    }
 }
 
 /// What a completed fit records of itself.

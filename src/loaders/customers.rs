@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use super::Loaders;
 use crate::error::ApiError;
-use crate::identity::store::{self, Link, LookupKey};
+use crate::identity::store::{self, Link, LookupKey, Narrowing};
 use crate::policy::{ConsentScope, Rows};
 use crate::sources::SourceName;
 use crate::sources::crm::{self, Consenting};
@@ -121,6 +121,7 @@ impl Customers<'_> {
         first: usize,
         after: Option<Position>,
         has_source: Option<SourceName>,
+        narrowing: Option<&Narrowing>,
         total: bool,
     ) -> Result<Page, ApiError> {
         if let Some(scope) = self.consent() {
@@ -129,7 +130,7 @@ impl Customers<'_> {
                 None => None,
                 Some(Position::Id(_)) => return Err(ApiError::InvalidCursor),
             };
-            return self.consented_page(scope, first, after, has_source, total).await;
+            return self.consented_page(scope, first, after, has_source, narrowing, total).await;
         }
         let after = match after {
             Some(Position::Id(id)) => Some(id),
@@ -137,11 +138,12 @@ impl Customers<'_> {
             Some(Position::Consent(_)) => return Err(ApiError::InvalidCursor),
         };
         let hub = &self.loaders.hub;
-        let links = store::customers_page(&hub.db, &hub.trace, after.as_deref(), first as i64 + 1, has_source)
+        let limit = first as i64 + 1;
+        let links = store::customers_page(&hub.db, &hub.trace, after.as_deref(), limit, has_source, narrowing)
             .await
             .map_err(|e| hub.fail(e))?;
         let total = if total {
-            store::count_customers(&hub.db, &hub.trace, has_source).await.map_err(|e| hub.fail(e))?
+            store::count_customers(&hub.db, &hub.trace, has_source, narrowing).await.map_err(|e| hub.fail(e))?
         } else {
             0
         };
@@ -164,6 +166,7 @@ impl Customers<'_> {
         first: usize,
         mut after: Option<i64>,
         has_source: Option<SourceName>,
+        narrowing: Option<&Narrowing>,
         total: bool,
     ) -> Result<Page, ApiError> {
         let (crm_db, hub) = (&self.loaders.crm, &self.loaders.hub);
@@ -177,8 +180,10 @@ impl Customers<'_> {
                 .await
                 .map_err(|e| crm_db.fail(e))?;
             let Some(&last) = keys.last() else { break };
-            for (position, customer) in self.owners_of_consenting(&keys).await? {
-                if has_source.is_none_or(|s| !customer.keys(s).is_empty()) {
+            let owners = self.owners_of_consenting(&keys).await?;
+            let kept = self.narrow(owners.iter().map(|(_, c)| c.id.clone()).collect(), narrowing).await?;
+            for (position, customer) in owners {
+                if has_source.is_none_or(|s| !customer.keys(s).is_empty()) && kept.contains(&customer.id) {
                     listed.push((position, customer));
                 }
             }
@@ -204,12 +209,27 @@ impl Customers<'_> {
                     }
                 }
             }
-            seen.len() as i64
+            match narrowing {
+                None => seen.len() as i64,
+                Some(_) => self.narrow(seen.into_iter().collect(), narrowing).await?.len() as i64,
+            }
         } else {
             0
         };
         let customers = listed.into_iter().map(|(p, c)| (c, Position::Consent(p))).collect();
         Ok(Page { customers, total })
+    }
+
+    /// Of the golden ids `ids`, those `narrowing` keeps (all of them without one).
+    async fn narrow(&self, ids: Vec<String>, narrowing: Option<&Narrowing>) -> Result<HashSet<String>, ApiError> {
+        let Some(narrowing) = narrowing else { return Ok(ids.into_iter().collect()) };
+        let hub = &self.loaders.hub;
+        let mut kept = HashSet::new();
+        let room = hub.db.engine.max_params() - narrowing.join_args.len() - narrowing.args.len();
+        for chunk in ids.chunks(room.max(1)) {
+            kept.extend(store::narrow(&hub.db, &hub.trace, chunk, narrowing).await.map_err(|e| hub.fail(e))?);
+        }
+        Ok(kept)
     }
 
     /// The customers owning consenting CRM records `keys` (ascending), each with the key it

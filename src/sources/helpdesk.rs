@@ -117,6 +117,49 @@ pub async fn ticket_aggregates(
     db.fetch_all(trace, &sql, &ints(requesters)).await
 }
 
+crate::row! {
+    /// One requester's service up to a day: the satisfaction model's input.
+    #[derive(Debug, Clone, Copy)]
+    pub struct ServiceFigures {
+        pub requester_id: i64,
+        pub tickets: i64,
+        pub complaints: i64,
+        /// Complaints still open or pending.
+        pub open_complaints: i64,
+        pub csat_sum: i64,
+        pub csat_answers: i64,
+        /// CSAT of tickets opened on or after the "recent" day.
+        pub recent_csat_sum: i64,
+        pub recent_csat_answers: i64,
+    }
+}
+
+/// Every requester's service figures for tickets opened before `end`, CSAT counted as
+/// recent from `recent`, handed to `each` as they stream (one grouped statement).
+#[tracing::instrument(skip_all)]
+pub async fn service_figures(
+    db: &Database,
+    recent: DateTime<Utc>,
+    end: DateTime<Utc>,
+    each: impl FnMut(ServiceFigures) + Send,
+) -> Result<(), sqlx::Error> {
+    let sum = |expr: &str| db.engine.sum_int(expr);
+    let sql = format!(
+        "select requester_id, count(*) as tickets,
+                {complaints} as complaints, {open} as open_complaints,
+                {csat} as csat_sum, count(csat) as csat_answers,
+                {recent_sum} as recent_csat_sum, {recent_answers} as recent_csat_answers
+         from tickets where opened_at < ?
+         group by requester_id",
+        complaints = sum("case when category = 'complaint' then 1 else 0 end"),
+        open = sum("case when category = 'complaint' and status in ('open', 'pending') then 1 else 0 end"),
+        csat = sum("coalesce(csat, 0)"),
+        recent_sum = sum("case when opened_at >= ? then coalesce(csat, 0) else 0 end"),
+        recent_answers = sum("case when opened_at >= ? and csat is not null then 1 else 0 end"),
+    );
+    db.for_each(&sql, &[recent.into(), recent.into(), end.into()], each).await
+}
+
 /// Everything the helpdesk holds about these records, by table.
 pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
     let requesters: Vec<Requester> =

@@ -203,6 +203,49 @@ async fn cdnow(layout: Layout) {
     assert_eq!(capped.len(), 16);
     assert!(capped.windows(2).all(|w| w[1]["customers"].as_i64() >= w[0]["customers"].as_i64().map(|n| n + 140)));
 
+    // Lists filtered by insights, paged, counted, and in as many statements as a list
+    // without a filter.
+    let list = "query($f: CustomerFilter, $after: String) { customers(first: 100, after: $after, filter: $f) {
+        totalCount pageInfo { hasNextPage endCursor } edges { node { id insights { rfm { segment } churnRisk lifecycleStage valueTier } } } } }";
+    let unfiltered = app.query(list, json!({})).await;
+    let filtered = app.query(list, json!({ "f": { "rfmSegment": "CHAMPIONS" } })).await;
+    assert_eq!(filtered["data"]["customers"]["totalCount"], 539);
+    assert_eq!(statements(&filtered), statements(&unfiltered), "{filtered:#}");
+    let mut champions = std::collections::BTreeSet::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app.data(list, json!({ "f": { "rfmSegment": "CHAMPIONS" }, "after": after })).await;
+        for edge in page["customers"]["edges"].as_array().expect("edges") {
+            assert_eq!(edge["node"]["insights"]["rfm"]["segment"], "CHAMPIONS");
+            assert!(champions.insert(edge["node"]["id"].as_str().expect("id").to_owned()), "listed twice");
+        }
+        if page["customers"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["customers"]["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(champions.len(), 539);
+    let risky = app.data(list, json!({ "f": { "minChurnRisk": 0.5 } })).await;
+    for edge in risky["customers"]["edges"].as_array().expect("edges") {
+        assert!(edge["node"]["insights"]["churnRisk"].as_f64() >= Some(0.5 - 1e-12), "{edge}");
+    }
+    let count = |r: &Value| r["customers"]["totalCount"].as_i64().expect("count");
+    assert!(count(&risky) > 0, "{risky}");
+    // Filters combine: the tiers of the risky add up to the risky.
+    let mut by_tier = 0;
+    for tier in ["TOP", "CORE", "TAIL"] {
+        let page = app.data(list, json!({ "f": { "minChurnRisk": 0.5, "valueTier": tier } })).await;
+        for edge in page["customers"]["edges"].as_array().expect("edges") {
+            assert_eq!(edge["node"]["insights"]["valueTier"], tier);
+        }
+        by_tier += count(&page);
+    }
+    assert_eq!(by_tier, count(&risky));
+    let top = app.data(list, json!({ "f": { "valueTier": "TOP" } })).await;
+    assert_eq!(top["customers"]["totalCount"].as_u64(), Some(report.value_tiers["TOP"] as u64));
+    let bad = app.query(list, json!({ "f": { "minChurnRisk": 1.5 } })).await;
+    assert_eq!(codes(&bad), ["BAD_USER_INPUT"]);
+
     // The model is visible to whoever reads insights.
     let model = app
         .query_as(&analyst, "{ insightModel { asOf customers purchaseModel { r logLikelihood } } }", json!({}))
@@ -211,14 +254,14 @@ async fn cdnow(layout: Layout) {
     close(&model["data"]["insightModel"]["purchaseModel"]["r"], 0.24259454342, 1e-4, "r");
 
     // Admins fit again on demand; the new model replaces the old, whose rows go.
-    let refit = "mutation { refreshInsights(asOf: \"1997-09-30\") { asOf fittedAt customers } }";
+    let refit = "mutation { refreshInsights(asOf: \"1997-09-30\") { id asOf fittedAt customers } }";
     assert_eq!(codes(&app.query_as(&analyst, refit, json!({})).await), ["FORBIDDEN"]);
-    let before = app.data("{ insightModel { fittedAt } }", json!({})).await;
+    let before = app.data("{ insightModel { id } }", json!({})).await;
     let after = app.data(refit, json!({})).await;
     assert_eq!(after["refreshInsights"]["customers"], 2357);
-    assert_ne!(after["refreshInsights"]["fittedAt"], before["insightModel"]["fittedAt"]);
-    let served = app.data("{ insightModel { fittedAt } }", json!({})).await;
-    assert_eq!(served["insightModel"]["fittedAt"], after["refreshInsights"]["fittedAt"], "served at once");
+    assert_ne!(after["refreshInsights"]["id"], before["insightModel"]["id"]);
+    let served = app.data("{ insightModel { id } }", json!({})).await;
+    assert_eq!(served["insightModel"]["id"], after["refreshInsights"]["id"], "served at once");
     let rows = app
         .sources
         .hub()
@@ -245,6 +288,12 @@ async fn cdnow_on_mysql() {
     cdnow(Layout::all(Backend::Mysql)).await;
 }
 
+/// The number of SQL statements a response took, over all databases.
+fn statements(response: &Value) -> u64 {
+    let by_source = response["extensions"]["sqlStatements"].as_object().expect("sqlStatements");
+    by_source.values().map(|v| v.as_u64().unwrap_or(0)).sum()
+}
+
 /// The demo data gets plausible insights: every stage and most segments occur.
 #[tokio::test]
 async fn the_demo_gets_insights() {
@@ -263,4 +312,66 @@ async fn the_demo_gets_insights() {
         .filter_map(|e| e["node"]["insights"]["lifecycleStage"].as_str())
         .collect();
     assert!(stages.len() >= 2, "{stages:?}");
+
+    // Satisfaction agrees with the helpdesk as the customer's service summary reads it
+    // live, and the quadrant with the value tier.
+    let service = "query($f: CustomerFilter) { customers(first: 100, filter: $f) { totalCount edges { node {
+        serviceSummary { ticketCount complaintCount averageCsat }
+        insights { valueTier satisfaction { averageCsat complaintRate index tickets openComplaints quadrant } } } } } }";
+    let data = app.data(service, json!({})).await;
+    let mut judged = 0;
+    for edge in data["customers"]["edges"].as_array().expect("edges") {
+        let (live, scored) = (&edge["node"]["serviceSummary"], &edge["node"]["insights"]);
+        let Some(satisfaction) = scored["satisfaction"].as_object() else { continue };
+        assert_eq!(satisfaction["tickets"], live["ticketCount"], "{edge}");
+        match live["averageCsat"].as_f64() {
+            Some(csat) => close(&satisfaction["averageCsat"], csat, 1e-12, "CSAT"),
+            None => assert!(satisfaction["averageCsat"].is_null() && satisfaction["index"].is_null(), "{edge}"),
+        }
+        let rate =
+            live["complaintCount"].as_f64().expect("complaints") / live["ticketCount"].as_f64().expect("tickets");
+        close(&satisfaction["complaintRate"], rate, 1e-12, "complaint rate");
+        let Some(quadrant) = satisfaction["quadrant"].as_str() else { continue };
+        judged += 1;
+        let top = scored["valueTier"] == "TOP";
+        let dissatisfied = satisfaction["openComplaints"].as_i64() > Some(0)
+            || satisfaction["index"].as_f64() < Some(0.0) && !satisfaction["index"].is_null();
+        let expected = match (top, dissatisfied) {
+            (true, false) => "RETAIN",
+            (true, true) => "WIN_BACK",
+            (false, false) => "MAINTAIN",
+            (false, true) => "DEPRIORITIZE",
+        };
+        assert_eq!(quadrant, expected, "{edge}");
+    }
+    assert!(judged > 10, "{judged} customers with a quadrant");
+    let win_back = app.data(service, json!({ "f": { "quadrant": "MAINTAIN" } })).await;
+    let listed = win_back["customers"]["edges"].as_array().expect("edges");
+    assert!(!listed.is_empty());
+    assert!(listed.iter().all(|e| e["node"]["insights"]["satisfaction"]["quadrant"] == "MAINTAIN"));
+
+    // A partner with `insights:read` filters its own list only: consenting customers.
+    let partner = app.token(Role::Partner, Some("customers:read insights:read"), Some("acme-insurance"));
+    let list = "query($f: CustomerFilter) { customers(first: 100, filter: $f) { totalCount edges { node { id insights { lifecycleStage } } } } }";
+    let all = app.query_as(&partner, list, json!({})).await;
+    assert!(all["data"]["customers"]["totalCount"].as_u64() <= Some(100), "one page holds them all: {all}");
+    let formation = app.query_as(&partner, list, json!({ "f": { "lifecycleStage": "FORMATION" } })).await;
+    let ids = |r: &Value| -> std::collections::BTreeSet<String> {
+        r["data"]["customers"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| e["node"]["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let expected: std::collections::BTreeSet<String> = all["data"]["customers"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter(|e| e["node"]["insights"]["lifecycleStage"] == "FORMATION")
+        .map(|e| e["node"]["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert!(!expected.is_empty(), "{all}");
+    assert_eq!(ids(&formation), expected);
+    assert_eq!(formation["data"]["customers"]["totalCount"].as_u64(), Some(expected.len() as u64));
 }

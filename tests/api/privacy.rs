@@ -238,17 +238,33 @@ async fn policy_matrix(backend: Backend) {
             assert_eq!(listed(type_name, field), decision != "hide", "introspection: {cell}");
             cells += 1;
 
-            if type_name == "CustomerFilter" && field == "hasSource" {
-                // A filter by source records: hidden, it fails as an unknown input field,
-                // written out or in a variable.
-                let literal = "{ customers(first: 1, filter: { hasSource: CRM }) { totalCount } }";
-                let variable = "query($f: CustomerFilter) { customers(first: 1, filter: $f) { totalCount } }";
+            if type_name == "CustomerFilter" {
+                // A filter by a classified value: hidden, it fails as an unknown input
+                // field, written out or in a variable.
+                let value = match field.as_str() {
+                    "hasSource" => json!("CRM"),
+                    "rfmSegment" => json!("CHAMPIONS"),
+                    "lifecycleStage" => json!("FORMATION"),
+                    "valueTier" => json!("TOP"),
+                    "minChurnRisk" => json!(0.5),
+                    "minPredictedClv" => json!(10.0),
+                    "quadrant" => json!("RETAIN"),
+                    other => panic!("no value for the filter {other} in the matrix: add one"),
+                };
+                let literal = format!(
+                    "{{ customers(first: 1, filter: {{ {field}: {} }}) {{ totalCount }} }}",
+                    value.as_str().map_or(value.to_string(), str::to_owned)
+                );
+                let variable =
+                    "query($f: CustomerFilter) { customers(first: 1, filter: $f) { totalCount } }".to_owned();
                 for (form, query) in [("literal", literal), ("variable", variable)] {
-                    let seen = app.query_as(&token, query, json!({ "f": { "hasSource": "CRM" } })).await;
+                    let seen = app.query_as(&token, &query, json!({ "f": { field.as_str(): value } })).await;
                     if decision == "hide" {
                         assert_eq!(
                             seen["errors"][0]["message"],
-                            "Invalid value for argument \"filter\", unknown field \"hasSource\" of type \"CustomerFilter\"",
+                            format!(
+                                "Invalid value for argument \"filter\", unknown field \"{field}\" of type \"CustomerFilter\""
+                            ),
                             "{cell} via {form}: {seen:#}"
                         );
                         assert!(seen.get("data").is_none_or(Value::is_null), "{cell} via {form}: {seen:#}");

@@ -2,7 +2,7 @@
 //! lifecycle stage, churn risk, expected purchases, lifetime value, value tier). Served
 //! from the hub store; a request never waits for a fit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
@@ -15,11 +15,11 @@ use super::common::{admin_only, request};
 use crate::error::ApiError;
 use crate::graphql::common::shared;
 use crate::graphql::privacy::{PrivacyClass, decision};
-use crate::insights::gamma_gamma;
 use crate::insights::rfm::Segment;
 use crate::insights::stage::{Lifecycle, suppressed};
 use crate::insights::store::Model;
 use crate::insights::store::{Group, GroupBy};
+use crate::insights::{actions, gamma_gamma};
 use crate::loaders::insights::Insight;
 use crate::policy::Decision;
 
@@ -135,28 +135,60 @@ pub struct Rfm {
 }
 
 /// What the insight models say of one customer, as of the latest fit.
-pub struct CustomerInsights(pub Arc<Insight>);
+pub struct CustomerInsights {
+    pub insight: Arc<Insight>,
+    /// The customer's shop accounts, for what they bought (next best actions).
+    pub accounts: Vec<i64>,
+}
+
+/// What to offer or do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::insights::actions::ActionKind")]
+pub enum ActionKind {
+    /// Resolve the open complaints of a valuable customer.
+    ServiceRecovery,
+    /// Win back a valuable customer in decline.
+    WinBack,
+    /// A product often bought with what they bought.
+    CrossSell,
+    /// A pricier product of the category they spend most on.
+    UpSell,
+}
+
+/// One recommended action, with its reason.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct NextBestAction {
+    /// What kind of action.
+    pub kind: ActionKind,
+    /// The product to offer (cross-sell and up-sell).
+    pub sku: Option<String>,
+    /// Its name.
+    pub product_name: Option<String>,
+    /// Why, in a sentence.
+    pub reason: String,
+}
 
 /// The longest horizon a prediction may ask for: ten years.
 const MAX_DAYS: i32 = 3_650;
 const MAX_MONTHS: i32 = 120;
 
 /// What the insight models say of one customer, as of the latest fit.
+#[classified]
 #[Object]
 impl CustomerInsights {
     /// The model's date: purchases up to and including this day count.
     async fn as_of(&self) -> NaiveDate {
-        self.0.model.as_of
+        self.insight.model.as_of
     }
 
     /// When the model was fitted.
     async fn fitted_at(&self) -> DateTime<Utc> {
-        self.0.model.fitted_at
+        self.insight.model.fitted_at
     }
 
     /// RFM scores and segment; null for a customer who had not bought by the model's date.
     async fn rfm(&self) -> Option<Rfm> {
-        self.0.scored.as_ref().map(|s| Rfm {
+        self.insight.scored.as_ref().map(|s| Rfm {
             recency: i32::from(s.scores.recency),
             frequency: i32::from(s.scores.frequency),
             monetary: i32::from(s.scores.monetary),
@@ -169,19 +201,19 @@ impl CustomerInsights {
 
     /// Where the relationship stands.
     async fn lifecycle_stage(&self) -> LifecycleStage {
-        self.0.scored.as_ref().map_or(LifecycleStage::Exploration, |s| s.lifecycle.into())
+        self.insight.scored.as_ref().map_or(LifecycleStage::Exploration, |s| s.lifecycle.into())
     }
 
     /// The probability that the customer is still active (BG/NBD, Fader, Hardie & Lee
     /// 2005); 1 for customers who bought once. Null without a purchase, or when no
     /// customer has bought twice (the model cannot be fitted).
     async fn probability_alive(&self) -> Option<f64> {
-        self.0.scored.as_ref().and_then(|s| s.p_alive)
+        self.insight.scored.as_ref().and_then(|s| s.p_alive)
     }
 
     /// `1 − probabilityAlive`.
     async fn churn_risk(&self) -> Option<f64> {
-        self.0.scored.as_ref().and_then(|s| s.p_alive).map(|p| 1.0 - p)
+        self.insight.scored.as_ref().and_then(|s| s.p_alive).map(|p| 1.0 - p)
     }
 
     /// Purchases (purchase days) expected in the next `days` days (1 to 3650), by BG/NBD.
@@ -189,7 +221,9 @@ impl CustomerInsights {
         if !(1..=MAX_DAYS).contains(&days) {
             return Err(ApiError::BadInput(format!("`days` must be between 1 and {MAX_DAYS}")).into());
         }
-        let (Some(scored), Some(model)) = (&self.0.scored, &self.0.model.purchases) else { return Ok(None) };
+        let (Some(scored), Some(model)) = (&self.insight.scored, &self.insight.model.purchases) else {
+            return Ok(None);
+        };
         Ok(Some(model.expected_purchases(&scored.summary.history, f64::from(days) / 7.0)))
     }
 
@@ -208,8 +242,9 @@ impl CustomerInsights {
         if !(0.0..=1.0).contains(&monthly_discount_rate) {
             return Err(ApiError::BadInput("`monthlyDiscountRate` must be between 0 and 1".into()).into());
         }
-        let model = &self.0.model;
-        let (Some(scored), Some(purchases), Some(spend)) = (&self.0.scored, &model.purchases, &model.spend) else {
+        let model = &self.insight.model;
+        let (Some(scored), Some(purchases), Some(spend)) = (&self.insight.scored, &model.purchases, &model.spend)
+        else {
             return Ok(None);
         };
         let (history, mean) = (&scored.summary.history, scored.summary.repeat_mean_spend);
@@ -220,18 +255,53 @@ impl CustomerInsights {
     /// Money spent up to the model's date (orders neither cancelled nor returned), in the
     /// shop's currency.
     async fn historical_value(&self) -> f64 {
-        self.0.scored.as_ref().map_or(0.0, |s| s.summary.rfm.monetary_cents as f64 / 100.0)
+        self.insight.scored.as_ref().map_or(0.0, |s| s.summary.rfm.monetary_cents as f64 / 100.0)
     }
 
     /// The customer's value tier by money spent.
     async fn value_tier(&self) -> ValueTier {
-        self.0.scored.as_ref().map_or(ValueTier::Tail, |s| s.value_tier.into())
+        self.insight.scored.as_ref().map_or(ValueTier::Tail, |s| s.value_tier.into())
+    }
+
+    /// What to do next for the customer, ranked, each with its reason (at most five):
+    /// service recovery for a valuable customer with a complaint open, a win-back offer
+    /// for a valuable customer in decline, cross-sell (the products most often bought
+    /// with theirs, by co-purchase lift over every order of the shop) and up-sell (the
+    /// next pricier product in the category they spend most on). Also of class
+    /// financial: the offers follow from what the customer bought.
+    #[class(financial)]
+    async fn next_best_actions(&self, ctx: &Context<'_>) -> Result<Vec<NextBestAction>> {
+        let Some(scored) = &self.insight.scored else { return Ok(Vec::new()) };
+        let loaders = &request(ctx).loaders;
+        let bought: Vec<actions::Bought> = loaders
+            .bought
+            .load_many(self.accounts.iter().copied())
+            .await?
+            .values()
+            .flat_map(|rows| rows.iter())
+            .map(|b| actions::Bought { sku: b.sku.clone(), category: b.category.clone(), price_cents: b.price_cents })
+            .collect();
+        let skus: BTreeSet<String> = bought.iter().map(|b| b.sku.clone()).collect();
+        let categories: BTreeSet<String> = bought.iter().map(|b| b.category.clone()).collect();
+        let (affinities, catalogue) =
+            tokio::join!(loaders.affinities.load_many(skus), loaders.category_products.load_many(categories));
+        let affinities: Vec<_> = affinities?.into_values().flat_map(|rows| rows.as_ref().clone()).collect();
+        let catalogue: Vec<_> = catalogue?.into_values().flat_map(|rows| rows.as_ref().clone()).collect();
+        Ok(actions::next_best_actions(scored, &bought, &affinities, &catalogue)
+            .into_iter()
+            .map(|a| NextBestAction {
+                kind: a.kind.into(),
+                sku: a.product.as_ref().map(|p| p.0.clone()),
+                product_name: a.product.map(|p| p.1),
+                reason: a.reason,
+            })
+            .collect())
     }
 
     /// Service satisfaction from the helpdesk, up to the model's date; null for customers
     /// without tickets, and (for now) for customers who had not bought.
     async fn satisfaction(&self) -> Option<SatisfactionScore> {
-        let service = self.0.scored.as_ref()?.service?;
+        let service = self.insight.scored.as_ref()?.service?;
         Some(SatisfactionScore {
             average_csat: service.satisfaction.average_csat,
             complaint_rate: service.satisfaction.complaint_rate,

@@ -3,7 +3,8 @@
 //! read; [`rfm`] scores recency, frequency and money against the population;
 //! [`bgnbd`] fits and evaluates the BG/NBD purchase model, [`gamma_gamma`] the spend
 //! model and, with BG/NBD, lifetime value; [`fit`] is their maximum likelihood;
-//! [`stage`] places customers in the lifecycle and the value tiers.
+//! [`stage`] places customers in the lifecycle and the value tiers; [`affinity`] finds
+//! what sells together (co-purchase lift) and what sells for more.
 //!
 //! Around the numerics: [`refresh`] is the job that reads every customer's purchases,
 //! fits, scores and keeps the result in the hub store ([`store`]), which requests read;
@@ -12,6 +13,8 @@
 //! Checked against the CDNOW sample of the BG/NBD paper and its golden outputs
 //! (`tests/fixtures/cdnow/`, whose README gives the exact definitions used here).
 
+pub mod actions;
+pub mod affinity;
 pub mod bgnbd;
 pub mod cdnow;
 pub mod fit;

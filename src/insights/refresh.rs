@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 
+use super::affinity::Baskets;
 use super::bgnbd::{Params, Sufficient};
 use super::fit::FitError;
 use super::rfm::{self, Segment};
@@ -93,6 +94,12 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
     let started = Instant::now();
     let (customers, summarised) = read(sources, as_of).await?;
     let services = read_service(sources, &customers, as_of).await?;
+    let mut baskets = Baskets::default();
+    shop::sold_lines(sources.source(SourceName::Shop), as_of, |line| {
+        baskets.add(line.order_id, &line.sku, &line.name, &line.category, line.unit_price_cents)
+    })
+    .await
+    .map_err(|e| RefreshError::Database(DbName::Shop, e))?;
     let read_ms = elapsed_ms(started);
 
     let started = Instant::now();
@@ -154,6 +161,8 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         fit_ms: report.fit_ms,
         write_ms: report.write_ms,
     };
+    let (products, affinities) = baskets.finish();
+    store::write_products(hub, id, &products, &affinities).await.map_err(db)?;
     let money: Vec<i64> = summarised.iter().map(|(_, _, s)| s.rfm.monetary_cents).collect();
     store::write_pareto(hub, id, &pareto_curve(&money)).await.map_err(db)?;
     store::publish(hub, id, &fitted).await.map_err(db)?;

@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Summary;
+use super::affinity::{Affinity, Product};
 use super::bgnbd::{self, History};
 use super::gamma_gamma;
 use super::rfm::{Figures, Scores, Segment};
@@ -441,6 +442,130 @@ impl Criteria {
     }
 }
 
+/// Writes a running model's products and affinities.
+pub async fn write_products(
+    hub: &Database,
+    model: &str,
+    products: &[Product],
+    affinities: &[Affinity],
+) -> Result<(), sqlx::Error> {
+    let products = products
+        .iter()
+        .map(|p| {
+            vec![
+                Arg::from(model),
+                Arg::from(p.sku.as_str()),
+                Arg::from(p.name.as_str()),
+                Arg::from(p.category.as_str()),
+                Arg::from(p.price_cents),
+                Arg::from(p.orders),
+            ]
+        })
+        .collect();
+    let affinities = affinities
+        .iter()
+        .map(|a| {
+            vec![
+                Arg::from(model),
+                Arg::from(a.sku.as_str()),
+                Arg::from(a.other_sku.as_str()),
+                Arg::from(a.other_name.as_str()),
+                Arg::from(a.orders),
+                Arg::from(a.lift),
+            ]
+        })
+        .collect();
+    let mut statements = insert_rows(
+        hub,
+        "insight_products",
+        &["model_id", "sku", "name", "category", "price_cents", "orders"],
+        products,
+    );
+    statements.extend(insert_rows(
+        hub,
+        "insight_affinities",
+        &["model_id", "sku", "other_sku", "other_name", "orders", "lift"],
+        affinities,
+    ));
+    hub.transaction(&statements).await.map(|_| ())
+}
+
+crate::row! {
+    struct AffinityRow {
+        sku: String,
+        other_sku: String,
+        other_name: String,
+        orders: i64,
+        lift: f64,
+    }
+}
+
+/// The affinities of these products under `model`.
+#[tracing::instrument(skip_all, fields(db.ids = skus.len()))]
+pub async fn affinities(
+    hub: &Database,
+    trace: &SqlTrace,
+    model: &str,
+    skus: &[String],
+) -> Result<Vec<Affinity>, sqlx::Error> {
+    let sql = format!(
+        "select sku, other_sku, other_name, orders, lift from insight_affinities
+         where model_id = ? and sku in ({})",
+        in_list(skus.len())
+    );
+    let mut args = vec![Arg::from(model)];
+    args.extend(skus.iter().map(|s| Arg::from(s.as_str())));
+    let rows: Vec<AffinityRow> = hub.fetch_all(trace, &sql, &args).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Affinity {
+            sku: r.sku,
+            other_sku: r.other_sku,
+            other_name: r.other_name,
+            orders: r.orders,
+            lift: r.lift,
+        })
+        .collect())
+}
+
+crate::row! {
+    struct ProductRow {
+        sku: String,
+        name: String,
+        category: String,
+        price_cents: i64,
+        orders: i64,
+    }
+}
+
+/// The products of these categories under `model`, cheapest first.
+#[tracing::instrument(skip_all, fields(db.ids = categories.len()))]
+pub async fn products_in(
+    hub: &Database,
+    trace: &SqlTrace,
+    model: &str,
+    categories: &[String],
+) -> Result<Vec<Product>, sqlx::Error> {
+    let sql = format!(
+        "select sku, name, category, price_cents, orders from insight_products
+         where model_id = ? and category in ({}) order by category, price_cents, sku",
+        in_list(categories.len())
+    );
+    let mut args = vec![Arg::from(model)];
+    args.extend(categories.iter().map(|c| Arg::from(c.as_str())));
+    let rows: Vec<ProductRow> = hub.fetch_all(trace, &sql, &args).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Product {
+            sku: r.sku,
+            name: r.name,
+            category: r.category,
+            price_cents: r.price_cents,
+            orders: r.orders,
+        })
+        .collect())
+}
+
 /// What a completed fit records of itself.
 #[derive(Debug, Clone)]
 pub struct Fitted {
@@ -493,6 +618,8 @@ pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
         ("update insight_models set status = 'failed' where id = ?".to_owned(), vec![Arg::from(id)]),
         ("delete from customer_insights where model_id = ?".to_owned(), vec![Arg::from(id)]),
         ("delete from insight_pareto where model_id = ?".to_owned(), vec![Arg::from(id)]),
+        ("delete from insight_products where model_id = ?".to_owned(), vec![Arg::from(id)]),
+        ("delete from insight_affinities where model_id = ?".to_owned(), vec![Arg::from(id)]),
     ];
     hub.transaction(&statements).await.map(|_| ())
 }
@@ -501,7 +628,7 @@ pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
 /// history of fits; a fit running elsewhere keeps its rows).
 pub async fn prune(hub: &Database) -> Result<u64, sqlx::Error> {
     let old = "(select id from insight_models where status in ('superseded', 'failed'))";
-    let statements = ["customer_insights", "insight_pareto"]
+    let statements = ["customer_insights", "insight_pareto", "insight_products", "insight_affinities"]
         .map(|table| (format!("delete from {table} where model_id in {old}"), vec![]));
     Ok(hub.transaction(&statements).await?.iter().sum())
 }

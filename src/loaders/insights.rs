@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use super::Source;
 use crate::error::ApiError;
+use crate::insights::affinity::{Affinity, Product};
 use crate::insights::store::{self, Group, GroupBy, Model, ParetoPoint, Scored};
 
 /// How long a replica serves a model before asking the hub store for a newer one.
@@ -86,12 +87,68 @@ pub struct Insight {
     pub scored: Option<Scored>,
 }
 
+/// What one loader of the current model's tables reads, by key.
+pub trait ModelTable: Send + Sync + 'static {
+    type Row: Clone + Send + Sync + 'static;
+    /// The rows of these keys under `model`, each with its key.
+    fn load(
+        source: &Source,
+        model: &str,
+        keys: &[String],
+    ) -> impl std::future::Future<Output = Result<Vec<(String, Self::Row)>, sqlx::Error>> + Send;
+}
+
+/// Rows of a model table by key (a product's affinities, a category's products), under
+/// the model the request saw first.
+pub struct ModelLoader<T> {
+    pub source: Source,
+    pub models: Arc<ModelCache>,
+    pub model: Arc<OnceCell<Arc<Model>>>,
+    pub table: std::marker::PhantomData<T>,
+}
+
+impl<T: ModelTable> Loader<String> for ModelLoader<T> {
+    type Value = Arc<Vec<T::Row>>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, ApiError> {
+        let model = self.model.get_or_try_init(|| self.models.current(&self.source)).await?.clone();
+        let rows = T::load(&self.source, &model.id, keys).await.map_err(|e| self.source.fail(e))?;
+        let grouped = super::group(rows, |(key, _)| key.clone());
+        Ok(grouped.into_iter().map(|(k, rows)| (k, Arc::new(rows.iter().map(|(_, r)| r.clone()).collect()))).collect())
+    }
+}
+
+/// The products bought together with a product, strongest first.
+pub struct Affinities;
+
+impl ModelTable for Affinities {
+    type Row = Affinity;
+
+    async fn load(source: &Source, model: &str, skus: &[String]) -> Result<Vec<(String, Affinity)>, sqlx::Error> {
+        let rows = store::affinities(&source.db, &source.trace, model, skus).await?;
+        Ok(rows.into_iter().map(|a| (a.sku.clone(), a)).collect())
+    }
+}
+
+/// The products of a category, cheapest first.
+pub struct CategoryProducts;
+
+impl ModelTable for CategoryProducts {
+    type Row = Product;
+
+    async fn load(source: &Source, model: &str, categories: &[String]) -> Result<Vec<(String, Product)>, sqlx::Error> {
+        let rows = store::products_in(&source.db, &source.trace, model, categories).await?;
+        Ok(rows.into_iter().map(|p| (p.category.clone(), p)).collect())
+    }
+}
+
 /// Insights by golden id, all under the one model the request saw first.
 pub struct InsightLoader {
     pub source: Source,
     pub models: Arc<ModelCache>,
     /// The request's model: a fit landing mid-request does not mix two models.
-    pub model: OnceCell<Arc<Model>>,
+    pub model: Arc<OnceCell<Arc<Model>>>,
 }
 
 impl Loader<String> for InsightLoader {

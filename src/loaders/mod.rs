@@ -49,6 +49,9 @@ pub struct Loaders {
     pub send_counts: DataLoader<marketing::SendCountLoader, HashMapCache>,
     pub campaigns: DataLoader<marketing::CampaignLoader, HashMapCache>,
     pub insights: DataLoader<insights::InsightLoader, HashMapCache>,
+    pub affinities: DataLoader<insights::ModelLoader<insights::Affinities>, HashMapCache>,
+    pub category_products: DataLoader<insights::ModelLoader<insights::CategoryProducts>, HashMapCache>,
+    pub bought: DataLoader<shop::BoughtLoader, HashMapCache>,
     /// Which customers the viewer sees at all (the policy's row rule).
     rows: Rows,
     /// The CRM, for the request's writes (consents and notes): see [`crm::Writes`].
@@ -79,6 +82,9 @@ impl Loaders {
             Rows::All => None,
             Rows::ConsentedTo(scope) => Some(scope.clone()),
         };
+        // One model per request, whichever insight loader asks first.
+        let model = Arc::new(tokio::sync::OnceCell::new());
+        let model_table = |models: &Arc<insights::ModelCache>| (ctx(sources.hub()), models.clone(), model.clone());
         Loaders {
             links: loader(hub::LinksLoader(ctx(sources.hub())), queue),
             key_links: loader(hub::KeyLinksLoader(ctx(sources.hub())), queue),
@@ -102,13 +108,24 @@ impl Loaders {
             send_counts: loader(marketing::SendCountLoader(ctx(sources.marketing())), queue),
             campaigns: loader(marketing::CampaignLoader(ctx(sources.marketing())), queue),
             insights: loader(
-                insights::InsightLoader {
-                    source: ctx(sources.hub()),
-                    models: models.clone(),
-                    model: tokio::sync::OnceCell::new(),
+                insights::InsightLoader { source: ctx(sources.hub()), models: models.clone(), model: model.clone() },
+                queue,
+            ),
+            affinities: loader(
+                {
+                    let (source, models, model) = model_table(models);
+                    insights::ModelLoader { source, models, model, table: std::marker::PhantomData }
                 },
                 queue,
             ),
+            category_products: loader(
+                {
+                    let (source, models, model) = model_table(models);
+                    insights::ModelLoader { source, models, model, table: std::marker::PhantomData }
+                },
+                queue,
+            ),
+            bought: loader(shop::BoughtLoader(ctx(sources.shop())), queue),
             rows,
             crm: ctx(sources.crm()),
             hub: ctx(sources.hub()),

@@ -2,13 +2,17 @@
 //! and per-account purchase aggregates.
 
 use super::loader;
-use crate::sources::shop::{self, Account, Order, OrderAggregate, OrderLine};
+use crate::sources::shop::{self, Account, Bought, Order, OrderAggregate, OrderLine};
 
 loader!(AccountLoader: one shop::accounts => Account, entry |a: Account| (a.id, a));
 loader!(OrderLoader: one shop::orders => Order, entry |o: Order| (o.id, o));
 loader!(
     /// The newest orders of an account, one page.
     OrderPageLoader: page shop::orders_page => Order, key |o: &Order| o.account_id
+);
+loader!(
+    /// The products each account bought, with the most it paid for each.
+    BoughtLoader: many shop::bought => Bought, key |b: &Bought| b.account_id
 );
 loader!(OrderLineLoader: many shop::order_lines => OrderLine, key |l: &OrderLine| l.order_id);
 loader!(

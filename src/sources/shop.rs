@@ -220,6 +220,58 @@ pub async fn purchase_days(
     db.for_each(&sql, &[end.into()], each).await
 }
 
+crate::row! {
+    /// An order line as the product statistics read it.
+    #[derive(Debug, Clone)]
+    pub struct SoldLine {
+        pub order_id: i64,
+        pub sku: String,
+        pub name: String,
+        pub category: String,
+        pub unit_price_cents: i64,
+    }
+}
+
+/// Every line of the orders bought before the end of `as_of`, in order-id order, handed
+/// to `each` as they stream (one statement).
+#[tracing::instrument(skip_all)]
+pub async fn sold_lines(db: &Database, as_of: NaiveDate, each: impl FnMut(SoldLine) + Send) -> Result<(), sqlx::Error> {
+    let sql = "select l.order_id, l.sku, p.name, p.category, l.unit_price_cents
+               from order_lines l
+               join orders o on o.id = l.order_id
+               join products p on p.sku = l.sku
+               where o.status not in ('cancelled', 'returned') and o.ordered_at < ?
+               order by l.order_id";
+    let end = as_of.succ_opt().unwrap_or(as_of).and_time(chrono::NaiveTime::MIN).and_utc();
+    db.for_each(sql, &[end.into()], each).await
+}
+
+crate::row! {
+    /// A product an account bought, with the most it paid for it.
+    #[derive(Debug, Clone)]
+    pub struct Bought {
+        pub account_id: i64,
+        pub sku: String,
+        pub category: String,
+        pub price_cents: i64,
+    }
+}
+
+/// The products these accounts bought (orders not cancelled or returned).
+#[tracing::instrument(skip_all, fields(db.ids = accounts.len()))]
+pub async fn bought(db: &Database, trace: &SqlTrace, accounts: &[i64]) -> Result<Vec<Bought>, sqlx::Error> {
+    let sql = format!(
+        "select o.account_id, l.sku, p.category, max(l.unit_price_cents) as price_cents
+         from orders o
+         join order_lines l on l.order_id = o.id
+         join products p on p.sku = l.sku
+         where o.account_id in ({}) and o.status not in ('cancelled', 'returned')
+         group by o.account_id, l.sku, p.category",
+        in_list(accounts.len())
+    );
+    db.fetch_all(trace, &sql, &ints(accounts)).await
+}
+
 /// Everything the shop holds about these records, by table.
 pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
     let orders: Vec<Order> = super::rows_in(db, trace, ORDER_COLUMNS, "orders", "account_id", keys).await?;

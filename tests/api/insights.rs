@@ -350,6 +350,35 @@ async fn the_demo_gets_insights() {
     assert!(!listed.is_empty());
     assert!(listed.iter().all(|e| e["node"]["insights"]["satisfaction"]["quadrant"] == "MAINTAIN"));
 
+    // Next best actions follow their rules, in batches: a page of 50 costs what a page
+    // of 5 costs.
+    let actions = "query($n: Int!) { customers(first: $n) { edges { node {
+        insights { lifecycleStage valueTier satisfaction { openComplaints }
+                   nextBestActions { kind sku productName reason } } } } } }";
+    let (five, fifty) = (app.query(actions, json!({ "n": 5 })).await, app.query(actions, json!({ "n": 50 })).await);
+    assert!(fifty.get("errors").is_none(), "{fifty:#}");
+    assert_eq!(statements(&five), statements(&fifty));
+    let mut kinds = std::collections::BTreeSet::new();
+    for edge in fifty["data"]["customers"]["edges"].as_array().expect("edges") {
+        let insights = &edge["node"]["insights"];
+        let valuable = insights["valueTier"] == "TOP" || insights["valueTier"] == "CORE";
+        let list = insights["nextBestActions"].as_array().expect("actions");
+        assert!(list.len() <= 5);
+        for action in list {
+            let kind = action["kind"].as_str().expect("kind");
+            kinds.insert(kind.to_owned());
+            assert!(!action["reason"].as_str().expect("reason").is_empty());
+            match kind {
+                "SERVICE_RECOVERY" => {
+                    assert!(valuable && insights["satisfaction"]["openComplaints"].as_i64() > Some(0), "{edge}")
+                }
+                "WIN_BACK" => assert!(valuable && insights["lifecycleStage"] == "DECLINE", "{edge}"),
+                _ => assert!(action["sku"].is_string() && action["productName"].is_string(), "{edge}"),
+            }
+        }
+    }
+    assert!(kinds.contains("UP_SELL"), "{kinds:?}");
+
     // A partner with `insights:read` filters its own list only: consenting customers.
     let partner = app.token(Role::Partner, Some("customers:read insights:read"), Some("acme-insurance"));
     let list = "query($f: CustomerFilter) { customers(first: 100, filter: $f) { totalCount edges { node { id insights { lifecycleStage } } } } }";

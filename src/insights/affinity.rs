@@ -38,24 +38,29 @@ pub const PER_PRODUCT: usize = 5;
 #[derive(Debug, Default)]
 pub struct Baskets {
     orders: i64,
-    products: HashMap<String, (String, String, i64, i64, i64)>,
+    /// By sku: the sum of unit prices, order lines, orders.
+    products: HashMap<String, (i64, i64, i64)>,
     pairs: HashMap<(String, String), i64>,
     current: Option<i64>,
     basket: BTreeSet<String>,
 }
 
 impl Baskets {
-    /// One order line: its order, product, name, category and unit price (cents).
-    pub fn add(&mut self, order: i64, sku: &str, name: &str, category: &str, unit_price_cents: i64) {
+    /// One order line: its order, product and unit price (cents).
+    pub fn add(&mut self, order: i64, sku: &str, unit_price_cents: i64) {
         if self.current != Some(order) {
             self.close();
             self.current = Some(order);
         }
-        let entry =
-            self.products.entry(sku.to_owned()).or_insert_with(|| (name.to_owned(), category.to_owned(), 0, 0, 0));
-        entry.2 += unit_price_cents;
-        entry.3 += 1;
-        self.basket.insert(sku.to_owned());
+        let entry = match self.products.get_mut(sku) {
+            Some(entry) => entry,
+            None => self.products.entry(sku.to_owned()).or_default(),
+        };
+        entry.0 += unit_price_cents;
+        entry.1 += 1;
+        if !self.basket.contains(sku) {
+            self.basket.insert(sku.to_owned());
+        }
     }
 
     fn close(&mut self) {
@@ -66,7 +71,7 @@ impl Baskets {
         let basket: Vec<String> = std::mem::take(&mut self.basket).into_iter().collect();
         for (i, a) in basket.iter().enumerate() {
             if let Some(p) = self.products.get_mut(a) {
-                p.4 += 1;
+                p.2 += 1;
             }
             for b in &basket[i + 1..] {
                 *self.pairs.entry((a.clone(), b.clone())).or_default() += 1;
@@ -74,27 +79,28 @@ impl Baskets {
         }
     }
 
-    /// The products sold, and for each the others bought with it with a lift above 1 in
-    /// at least [`MIN_PAIR_ORDERS`] orders, [`PER_PRODUCT`] at most, strongest first.
-    pub fn finish(mut self) -> (Vec<Product>, Vec<Affinity>) {
+    /// The products sold (those of `catalogue`, sku → name and category), and for each
+    /// the others bought with it with a lift above 1 in at least [`MIN_PAIR_ORDERS`]
+    /// orders, [`PER_PRODUCT`] at most, strongest first.
+    pub fn finish(mut self, catalogue: &HashMap<String, (String, String)>) -> (Vec<Product>, Vec<Affinity>) {
         self.close();
+        self.products.retain(|sku, _| catalogue.contains_key(sku));
         let orders = self.orders.max(1) as f64;
         let products: Vec<Product> = self
             .products
             .iter()
-            .map(|(sku, (name, category, price_sum, lines, orders))| Product {
+            .map(|(sku, (price_sum, lines, orders))| Product {
                 sku: sku.clone(),
-                name: name.clone(),
-                category: category.clone(),
+                name: catalogue[sku].0.clone(),
+                category: catalogue[sku].1.clone(),
                 price_cents: price_sum / (*lines).max(1),
                 orders: *orders,
             })
             .collect();
-        let count = |sku: &str| self.products.get(sku).map_or(0, |p| p.4) as f64;
-        let name = |sku: &str| self.products.get(sku).map_or_else(String::new, |p| p.0.clone());
+        let count = |sku: &str| self.products.get(sku).map_or(0, |p| p.2) as f64;
         let mut by_product: HashMap<&str, Vec<Affinity>> = HashMap::new();
         for ((a, b), &both) in &self.pairs {
-            if both < MIN_PAIR_ORDERS {
+            if both < MIN_PAIR_ORDERS || !catalogue.contains_key(a) || !catalogue.contains_key(b) {
                 continue;
             }
             let lift = both as f64 * orders / (count(a) * count(b));
@@ -105,7 +111,7 @@ impl Baskets {
                 by_product.entry(x.as_str()).or_default().push(Affinity {
                     sku: x.clone(),
                     other_sku: y.clone(),
-                    other_name: name(y),
+                    other_name: catalogue[y].0.clone(),
                     orders: both,
                     lift,
                 });
@@ -131,7 +137,7 @@ mod tests {
         let mut buy = |skus: &[&str], baskets: &mut Baskets| {
             order += 1;
             for sku in skus {
-                baskets.add(order, sku, &format!("{sku} name"), "cat", 1000);
+                baskets.add(order, sku, 1000);
             }
         };
         // Tent and stove go together in 20 of 100 orders; the lamp goes everywhere.
@@ -144,8 +150,9 @@ mod tests {
         for _ in 0..40 {
             buy(&["stove", "lamp"], &mut baskets);
         }
-        let (products, affinities) = baskets.finish();
+        let (products, affinities) = baskets.finish(&catalogue(&["tent", "stove", "lamp"]));
         assert_eq!(products.len(), 3);
+        assert!(products.iter().all(|p| p.name == format!("{} name", p.sku)));
         assert!(products.iter().all(|p| p.price_cents == 1000));
         // P(tent) = P(stove) = 0.6, P(both) = 0.2: lift 0.56, not together. The lamp is
         // in every order: lift 1, no affinity either.
@@ -161,10 +168,10 @@ mod tests {
                 &["mug"]
             };
             for sku in skus {
-                baskets.add(order, sku, "n", "c", 500);
+                baskets.add(order, sku, 500);
             }
         }
-        let (_, affinities) = baskets.finish();
+        let (_, affinities) = baskets.finish(&catalogue(&["tent", "stove", "lamp", "mug"]));
         // P(tent) = P(stove) = P(both) = 0.15: lift 1 / 0.15 = 6.67, both ways.
         assert_eq!(affinities.len(), 2);
         assert!(affinities.iter().all(|a| (a.lift - 100.0 / 15.0).abs() < 1e-9 && a.orders == 15));
@@ -176,9 +183,13 @@ mod tests {
         for order in 0..100 {
             let skus: &[&str] = if order < 3 { &["a", "b"] } else { &["c"] };
             for sku in skus {
-                baskets.add(order, sku, "n", "c", 100);
+                baskets.add(order, sku, 100);
             }
         }
-        assert!(baskets.finish().1.is_empty());
+        assert!(baskets.finish(&catalogue(&["a", "b", "c"])).1.is_empty());
+    }
+
+    fn catalogue(skus: &[&str]) -> HashMap<String, (String, String)> {
+        skus.iter().map(|s| (s.to_string(), (format!("{s} name"), "cat".to_owned()))).collect()
     }
 }

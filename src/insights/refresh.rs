@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 
-use super::affinity::Baskets;
+use super::affinity::{Affinity, Baskets, Product};
 use super::bgnbd::{Params, Sufficient};
 use super::fit::FitError;
 use super::rfm::{self, Segment};
@@ -48,7 +48,9 @@ pub struct Report {
     pub lifecycle: BTreeMap<&'static str, usize>,
     pub value_tiers: BTreeMap<&'static str, usize>,
     pub read_ms: i64,
+    /// Fitting and scoring; of which scoring everyone (RFM, P(alive), lifetime value, …).
     pub fit_ms: i64,
+    pub score_ms: i64,
     pub write_ms: i64,
 }
 
@@ -92,14 +94,16 @@ pub async fn refresh(sources: &Sources, as_of: NaiveDate) -> Result<Report, Refr
 
 async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, RefreshError> {
     let started = Instant::now();
-    let (customers, summarised) = read(sources, as_of).await?;
-    let services = read_service(sources, &customers, as_of).await?;
-    let mut baskets = Baskets::default();
-    shop::sold_lines(sources.source(SourceName::Shop), as_of, |line| {
-        baskets.add(line.order_id, &line.sku, &line.name, &line.category, line.unit_price_cents)
-    })
-    .await
-    .map_err(|e| RefreshError::Database(DbName::Shop, e))?;
+    // The sources are read at once, each on its own connection.
+    let (customers, by_account) =
+        shop_customers(sources.hub()).await.map_err(|e| RefreshError::Database(DbName::Hub, e))?;
+    let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
+    let (summarised, services, products) = tokio::try_join!(
+        read(sources, customers, &by_account, as_of),
+        read_service(sources, &ids, as_of),
+        read_baskets(sources, as_of),
+    )?;
+    let customers = ids;
     let read_ms = elapsed_ms(started);
 
     let started = Instant::now();
@@ -116,7 +120,9 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         Err(e) => return Err(e.into()),
     };
     let params = purchases.map(|f| f.params);
+    let scoring = Instant::now();
     let scored = score(&summarised, &services, params.as_ref(), spend.as_ref());
+    let score_ms = elapsed_ms(scoring);
     let fit_ms = elapsed_ms(started);
 
     let started = Instant::now();
@@ -133,6 +139,7 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         value_tiers: BTreeMap::new(),
         read_ms,
         fit_ms,
+        score_ms,
         write_ms: 0,
     };
     let hub = sources.hub();
@@ -161,7 +168,7 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         fit_ms: report.fit_ms,
         write_ms: report.write_ms,
     };
-    let (products, affinities) = baskets.finish();
+    let (products, affinities) = products;
     store::write_products(hub, id, &products, &affinities).await.map_err(db)?;
     let money: Vec<i64> = summarised.iter().map(|(_, _, s)| s.rfm.monetary_cents).collect();
     store::write_pareto(hub, id, &pareto_curve(&money)).await.map_err(db)?;
@@ -170,11 +177,40 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
     Ok(report)
 }
 
-/// Reads every customer with a shop account and summarises their purchases up to
-/// `as_of`: the customers' golden ids, and the summaries of those who bought.
-async fn read(sources: &Sources, as_of: NaiveDate) -> Result<(Vec<String>, Vec<Summarised>), RefreshError> {
-    let (customers, by_account) =
-        shop_customers(sources.hub()).await.map_err(|e| RefreshError::Database(DbName::Hub, e))?;
+/// Orders of this many days before the model's date count for what sells together: what
+/// sells together now, and a bounded read however long the shop's history.
+const BASKET_DAYS: u64 = 365;
+
+/// At most about this many orders are read for what sells together: beyond it, one order
+/// in so many (by id), which estimates the lifts as well for a catalogue of thousands.
+const BASKET_SAMPLE: i64 = 500_000;
+
+/// The products sold and their affinities, from the order lines of the last
+/// [`BASKET_DAYS`] (one streamed statement; a sample of [`BASKET_SAMPLE`] orders in a
+/// bigger shop) and the catalogue.
+async fn read_baskets(sources: &Sources, as_of: NaiveDate) -> Result<(Vec<Product>, Vec<Affinity>), RefreshError> {
+    let shop = sources.source(SourceName::Shop);
+    let failed = |e| RefreshError::Database(DbName::Shop, e);
+    let catalogue: HashMap<String, (String, String)> =
+        shop::catalogue(shop).await.map_err(failed)?.into_iter().map(|p| (p.sku, (p.name, p.category))).collect();
+    let orders = shop::order_count(shop).await.map_err(failed)?;
+    let every = ((orders + BASKET_SAMPLE - 1) / BASKET_SAMPLE).max(1);
+    let mut baskets = Baskets::default();
+    let from = as_of - chrono::Days::new(BASKET_DAYS - 1);
+    shop::sold_lines(shop, from, as_of, every, |line| baskets.add(line.order_id, &line.sku, line.unit_price_cents))
+        .await
+        .map_err(failed)?;
+    Ok(baskets.finish(&catalogue))
+}
+
+/// Summarises the purchases up to `as_of` of every customer with a shop account
+/// (`customers`, and `by_account` to find them): the summaries of those who bought.
+async fn read(
+    sources: &Sources,
+    customers: Vec<Customer>,
+    by_account: &HashMap<i64, usize>,
+    as_of: NaiveDate,
+) -> Result<Vec<Summarised>, RefreshError> {
     let mut reader = Reader { as_of, customers, open: HashMap::new(), out: Vec::new(), current: None };
     shop::purchase_days(sources.source(SourceName::Shop), as_of, |row| {
         if reader.current.map(|(account, _)| account) != Some(row.account_id) {
@@ -193,9 +229,9 @@ async fn read(sources: &Sources, as_of: NaiveDate) -> Result<(Vec<String>, Vec<S
     for (index, days) in std::mem::take(&mut reader.open) {
         reader.close(index, days);
     }
-    let Reader { customers, mut out, .. } = reader;
+    let mut out = reader.out;
     out.sort_by_key(|(index, _, _)| *index);
-    Ok((customers.into_iter().map(|c| c.id).collect(), out))
+    Ok(out)
 }
 
 /// The state of [`read`] while the purchase days stream by, in account order.

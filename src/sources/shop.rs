@@ -226,24 +226,50 @@ crate::row! {
     pub struct SoldLine {
         pub order_id: i64,
         pub sku: String,
-        pub name: String,
-        pub category: String,
         pub unit_price_cents: i64,
     }
 }
 
-/// Every line of the orders bought before the end of `as_of`, in order-id order, handed
-/// to `each` as they stream (one statement).
+/// The lines of the orders bought from `from` to the end of `until`, in order-id order,
+/// of one order in `every` (by id: a sample that reads the lines in their own order, so
+/// the database neither sorts nor decodes the rest), handed to `each` as they stream.
 #[tracing::instrument(skip_all)]
-pub async fn sold_lines(db: &Database, as_of: NaiveDate, each: impl FnMut(SoldLine) + Send) -> Result<(), sqlx::Error> {
-    let sql = "select l.order_id, l.sku, p.name, p.category, l.unit_price_cents
+pub async fn sold_lines(
+    db: &Database,
+    from: NaiveDate,
+    until: NaiveDate,
+    every: i64,
+    each: impl FnMut(SoldLine) + Send,
+) -> Result<(), sqlx::Error> {
+    let sql = "select l.order_id, l.sku, l.unit_price_cents
                from order_lines l
                join orders o on o.id = l.order_id
-               join products p on p.sku = l.sku
-               where o.status not in ('cancelled', 'returned') and o.ordered_at < ?
-               order by l.order_id";
-    let end = as_of.succ_opt().unwrap_or(as_of).and_time(chrono::NaiveTime::MIN).and_utc();
-    db.for_each(sql, &[end.into()], each).await
+               where l.order_id % ? = 0
+                 and o.status not in ('cancelled', 'returned') and o.ordered_at >= ? and o.ordered_at < ?
+               order by l.order_id, l.line_no";
+    let day = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    let end = day(until.succ_opt().unwrap_or(until));
+    db.for_each(sql, &[every.max(1).into(), day(from).into(), end.into()], each).await
+}
+
+/// How many orders the shop holds.
+pub async fn order_count(db: &Database) -> Result<i64, sqlx::Error> {
+    db.fetch_count(&SqlTrace::default(), "select count(*) as n from orders", &[]).await
+}
+
+crate::row! {
+    /// A product of the catalogue: its name and category.
+    #[derive(Debug, Clone)]
+    pub struct CatalogueEntry {
+        pub sku: String,
+        pub name: String,
+        pub category: String,
+    }
+}
+
+/// The whole catalogue.
+pub async fn catalogue(db: &Database) -> Result<Vec<CatalogueEntry>, sqlx::Error> {
+    db.fetch_all(&SqlTrace::default(), "select sku, name, category from products", &[]).await
 }
 
 crate::row! {

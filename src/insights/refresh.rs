@@ -145,6 +145,7 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
     let hub = sources.hub();
     let db = |e| RefreshError::Database(DbName::Hub, e);
     let mut chunk = Vec::with_capacity(WRITE_CHUNK);
+    store::write_groups(hub, id, scored.iter()).await.map_err(db)?;
     for ((index, _, _), scored) in summarised.iter().zip(scored) {
         *report.segments.entry(scored.segment.name()).or_default() += 1;
         *report.lifecycle.entry(scored.lifecycle.name()).or_default() += 1;

@@ -365,18 +365,98 @@ crate::row! {
     }
 }
 
-/// Counts, money and means of a model's customers per group, in one grouped statement
-/// (served by the model's index on the column).
+crate::row! {
+    struct GroupRow {
+        value: String,
+        customers: i64,
+        monetary_cents: i64,
+        clv_sum: f64,
+        clv_count: i64,
+        p_alive_sum: f64,
+        p_alive_count: i64,
+    }
+}
+
+/// Counts, money and means of a model's customers per group, as summed when the model
+/// was fitted.
 #[tracing::instrument(skip_all)]
 pub async fn groups(hub: &Database, trace: &SqlTrace, model: &str, by: GroupBy) -> Result<Vec<Group>, sqlx::Error> {
-    let column = by.column();
-    let sql = format!(
-        "select {column} as value, count(*) as customers, {money} as monetary_cents,
-                avg(clv_12m) as mean_clv, avg(p_alive) as mean_p_alive
-         from customer_insights where model_id = ? group by {column}",
-        money = hub.engine.sum_int("monetary_cents"),
-    );
-    hub.fetch_all(trace, &sql, &[model.into()]).await
+    let sql = "select value, customers, monetary_cents, clv_sum, clv_count, p_alive_sum, p_alive_count
+               from insight_groups where model_id = ? and group_kind = ?";
+    let rows: Vec<GroupRow> = hub.fetch_all(trace, sql, &[model.into(), by.column().into()]).await?;
+    let mean = |sum: f64, n: i64| (n > 0).then(|| sum / n as f64);
+    Ok(rows
+        .into_iter()
+        .map(|r| Group {
+            value: r.value,
+            customers: r.customers,
+            monetary_cents: r.monetary_cents,
+            mean_clv: mean(r.clv_sum, r.clv_count),
+            mean_p_alive: mean(r.p_alive_sum, r.p_alive_count),
+        })
+        .collect())
+}
+
+/// Sums scored customers per segment, stage and tier and writes them under a running
+/// model.
+pub async fn write_groups<'a>(
+    hub: &Database,
+    model: &str,
+    scored: impl Iterator<Item = &'a Scored>,
+) -> Result<(), sqlx::Error> {
+    #[derive(Default)]
+    struct Sums {
+        customers: i64,
+        cents: i64,
+        clv: (f64, i64),
+        p_alive: (f64, i64),
+    }
+    let mut sums: std::collections::BTreeMap<(&'static str, &'static str), Sums> = Default::default();
+    for s in scored {
+        for key in [
+            (GroupBy::Segment.column(), s.segment.name()),
+            (GroupBy::Lifecycle.column(), s.lifecycle.name()),
+            (GroupBy::ValueTier.column(), s.value_tier.name()),
+        ] {
+            let g = sums.entry(key).or_default();
+            g.customers += 1;
+            g.cents += s.summary.rfm.monetary_cents;
+            if let Some(clv) = s.clv_12m {
+                g.clv = (g.clv.0 + clv, g.clv.1 + 1);
+            }
+            if let Some(p) = s.p_alive {
+                g.p_alive = (g.p_alive.0 + p, g.p_alive.1 + 1);
+            }
+        }
+    }
+    let rows = sums
+        .into_iter()
+        .map(|((grouping, value), g)| {
+            vec![
+                Arg::from(model),
+                Arg::from(grouping),
+                Arg::from(value),
+                Arg::from(g.customers),
+                Arg::from(g.cents),
+                Arg::from(g.clv.0),
+                Arg::from(g.clv.1),
+                Arg::from(g.p_alive.0),
+                Arg::from(g.p_alive.1),
+            ]
+        })
+        .collect();
+    let columns = [
+        "model_id",
+        "group_kind",
+        "value",
+        "customers",
+        "monetary_cents",
+        "clv_sum",
+        "clv_count",
+        "p_alive_sum",
+        "p_alive_count",
+    ];
+    hub.transaction(&insert_rows(hub, "insight_groups", &columns, rows)).await.map(|_| ())
 }
 
 /// Which customers a list keeps, by their insights under one model. Customers without a
@@ -620,6 +700,7 @@ pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
         ("delete from insight_pareto where model_id = ?".to_owned(), vec![Arg::from(id)]),
         ("delete from insight_products where model_id = ?".to_owned(), vec![Arg::from(id)]),
         ("delete from insight_affinities where model_id = ?".to_owned(), vec![Arg::from(id)]),
+        ("delete from insight_groups where model_id = ?".to_owned(), vec![Arg::from(id)]),
     ];
     hub.transaction(&statements).await.map(|_| ())
 }
@@ -628,7 +709,8 @@ pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
 /// history of fits; a fit running elsewhere keeps its rows).
 pub async fn prune(hub: &Database) -> Result<u64, sqlx::Error> {
     let old = "(select id from insight_models where status in ('superseded', 'failed'))";
-    let statements = ["customer_insights", "insight_pareto", "insight_products", "insight_affinities"]
-        .map(|table| (format!("delete from {table} where model_id in {old}"), vec![]));
+    let statements =
+        ["customer_insights", "insight_pareto", "insight_products", "insight_affinities", "insight_groups"]
+            .map(|table| (format!("delete from {table} where model_id in {old}"), vec![]));
     Ok(hub.transaction(&statements).await?.iter().sum())
 }

@@ -399,6 +399,27 @@ impl InsightQuery {
         Ok(InsightModel(request(ctx).loaders.population().model().await?))
     }
 
+    /// What identity resolution found in the data: duplicate CRM records merged,
+    /// conflicts and shared keys, and per source the records no customer links to.
+    /// Counts over the whole data, never about one customer.
+    #[class(insight)]
+    async fn data_quality(&self, ctx: &Context<'_>) -> Result<DataQuality> {
+        let found = request(ctx).loaders.population().data_quality().await?;
+        let counts =
+            |list: Vec<(String, i64)>| list.into_iter().map(|(kind, count)| KindCount { kind, count }).collect();
+        Ok(DataQuality {
+            customers: found.customers,
+            merged_customers: found.merged,
+            conflicts: counts(found.conflicts),
+            shared_keys: counts(found.shared_keys),
+            sources: found
+                .sources
+                .into_iter()
+                .map(|(source, records, linked)| SourceQuality { source, records, unlinked: (records - linked).max(0) })
+                .collect(),
+        })
+    }
+
     /// Every RFM segment with its customers, share of revenue, mean predicted lifetime
     /// value and mean churn risk, under the current model. For viewers who may not see
     /// who customers are, segments of fewer than `insights.min_group_size` customers are
@@ -535,6 +556,44 @@ pub struct ParetoPointView {
     pub customers: i64,
     /// The share of revenue they bring.
     pub revenue_share: f64,
+}
+
+/// What identity resolution found in the data: duplicates, conflicts, shared keys and
+/// records no customer links to.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct DataQuality {
+    /// Golden customers.
+    pub customers: i64,
+    /// Customers found to be duplicates of another and merged into it (their old ids
+    /// still answer).
+    pub merged_customers: i64,
+    /// What resolution reported instead of merging, or merged and flagged, by kind.
+    pub conflicts: Vec<KindCount>,
+    /// Emails and phones held by more than one person (never used to match), by kind.
+    pub shared_keys: Vec<KindCount>,
+    /// Per source: records, and those no customer links to.
+    pub sources: Vec<SourceQuality>,
+}
+
+/// A count of one kind.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct KindCount {
+    /// shared_email, shared_phone, merge_blocked, duplicate_record; email, phone.
+    pub kind: String,
+    /// How many.
+    pub count: i64,
+}
+
+/// One source's records and their links.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SourceQuality {
+    /// The source.
+    pub source: crate::sources::SourceName,
+    /// Records that can belong to a person (CRM customers, shop accounts, requesters,
+    /// contacts).
+    pub records: i64,
+    /// Of those, records no customer links to (not resolved yet).
+    pub unlinked: i64,
 }
 
 /// Every number an aggregate shows this viewer covers at least this many customers: the

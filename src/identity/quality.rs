@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::sources::{Database, SqlTrace};
+use crate::names::DbName;
+use crate::sources::{Database, SourceName, Sources, SqlTrace};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Quality {
@@ -29,6 +30,67 @@ crate::row! {
         customer_id: Option<String>,
         person_id: i64,
     }
+}
+
+/// What identity resolution found in the data: counts over the hub store and the
+/// sources, for the data-quality report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Findings {
+    pub customers: i64,
+    /// Customers merged into another (their old ids answer as aliases).
+    pub merged: i64,
+    /// Conflicts by kind: shared_email, shared_phone, merge_blocked, duplicate_record.
+    pub conflicts: Vec<(String, i64)>,
+    /// Keys held by more than one person (never used to match), by kind: email, phone.
+    pub shared_keys: Vec<(String, i64)>,
+    /// Per source: its records, and those a customer links to.
+    pub sources: Vec<(SourceName, i64, i64)>,
+}
+
+crate::row! {
+    struct KindCount {
+        kind: String,
+        n: i64,
+    }
+}
+
+/// Counts what identity resolution found: three statements on the hub store and one
+/// count per source, all at once.
+pub async fn findings(sources: &Sources, trace: &SqlTrace) -> Result<Findings, (DbName, sqlx::Error)> {
+    let hub = sources.hub();
+    let at_hub = |e| (DbName::Hub, e);
+    let kinds = |sql: &'static str| async move {
+        let rows: Vec<KindCount> = hub.fetch_all(trace, sql, &[]).await?;
+        Ok::<_, sqlx::Error>(rows.into_iter().map(|r| (r.kind, r.n)).collect::<Vec<_>>())
+    };
+    let per_source = SourceName::ALL.map(|source| async move {
+        let table = crate::sources::def(source).identity.0;
+        let db = sources.source(source);
+        let records = db.fetch_count(trace, &format!("select count(*) as n from {table}"), &[]).await;
+        (source, records)
+    });
+    let (customers, merged, conflicts, shared, linked, records) = tokio::join!(
+        hub.fetch_count(trace, "select count(*) as n from customers", &[]),
+        hub.fetch_count(trace, "select count(*) as n from customer_aliases", &[]),
+        kinds("select kind, count(*) as n from identity_conflicts group by kind order by kind"),
+        kinds("select kind, count(*) as n from ambiguous_keys group by kind order by kind"),
+        kinds("select source as kind, count(*) as n from identity_links group by source"),
+        futures::future::join_all(per_source),
+    );
+    let linked = linked.map_err(at_hub)?;
+    let mut out = Findings {
+        customers: customers.map_err(at_hub)?,
+        merged: merged.map_err(at_hub)?,
+        conflicts: conflicts.map_err(at_hub)?,
+        shared_keys: shared.map_err(at_hub)?,
+        sources: Vec::new(),
+    };
+    for (source, records) in records {
+        let records = records.map_err(|e| (source.db(), e))?;
+        let links = linked.iter().find(|(s, _)| *s == source.to_string()).map_or(0, |(_, n)| *n);
+        out.sources.push((source, records, links));
+    }
+    Ok(out)
 }
 
 fn pairs(n: u64) -> u64 {

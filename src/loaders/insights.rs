@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use super::Source;
 use crate::error::ApiError;
+use crate::identity::quality::Findings;
 use crate::insights::affinity::{Affinity, Product};
 use crate::insights::store::{self, Group, GroupBy, Model, ParetoPoint, Scored};
 
@@ -53,6 +54,7 @@ impl ModelCache {
 pub struct Population<'a> {
     pub(super) source: &'a Source,
     pub(super) models: &'a ModelCache,
+    pub(super) sources: &'a crate::sources::Sources,
 }
 
 impl Population<'_> {
@@ -71,6 +73,13 @@ impl Population<'_> {
     pub async fn pareto(&self, model: &Model, permilles: &[i64]) -> Result<Vec<ParetoPoint>, ApiError> {
         let s = self.source;
         store::pareto(&s.db, &s.trace, &model.id, permilles).await.map_err(|e| s.fail(e))
+    }
+
+    /// What identity resolution found in the data.
+    pub async fn data_quality(&self) -> Result<Findings, ApiError> {
+        crate::identity::quality::findings(self.sources, &self.source.trace)
+            .await
+            .map_err(|(db, e)| ApiError::from_sql(db, &e))
     }
 
     /// Customers in the hub now.

@@ -151,7 +151,7 @@ impl Loaders {
 
     /// Aggregates over the current insight model's customers.
     pub fn population(&self) -> insights::Population<'_> {
-        insights::Population { source: &self.hub, models: &self.insights.loader().models }
+        insights::Population { source: &self.hub, models: &self.insights.loader().models, sources: &self.sources }
     }
 
     /// Writes to the CRM. Each one forgets what the request's loaders cached of what it

@@ -379,6 +379,35 @@ async fn the_demo_gets_insights() {
     }
     assert!(kinds.contains("UP_SELL"), "{kinds:?}");
 
+    // Data quality: what resolution found, and the records no customer links to yet.
+    let quality = "{ dataQuality { customers mergedCustomers conflicts { kind count } sharedKeys { kind count }
+        sources { source records unlinked } } customers { totalCount } }";
+    let seen = app.query_as(&analyst_token(&app), quality, json!({})).await;
+    assert!(seen.get("errors").is_none(), "{seen:#}");
+    let report = &seen["data"]["dataQuality"];
+    assert_eq!(report["customers"], seen["data"]["customers"]["totalCount"]);
+    let sources = report["sources"].as_array().expect("sources");
+    assert_eq!(sources.len(), 4);
+    assert!(sources.iter().all(|s| s["records"].as_i64() > Some(0) && s["unlinked"] == 0), "{report}");
+    assert!(report["conflicts"].as_array().is_some_and(|c| !c.is_empty()), "the demo has conflicts: {report}");
+    app.sources
+        .shop()
+        .execute(
+            &Default::default(),
+            "insert into accounts (id, is_guest, created_at, updated_at) values (?, ?, ?, ?)",
+            &[987_654_321i64.into(), true.into(), chrono::Utc::now().into(), chrono::Utc::now().into()],
+        )
+        .await
+        .expect("a new account");
+    let after = app.query_as(&analyst_token(&app), quality, json!({})).await;
+    let shop = after["data"]["dataQuality"]["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .find(|s| s["source"] == "SHOP")
+        .cloned();
+    assert_eq!(shop.map(|s| s["unlinked"].clone()), Some(json!(1)));
+
     // A partner with `insights:read` filters its own list only: consenting customers.
     let partner = app.token(Role::Partner, Some("customers:read insights:read"), Some("acme-insurance"));
     let list = "query($f: CustomerFilter) { customers(first: 100, filter: $f) { totalCount edges { node { id insights { lifecycleStage } } } } }";

@@ -107,6 +107,7 @@ fn subselection(field: &str) -> &'static str {
         "insights" => " { valueTier lifecycleStage probabilityAlive }",
         "insightModel" => " { asOf customers }",
         "nextBestActions" => " { kind sku reason }",
+        "dataQuality" => " { customers }",
         // What k-anonymity leaves alike for every viewer who sees the class.
         "segments" => " { segment }",
         "lifecycleDistribution" => " { stage }",

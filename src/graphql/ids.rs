@@ -59,6 +59,24 @@ pub fn parse_customer_cursor(cursor: &str) -> Result<String, ApiError> {
     Ok(id.to_owned())
 }
 
+/// Cursor of a ranked customer list: the last customer's rank key (exactly, as its
+/// bits) and golden id.
+pub fn ranked_cursor(key: f64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("rk:{:016x}:{id}", key.to_bits()))
+}
+
+pub fn parse_ranked_cursor(cursor: &str) -> Result<(f64, String), ApiError> {
+    let text = decode(cursor)?;
+    let rest = text.strip_prefix("rk:").ok_or(ApiError::InvalidCursor)?;
+    let (bits, id) = rest.split_once(':').ok_or(ApiError::InvalidCursor)?;
+    let key = u64::from_str_radix(bits, 16).map(f64::from_bits).map_err(|_| ApiError::InvalidCursor)?;
+    uuid::Uuid::parse_str(id).map_err(|_| ApiError::InvalidCursor)?;
+    if !key.is_finite() {
+        return Err(ApiError::InvalidCursor);
+    }
+    Ok((key, id.to_owned()))
+}
+
 /// Cursor of a partner's customer list: the CRM key the last customer was listed under.
 pub fn consent_cursor(crm_key: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("cc:{crm_key}"))

@@ -1,7 +1,7 @@
 //! The root query: finding customers, and `node` for any object by global id. Thin: the
 //! finding, and the row rule, are the loaders' (`crate::loaders::customers`).
 
-use async_graphql::{Context, ID, InputObject, Interface, Object, Result};
+use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, Result};
 use c360_macros::classified;
 
 use super::campaign::Campaign;
@@ -14,7 +14,7 @@ use super::ticket::Ticket;
 use crate::error::ApiError;
 use crate::identity::normalize::{EmailAddress, PhoneNumber};
 use crate::identity::store::LookupKey;
-use crate::insights::store::Criteria;
+use crate::insights::store::{Criteria, RankBy};
 use crate::loaders::customers::Position;
 use crate::sources::SourceName;
 
@@ -93,7 +93,46 @@ impl CustomerFilter {
             min_churn_risk: self.min_churn_risk,
             min_clv: self.min_predicted_clv,
             quadrant: self.quadrant.map(Into::into),
+            order: None,
         })
+    }
+}
+
+/// Lists customers ranked by an insight under the current model (only customers who have
+/// it; then by golden id). Set one field. Of class insight, like the insight filters.
+#[derive(Debug, Default, InputObject)]
+pub struct CustomerOrder {
+    /// By predicted 12-month lifetime value.
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight),
+        visible = "crate::graphql::privacy::visible::insight"
+    )]
+    pub predicted_clv: Option<OrderDirection>,
+    /// By churn risk.
+    #[graphql(
+        directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight),
+        visible = "crate::graphql::privacy::visible::insight"
+    )]
+    pub churn_risk: Option<OrderDirection>,
+}
+
+/// Which way a list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum OrderDirection {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+impl CustomerOrder {
+    fn rank(&self) -> Result<(RankBy, bool), ApiError> {
+        let descending = |d: OrderDirection| d == OrderDirection::Desc;
+        match (self.predicted_clv, self.churn_risk) {
+            (Some(d), None) => Ok((RankBy::PredictedClv, descending(d))),
+            (None, Some(d)) => Ok((RankBy::ChurnRisk, descending(d))),
+            _ => Err(ApiError::BadInput("`orderBy` takes exactly one field".into())),
+        }
     }
 }
 
@@ -126,11 +165,13 @@ impl CustomerQuery {
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
         filter: Option<CustomerFilter>,
+        order_by: Option<CustomerOrder>,
     ) -> Result<CustomerConnection> {
         require(ctx, READ)?;
         let first = page_size(ctx, first)?;
         let filter = filter.unwrap_or_default();
-        let criteria = filter.criteria()?;
+        let mut criteria = filter.criteria()?;
+        criteria.order = order_by.as_ref().map(CustomerOrder::rank).transpose()?;
         let loaders = &request(ctx).loaders;
         let narrowing = match criteria.is_empty() {
             true => None,
@@ -140,6 +181,10 @@ impl CustomerQuery {
         let after = match after.as_deref() {
             None => None,
             Some(c) if finder.consent_ordered() => Some(Position::Consent(ids::parse_consent_cursor(c)?)),
+            Some(c) if criteria.order.is_some() => {
+                let (key, id) = ids::parse_ranked_cursor(c)?;
+                Some(Position::Ranked(key, id))
+            }
             Some(c) => Some(Position::Id(ids::parse_customer_cursor(c)?)),
         };
         let page = finder.page(first as usize, after, filter.has_source, narrowing.as_ref(), wants_total(ctx)).await?;
@@ -150,6 +195,7 @@ impl CustomerQuery {
                 let cursor = match position {
                     Position::Id(id) => ids::customer_cursor(id),
                     Position::Consent(k) => ids::consent_cursor(*k),
+                    Position::Ranked(key, id) => ids::ranked_cursor(*key, id),
                 };
                 (c.id.clone(), cursor)
             })

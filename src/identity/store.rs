@@ -28,6 +28,63 @@ pub struct Narrowing {
     pub join_args: Vec<Arg>,
     pub conditions: Vec<String>,
     pub args: Vec<Arg>,
+    /// Lists in the order of a floating-point column of the join (never null where the
+    /// conditions hold), then by golden id.
+    pub rank: Option<Rank>,
+}
+
+/// The order of a ranked list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rank {
+    /// A `double precision` column of the join, e.g. `i.clv_12m`.
+    pub column: &'static str,
+    pub descending: bool,
+}
+
+crate::row! {
+    /// A link of a ranked page, with its customer's rank key.
+    #[derive(Debug, Clone)]
+    pub struct RankedLink {
+        pub customer_id: String,
+        pub source: String,
+        pub source_key: String,
+        pub rule: String,
+        pub linked_at: DateTime<Utc>,
+        pub rank_key: f64,
+    }
+}
+
+/// One page of customers in the order of `narrowing`'s rank, after the customer `after`
+/// with rank key `after.0` (keyset paging), as their links in that order with each
+/// customer's key: one statement, like [`customers_page`].
+#[tracing::instrument(skip_all)]
+pub async fn ranked_page(
+    hub: &Database,
+    trace: &SqlTrace,
+    after: Option<(f64, &str)>,
+    limit: i64,
+    has_source: Option<SourceName>,
+    narrowing: &Narrowing,
+    rank: &Rank,
+) -> Result<Vec<RankedLink>, sqlx::Error> {
+    let (join, filter, mut args) = list_filter(None, has_source, Some(narrowing));
+    let column = rank.column;
+    let (dir, beyond) = if rank.descending { ("desc", "<") } else { ("asc", ">") };
+    let mut filter = filter;
+    if let Some((key, id)) = after {
+        let keyset = format!("({column} {beyond} ? or ({column} = ? and c.id > ?))");
+        filter = if filter.is_empty() { format!("where {keyset}") } else { format!("{filter} and {keyset}") };
+        args.extend([Arg::from(key), Arg::from(key), Arg::from(id)]);
+    }
+    args.push(Arg::Int(limit));
+    let sql = format!(
+        "select {LINK_COLUMNS}, page.rank_key
+         from (select c.id, {column} as rank_key from customers c {join} {filter}
+               order by {column} {dir}, c.id limit ?) page
+         join identity_links l on l.customer_id = page.id
+         order by page.rank_key {dir}, l.customer_id, l.source, l.source_key"
+    );
+    hub.fetch_all(trace, &sql, &args).await
 }
 
 /// The joins, `where` clause and parameters of a customer list: after the golden id

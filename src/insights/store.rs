@@ -10,7 +10,7 @@ use super::gamma_gamma;
 use super::rfm::{Figures, Scores, Segment};
 use super::stage::{Lifecycle, Quadrant, Satisfaction, ValueTier};
 use crate::identity::resolve::insert_rows;
-use crate::identity::store::Narrowing;
+use crate::identity::store::{Narrowing, Rank};
 use crate::sources::engine::in_list;
 use crate::sources::{Arg, Database, SqlTrace};
 
@@ -472,6 +472,15 @@ pub struct Criteria {
     /// Predicted 12-month lifetime value at least this.
     pub min_clv: Option<f64>,
     pub quadrant: Option<Quadrant>,
+    /// List in this order (customers who have the value only).
+    pub order: Option<(RankBy, bool)>,
+}
+
+/// What a list of customers can be ranked by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankBy {
+    PredictedClv,
+    ChurnRisk,
 }
 
 impl Criteria {
@@ -486,6 +495,7 @@ impl Criteria {
     pub fn narrowing(&self, model: &str) -> Narrowing {
         let buyers_only = self.segment.is_some()
             || self.quadrant.is_some()
+            || self.order.is_some()
             || self.min_churn_risk.is_some()
             || self.min_clv.is_some()
             || self.lifecycle.is_some_and(|l| l != Lifecycle::Exploration)
@@ -517,6 +527,14 @@ impl Criteria {
         }
         if let Some(quadrant) = self.quadrant {
             when("i.quadrant = ?", quadrant.name().into());
+        }
+        n.rank = self.order.map(|(by, descending)| match by {
+            RankBy::PredictedClv => Rank { column: "i.clv_12m", descending },
+            // Churn risk falls as P(alive) rises.
+            RankBy::ChurnRisk => Rank { column: "i.p_alive", descending: !descending },
+        });
+        if let Some(rank) = &n.rank {
+            n.conditions.push(format!("{} is not null", rank.column));
         }
         n
     }

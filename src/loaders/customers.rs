@@ -36,12 +36,14 @@ impl Golden {
 }
 
 /// Where a page of customers continues.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Position {
     /// After this golden id (everyone, in id order).
     Id(String),
     /// After this consenting CRM record (a partner's list, in consent order).
     Consent(i64),
+    /// After this rank key and golden id (a list ranked by an insight).
+    Ranked(f64, String),
 }
 
 /// One page of customers, each with the position after it, and the total when asked.
@@ -128,16 +130,56 @@ impl Customers<'_> {
             let after = match after {
                 Some(Position::Consent(k)) => Some(k),
                 None => None,
-                Some(Position::Id(_)) => return Err(ApiError::InvalidCursor),
+                Some(_) => return Err(ApiError::InvalidCursor),
             };
+            if narrowing.is_some_and(|n| n.rank.is_some()) {
+                return Err(ApiError::BadInput("a partner's list is in consent order; it cannot be ordered".into()));
+            }
             return self.consented_page(scope, first, after, has_source, narrowing, total).await;
+        }
+        let hub = &self.loaders.hub;
+        if let Some(rank) = narrowing.and_then(|n| n.rank.as_ref()) {
+            let narrowing = narrowing.ok_or(ApiError::Internal)?;
+            let after = match &after {
+                Some(Position::Ranked(key, id)) => Some((*key, id.as_str())),
+                None => None,
+                Some(_) => return Err(ApiError::InvalidCursor),
+            };
+            let limit = first as i64 + 1;
+            let links = store::ranked_page(&hub.db, &hub.trace, after, limit, has_source, narrowing, rank)
+                .await
+                .map_err(|e| hub.fail(e))?;
+            let keys: HashMap<String, f64> = links.iter().map(|l| (l.customer_id.clone(), l.rank_key)).collect();
+            let links = links
+                .into_iter()
+                .map(|l| Link {
+                    customer_id: l.customer_id,
+                    source: l.source,
+                    source_key: l.source_key,
+                    rule: l.rule,
+                    linked_at: l.linked_at,
+                })
+                .collect();
+            let total = match total {
+                true => store::count_customers(&hub.db, &hub.trace, has_source, Some(narrowing))
+                    .await
+                    .map_err(|e| hub.fail(e))?,
+                false => 0,
+            };
+            let customers = Golden::group(links)
+                .into_iter()
+                .map(|c| {
+                    let after = Position::Ranked(keys.get(&c.id).copied().unwrap_or_default(), c.id.clone());
+                    (c, after)
+                })
+                .collect();
+            return Ok(Page { customers, total });
         }
         let after = match after {
             Some(Position::Id(id)) => Some(id),
             None => None,
-            Some(Position::Consent(_)) => return Err(ApiError::InvalidCursor),
+            Some(_) => return Err(ApiError::InvalidCursor),
         };
-        let hub = &self.loaders.hub;
         let limit = first as i64 + 1;
         let links = store::customers_page(&hub.db, &hub.trace, after.as_deref(), limit, has_source, narrowing)
             .await

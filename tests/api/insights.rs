@@ -246,6 +246,40 @@ async fn cdnow(layout: Layout) {
     let bad = app.query(list, json!({ "f": { "minChurnRisk": 1.5 } })).await;
     assert_eq!(codes(&bad), ["BAD_USER_INPUT"]);
 
+    // Ranked lists page by keyset: every champion once, churn risk never rising.
+    let ranked = "query($after: String) { customers(first: 100, after: $after, filter: { rfmSegment: CHAMPIONS },
+        orderBy: { churnRisk: DESC }) { totalCount pageInfo { hasNextPage endCursor } edges { node { id insights { churnRisk } } } } }";
+    let (mut risks, mut ids, mut after) = (Vec::new(), std::collections::BTreeSet::new(), Value::Null);
+    loop {
+        let page = app.data(ranked, json!({ "after": after })).await;
+        assert_eq!(page["customers"]["totalCount"], 539);
+        for edge in page["customers"]["edges"].as_array().expect("edges") {
+            risks.push(edge["node"]["insights"]["churnRisk"].as_f64().expect("risk"));
+            assert!(ids.insert(edge["node"]["id"].as_str().expect("id").to_owned()), "listed twice");
+        }
+        if page["customers"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["customers"]["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(ids.len(), 539);
+    assert!(risks.windows(2).all(|w| w[0] >= w[1] - 1e-12), "churn risk descending");
+    assert!(risks[0] > risks[538], "{} {}", risks[0], risks[538]);
+    let top_clv = app
+        .data(
+            "{ customers(first: 1, orderBy: { predictedClv: DESC }) { edges { node { insights { predictedClv } } } } }",
+            json!({}),
+        )
+        .await;
+    let best = btyd.iter().map(|r| num(r, "clv_12m")).fold(f64::MIN, f64::max);
+    close(&top_clv["customers"]["edges"][0]["node"]["insights"]["predictedClv"], best, 1e-3, "the highest CLV first");
+    let both = app
+        .query("{ customers(first: 1, orderBy: { predictedClv: DESC, churnRisk: ASC }) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(codes(&both), ["BAD_USER_INPUT"]);
+    let wrong = app.query(ranked, json!({ "after": unfiltered["data"]["customers"]["pageInfo"]["endCursor"] })).await;
+    assert_eq!(codes(&wrong), ["INVALID_CURSOR"], "an unranked list's cursor does not page a ranked one");
+
     // The model is visible to whoever reads insights.
     let model = app
         .query_as(&analyst, "{ insightModel { asOf customers purchaseModel { r logLikelihood } } }", json!({}))

@@ -247,6 +247,24 @@ async fn policy_matrix(backend: Backend) {
             assert_eq!(listed(type_name, field), decision != "hide" && !parent_hidden, "introspection: {cell}");
             cells += 1;
 
+            if type_name == "CustomerOrder" {
+                let query = format!("{{ customers(first: 1, orderBy: {{ {field}: DESC }}) {{ totalCount }} }}");
+                let seen = app.query_as(&token, &query, json!({})).await;
+                if decision == "hide" {
+                    assert_eq!(
+                        seen["errors"][0]["message"],
+                        format!(
+                            "Invalid value for argument \"orderBy\", unknown field \"{field}\" of type \"CustomerOrder\""
+                        ),
+                        "{cell}: {seen:#}"
+                    );
+                } else if row.role == Role::Partner {
+                    assert_eq!(seen["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{cell}: {seen:#}");
+                } else {
+                    assert!(seen.get("errors").is_none(), "{cell}: {seen:#}");
+                }
+                continue;
+            }
             if type_name == "CustomerFilter" {
                 // A filter by a classified value: hidden, it fails as an unknown input
                 // field, written out or in a variable.

@@ -72,50 +72,27 @@ impl Sufficient {
         self.by_x.values().map(Vec::len).sum()
     }
 
-    /// The log-likelihood of the data under `p`, and its gradient in (r, α, a, b).
+    /// The log-likelihood of the data under `p`, and its gradient in (r, α, a, b). With
+    /// many groups (a large shop), evaluated on every core.
     pub fn log_likelihood(&self, p: &Params) -> (f64, [f64; 4]) {
-        let Params { r, alpha, a, b } = *p;
-        let (ln_alpha, lg_r, dg_r) = (alpha.ln(), ln_gamma(r), digamma(r));
-        let (lg_ab, dg_ab, lg_b, dg_b) = (ln_gamma(a + b), digamma(a + b), ln_gamma(b), digamma(b));
-        let (mut ll, mut g) = (0.0, [0.0; 4]);
-        for (&x, cells) in &self.by_x {
-            let xf = f64::from(x);
-            let s = r + xf;
-            let a1 = ln_gamma(s) - lg_r + r * ln_alpha;
-            let a2 = lg_ab + ln_gamma(b + xf) - lg_b - ln_gamma(a + b + xf);
-            let (dg_s, dg_bx, dg_abx) = (digamma(s), digamma(b + xf), digamma(a + b + xf));
-            let d_r1 = dg_s - dg_r + ln_alpha;
-            let d_alpha1 = r / alpha;
-            let d_a2 = dg_ab - dg_abx;
-            let d_b2 = dg_ab + dg_bx - dg_b - dg_abx;
-            let ln_ratio = if x > 0 { a.ln() - (b + xf - 1.0).ln() } else { 0.0 };
-            for &(t_x, age, n) in cells {
-                let l3 = (alpha + age).ln();
-                let a3 = -s * l3;
-                let (l, dr, dalpha, da, db) = if x == 0 {
-                    (a3, -l3, -s / (alpha + age), 0.0, 0.0)
-                } else {
-                    let l4 = (alpha + t_x).ln();
-                    let a4 = ln_ratio - s * l4;
-                    let m = a3.max(a4);
-                    let l = m + ((a3 - m).exp() + (a4 - m).exp()).ln();
-                    let (w3, w4) = ((a3 - l).exp(), (a4 - l).exp());
-                    (
-                        l,
-                        -w3 * l3 - w4 * l4,
-                        -w3 * s / (alpha + age) - w4 * s / (alpha + t_x),
-                        w4 / a,
-                        -w4 / (b + xf - 1.0),
-                    )
-                };
-                ll += n * (a1 + a2 + l);
-                g[0] += n * (d_r1 + dr);
-                g[1] += n * (d_alpha1 + dalpha);
-                g[2] += n * (d_a2 + da);
-                g[3] += n * (d_b2 + db);
-            }
+        const CHUNK: usize = 4_096;
+        const PARALLEL_FROM: usize = 50_000;
+        let work: Vec<Cells<'_>> =
+            self.by_x.iter().flat_map(|(&x, cells)| cells.chunks(CHUNK).map(move |c| (x, c))).collect();
+        let shared = Shared::new(p);
+        let sum = |part: &[Cells<'_>]| {
+            part.iter().fold((0.0, [0.0; 4]), |acc, (x, cells)| plus(acc, shared.cells(p, *x, cells)))
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || self.groups() < PARALLEL_FROM {
+            return sum(&work);
         }
-        (ll, g)
+        std::thread::scope(|scope| {
+            let parts: Vec<_> =
+                work.chunks(work.len().div_ceil(threads)).map(|part| scope.spawn(move || sum(part))).collect();
+            // A panicked part makes the cost infinite: the optimizer steps away from it.
+            parts.into_iter().fold((0.0, [0.0; 4]), |acc, part| plus(acc, part.join().unwrap_or((f64::NAN, [0.0; 4]))))
+        })
     }
 
     /// The maximum-likelihood parameters.
@@ -132,6 +109,77 @@ impl Sufficient {
             iterations: max.iterations,
         })
     }
+}
+
+/// Groups `(t_x, T, customers)` with the same `x`: a piece of the likelihood's work.
+type Cells<'a> = (u32, &'a [(f64, f64, f64)]);
+
+/// What the likelihood's terms share for one `p`.
+struct Shared {
+    ln_alpha: f64,
+    lg_r: f64,
+    dg_r: f64,
+    lg_ab: f64,
+    dg_ab: f64,
+    lg_b: f64,
+    dg_b: f64,
+}
+
+impl Shared {
+    fn new(p: &Params) -> Self {
+        let Params { r, alpha, a, b } = *p;
+        Shared {
+            ln_alpha: alpha.ln(),
+            lg_r: ln_gamma(r),
+            dg_r: digamma(r),
+            lg_ab: ln_gamma(a + b),
+            dg_ab: digamma(a + b),
+            lg_b: ln_gamma(b),
+            dg_b: digamma(b),
+        }
+    }
+
+    /// The log-likelihood and gradient of the `(t_x, T, n)` groups `cells` with `x`
+    /// repeat purchases.
+    fn cells(&self, p: &Params, x: u32, cells: &[(f64, f64, f64)]) -> (f64, [f64; 4]) {
+        let Params { r, alpha, a, b } = *p;
+        let Shared { ln_alpha, lg_r, dg_r, lg_ab, dg_ab, lg_b, dg_b } = *self;
+        let (mut ll, mut g) = (0.0, [0.0; 4]);
+        let xf = f64::from(x);
+        let s = r + xf;
+        let a1 = ln_gamma(s) - lg_r + r * ln_alpha;
+        let a2 = lg_ab + ln_gamma(b + xf) - lg_b - ln_gamma(a + b + xf);
+        let (dg_s, dg_bx, dg_abx) = (digamma(s), digamma(b + xf), digamma(a + b + xf));
+        let d_r1 = dg_s - dg_r + ln_alpha;
+        let d_alpha1 = r / alpha;
+        let d_a2 = dg_ab - dg_abx;
+        let d_b2 = dg_ab + dg_bx - dg_b - dg_abx;
+        let ln_ratio = if x > 0 { a.ln() - (b + xf - 1.0).ln() } else { 0.0 };
+        for &(t_x, age, n) in cells {
+            let l3 = (alpha + age).ln();
+            let a3 = -s * l3;
+            let (l, dr, dalpha, da, db) = if x == 0 {
+                (a3, -l3, -s / (alpha + age), 0.0, 0.0)
+            } else {
+                let l4 = (alpha + t_x).ln();
+                let a4 = ln_ratio - s * l4;
+                let m = a3.max(a4);
+                let l = m + ((a3 - m).exp() + (a4 - m).exp()).ln();
+                let (w3, w4) = ((a3 - l).exp(), (a4 - l).exp());
+                (l, -w3 * l3 - w4 * l4, -w3 * s / (alpha + age) - w4 * s / (alpha + t_x), w4 / a, -w4 / (b + xf - 1.0))
+            };
+            ll += n * (a1 + a2 + l);
+            g[0] += n * (d_r1 + dr);
+            g[1] += n * (d_alpha1 + dalpha);
+            g[2] += n * (d_a2 + da);
+            g[3] += n * (d_b2 + db);
+        }
+        (ll, g)
+    }
+}
+
+fn plus((ll, g): (f64, [f64; 4]), (ll2, g2): (f64, [f64; 4])) -> (f64, [f64; 4]) {
+    (ll + ll2, std::array::from_fn(|i| g[i] + g2[i]))
 }
 
 impl Params {

@@ -17,7 +17,7 @@ use async_graphql::{Data, ErrorExtensionValues, Executor, ServerError, Value};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::{AUTHORIZATION, CONNECTION, UPGRADE};
+use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, ORIGIN, UPGRADE};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
@@ -40,10 +40,26 @@ pub(super) fn wants_upgrade(headers: &HeaderMap) -> bool {
     has(CONNECTION, "upgrade") && has(UPGRADE, "websocket")
 }
 
-/// Accepts the websocket. An `Authorization` header that is present must be valid (HTTP
-/// 401 otherwise, before the upgrade).
+/// Whether a browser's `Origin` names the host the request was sent to. Browsers send
+/// cookies and open websockets to any site; without this check a page elsewhere could
+/// drive a connection in the name of whoever opened it (cross-site websocket hijacking).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN) else { return true }; // not a browser
+    let origin = origin.to_str().unwrap_or_default();
+    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
+/// Accepts the websocket. A browser's `Origin` must be the hub's own (HTTP 403 otherwise),
+/// and an `Authorization` header that is present must be valid (HTTP 401 otherwise), both
+/// before the upgrade.
 pub(super) async fn upgrade(state: Arc<AppState>, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
+    if !same_origin(&parts.headers) {
+        let body = super::error_body("FORBIDDEN", "websocket connections from another origin are refused");
+        return (axum::http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
     let header_token = match parts.headers.get(AUTHORIZATION) {
         None => None,
         Some(value) => {

@@ -95,6 +95,32 @@ fn without_extensions(mut response: Value) -> Value {
     response
 }
 
+/// A page on another site cannot open a connection in its visitor's name: browsers send
+/// `Origin`, and only the hub's own is accepted. Clients that are not browsers send none.
+#[tokio::test]
+async fn websockets_from_another_origin_are_refused() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;
+    let url = format!("{}/graphql", app.address.replacen("http://", "ws://", 1));
+    let with_origin = |origin: &str| {
+        let mut request = url.as_str().into_client_request().expect("request");
+        request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+        request.headers_mut().insert("origin", origin.parse().expect("header"));
+        request
+    };
+    match connect_async(with_origin("https://evil.example")).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 403),
+        other => panic!("a foreign origin was let in: {:?}", other.map(|_| ())),
+    }
+    let own = app.address.clone();
+    let (mut socket, _) = connect_async(with_origin(&own)).await.expect("the hub's own origin");
+    let token = app.admin.clone();
+    match init(&mut socket, json!({ "Authorization": format!("Bearer {token}") })).await {
+        Frame::Json(ack) => assert_eq!(ack["type"], "connection_ack"),
+        other => panic!("refused: {other:?}"),
+    }
+    assert!(open(&app, None).await.is_ok(), "no Origin: not a browser");
+}
+
 #[tokio::test]
 async fn a_websocket_runs_nothing_without_a_valid_token() {
     let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;

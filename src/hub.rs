@@ -134,6 +134,11 @@ impl Hub {
             _ => &self.schema,
         };
         let mut response = batch::drive(queue, schema.execute(request)).await;
+        // An operation that ran without an error has an object, if an empty one: every
+        // field skipped (`{ __typename @skip(if: true) }`) is `{"data": {}}`, not null.
+        if response.data == Value::Null && response.errors.is_empty() {
+            response.data = Value::Object(Default::default());
+        }
         coded(&mut response.errors);
         if let Some(audit) = &self.audit
             && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()

@@ -20,6 +20,10 @@ async fn bad_input_gets_typed_errors_and_unknown_ids_get_null() {
         ("{ customers(first: 1) { edges { node { tickets(after: \"xyz\") { totalCount } } } } }", "INVALID_CURSOR"),
         ("{ customerByEmail(email: \"no at sign\") { id } }", "BAD_USER_INPUT"),
     ];
+    // Every field skipped: the operation ran, so `data` is an (empty) object, not null.
+    let skipped = app.query("{ __typename @skip(if: true) }", json!({})).await;
+    assert_eq!((&skipped["data"], skipped.get("errors")), (&json!({}), None), "{skipped}");
+
     for (query, code) in cases {
         let response = app.query(query, json!({})).await;
         assert!(codes(&response).contains(&code.to_owned()), "{query}: {response:#}");

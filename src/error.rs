@@ -31,6 +31,9 @@ pub enum ApiError {
     SourceUnavailable(DbName),
     /// Insights are asked for before the first fit of the models (`c360 fit`).
     ModelNotReady,
+    /// Aggregates over every customer, asked for by a token that sees some customers only
+    /// (a partner's: consenting customers).
+    WholePopulation,
     /// Something that should not happen; the details are in the server log.
     Internal,
 }
@@ -51,6 +54,9 @@ impl ApiError {
             }
             ApiError::SourceUnavailable(db) => format!("the {db} source is unavailable"),
             ApiError::ModelNotReady => "the insight models have not been fitted yet; try again after a fit".into(),
+            ApiError::WholePopulation => {
+                "this aggregates every customer; a token that sees some customers only cannot ask for it".into()
+            }
             ApiError::Internal => "internal error".into(),
         }
     }
@@ -67,6 +73,7 @@ impl ApiError {
             ApiError::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",
             ApiError::ModelNotReady => "MODEL_NOT_READY",
+            ApiError::WholePopulation => "FORBIDDEN",
             ApiError::Internal => "INTERNAL",
         }
     }

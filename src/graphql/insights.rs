@@ -396,7 +396,7 @@ impl InsightQuery {
     /// first fit.
     #[class(insight)]
     async fn insight_model(&self, ctx: &Context<'_>) -> Result<InsightModel> {
-        Ok(InsightModel(request(ctx).loaders.population().model().await?))
+        Ok(InsightModel(request(ctx).loaders.population()?.model().await?))
     }
 
     /// What identity resolution found in the data: duplicate CRM records merged,
@@ -404,7 +404,7 @@ impl InsightQuery {
     /// Counts over the whole data, never about one customer.
     #[class(insight)]
     async fn data_quality(&self, ctx: &Context<'_>) -> Result<DataQuality> {
-        let found = request(ctx).loaders.population().data_quality().await?;
+        let found = request(ctx).loaders.population()?.data_quality().await?;
         let counts =
             |list: Vec<(String, i64)>| list.into_iter().map(|(kind, count)| KindCount { kind, count }).collect();
         Ok(DataQuality {
@@ -426,7 +426,7 @@ impl InsightQuery {
     /// suppressed (and, when that is one segment alone, the next smallest too).
     #[class(insight)]
     async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<SegmentSummary>> {
-        let population = request(ctx).loaders.population();
+        let population = request(ctx).loaders.population()?;
         let model = population.model().await?;
         let mut groups: HashMap<String, Group> =
             population.groups(&model, GroupBy::Segment).await?.into_iter().map(|g| (g.value.clone(), g)).collect();
@@ -459,7 +459,7 @@ impl InsightQuery {
     /// are suppressed as in `segments`.
     #[class(insight)]
     async fn lifecycle_distribution(&self, ctx: &Context<'_>) -> Result<Vec<LifecycleShare>> {
-        let population = request(ctx).loaders.population();
+        let population = request(ctx).loaders.population()?;
         let model = population.model().await?;
         let (groups, everyone) = tokio::join!(population.groups(&model, GroupBy::Lifecycle), population.customers());
         let mut counts: HashMap<String, i64> = groups?.into_iter().map(|g| (g.value, g.customers)).collect();
@@ -495,7 +495,7 @@ impl InsightQuery {
         if !(1..=100).contains(&points) {
             return Err(ApiError::BadInput("`points` must be between 1 and 100".into()).into());
         }
-        let population = request(ctx).loaders.population();
+        let population = request(ctx).loaders.population()?;
         let model = population.model().await?;
         let points = i64::from(points).min(model.customers / min_group(ctx));
         if points < 1 {
@@ -622,6 +622,6 @@ impl InsightMutation {
         let loaders = &request(ctx).loaders;
         loaders.admin().refresh_insights(as_of).await?;
         // The newest ready model: this one, unless another fit completed after it.
-        Ok(InsightModel(loaders.population().model().await?))
+        Ok(InsightModel(loaders.population()?.model().await?))
     }
 }

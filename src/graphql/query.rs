@@ -175,7 +175,7 @@ impl CustomerQuery {
         let loaders = &request(ctx).loaders;
         let narrowing = match criteria.is_empty() {
             true => None,
-            false => Some(criteria.narrowing(&loaders.population().model().await?.id)),
+            false => Some(criteria.narrowing(&loaders.insight_model().await?.id)),
         };
         let finder = loaders.customers();
         let after = match after.as_deref() {

@@ -70,7 +70,7 @@ pub async fn findings(sources: &Sources, trace: &SqlTrace) -> Result<Findings, (
         (source, records)
     });
     let (customers, merged, conflicts, shared, linked, records) = tokio::join!(
-        hub.fetch_count(trace, "select count(*) as n from customers", &[]),
+        super::store::count_customers(hub, trace, None, None),
         hub.fetch_count(trace, "select count(*) as n from customer_aliases", &[]),
         kinds("select kind, count(*) as n from identity_conflicts group by kind order by kind"),
         kinds("select kind, count(*) as n from ambiguous_keys group by kind order by kind"),

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveTime, Utc};
+use chrono::{NaiveDate, Utc};
 
 use super::cdnow;
 use crate::identity::resolve::insert_rows;
-use crate::sources::{Arg, Sources};
+use crate::sources::{Arg, Sources, midnight};
 
 /// The layouts `import-transactions` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -105,19 +105,12 @@ pub async fn import(sources: &Sources, purchases: &[Purchase], currency: &str) -
         let day = first.entry(p.account).or_insert(p.day);
         *day = (*day).min(p.day);
     }
-    let known: std::collections::HashSet<i64> = if first.is_empty() {
-        Default::default()
-    } else {
-        let keys: Vec<i64> = first.keys().copied().collect();
-        let mut known = std::collections::HashSet::new();
-        for chunk in keys.chunks(10_000) {
-            let rows = crate::sources::shop::accounts(shop, &trace, chunk).await?;
-            known.extend(rows.into_iter().map(|a| a.id));
-        }
-        known
-    };
+    let keys: Vec<i64> = first.keys().copied().collect();
+    let mut known = std::collections::HashSet::new();
+    for chunk in keys.chunks(10_000) {
+        known.extend(crate::sources::shop::accounts(shop, &trace, chunk).await?.into_iter().map(|a| a.id));
+    }
     let now = Utc::now();
-    let midnight = |day: NaiveDate| day.and_time(NaiveTime::MIN).and_utc();
     let accounts: Vec<Vec<Arg>> = first
         .iter()
         .filter(|(id, _)| !known.contains(id))

@@ -97,13 +97,12 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
     // The sources are read at once, each on its own connection.
     let (customers, by_account) =
         shop_customers(sources.hub()).await.map_err(|e| RefreshError::Database(DbName::Hub, e))?;
-    let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
+    let golden_ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
     let (summarised, services, products) = tokio::try_join!(
         read(sources, customers, &by_account, as_of),
-        read_service(sources, &ids, as_of),
+        read_service(sources, &golden_ids, as_of),
         read_baskets(sources, as_of),
     )?;
-    let customers = ids;
     let read_ms = elapsed_ms(started);
 
     let started = Instant::now();
@@ -150,7 +149,7 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         *report.segments.entry(scored.segment.name()).or_default() += 1;
         *report.lifecycle.entry(scored.lifecycle.name()).or_default() += 1;
         *report.value_tiers.entry(scored.value_tier.name()).or_default() += 1;
-        chunk.push((customers[*index].clone(), scored));
+        chunk.push((golden_ids[*index].clone(), scored));
         if chunk.len() == WRITE_CHUNK {
             store::write(hub, id, &chunk).await.map_err(db)?;
             chunk.clear();
@@ -315,9 +314,8 @@ async fn read_service(sources: &Sources, customers: &[String], as_of: NaiveDate)
         .await
         .map_err(|e| RefreshError::Database(DbName::Hub, e))?;
     let mut services = vec![Service::default(); customers.len()];
-    let end = as_of.succ_opt().unwrap_or(as_of).and_time(chrono::NaiveTime::MIN).and_utc();
-    let recent = (as_of - chrono::Days::new(RECENT_SERVICE_DAYS - 1)).and_time(chrono::NaiveTime::MIN).and_utc();
-    helpdesk::service_figures(sources.source(SourceName::Helpdesk), recent, end, |f| {
+    let recent = as_of - chrono::Days::new(RECENT_SERVICE_DAYS - 1);
+    helpdesk::service_figures(sources.source(SourceName::Helpdesk), recent, as_of, |f| {
         if let Some(&i) = by_requester.get(&f.requester_id) {
             services[i].add(&Service {
                 tickets: f.tickets,

@@ -157,9 +157,14 @@ impl Service {
             average_csat,
             complaint_rate: Some(self.complaints as f64 / self.tickets as f64),
             index,
-            dissatisfied: self.open_complaints > 0 || index.is_some_and(|i| i < 0.0),
+            dissatisfied: dissatisfied(self.open_complaints, index),
         })
     }
+}
+
+/// Dissatisfied: a complaint still open, or service below expectation.
+pub fn dissatisfied(open_complaints: i64, index: Option<f64>) -> bool {
+    open_complaints > 0 || index.is_some_and(|i| i < 0.0)
 }
 
 impl Satisfaction {

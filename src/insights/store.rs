@@ -8,7 +8,7 @@ use super::affinity::{Affinity, Product};
 use super::bgnbd::{self, History};
 use super::gamma_gamma;
 use super::rfm::{Figures, Scores, Segment};
-use super::stage::{Lifecycle, Quadrant, Satisfaction, ValueTier};
+use super::stage::{Lifecycle, Quadrant, Satisfaction, ValueTier, dissatisfied};
 use crate::identity::resolve::insert_rows;
 use crate::identity::store::{Narrowing, Rank};
 use crate::sources::engine::in_list;
@@ -175,7 +175,7 @@ impl TryFrom<InsightRow> for (String, Scored) {
                         average_csat: row.average_csat,
                         complaint_rate: row.complaint_rate,
                         index: row.satisfaction_index,
-                        dissatisfied: open > 0 || row.satisfaction_index.is_some_and(|i| i < 0.0),
+                        dissatisfied: dissatisfied(i64::from(open), row.satisfaction_index),
                     },
                     quadrant: row.quadrant.map(|q| q.parse()).transpose().map_err(|_| bad("quadrant"))?,
                 }),

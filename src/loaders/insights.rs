@@ -85,7 +85,7 @@ impl Population<'_> {
     /// Customers in the hub now.
     pub async fn customers(&self) -> Result<i64, ApiError> {
         let s = self.source;
-        s.db.fetch_count(&s.trace, "select count(*) as n from customers", &[]).await.map_err(|e| s.fail(e))
+        crate::identity::store::count_customers(&s.db, &s.trace, None, None).await.map_err(|e| s.fail(e))
     }
 }
 

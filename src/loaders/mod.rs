@@ -149,9 +149,23 @@ impl Loaders {
         }
     }
 
-    /// Aggregates over the current insight model's customers.
-    pub fn population(&self) -> insights::Population<'_> {
-        insights::Population { source: &self.hub, models: &self.insights.loader().models, sources: &self.sources }
+    /// The current insight model; `MODEL_NOT_READY` before the first fit.
+    pub async fn insight_model(&self) -> Result<Arc<crate::insights::store::Model>, ApiError> {
+        self.insights.loader().models.current(&self.hub).await
+    }
+
+    /// Aggregates over every customer (the insight model's population, data quality):
+    /// only for viewers who see every customer. A partner, who sees consenting customers
+    /// only, must not learn counts or shares of the others (`FORBIDDEN`).
+    pub fn population(&self) -> Result<insights::Population<'_>, ApiError> {
+        match self.rows {
+            Rows::All => Ok(insights::Population {
+                source: &self.hub,
+                models: &self.insights.loader().models,
+                sources: &self.sources,
+            }),
+            Rows::ConsentedTo(_) => Err(ApiError::WholePopulation),
+        }
     }
 
     /// Writes to the CRM. Each one forgets what the request's loaders cached of what it

@@ -20,7 +20,9 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::sources::{SourceName, Sources, SqlTrace};
-use people::{Person, messy_email, midnight, person, seasonal_time, stream};
+use people::{Person, messy_email, person, seasonal_time, stream};
+
+use crate::sources::midnight;
 use rows::{
     Account, Campaign, Consent, Contact, CrmCustomer, Note, Order, OrderLine, Product, Requester, Rows, Send, Ticket,
     Truth,

@@ -4,7 +4,7 @@
 //! chunk of people can be generated in any order or in parallel and the data set depends
 //! only on the seed, the count and the as-of date.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use fake::Fake;
 use fake::faker::address::raw::StreetName;
 use fake::faker::name::raw::{FirstName, LastName};
@@ -346,9 +346,4 @@ pub fn seasonal_time(rng: &mut impl Rng, from: DateTime<Utc>, to: DateTime<Utc>)
         }
     }
     from + Duration::seconds(rng.random_range(0..span))
-}
-
-/// Midnight UTC of a date.
-pub fn midnight(date: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
 }

@@ -1,6 +1,6 @@
 //! Helpdesk queries: tickets and per-requester service aggregates.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::contract::Kind::{Integer, Text, Timestamp};
 use super::contract::Table;
@@ -134,13 +134,14 @@ crate::row! {
     }
 }
 
-/// Every requester's service figures for tickets opened before `end`, CSAT counted as
-/// recent from `recent`, handed to `each` as they stream (one grouped statement).
+/// Every requester's service figures for tickets opened up to the end of `as_of`, CSAT
+/// counted as recent from the start of `recent`, handed to `each` as they stream (one
+/// grouped statement).
 #[tracing::instrument(skip_all)]
 pub async fn service_figures(
     db: &Database,
-    recent: DateTime<Utc>,
-    end: DateTime<Utc>,
+    recent: NaiveDate,
+    as_of: NaiveDate,
     each: impl FnMut(ServiceFigures) + Send,
 ) -> Result<(), sqlx::Error> {
     let sum = |expr: &str| db.engine.sum_int(expr);
@@ -157,7 +158,8 @@ pub async fn service_figures(
         recent_sum = sum("case when opened_at >= ? then coalesce(csat, 0) else 0 end"),
         recent_answers = sum("case when opened_at >= ? and csat is not null then 1 else 0 end"),
     );
-    db.for_each(&sql, &[recent.into(), recent.into(), end.into()], each).await
+    let recent = super::midnight(recent);
+    db.for_each(&sql, &[recent.into(), recent.into(), super::end_of(as_of).into()], each).await
 }
 
 /// Everything the helpdesk holds about these records, by table.

@@ -103,6 +103,16 @@ macro_rules! migrations {
 }
 pub(crate) use migrations;
 
+/// Midnight (UTC) at the start of `day`.
+pub fn midnight(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+/// Midnight (UTC) at the end of `day`: a timestamp before it is on `day` or earlier.
+pub fn end_of(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    midnight(day.succ_opt().unwrap_or(day))
+}
+
 /// The hub store's migrations.
 const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] = migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit", 3 "0003_insights.sql" "insights", 4 "0004_insight_pareto.sql" "insight pareto",
     5 "0005_insight_satisfaction.sql" "insight satisfaction", 6 "0006_insight_affinities.sql" "insight affinities",

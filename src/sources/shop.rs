@@ -216,8 +216,7 @@ pub async fn purchase_days(
          order by account_id, {day}",
         total = db.engine.sum_int("total_cents"),
     );
-    let end = as_of.succ_opt().unwrap_or(as_of).and_time(chrono::NaiveTime::MIN).and_utc();
-    db.for_each(&sql, &[end.into()], each).await
+    db.for_each(&sql, &[super::end_of(as_of).into()], each).await
 }
 
 crate::row! {
@@ -247,9 +246,8 @@ pub async fn sold_lines(
                where l.order_id % ? = 0
                  and o.status not in ('cancelled', 'returned') and o.ordered_at >= ? and o.ordered_at < ?
                order by l.order_id, l.line_no";
-    let day = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
-    let end = day(until.succ_opt().unwrap_or(until));
-    db.for_each(sql, &[every.max(1).into(), day(from).into(), end.into()], each).await
+    let args = [every.max(1).into(), super::midnight(from).into(), super::end_of(until).into()];
+    db.for_each(sql, &args, each).await
 }
 
 /// How many orders the shop holds.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Layout, TestApp};
+use crate::helpers::{Backend, Layout, TestApp, statements};
 
 const CUSTOMER_360: &str = r#"
 query Page($first: Int!, $after: String) {
@@ -44,12 +44,6 @@ fn cents(amount: &Value) -> i64 {
     let (units, fraction) = s.split_once('.').expect("two decimals");
     assert_eq!(fraction.len(), 2, "{s}");
     units.parse::<i64>().expect("units") * 100 + fraction.parse::<i64>().expect("fraction")
-}
-
-fn statements(response: &Value) -> (u64, Value) {
-    let by_source = response["extensions"]["sqlStatements"].clone();
-    let total = by_source.as_object().expect("sqlStatements by source").values().map(|v| v.as_u64().unwrap_or(0)).sum();
-    (total, by_source)
 }
 
 /// The whole suite, run on one deployment.

@@ -334,6 +334,13 @@ fn init_tracing() {
     });
 }
 
+/// The SQL statements a response took (`C360_TRACE_SQL`): the total, and by source.
+pub fn statements(response: &Value) -> (u64, Value) {
+    let by_source = response["extensions"]["sqlStatements"].clone();
+    let total = by_source.as_object().expect("sqlStatements by source").values().map(|v| v.as_u64().unwrap_or(0)).sum();
+    (total, by_source)
+}
+
 /// The error codes of a response, in order.
 pub fn codes(response: &Value) -> Vec<String> {
     response["errors"]

@@ -11,7 +11,7 @@ use c360::insights::refresh;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Layout, TestApp, codes};
+use crate::helpers::{Backend, Layout, TestApp, codes, statements};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/cdnow/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -320,12 +320,6 @@ async fn cdnow_on_postgres() {
 #[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
 async fn cdnow_on_mysql() {
     cdnow(Layout::all(Backend::Mysql)).await;
-}
-
-/// The number of SQL statements a response took, over all databases.
-fn statements(response: &Value) -> u64 {
-    let by_source = response["extensions"]["sqlStatements"].as_object().expect("sqlStatements");
-    by_source.values().map(|v| v.as_u64().unwrap_or(0)).sum()
 }
 
 /// The demo data gets plausible insights: every stage and most segments occur.

@@ -247,27 +247,14 @@ async fn policy_matrix(backend: Backend) {
             assert_eq!(listed(type_name, field), decision != "hide" && !parent_hidden, "introspection: {cell}");
             cells += 1;
 
-            if type_name == "CustomerOrder" {
-                let query = format!("{{ customers(first: 1, orderBy: {{ {field}: DESC }}) {{ totalCount }} }}");
-                let seen = app.query_as(&token, &query, json!({})).await;
-                if decision == "hide" {
-                    assert_eq!(
-                        seen["errors"][0]["message"],
-                        format!(
-                            "Invalid value for argument \"orderBy\", unknown field \"{field}\" of type \"CustomerOrder\""
-                        ),
-                        "{cell}: {seen:#}"
-                    );
-                } else if row.role == Role::Partner {
-                    assert_eq!(seen["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{cell}: {seen:#}");
-                } else {
-                    assert!(seen.get("errors").is_none(), "{cell}: {seen:#}");
-                }
-                continue;
-            }
-            if type_name == "CustomerFilter" {
-                // A filter by a classified value: hidden, it fails as an unknown input
-                // field, written out or in a variable.
+            let argument = match type_name.as_str() {
+                "CustomerFilter" => Some("filter"),
+                "CustomerOrder" => Some("orderBy"),
+                _ => None,
+            };
+            if let Some(argument) = argument {
+                // A filter or order by a classified value: hidden, it fails as an unknown
+                // input field, written out or in a variable.
                 let value = match field.as_str() {
                     "hasSource" => json!("CRM"),
                     "rfmSegment" => json!("CHAMPIONS"),
@@ -276,25 +263,29 @@ async fn policy_matrix(backend: Backend) {
                     "minChurnRisk" => json!(0.5),
                     "minPredictedClv" => json!(10.0),
                     "quadrant" => json!("RETAIN"),
-                    other => panic!("no value for the filter {other} in the matrix: add one"),
+                    "predictedClv" | "churnRisk" => json!("DESC"),
+                    other => panic!("no value for the input field {other} in the matrix: add one"),
                 };
                 let literal = format!(
-                    "{{ customers(first: 1, filter: {{ {field}: {} }}) {{ totalCount }} }}",
+                    "{{ customers(first: 1, {argument}: {{ {field}: {} }}) {{ totalCount }} }}",
                     value.as_str().map_or(value.to_string(), str::to_owned)
                 );
                 let variable =
-                    "query($f: CustomerFilter) { customers(first: 1, filter: $f) { totalCount } }".to_owned();
+                    format!("query($v: {type_name}) {{ customers(first: 1, {argument}: $v) {{ totalCount }} }}");
                 for (form, query) in [("literal", literal), ("variable", variable)] {
-                    let seen = app.query_as(&token, &query, json!({ "f": { field.as_str(): value } })).await;
+                    let seen = app.query_as(&token, &query, json!({ "v": { field.as_str(): value } })).await;
                     if decision == "hide" {
                         assert_eq!(
                             seen["errors"][0]["message"],
                             format!(
-                                "Invalid value for argument \"filter\", unknown field \"{field}\" of type \"CustomerFilter\""
+                                "Invalid value for argument \"{argument}\", unknown field \"{field}\" of type \"{type_name}\""
                             ),
                             "{cell} via {form}: {seen:#}"
                         );
                         assert!(seen.get("data").is_none_or(Value::is_null), "{cell} via {form}: {seen:#}");
+                    } else if argument == "orderBy" && row.role == Role::Partner {
+                        // A partner's list stays in consent order.
+                        assert_eq!(seen["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{cell}: {seen:#}");
                     } else {
                         assert!(seen.get("errors").is_none(), "{cell} via {form}: {seen:#}");
                     }
@@ -345,6 +336,11 @@ async fn policy_matrix(backend: Backend) {
                             "{cell} via {form}: {seen:#}"
                         );
                         assert!(seen.get("data").is_none_or(Value::is_null), "{cell} via {form}: {seen:#}");
+                    } else if row.role == Role::Partner {
+                        // Aggregates over every customer: a partner sees consenting
+                        // customers only, and no count or share of the others.
+                        assert_eq!(seen["errors"][0]["extensions"]["code"], "FORBIDDEN", "{cell} via {form}: {seen:#}");
+                        assert!(seen["data"].is_null(), "{cell} via {form}: {seen:#}");
                     } else {
                         assert!(seen.get("errors").is_none(), "{cell} via {form}: {seen:#}");
                         assert_eq!(seen["data"], app.query(&query, json!({})).await["data"], "{cell} via {form}");

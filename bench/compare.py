@@ -359,6 +359,9 @@ def main():
     ap.add_argument("--targets", default=",".join(TARGET_OPS))
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--base", type=Path, help="another c360 binary (a copy of an earlier build) to compare against")
+    ap.add_argument("--base-hub-migrations", type=int,
+                    help="SQLite only: the base build knows the hub store's migrations up to this version; it "
+                         "serves a copy of the data whose record of newer ones is removed (their tables stay, unused)")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run on small data (CI)")
     ap.add_argument("--out", type=Path, help="also write the table (Markdown) here")
     args = ap.parse_args()
@@ -385,6 +388,16 @@ def main():
     tokens = {"c360 admin": token(env, "admin"), "c360 frontend": token(env, "frontend"),
               "c360 unguarded": token(env, "admin"), "postgraphile": None}
     tokens["base admin"], tokens["base frontend"] = tokens["c360 admin"], tokens["c360 frontend"]
+    base_env = env
+    if args.base and args.base_hub_migrations is not None:
+        if args.engine != "sqlite":
+            sys.exit("--base-hub-migrations works on SQLite only")
+        base_db = db.parent / f"{db.name}-base"
+        shutil.rmtree(base_db, ignore_errors=True)
+        shutil.copytree(db, base_db)
+        with sqlite3.connect(base_db / "hub.db") as hub:
+            hub.execute("delete from _sqlx_migrations where version > ?", (args.base_hub_migrations,))
+        base_env = {**env, "C360_DATA_DIR": str(base_db)}
 
     servers = {}
     work = Path(tempfile.mkdtemp(prefix="c360-bench-"))
@@ -413,13 +426,14 @@ def main():
             elif target == "c360 unguarded":
                 servers[target] = Server(target, [C360, "--listen", f"127.0.0.1:{port}", "serve-unguarded"], env, port)
             elif target in ("c360 admin", "base admin"):
-                binary = C360 if target == "c360 admin" else args.base
-                servers[target] = Server(target, [binary, "--listen", f"127.0.0.1:{port}"], env, port)
-        for admin, frontend, binary in [("c360 admin", "c360 frontend", C360), ("base admin", "base frontend", args.base)]:
+                binary, server_env = (C360, env) if target == "c360 admin" else (args.base, base_env)
+                servers[target] = Server(target, [binary, "--listen", f"127.0.0.1:{port}"], server_env, port)
+        for admin, frontend, binary, server_env in [("c360 admin", "c360 frontend", C360, env),
+                                                    ("base admin", "base frontend", args.base, base_env)]:
             if frontend in targets:
                 port = free_port()
                 servers[frontend] = servers.get(admin) or Server(
-                    f"{frontend} server", [binary, "--listen", f"127.0.0.1:{port}"], env, port)
+                    f"{frontend} server", [binary, "--listen", f"127.0.0.1:{port}"], server_env, port)
         for server in set(servers.values()):
             server.wait_ready()
 

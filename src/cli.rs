@@ -74,6 +74,11 @@ pub enum Command {
         /// today by default.
         #[arg(long)]
         as_of: Option<NaiveDate>,
+        /// Score again only the customers whose orders, tickets or links changed since
+        /// the current model's last refresh, against its parameters (a full fit when
+        /// there is no model to update).
+        #[arg(long)]
+        changed: bool,
     },
     /// Load purchases from a file into the shop (one account per customer key, one order
     /// per row), then resolve identities. In a directory with no data, this makes the
@@ -202,8 +207,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Fit { as_of } => {
+        Command::Fit { as_of, changed } => {
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            if changed {
+                match crate::insights::refresh::update(&sources, as_of).await? {
+                    Some(report) => {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                        return Ok(());
+                    }
+                    None => eprintln!("no model to update: fitting in full"),
+                }
+            }
             let report = crate::insights::refresh::refresh(&sources, as_of).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
@@ -279,9 +293,9 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver, guarded: bo
     let (stop_tx, stop_rx) = watch::channel(false);
     let interval = config.identity.resolve_interval;
     let job = (!interval.is_zero()).then(|| tokio::spawn(resolve_periodically(resolver, interval, stop_rx.clone())));
-    let every = config.insights.refresh_interval;
-    let fits = (!every.is_zero())
-        .then(|| tokio::spawn(crate::insights::refresh::periodically(sources.clone(), every, stop_rx)));
+    let (every, changes_every) = (config.insights.refresh_interval, config.insights.update_interval);
+    let fits = (!every.is_zero() || !changes_every.is_zero())
+        .then(|| tokio::spawn(crate::insights::refresh::periodically(sources.clone(), every, changes_every, stop_rx)));
 
     let app_uses_development_key = config.auth.development_key;
     let hub = if guarded {

@@ -116,6 +116,11 @@ pub struct InsightsConfig {
     /// background fit off (`c360 fit` and the `refreshInsights` mutation still work).
     #[serde(with = "humantime_serde")]
     pub refresh_interval: Duration,
+    /// How often `serve` scores again, between full fits, the customers whose orders,
+    /// tickets or identity links changed (against the current model's parameters and
+    /// cut points); `0s` turns it off.
+    #[serde(with = "humantime_serde")]
+    pub update_interval: Duration,
     /// k of k-anonymity: every aggregate a viewer without identity access receives
     /// (segments, lifecycle distribution) covers at least this many customers; smaller
     /// groups are withheld and marked `suppressed`.
@@ -124,7 +129,11 @@ pub struct InsightsConfig {
 
 impl Default for InsightsConfig {
     fn default() -> Self {
-        InsightsConfig { refresh_interval: Duration::from_secs(24 * 60 * 60), min_group_size: 10 }
+        InsightsConfig {
+            refresh_interval: Duration::from_secs(24 * 60 * 60),
+            update_interval: Duration::from_secs(10 * 60),
+            min_group_size: 10,
+        }
     }
 }
 

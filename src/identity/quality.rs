@@ -43,8 +43,29 @@ pub struct Findings {
     pub conflicts: Vec<(String, i64)>,
     /// Keys held by more than one person (never used to match), by kind: email, phone.
     pub shared_keys: Vec<(String, i64)>,
-    /// Per source: its records, and those a customer links to.
-    pub sources: Vec<(SourceName, i64, i64)>,
+    /// Per source: its records, and what the resolver found in them.
+    pub sources: Vec<SourceFindings>,
+}
+
+/// One source's records and their links.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceFindings {
+    pub source: SourceName,
+    pub records: i64,
+    /// Records a customer links to.
+    pub linked: i64,
+    /// Linked records whose email (phone) the resolver could not read.
+    pub invalid_emails: i64,
+    pub invalid_phones: i64,
+}
+
+crate::row! {
+    struct LinkCounts {
+        source: String,
+        linked: i64,
+        invalid_emails: i64,
+        invalid_phones: i64,
+    }
 }
 
 crate::row! {
@@ -74,7 +95,13 @@ pub async fn findings(sources: &Sources, trace: &SqlTrace) -> Result<Findings, (
         hub.fetch_count(trace, "select count(*) as n from customer_aliases", &[]),
         kinds("select kind, count(*) as n from identity_conflicts group by kind order by kind"),
         kinds("select kind, count(*) as n from ambiguous_keys group by kind order by kind"),
-        kinds("select source as kind, count(*) as n from identity_links group by source"),
+        hub.fetch_all::<LinkCounts>(
+            trace,
+            "select source, count(*) as linked, count(case when email_invalid then 1 end) as invalid_emails,
+                    count(case when phone_invalid then 1 end) as invalid_phones
+             from identity_links group by source",
+            &[],
+        ),
         futures::future::join_all(per_source),
     );
     let linked = linked.map_err(at_hub)?;
@@ -87,8 +114,14 @@ pub async fn findings(sources: &Sources, trace: &SqlTrace) -> Result<Findings, (
     };
     for (source, records) in records {
         let records = records.map_err(|e| (source.db(), e))?;
-        let links = linked.iter().find(|(s, _)| *s == source.to_string()).map_or(0, |(_, n)| *n);
-        out.sources.push((source, records, links));
+        let counts = linked.iter().find(|c| c.source == source.to_string());
+        out.sources.push(SourceFindings {
+            source,
+            records,
+            linked: counts.map_or(0, |c| c.linked),
+            invalid_emails: counts.map_or(0, |c| c.invalid_emails),
+            invalid_phones: counts.map_or(0, |c| c.invalid_phones),
+        });
     }
     Ok(out)
 }

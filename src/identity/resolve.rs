@@ -61,6 +61,9 @@ struct Candidate {
     name: Option<String>,
     /// CRM names are the authority on who a customer is; only they are indexed.
     crm: bool,
+    /// The record holds an email (phone) the resolver could not read.
+    email_invalid: bool,
+    phone_invalid: bool,
 }
 
 crate::row! {
@@ -72,6 +75,8 @@ crate::row! {
         email_norm: Option<String>,
         phone_norm: Option<String>,
         name_key: Option<String>,
+        email_invalid: bool,
+        phone_invalid: bool,
     }
 }
 
@@ -202,10 +207,16 @@ impl Resolver {
 
     fn candidate(&self, source: SourceName, r: IdentityRecord) -> Candidate {
         let region = r.country.as_deref().unwrap_or(&self.default_region);
+        let email = r.email.as_deref().and_then(EmailAddress::parse);
+        let phone = r.phone.as_deref().and_then(|p| PhoneNumber::parse(p, Some(region)));
+        // Blank is missing, not invalid.
+        let written = |raw: &Option<String>| raw.as_deref().is_some_and(|v| !v.trim().is_empty());
         Candidate {
             key: r.id.to_string(),
-            email: r.email.as_deref().and_then(EmailAddress::parse),
-            phone: r.phone.as_deref().and_then(|p| PhoneNumber::parse(p, Some(region))),
+            email_invalid: email.is_none() && written(&r.email),
+            phone_invalid: phone.is_none() && written(&r.phone),
+            email,
+            phone,
             name: match (&r.first_name, &r.last_name) {
                 (None, None) => None,
                 (f, l) => {
@@ -228,10 +239,11 @@ impl Resolver {
         let candidates: Vec<Candidate> = records.into_iter().map(|r| self.candidate(source, r)).collect();
         let index_rows = self.load_index(source, &candidates).await?;
         let mut index = Index::default();
-        let mut existing: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+        let mut existing: HashMap<String, (Option<String>, Option<String>, bool, bool)> = HashMap::new();
         for row in &index_rows.keys {
             if row.source == source.to_string() {
-                existing.insert(row.source_key.clone(), (row.email_norm.clone(), row.phone_norm.clone()));
+                let stored = (row.email_norm.clone(), row.phone_norm.clone(), row.email_invalid, row.phone_invalid);
+                existing.insert(row.source_key.clone(), stored);
             }
             if let Some(e) = &row.email_norm {
                 index.by_email.entry(e.clone()).or_default().insert(row.customer_id.clone());
@@ -250,9 +262,10 @@ impl Resolver {
 
         let mut changes = Changes::default();
         for c in candidates {
-            if let Some((email, phone)) = existing.get(&c.key) {
+            if let Some((email, phone, email_invalid, phone_invalid)) = existing.get(&c.key) {
                 if email.as_deref() != c.email.as_ref().map(EmailAddress::as_str)
                     || phone.as_deref() != c.phone.as_ref().map(PhoneNumber::as_str)
+                    || (*email_invalid, *phone_invalid) != (c.email_invalid, c.phone_invalid)
                 {
                     changes.key_updates.push(c);
                 }
@@ -345,7 +358,8 @@ impl Resolver {
         let phones: Vec<String> =
             unique(candidates.iter().filter_map(|c| c.phone.as_ref().map(|p| p.as_str().to_owned())));
         let keys: Vec<String> = candidates.iter().map(|c| c.key.clone()).collect();
-        const COLUMNS: &str = "customer_id, source, source_key, email_norm, phone_norm, name_key";
+        const COLUMNS: &str =
+            "customer_id, source, source_key, email_norm, phone_norm, name_key, email_invalid, phone_invalid";
 
         let mut rows: Vec<KeyRow> = Vec::new();
         for chunk in keys.chunks(1000) {
@@ -416,21 +430,37 @@ impl Resolver {
                     Arg::OptText(c.email.as_ref().map(|e| e.as_str().to_owned())),
                     Arg::OptText(c.phone.as_ref().map(|p| p.as_str().to_owned())),
                     Arg::OptText(c.name.clone().filter(|_| c.crm)),
+                    Arg::Bool(c.email_invalid),
+                    Arg::Bool(c.phone_invalid),
                     Arg::Time(now),
                 ]
             })
             .collect();
-        let columns =
-            ["source", "source_key", "customer_id", "rule", "email_norm", "phone_norm", "name_key", "linked_at"];
+        let columns = [
+            "source",
+            "source_key",
+            "customer_id",
+            "rule",
+            "email_norm",
+            "phone_norm",
+            "name_key",
+            "email_invalid",
+            "phone_invalid",
+            "linked_at",
+        ];
         out.extend(insert_rows(hub, "identity_links", &columns, links));
 
         for c in changes.key_updates {
             out.push((
-                "update identity_links set email_norm = ?, phone_norm = ?, name_key = ? where source = ? and source_key = ?".into(),
+                "update identity_links set email_norm = ?, phone_norm = ?, name_key = ?, email_invalid = ?, phone_invalid = ? \
+                 where source = ? and source_key = ?"
+                    .into(),
                 vec![
                     Arg::OptText(c.email.map(|e| e.as_str().to_owned())),
                     Arg::OptText(c.phone.map(|p| p.as_str().to_owned())),
                     Arg::OptText(c.name.filter(|_| c.crm)),
+                    Arg::Bool(c.email_invalid),
+                    Arg::Bool(c.phone_invalid),
                     Arg::Text(src.clone()),
                     Arg::Text(c.key),
                 ],

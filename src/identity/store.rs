@@ -334,6 +334,15 @@ pub async fn links_by_source_keys(
     hub.fetch_all(trace, &sql, &args).await
 }
 
+/// Links of the customers with a record linked to them after `since`. One statement.
+pub async fn links_of_customers_linked_since(hub: &Database, since: DateTime<Utc>) -> Result<Vec<Link>, sqlx::Error> {
+    let sql = format!(
+        "select {LINK_COLUMNS} from identity_links l
+         where l.customer_id in (select m.customer_id from identity_links m where m.linked_at > ?)"
+    );
+    hub.fetch_all(&SqlTrace::default(), &sql, &[since.into()]).await
+}
+
 /// Groups links (ordered by customer) into one list per customer, keeping the order.
 pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
     let mut out: Vec<(String, Vec<Link>)> = Vec::new();

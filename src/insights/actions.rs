@@ -160,6 +160,7 @@ mod tests {
                 },
                 quadrant: None,
             }),
+            scored_on: None,
         }
     }
 

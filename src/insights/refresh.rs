@@ -3,20 +3,23 @@
 //! models, scores everyone and stores the result as a new model in the hub store. A
 //! request never waits for it: it reads the newest complete model.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use chrono::NaiveDate;
+
+type Time = chrono::DateTime<chrono::Utc>;
 
 use super::affinity::{Affinity, Baskets, Product};
 use super::bgnbd::{Params, Sufficient};
 use super::fit::FitError;
 use super::rfm::{self, Segment};
-use super::stage::{Lifecycle, Service, pareto_curve, value_tiers};
-use super::store::{self, Fitted, Scored, ServiceScore};
+use super::stage::{Lifecycle, Service, TierCuts, ValueTier, pareto_curve, value_tiers};
+use super::store::{self, Cuts, Fitted, Scored, ServiceScore, Watermarks};
 use super::{Summary, gamma_gamma, summarize};
+use crate::identity::store as identity;
 use crate::names::DbName;
-use crate::sources::{Database, SourceName, Sources, helpdesk, shop};
+use crate::sources::{Database, SourceName, Sources, SqlTrace, helpdesk, shop};
 
 /// Rows written per transaction.
 const WRITE_CHUNK: usize = 5_000;
@@ -94,6 +97,7 @@ pub async fn refresh(sources: &Sources, as_of: NaiveDate) -> Result<Report, Refr
 
 async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, RefreshError> {
     let started = Instant::now();
+    let watermarks = watermarks(sources).await?;
     // The sources are read at once, each on its own connection.
     let (customers, by_account) =
         shop_customers(sources.hub()).await.map_err(|e| RefreshError::Database(DbName::Hub, e))?;
@@ -120,7 +124,7 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
     };
     let params = purchases.map(|f| f.params);
     let scoring = Instant::now();
-    let scored = score(&summarised, &services, params.as_ref(), spend.as_ref());
+    let (scored, cuts) = score(&summarised, &services, params.as_ref(), spend.as_ref());
     let score_ms = elapsed_ms(scoring);
     let fit_ms = elapsed_ms(started);
 
@@ -167,6 +171,8 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
         read_ms: report.read_ms,
         fit_ms: report.fit_ms,
         write_ms: report.write_ms,
+        cuts,
+        watermarks,
     };
     let (products, affinities) = products;
     store::write_products(hub, id, &products, &affinities).await.map_err(db)?;
@@ -212,7 +218,7 @@ async fn read(
     as_of: NaiveDate,
 ) -> Result<Vec<Summarised>, RefreshError> {
     let mut reader = Reader { as_of, customers, open: HashMap::new(), out: Vec::new(), current: None };
-    shop::purchase_days(sources.source(SourceName::Shop), as_of, |row| {
+    shop::purchase_days(sources.source(SourceName::Shop), as_of, None, |row| {
         if reader.current.map(|(account, _)| account) != Some(row.account_id) {
             reader.finish_account();
             // Orders of an account no customer links to yet wait for the next refresh.
@@ -315,17 +321,9 @@ async fn read_service(sources: &Sources, customers: &[String], as_of: NaiveDate)
         .map_err(|e| RefreshError::Database(DbName::Hub, e))?;
     let mut services = vec![Service::default(); customers.len()];
     let recent = as_of - chrono::Days::new(RECENT_SERVICE_DAYS - 1);
-    helpdesk::service_figures(sources.source(SourceName::Helpdesk), recent, as_of, |f| {
+    helpdesk::service_figures(sources.source(SourceName::Helpdesk), recent, as_of, None, |f| {
         if let Some(&i) = by_requester.get(&f.requester_id) {
-            services[i].add(&Service {
-                tickets: f.tickets,
-                complaints: f.complaints,
-                open_complaints: f.open_complaints,
-                csat_sum: f.csat_sum,
-                csat_answers: f.csat_answers,
-                recent_csat_sum: f.recent_csat_sum,
-                recent_csat_answers: f.recent_csat_answers,
-            });
+            services[i].add(&service(&f));
         }
     })
     .await
@@ -333,15 +331,41 @@ async fn read_service(sources: &Sources, customers: &[String], as_of: NaiveDate)
     Ok(services)
 }
 
+/// The newest change each source holds now, read at once.
+async fn watermarks(sources: &Sources) -> Result<Watermarks, RefreshError> {
+    async fn newest(name: DbName, db: &Database, table: &str, column: &str) -> Result<Option<Time>, RefreshError> {
+        crate::sources::newest(db, table, column).await.map_err(|e| RefreshError::Database(name, e))
+    }
+    let (orders, tickets, links) = tokio::try_join!(
+        newest(DbName::Shop, sources.source(SourceName::Shop), "orders", "updated_at"),
+        newest(DbName::Helpdesk, sources.source(SourceName::Helpdesk), "tickets", "updated_at"),
+        newest(DbName::Hub, sources.hub(), "identity_links", "linked_at"),
+    )?;
+    Ok(Watermarks { orders, tickets, links })
+}
+
+/// A requester's service figures, as the numerics read them.
+fn service(f: &helpdesk::ServiceFigures) -> Service {
+    Service {
+        tickets: f.tickets,
+        complaints: f.complaints,
+        open_complaints: f.open_complaints,
+        csat_sum: f.csat_sum,
+        csat_answers: f.csat_answers,
+        recent_csat_sum: f.recent_csat_sum,
+        recent_csat_answers: f.recent_csat_answers,
+    }
+}
+
 /// Scores every summarised customer against the population: RFM, P(alive), lifetime
 /// value, lifecycle stage, value tier, and satisfaction (with `services`, by customer
-/// index) against the buyers' mean CSAT.
+/// index) against the buyers' mean CSAT. Also returns where the population's cuts fell.
 fn score(
     summarised: &[Summarised],
     services: &[Service],
     purchases: Option<&Params>,
     spend: Option<&gamma_gamma::Params>,
-) -> Vec<Scored> {
+) -> (Vec<Scored>, Cuts) {
     let (csat_sum, csat_answers) = summarised
         .iter()
         .map(|(i, _, _)| &services[*i])
@@ -351,57 +375,223 @@ fn score(
     let scores = rfm::score(&figures);
     let money: Vec<((NaiveDate, i64), i64)> = figures.iter().map(|(key, f)| (*key, f.monetary_cents)).collect();
     let tiers = value_tiers(&money);
-    summarised
+    let cuts = Cuts {
+        rfm: rfm::Cuts::of(&figures.iter().map(|(_, f)| *f).collect::<Vec<_>>(), &scores),
+        tiers: TierCuts::of(&money.iter().map(|(_, m)| *m).collect::<Vec<_>>(), &tiers),
+        population_csat,
+    };
+    let scored = summarised
         .iter()
         .zip(scores)
         .zip(tiers)
         .map(|(((index, _, summary), scores), value_tier)| {
-            let service = services[*index].satisfaction(population_csat).map(|satisfaction| ServiceScore {
-                tickets: services[*index].tickets,
-                open_complaints: services[*index].open_complaints,
-                satisfaction,
-                quadrant: satisfaction.quadrant(value_tier),
-            });
-            let p_alive = purchases.map(|p| p.probability_alive(&summary.history));
-            let clv_12m = match (purchases, spend) {
-                (Some(p), Some(s)) => {
-                    Some(gamma_gamma::lifetime_value(p, s, &summary.history, summary.repeat_mean_spend, 12, 0.01))
-                }
-                _ => None,
-            };
-            Scored {
-                summary: *summary,
-                scores,
-                segment: Segment::of(scores.recency, scores.frequency, scores.monetary),
-                p_alive,
-                clv_12m,
-                lifecycle: Lifecycle::of(summary, p_alive.unwrap_or(1.0)),
-                value_tier,
-                service,
-            }
+            let scoring = Scoring { purchases, spend, population_csat, scored_on: None };
+            scoring.score(summary, scores, value_tier, &services[*index])
         })
-        .collect()
+        .collect();
+    (scored, cuts)
 }
 
-/// The background fit of `serve`: on start when the current model is missing or older
-/// than `every`, then every `every`, on the purchases up to today (UTC). A failed fit is
-/// logged and leaves the current model in place. Returns when `stop` turns true.
-pub async fn periodically(sources: Sources, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let age = |model: &store::Model| (chrono::Utc::now() - model.fitted_at).to_std().unwrap_or_default();
-    let mut wait = match store::current_model(sources.hub(), &Default::default()).await {
-        Ok(Some(model)) => every.saturating_sub(age(&model)),
-        Ok(None) => std::time::Duration::ZERO,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the current insight model; fitting now");
-            std::time::Duration::ZERO
+/// What one customer is scored with, apart from their own figures.
+struct Scoring<'a> {
+    purchases: Option<&'a Params>,
+    spend: Option<&'a gamma_gamma::Params>,
+    population_csat: f64,
+    /// `None` for the model's own date.
+    scored_on: Option<NaiveDate>,
+}
+
+impl Scoring<'_> {
+    fn score(&self, summary: &Summary, scores: rfm::Scores, value_tier: ValueTier, service: &Service) -> Scored {
+        let service = service.satisfaction(self.population_csat).map(|satisfaction| ServiceScore {
+            tickets: service.tickets,
+            open_complaints: service.open_complaints,
+            satisfaction,
+            quadrant: satisfaction.quadrant(value_tier),
+        });
+        let p_alive = self.purchases.map(|p| p.probability_alive(&summary.history));
+        let clv_12m = match (self.purchases, self.spend) {
+            (Some(p), Some(s)) => {
+                Some(gamma_gamma::lifetime_value(p, s, &summary.history, summary.repeat_mean_spend, 12, 0.01))
+            }
+            _ => None,
+        };
+        Scored {
+            summary: *summary,
+            scores,
+            segment: Segment::of(scores.recency, scores.frequency, scores.monetary),
+            p_alive,
+            clv_12m,
+            lifecycle: Lifecycle::of(summary, p_alive.unwrap_or(1.0)),
+            value_tier,
+            service,
+            scored_on: self.scored_on,
         }
+    }
+}
+
+/// What an incremental refresh did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpdateReport {
+    pub model_id: String,
+    /// The day the changed customers were scored as of.
+    pub as_of: NaiveDate,
+    /// Customers with an order, a ticket or a link new or changed since the watermark.
+    pub changed: usize,
+    /// Of those, the customers who had bought by `as_of` (the others have no row).
+    pub scored: usize,
+    /// Reading the changes and the changed customers' purchases and service.
+    pub read_ms: i64,
+    pub write_ms: i64,
+}
+
+/// An incremental refresh: the customers whose orders, tickets or identity links changed
+/// since the current model's watermark are scored again as of `as_of`, in place, against
+/// the model's parameters and its population's cut points (quintiles, tiers, mean CSAT);
+/// the model's group sums follow. The parameters, the Pareto curve and what sells
+/// together wait for the next full refresh. `None` when there is no model to update (or
+/// it was fitted before incremental refreshes existed): a full refresh is due.
+pub async fn update(sources: &Sources, as_of: NaiveDate) -> Result<Option<UpdateReport>, RefreshError> {
+    // The group sums are read and written again: one update at a time in this process.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _running = ONE_AT_A_TIME.lock().await;
+    let hub = sources.hub();
+    let at_hub = |e| RefreshError::Database(DbName::Hub, e);
+    let Some(model) = store::current_model(hub, &SqlTrace::default()).await.map_err(at_hub)? else {
+        return Ok(None);
     };
+    let (Some(cuts), Some(since)) = (model.cuts.clone(), model.watermarks) else { return Ok(None) };
+    let started = Instant::now();
+    let next = watermarks(sources).await?;
+    let (shop, desk) = (sources.source(SourceName::Shop), sources.source(SourceName::Helpdesk));
+    let from = |at: Option<Time>| at.unwrap_or(chrono::DateTime::UNIX_EPOCH);
+    let (accounts, requesters, mut links) = tokio::try_join!(
+        async {
+            let changed = shop::changed_accounts(shop, from(since.orders)).await;
+            changed.map_err(|e| RefreshError::Database(DbName::Shop, e))
+        },
+        async {
+            let changed = helpdesk::changed_requesters(desk, from(since.tickets)).await;
+            changed.map_err(|e| RefreshError::Database(DbName::Helpdesk, e))
+        },
+        async { identity::links_of_customers_linked_since(hub, from(since.links)).await.map_err(at_hub) },
+    )?;
+    for (source, keys) in [(SourceName::Shop, accounts), (SourceName::Helpdesk, requesters)] {
+        let keys: Vec<String> = keys.iter().map(i64::to_string).collect();
+        for chunk in keys.chunks(hub.engine.max_params() - 1) {
+            let found = identity::links_by_source_keys(hub, &SqlTrace::default(), source, chunk).await;
+            links.extend(found.map_err(at_hub)?);
+        }
+    }
+    // Every shop account and requester of the changed customers, and whose it is.
+    let (mut owners, mut customers) = (HashMap::new(), BTreeSet::new());
+    for link in &links {
+        customers.insert(link.customer_id.as_str());
+        if let (Ok(source), Ok(key)) = (link.source.parse::<SourceName>(), link.source_key.parse::<i64>()) {
+            owners.insert((source, key), link.customer_id.as_str());
+        }
+    }
+    let keys = |source| owners.keys().filter(|(s, _)| *s == source).map(|(_, k)| *k).collect::<Vec<i64>>();
+    let mut purchases: HashMap<&str, Vec<(NaiveDate, i64)>> = HashMap::new();
+    for chunk in keys(SourceName::Shop).chunks(1000) {
+        shop::purchase_days(shop, as_of, Some(chunk), |row| {
+            if let Some(customer) = owners.get(&(SourceName::Shop, row.account_id)) {
+                purchases.entry(customer).or_default().push((row.day, row.cents));
+            }
+        })
+        .await
+        .map_err(|e| RefreshError::Database(DbName::Shop, e))?;
+    }
+    let mut services: HashMap<&str, Service> = HashMap::new();
+    let recent = as_of - chrono::Days::new(RECENT_SERVICE_DAYS - 1);
+    for chunk in keys(SourceName::Helpdesk).chunks(1000) {
+        helpdesk::service_figures(desk, recent, as_of, Some(chunk), |f| {
+            if let Some(customer) = owners.get(&(SourceName::Helpdesk, f.requester_id)) {
+                services.entry(customer).or_default().add(&service(&f));
+            }
+        })
+        .await
+        .map_err(|e| RefreshError::Database(DbName::Helpdesk, e))?;
+    }
+    let read_ms = elapsed_ms(started);
+
+    let started = Instant::now();
+    let scoring = Scoring {
+        purchases: model.purchases.as_ref(),
+        spend: model.spend.as_ref(),
+        population_csat: cuts.population_csat,
+        scored_on: Some(as_of),
+    };
+    let no_service = Service::default();
+    let rows: Vec<(String, Scored)> = customers
+        .iter()
+        .filter_map(|&customer| {
+            let summary = summarize(purchases.remove(customer)?, as_of)?;
+            let scores = cuts.rfm.score(&summary.rfm);
+            let tier = cuts.tiers.tier(summary.rfm.monetary_cents);
+            let service = services.get(customer).unwrap_or(&no_service);
+            Some((customer.to_owned(), scoring.score(&summary, scores, tier, service)))
+        })
+        .collect();
+    let changed: Vec<String> = customers.iter().map(|c| (*c).to_owned()).collect();
+    store::update(hub, &model.id, &changed, &rows, &next).await.map_err(at_hub)?;
+    Ok(Some(UpdateReport {
+        model_id: model.id,
+        as_of,
+        changed: changed.len(),
+        scored: rows.len(),
+        read_ms,
+        write_ms: elapsed_ms(started),
+    }))
+}
+
+/// The background refreshes of `serve`: a full fit on the purchases up to today (UTC)
+/// on start when the current model is missing or older than `every`, then every
+/// `every`; between them, every `changes_every`, an incremental refresh ([`update`]).
+/// A zero interval turns that kind off. A failed refresh is logged and leaves the
+/// current model in place. Returns when `stop` turns true.
+pub async fn periodically(
+    sources: Sources,
+    every: std::time::Duration,
+    changes_every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use std::time::Duration;
+    let age = |model: &store::Model| (chrono::Utc::now() - model.fitted_at).to_std().unwrap_or_default();
     loop {
+        let full_due = if every.is_zero() {
+            Duration::MAX
+        } else {
+            match store::current_model(sources.hub(), &Default::default()).await {
+                Ok(Some(model)) => every.saturating_sub(age(&model)),
+                Ok(None) => Duration::ZERO,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the current insight model; fitting now");
+                    Duration::ZERO
+                }
+            }
+        };
+        let full = changes_every.is_zero() || full_due <= changes_every;
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(if full { full_due } else { changes_every }) => {}
             _ = stop.changed() => return,
         }
         let today = chrono::Utc::now().date_naive();
+        if !full {
+            match update(&sources, today).await {
+                Ok(Some(r)) => {
+                    tracing::info!(changed = r.changed, read_ms = r.read_ms, write_ms = r.write_ms, "insights updated");
+                    continue;
+                }
+                // No model to update: the full fit below, if full fits are on.
+                Ok(None) if !every.is_zero() => {}
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "updating the insights failed; the model stays as it was");
+                    continue;
+                }
+            }
+        }
         match refresh(&sources, today).await {
             Ok(r) => tracing::info!(
                 customers = r.customers,
@@ -410,9 +600,16 @@ pub async fn periodically(sources: Sources, every: std::time::Duration, mut stop
                 write_ms = r.write_ms,
                 "insight models fitted"
             ),
-            Err(e) => tracing::error!(error = %e, "fitting the insight models failed; the previous model stays"),
+            Err(e) => {
+                tracing::error!(error = %e, "fitting the insight models failed; the previous model stays");
+                // Tried again after one interval, not at once.
+                let retry = if changes_every.is_zero() { every } else { changes_every };
+                tokio::select! {
+                    _ = tokio::time::sleep(retry) => {}
+                    _ = stop.changed() => return,
+                }
+            }
         }
-        wait = every;
     }
 }
 

@@ -123,6 +123,53 @@ pub fn score<K: Ord>(customers: &[(K, Figures)]) -> Vec<Scores> {
     (0..customers.len()).map(|i| Scores { recency: r[i], frequency: f[i], monetary: m[i] }).collect()
 }
 
+/// Where a population's quintiles begin, for scoring a customer against a population
+/// scored earlier (an incremental refresh) without ranking everyone again: for each of
+/// scores 2–5, the worst figure that still earned it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cuts {
+    /// The most days since the last purchase with recency score 2, 3, 4, 5.
+    pub recency_days: Vec<Option<i64>>,
+    /// The fewest purchase days with frequency score 2, 3, 4, 5.
+    pub frequency: Vec<Option<i64>>,
+    /// The least money (cents) with monetary score 2, 3, 4, 5.
+    pub monetary_cents: Vec<Option<i64>>,
+}
+
+impl Cuts {
+    /// The cut points of a scored population (`figures` and their `scores`, in order).
+    pub fn of(figures: &[Figures], scores: &[Scores]) -> Cuts {
+        let mut cuts = Cuts { recency_days: vec![None; 4], frequency: vec![None; 4], monetary_cents: vec![None; 4] };
+        for (f, s) in figures.iter().zip(scores) {
+            let at = |score: u8| usize::from(score).checked_sub(2);
+            if let Some(i) = at(s.recency) {
+                cuts.recency_days[i] = cuts.recency_days[i].max(Some(f.recency_days));
+            }
+            if let Some(i) = at(s.frequency) {
+                cuts.frequency[i] = Some(cuts.frequency[i].map_or(f.frequency, |v| v.min(f.frequency)));
+            }
+            if let Some(i) = at(s.monetary) {
+                cuts.monetary_cents[i] =
+                    Some(cuts.monetary_cents[i].map_or(f.monetary_cents, |v| v.min(f.monetary_cents)));
+            }
+        }
+        cuts
+    }
+
+    /// The scores `figures` earn against the population these cut points came from: one
+    /// plus the number of cut points they reach.
+    pub fn score(&self, figures: &Figures) -> Scores {
+        let reached = |cuts: &[Option<i64>], reaches: &dyn Fn(i64) -> bool| {
+            1 + u8::try_from(cuts.iter().flatten().filter(|c| reaches(**c)).count()).unwrap_or(4)
+        };
+        Scores {
+            recency: reached(&self.recency_days, &|c| figures.recency_days <= c),
+            frequency: reached(&self.frequency, &|c| figures.frequency >= c),
+            monetary: reached(&self.monetary_cents, &|c| figures.monetary_cents >= c),
+        }
+    }
+}
+
 /// `NTILE(buckets)` of the row at 0-based `rank` of `n`: 1-based, the first `n mod
 /// buckets` buckets one row larger.
 fn ntile(rank: usize, n: usize, buckets: usize) -> u8 {
@@ -146,6 +193,33 @@ mod tests {
         assert_eq!(sizes, [472, 472, 471, 471, 471]);
         // Fewer rows than buckets: one each, from the first.
         assert_eq!((0..3).map(|r| ntile(r, 3, 5)).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn cut_points_score_like_the_ranking() {
+        // 1,000 customers with distinct figures: scoring by cut points gives each one the
+        // scores the ranking gave.
+        let figures: Vec<Figures> = (0..1000i64)
+            .map(|i| Figures {
+                recency_days: (i * 7919) % 1000,
+                frequency: 1 + (i * 104_729) % 1000,
+                monetary_cents: 100 + (i * 1_299_709) % 1000,
+            })
+            .collect();
+        let keyed: Vec<(i64, Figures)> = figures.iter().copied().enumerate().map(|(i, f)| (i as i64, f)).collect();
+        let scores = score(&keyed);
+        let cuts = Cuts::of(&figures, &scores);
+        for (f, s) in figures.iter().zip(&scores) {
+            assert_eq!(cuts.score(f), *s, "{f:?}");
+        }
+        // Beyond the population's ends: the best and the worst scores.
+        let best = Figures { recency_days: 0, frequency: 5000, monetary_cents: i64::MAX };
+        assert_eq!(cuts.score(&best).code(), 555);
+        let worst = Figures { recency_days: 5000, frequency: 0, monetary_cents: 0 };
+        assert_eq!(cuts.score(&worst).code(), 111);
+        // The cut points survive being stored.
+        let stored: Cuts = serde_json::from_str(&serde_json::to_string(&cuts).expect("json")).expect("back");
+        assert_eq!(stored, cuts);
     }
 
     #[test]

@@ -221,6 +221,34 @@ pub fn value_tiers<K: Ord>(customers: &[(K, i64)]) -> Vec<ValueTier> {
     tiers
 }
 
+/// The least money a customer of the top and of the core tier spent in a population, for
+/// placing a customer in a tier scored earlier (an incremental refresh).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TierCuts {
+    pub top_cents: Option<i64>,
+    pub core_cents: Option<i64>,
+}
+
+impl TierCuts {
+    /// The cut points of a population (`cents` spent and the `tiers` it gave, in order).
+    pub fn of(cents: &[i64], tiers: &[ValueTier]) -> TierCuts {
+        let least = |tier: ValueTier| cents.iter().zip(tiers).filter(|(_, t)| **t == tier).map(|(c, _)| *c).min();
+        TierCuts { top_cents: least(ValueTier::Top), core_cents: least(ValueTier::Core) }
+    }
+
+    /// The tier of a customer who spent `cents`.
+    pub fn tier(&self, cents: i64) -> ValueTier {
+        let reaches = |cut: Option<i64>| cents > 0 && cut.is_some_and(|c| cents >= c);
+        if reaches(self.top_cents) {
+            ValueTier::Top
+        } else if reaches(self.core_cents) {
+            ValueTier::Core
+        } else {
+            ValueTier::Tail
+        }
+    }
+}
+
 /// The Pareto curve in thousandths: customers ranked by money spent, most first, and
 /// for each share `m/1000` of them (rounded up to whole customers) the share of revenue
 /// they bring. Empty without customers; shares are 0 when nothing was spent.
@@ -295,6 +323,14 @@ mod tests {
         let customers = [(1, 5000), (2, 3000), (3, 1000), (4, 500), (5, 300), (6, 200)];
         use ValueTier::*;
         assert_eq!(value_tiers(&customers), [Top, Top, Core, Core, Tail, Tail]);
+        // Cut points place each of them, and newcomers, as the ranking did.
+        let cents: Vec<i64> = customers.iter().map(|(_, c)| *c).collect();
+        let cuts = TierCuts::of(&cents, &value_tiers(&customers));
+        assert_eq!(cents.iter().map(|c| cuts.tier(*c)).collect::<Vec<_>>(), [Top, Top, Core, Core, Tail, Tail]);
+        assert_eq!(
+            (cuts.tier(3000), cuts.tier(2999), cuts.tier(500), cuts.tier(499), cuts.tier(0)),
+            (Top, Core, Core, Tail, Tail)
+        );
         // Ties by key; nothing spent is tail.
         assert_eq!(value_tiers(&[(2, 100), (1, 100), (3, 0)]), [Top, Top, Tail]);
         assert_eq!(value_tiers::<u8>(&[]), []);

@@ -7,8 +7,8 @@ use super::Summary;
 use super::affinity::{Affinity, Product};
 use super::bgnbd::{self, History};
 use super::gamma_gamma;
-use super::rfm::{Figures, Scores, Segment};
-use super::stage::{Lifecycle, Quadrant, Satisfaction, ValueTier, dissatisfied};
+use super::rfm::{self, Figures, Scores, Segment};
+use super::stage::{Lifecycle, Quadrant, Satisfaction, TierCuts, ValueTier, dissatisfied};
 use crate::identity::resolve::insert_rows;
 use crate::identity::store::{Narrowing, Rank};
 use crate::sources::engine::in_list;
@@ -30,7 +30,33 @@ crate::row! {
         spend_p: Option<f64>,
         spend_q: Option<f64>,
         spend_v: Option<f64>,
+        cuts: Option<String>,
+        watermarks: Option<String>,
+        updated_at: Option<DateTime<Utc>>,
     }
+}
+
+/// The newest change each source held when a model's rows were last read: the next
+/// incremental refresh reads the changes after these. (A change stamped with the very
+/// same time but committed after it was read waits for the next full refresh.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Watermarks {
+    /// The orders' newest `updated_at`.
+    pub orders: Option<DateTime<Utc>>,
+    /// The tickets' newest `updated_at`.
+    pub tickets: Option<DateTime<Utc>>,
+    /// The identity links' newest `linked_at`.
+    pub links: Option<DateTime<Utc>>,
+}
+
+/// Where a model's population placed its customers, so that an incremental refresh can
+/// score a changed customer against it without ranking everyone again.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cuts {
+    pub rfm: rfm::Cuts,
+    pub tiers: TierCuts,
+    /// The mean of every CSAT answer of the population: service expectations start there.
+    pub population_csat: f64,
 }
 
 /// A fitted model: what every customer's insights of one snapshot are computed with.
@@ -47,6 +73,13 @@ pub struct Model {
     pub log_likelihood: Option<f64>,
     /// The spend model; `None` when it could not be fitted.
     pub spend: Option<gamma_gamma::Params>,
+    /// The population's cut points; `None` for models fitted before incremental refreshes.
+    pub cuts: Option<Cuts>,
+    /// Source changes from these on are not in the model's rows yet; `None` for models
+    /// fitted before incremental refreshes.
+    pub watermarks: Option<Watermarks>,
+    /// The last incremental refresh.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl From<ModelRow> for Model {
@@ -67,12 +100,15 @@ impl From<ModelRow> for Model {
             purchases,
             log_likelihood: m.bgnbd_log_likelihood,
             spend,
+            cuts: m.cuts.and_then(|c| serde_json::from_str(&c).ok()),
+            watermarks: m.watermarks.and_then(|w| serde_json::from_str(&w).ok()),
+            updated_at: m.updated_at,
         }
     }
 }
 
 const MODEL_COLUMNS: &str = "id, as_of, finished_at, customers, bgnbd_r, bgnbd_alpha, bgnbd_a, bgnbd_b, \
-                             bgnbd_log_likelihood, spend_p, spend_q, spend_v";
+                             bgnbd_log_likelihood, spend_p, spend_q, spend_v, cuts, watermarks, updated_at";
 
 /// The newest ready model, if any fit has completed.
 #[tracing::instrument(skip_all)]
@@ -109,6 +145,7 @@ crate::row! {
         complaint_rate: Option<f64>,
         satisfaction_index: Option<f64>,
         quadrant: Option<String>,
+        scored_on: Option<NaiveDate>,
     }
 }
 
@@ -126,6 +163,8 @@ pub struct Scored {
     pub value_tier: ValueTier,
     /// From the helpdesk; `None` without tickets.
     pub service: Option<ServiceScore>,
+    /// The day an incremental refresh scored the customer as of; `None`: the model's.
+    pub scored_on: Option<NaiveDate>,
 }
 
 /// A customer's satisfaction as stored.
@@ -181,6 +220,7 @@ impl TryFrom<InsightRow> for (String, Scored) {
                 }),
                 _ => None,
             },
+            scored_on: row.scored_on,
         };
         Ok((row.customer_id, scored))
     }
@@ -198,7 +238,7 @@ pub async fn insights(
     let sql = format!(
         "select customer_id, frequency, recency_weeks, age_weeks, recency_days, monetary_cents, repeat_mean_spend,
                 r_score, f_score, m_score, segment, p_alive, clv_12m, lifecycle, value_tier,
-                tickets, open_complaints, average_csat, complaint_rate, satisfaction_index, quadrant
+                tickets, open_complaints, average_csat, complaint_rate, satisfaction_index, quadrant, scored_on
          from customer_insights where model_id = ? and customer_id in ({})",
         in_list(customers.len())
     );
@@ -222,6 +262,11 @@ pub async fn begin(hub: &Database, id: &str, as_of: NaiveDate) -> Result<(), sql
 
 /// Writes scored customers under a running model, in one transaction per call.
 pub async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Result<(), sqlx::Error> {
+    hub.transaction(&insert_statements(hub, model, rows)).await.map(|_| ())
+}
+
+/// The statements that insert scored customers under a model.
+fn insert_statements(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Vec<(String, Vec<Arg>)> {
     const COLUMNS: &[&str] = &[
         "model_id",
         "customer_id",
@@ -245,6 +290,7 @@ pub async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Re
         "complaint_rate",
         "satisfaction_index",
         "quadrant",
+        "scored_on",
     ];
     let values = rows
         .iter()
@@ -272,10 +318,11 @@ pub async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Re
                 Arg::from(s.service.and_then(|v| v.satisfaction.complaint_rate)),
                 Arg::from(s.service.and_then(|v| v.satisfaction.index)),
                 Arg::from(s.service.and_then(|v| v.quadrant).map(|q| q.name().to_owned())),
+                Arg::OptDate(s.scored_on),
             ]
         })
         .collect();
-    hub.transaction(&insert_rows(hub, "customer_insights", COLUMNS, values)).await.map(|_| ())
+    insert_rows(hub, "customer_insights", COLUMNS, values)
 }
 
 /// One point of a model's Pareto curve.
@@ -397,40 +444,44 @@ pub async fn groups(hub: &Database, trace: &SqlTrace, model: &str, by: GroupBy) 
         .collect())
 }
 
-/// Sums scored customers per segment, stage and tier and writes them under a running
-/// model.
-pub async fn write_groups<'a>(
-    hub: &Database,
-    model: &str,
-    scored: impl Iterator<Item = &'a Scored>,
-) -> Result<(), sqlx::Error> {
-    #[derive(Default)]
-    struct Sums {
-        customers: i64,
-        cents: i64,
-        clv: (f64, i64),
-        p_alive: (f64, i64),
-    }
-    let mut sums: std::collections::BTreeMap<(&'static str, &'static str), Sums> = Default::default();
+/// Sums of a group's customers, as `insight_groups` keeps them.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Sums {
+    customers: i64,
+    cents: i64,
+    clv: (f64, i64),
+    p_alive: (f64, i64),
+}
+
+/// The sums per (grouping, value) of a model's customers.
+type GroupSums = std::collections::BTreeMap<(String, String), Sums>;
+
+/// Adds scored customers to group sums (`sign` 1), or takes them away (`sign` −1).
+fn add<'a>(sums: &mut GroupSums, scored: impl Iterator<Item = &'a Scored>, sign: i64) {
     for s in scored {
-        for key in [
+        for (grouping, value) in [
             (GroupBy::Segment.column(), s.segment.name()),
             (GroupBy::Lifecycle.column(), s.lifecycle.name()),
             (GroupBy::ValueTier.column(), s.value_tier.name()),
         ] {
-            let g = sums.entry(key).or_default();
-            g.customers += 1;
-            g.cents += s.summary.rfm.monetary_cents;
+            let g = sums.entry((grouping.to_owned(), value.to_owned())).or_default();
+            g.customers += sign;
+            g.cents += sign * s.summary.rfm.monetary_cents;
             if let Some(clv) = s.clv_12m {
-                g.clv = (g.clv.0 + clv, g.clv.1 + 1);
+                g.clv = (g.clv.0 + sign as f64 * clv, g.clv.1 + sign);
             }
             if let Some(p) = s.p_alive {
-                g.p_alive = (g.p_alive.0 + p, g.p_alive.1 + 1);
+                g.p_alive = (g.p_alive.0 + sign as f64 * p, g.p_alive.1 + sign);
             }
         }
     }
+}
+
+/// The statements that write a model's group sums (groups left empty are not written).
+fn group_statements(hub: &Database, model: &str, sums: GroupSums) -> Vec<(String, Vec<Arg>)> {
     let rows = sums
         .into_iter()
+        .filter(|(_, g)| g.customers > 0)
         .map(|((grouping, value), g)| {
             vec![
                 Arg::from(model),
@@ -456,7 +507,85 @@ pub async fn write_groups<'a>(
         "p_alive_sum",
         "p_alive_count",
     ];
-    hub.transaction(&insert_rows(hub, "insight_groups", &columns, rows)).await.map(|_| ())
+    insert_rows(hub, "insight_groups", &columns, rows)
+}
+
+/// Sums scored customers per segment, stage and tier and writes them under a running
+/// model.
+pub async fn write_groups<'a>(
+    hub: &Database,
+    model: &str,
+    scored: impl Iterator<Item = &'a Scored>,
+) -> Result<(), sqlx::Error> {
+    let mut sums = GroupSums::new();
+    add(&mut sums, scored, 1);
+    hub.transaction(&group_statements(hub, model, sums)).await.map(|_| ())
+}
+
+crate::row! {
+    struct GroupSumRow {
+        group_kind: String,
+        value: String,
+        customers: i64,
+        monetary_cents: i64,
+        clv_sum: f64,
+        clv_count: i64,
+        p_alive_sum: f64,
+        p_alive_count: i64,
+    }
+}
+
+/// Scores customers again under the current `model`, in place and in one transaction:
+/// their rows are replaced by `rows` (customers in `customers` without a row in `rows`
+/// lose theirs), the group sums follow, and the model's watermark moves to
+/// `watermarks`. One update at a time: the group sums are read, then written.
+pub async fn update(
+    hub: &Database,
+    model: &str,
+    customers: &[String],
+    rows: &[(String, Scored)],
+    watermarks: &Watermarks,
+) -> Result<(), sqlx::Error> {
+    let trace = SqlTrace::default();
+    let mut old = Vec::new();
+    for chunk in customers.chunks(1000) {
+        old.extend(insights(hub, &trace, model, chunk).await?);
+    }
+    let sql = "select group_kind, value, customers, monetary_cents, clv_sum, clv_count, p_alive_sum, p_alive_count
+               from insight_groups where model_id = ?";
+    let stored: Vec<GroupSumRow> = hub.fetch_all(&trace, sql, &[model.into()]).await?;
+    let mut sums: GroupSums = stored
+        .into_iter()
+        .map(|r| {
+            let sums = Sums {
+                customers: r.customers,
+                cents: r.monetary_cents,
+                clv: (r.clv_sum, r.clv_count),
+                p_alive: (r.p_alive_sum, r.p_alive_count),
+            };
+            ((r.group_kind, r.value), sums)
+        })
+        .collect();
+    add(&mut sums, old.iter().map(|(_, s)| s), -1);
+    add(&mut sums, rows.iter().map(|(_, s)| s), 1);
+    let scored_customers = i64::try_from(rows.len()).unwrap_or(i64::MAX) - i64::try_from(old.len()).unwrap_or(0);
+
+    let mut statements = Vec::new();
+    for chunk in customers.chunks(hub.engine.max_params() - 1) {
+        let mut args = vec![Arg::from(model)];
+        args.extend(chunk.iter().map(|c| Arg::from(c.as_str())));
+        let sql =
+            format!("delete from customer_insights where model_id = ? and customer_id in ({})", in_list(chunk.len()));
+        statements.push((sql, args));
+    }
+    statements.extend(insert_statements(hub, model, rows));
+    statements.push(("delete from insight_groups where model_id = ?".to_owned(), vec![model.into()]));
+    statements.extend(group_statements(hub, model, sums));
+    statements.push((
+        "update insight_models set customers = customers + ?, watermarks = ?, updated_at = ? where id = ?".to_owned(),
+        vec![scored_customers.into(), json(watermarks).into(), Utc::now().into(), model.into()],
+    ));
+    hub.transaction(&statements).await.map(|_| ())
 }
 
 /// Which customers a list keeps, by their insights under one model. Customers without a
@@ -674,6 +803,9 @@ pub struct Fitted {
     pub read_ms: i64,
     pub fit_ms: i64,
     pub write_ms: i64,
+    pub cuts: Cuts,
+    /// The sources' newest changes before the fit read them.
+    pub watermarks: Watermarks,
 }
 
 /// Makes a running model the current one, in one transaction: older ready models are
@@ -686,7 +818,8 @@ pub async fn publish(hub: &Database, id: &str, fitted: &Fitted) -> Result<(), sq
         (
             "update insight_models set status = 'ready', finished_at = ?, customers = ?,
                     bgnbd_r = ?, bgnbd_alpha = ?, bgnbd_a = ?, bgnbd_b = ?, bgnbd_log_likelihood = ?,
-                    spend_p = ?, spend_q = ?, spend_v = ?, read_ms = ?, fit_ms = ?, write_ms = ?
+                    spend_p = ?, spend_q = ?, spend_v = ?, read_ms = ?, fit_ms = ?, write_ms = ?,
+                    cuts = ?, watermarks = ?
              where id = ?"
                 .to_owned(),
             vec![
@@ -703,6 +836,8 @@ pub async fn publish(hub: &Database, id: &str, fitted: &Fitted) -> Result<(), sq
                 fitted.read_ms.into(),
                 fitted.fit_ms.into(),
                 fitted.write_ms.into(),
+                json(&fitted.cuts).into(),
+                json(&fitted.watermarks).into(),
                 id.into(),
             ],
         ),
@@ -731,4 +866,9 @@ pub async fn prune(hub: &Database) -> Result<u64, sqlx::Error> {
         ["customer_insights", "insight_pareto", "insight_products", "insight_affinities", "insight_groups"]
             .map(|table| (format!("delete from {table} where model_id in {old}"), vec![]));
     Ok(hub.transaction(&statements).await?.iter().sum())
+}
+
+/// A value stored as JSON text (only the hub's own types, which always serialise).
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }

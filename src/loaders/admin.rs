@@ -51,14 +51,21 @@ impl Admin<'_> {
         })
     }
 
-    /// Fits the insight models as of `as_of` and makes them current; this replica serves
-    /// them from the next request on, the others within seconds. The fit runs as its own
-    /// task: a client that goes away does not cut it short.
-    pub async fn refresh_insights(&self, as_of: NaiveDate) -> Result<refresh::Report, ApiError> {
+    /// Fits the insight models as of `as_of` and makes them current, or with
+    /// `changed_only` scores again the customers changed since the current model's last
+    /// refresh (a full fit when there is no model to update); this replica serves the
+    /// result from the next request on, the others within seconds. The work runs as its
+    /// own task: a client that goes away does not cut it short.
+    pub async fn refresh_insights(&self, as_of: NaiveDate, changed_only: bool) -> Result<(), ApiError> {
         let sources = self.sources.clone();
-        let fit = tokio::spawn(async move { refresh::refresh(&sources, as_of).await });
-        let report = match fit.await {
-            Ok(Ok(report)) => report,
+        let fit = tokio::spawn(async move {
+            if changed_only && refresh::update(&sources, as_of).await?.is_some() {
+                return Ok(());
+            }
+            refresh::refresh(&sources, as_of).await.map(|_| ())
+        });
+        match fit.await {
+            Ok(Ok(())) => {}
             Ok(Err(refresh::RefreshError::Database(db, e))) => return Err(ApiError::from_sql(db, &e)),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "fitting the insight models failed");
@@ -70,7 +77,7 @@ impl Admin<'_> {
             }
         };
         self.models.forget();
-        Ok(report)
+        Ok(())
     }
 
     /// Everything the sources hold about the customer with these links.

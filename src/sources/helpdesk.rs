@@ -14,7 +14,7 @@ pub const SOURCE: super::SourceDef = super::SourceDef {
     identity: ("requesters", "id, email, phone, null as first_name, name as last_name, null as country, updated_at"),
     export: |db, trace, keys| Box::pin(export(db, trace, keys)),
     erasure,
-    migrations: super::migrations!("helpdesk", 1 "0001_init.sql" "init"),
+    migrations: super::migrations!("helpdesk", 1 "0001_init.sql" "init", 2 "0002_changes.sql" "changes"),
 };
 
 /// What c360 needs of the helpdesk (see [`super::contract`]).
@@ -142,15 +142,17 @@ pub async fn service_figures(
     db: &Database,
     recent: NaiveDate,
     as_of: NaiveDate,
+    requesters: Option<&[i64]>,
     each: impl FnMut(ServiceFigures) + Send,
 ) -> Result<(), sqlx::Error> {
     let sum = |expr: &str| db.engine.sum_int(expr);
+    let only = requesters.map_or(String::new(), |r| format!("and requester_id in ({})", in_list(r.len())));
     let sql = format!(
         "select requester_id, count(*) as tickets,
                 {complaints} as complaints, {open} as open_complaints,
                 {csat} as csat_sum, count(csat) as csat_answers,
                 {recent_sum} as recent_csat_sum, {recent_answers} as recent_csat_answers
-         from tickets where opened_at < ?
+         from tickets where opened_at < ? {only}
          group by requester_id",
         complaints = sum("case when category = 'complaint' then 1 else 0 end"),
         open = sum("case when category = 'complaint' and status in ('open', 'pending') then 1 else 0 end"),
@@ -159,7 +161,22 @@ pub async fn service_figures(
         recent_answers = sum("case when opened_at >= ? and csat is not null then 1 else 0 end"),
     );
     let recent = super::midnight(recent);
-    db.for_each(&sql, &[recent.into(), recent.into(), super::end_of(as_of).into()], each).await
+    let mut args = vec![recent.into(), recent.into(), super::end_of(as_of).into()];
+    args.extend(requesters.map(ints).unwrap_or_default());
+    db.for_each(&sql, &args, each).await
+}
+
+crate::row! {
+    struct RequesterId {
+        requester_id: i64,
+    }
+}
+
+/// The requesters with a ticket opened or changed after `since`.
+pub async fn changed_requesters(db: &Database, since: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
+    let sql = "select distinct requester_id from tickets where updated_at > ?";
+    let rows: Vec<RequesterId> = db.fetch_all(&SqlTrace::default(), sql, &[since.into()]).await?;
+    Ok(rows.into_iter().map(|r| r.requester_id).collect())
 }
 
 /// Everything the helpdesk holds about these records, by table.

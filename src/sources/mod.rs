@@ -113,10 +113,30 @@ pub fn end_of(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
     midnight(day.succ_opt().unwrap_or(day))
 }
 
+crate::row! {
+    struct Newest {
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+}
+
+/// The newest value of a timestamp column (`updated_at`: the newest change a table
+/// holds), `None` when the table is empty. `table` and `column` are the caller's own
+/// names, never input.
+pub async fn newest(
+    db: &Database,
+    table: &str,
+    column: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error> {
+    let rows: Vec<Newest> =
+        db.fetch_all(&SqlTrace::default(), &format!("select max({column}) as at from {table}"), &[]).await?;
+    Ok(rows.into_iter().next().and_then(|r| r.at))
+}
+
 /// The hub store's migrations.
 const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] = migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit", 3 "0003_insights.sql" "insights", 4 "0004_insight_pareto.sql" "insight pareto",
     5 "0005_insight_satisfaction.sql" "insight satisfaction", 6 "0006_insight_affinities.sql" "insight affinities",
-    7 "0007_insight_groups.sql" "insight groups");
+    7 "0007_insight_groups.sql" "insight groups", 8 "0008_contact_quality.sql" "contact quality",
+    9 "0009_insight_updates.sql" "insight updates");
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
     let sets = match db.source() {

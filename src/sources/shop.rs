@@ -15,7 +15,7 @@ pub const SOURCE: super::SourceDef = super::SourceDef {
     identity: ("accounts", "id, email, phone, null as first_name, name as last_name, country, updated_at"),
     export: |db, trace, keys| Box::pin(export(db, trace, keys)),
     erasure,
-    migrations: super::migrations!("shop", 1 "0001_init.sql" "init"),
+    migrations: super::migrations!("shop", 1 "0001_init.sql" "init", 2 "0002_changes.sql" "changes"),
 };
 
 /// What c360 needs of the shop (see [`super::contract`]).
@@ -205,18 +205,36 @@ crate::row! {
 pub async fn purchase_days(
     db: &Database,
     as_of: NaiveDate,
+    accounts: Option<&[i64]>,
     each: impl FnMut(PurchaseDay) + Send,
 ) -> Result<(), sqlx::Error> {
     let day = db.engine.day("ordered_at");
+    let only = accounts.map_or(String::new(), |a| format!("and account_id in ({})", in_list(a.len())));
     let sql = format!(
         "select account_id, {day} as day, {total} as cents
          from orders
-         where status not in ('cancelled', 'returned') and ordered_at < ?
+         where status not in ('cancelled', 'returned') and ordered_at < ? {only}
          group by account_id, {day}
          order by account_id, {day}",
         total = db.engine.sum_int("total_cents"),
     );
-    db.for_each(&sql, &[super::end_of(as_of).into()], each).await
+    let mut args = vec![super::end_of(as_of).into()];
+    args.extend(accounts.map(ints).unwrap_or_default());
+    db.for_each(&sql, &args, each).await
+}
+
+crate::row! {
+    struct AccountId {
+        account_id: i64,
+    }
+}
+
+/// The accounts with an order placed or changed after `since`.
+pub async fn changed_accounts(db: &Database, since: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
+    let rows: Vec<AccountId> = db
+        .fetch_all(&SqlTrace::default(), "select distinct account_id from orders where updated_at > ?", &[since.into()])
+        .await?;
+    Ok(rows.into_iter().map(|r| r.account_id).collect())
 }
 
 crate::row! {

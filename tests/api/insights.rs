@@ -303,6 +303,51 @@ async fn cdnow(layout: Layout) {
         .await
         .expect("count");
     assert_eq!(rows, 2357);
+
+    // Incremental refreshes: nothing changed since the fit, nobody is scored again.
+    let unchanged = refresh::update(&app.sources, as_of).await.expect("update").expect("a model to update");
+    assert_eq!((unchanged.changed, unchanged.scored), (0, 0), "{unchanged:?}");
+    // A new order of customer 00004 on the model's date, and a new customer.
+    let read = |key: &str| {
+        format!(
+            r#"{{ customerBySourceKey(source: SHOP, key: "{key}") {{ id insights {{ asOf rfm {{ purchaseDays
+               daysSinceLastPurchase }} historicalValue }} }} }}"#
+        )
+    };
+    let before = app.data(&read("00004"), json!({})).await["customerBySourceKey"]["insights"].clone();
+    let groups = "{ insightModel { customers updatedAt } segments { customers } }";
+    let now = chrono::Utc::now();
+    let shop = app.sources.shop();
+    let day = c360::sources::midnight(as_of) + chrono::TimeDelta::hours(12);
+    let order =
+        "insert into orders (id, account_id, number, ordered_at, status, channel, currency, total_cents, updated_at)
+                 values (?, ?, ?, ?, 'delivered', 'web', 'USD', ?, ?)";
+    let account = "insert into accounts (id, is_guest, created_at, updated_at) values (?, ?, ?, ?)";
+    let trace = Default::default();
+    shop.execute(&trace, account, &[99_999i64.into(), true.into(), now.into(), now.into()]).await.expect("account");
+    for (id, account) in [(9_000_001i64, 4i64), (9_000_002, 99_999)] {
+        let args = [id.into(), account.into(), format!("N{id}").into(), day.into(), 2_500i64.into(), now.into()];
+        shop.execute(&trace, order, &args).await.expect("order");
+    }
+    app.resolver.run().await.expect("resolve the new account");
+    let changed_only = "mutation { refreshInsights(asOf: \"1997-09-30\", changedOnly: true) { id customers updatedAt } }";
+    let updated = app.data(changed_only, json!({})).await;
+    assert_eq!(updated["refreshInsights"]["id"], after["refreshInsights"]["id"], "the same model, updated");
+    let changed = app.data(&read("00004"), json!({})).await["customerBySourceKey"]["insights"].clone();
+    assert_eq!(changed["rfm"]["purchaseDays"].as_i64(), before["rfm"]["purchaseDays"].as_i64().map(|n| n + 1));
+    assert_eq!((&changed["asOf"], &changed["rfm"]["daysSinceLastPurchase"]), (&json!("1997-09-30"), &json!(0)));
+    close(&changed["historicalValue"], before["historicalValue"].as_f64().expect("value") + 25.0, 1e-9, "money");
+    let newcomer = app.data(&read("99999"), json!({})).await["customerBySourceKey"]["insights"].clone();
+    assert_eq!(newcomer["rfm"]["purchaseDays"], 1, "{newcomer}");
+    // The population's figures follow: one customer more, in the model and its groups.
+    let model = app.data(groups, json!({})).await;
+    assert_eq!(model["insightModel"]["customers"], 2358, "{model}");
+    assert!(model["insightModel"]["updatedAt"].is_string(), "{model}");
+    let sum: i64 = model["segments"].as_array().expect("segments").iter().filter_map(|s| s["customers"].as_i64()).sum();
+    assert_eq!(sum, 2358, "{model}");
+    // Once read, the changes are not read again.
+    let again = refresh::update(&app.sources, as_of).await.expect("update").expect("a model to update");
+    assert_eq!(again.changed, 0, "{again:?}");
 }
 
 #[tokio::test]
@@ -407,9 +452,10 @@ async fn the_demo_gets_insights() {
     }
     assert!(kinds.contains("UP_SELL"), "{kinds:?}");
 
-    // Data quality: what resolution found, and the records no customer links to yet.
+    // Data quality: what resolution found, the records no customer links to yet, and
+    // contact data the resolver could not read.
     let quality = "{ dataQuality { customers mergedCustomers conflicts { kind count } sharedKeys { kind count }
-        sources { source records unlinked } } customers { totalCount } }";
+        sources { source records unlinked invalidEmails invalidPhones } } customers { totalCount } }";
     let seen = app.query_as(&analyst_token(&app), quality, json!({})).await;
     assert!(seen.get("errors").is_none(), "{seen:#}");
     let report = &seen["data"]["dataQuality"];
@@ -418,23 +464,37 @@ async fn the_demo_gets_insights() {
     assert_eq!(sources.len(), 4);
     assert!(sources.iter().all(|s| s["records"].as_i64() > Some(0) && s["unlinked"] == 0), "{report}");
     assert!(report["conflicts"].as_array().is_some_and(|c| !c.is_empty()), "the demo has conflicts: {report}");
-    app.sources
-        .shop()
-        .execute(
-            &Default::default(),
-            "insert into accounts (id, is_guest, created_at, updated_at) values (?, ?, ?, ?)",
-            &[987_654_321i64.into(), true.into(), chrono::Utc::now().into(), chrono::Utc::now().into()],
-        )
-        .await
-        .expect("a new account");
+    let shop_quality = |r: &Value| {
+        r["data"]["dataQuality"]["sources"].as_array().expect("sources").iter().find(|s| s["source"] == "SHOP").cloned()
+    };
+    let before = shop_quality(&seen).expect("the shop");
+    let now = chrono::Utc::now();
+    let account = "insert into accounts (id, email, phone, country, is_guest, created_at, updated_at)
+                   values (?, ?, ?, ?, ?, ?, ?)";
+    for (id, email, phone) in [
+        (987_654_321i64, None, None),
+        (987_654_322, Some("jane.doe@"), Some("12")),
+        (987_654_323, Some("  "), Some("+49 151 2345 6789")),
+    ] {
+        let text = |v: Option<&str>| c360::sources::Arg::OptText(v.map(str::to_owned));
+        app.sources
+            .shop()
+            .execute(
+                &Default::default(),
+                account,
+                &[id.into(), text(email), text(phone), "DE".into(), true.into(), now.into(), now.into()],
+            )
+            .await
+            .expect("a new account");
+    }
     let after = app.query_as(&analyst_token(&app), quality, json!({})).await;
-    let shop = after["data"]["dataQuality"]["sources"]
-        .as_array()
-        .expect("sources")
-        .iter()
-        .find(|s| s["source"] == "SHOP")
-        .cloned();
-    assert_eq!(shop.map(|s| s["unlinked"].clone()), Some(json!(1)));
+    assert_eq!(shop_quality(&after).map(|s| s["unlinked"].clone()), Some(json!(3)));
+    app.resolver.run().await.expect("resolve");
+    let resolved = shop_quality(&app.query_as(&analyst_token(&app), quality, json!({})).await).expect("the shop");
+    assert_eq!(resolved["unlinked"], 0, "{resolved}");
+    // One unreadable email and one unreadable phone; blank is missing, not invalid.
+    assert_eq!(resolved["invalidEmails"].as_i64(), before["invalidEmails"].as_i64().map(|n| n + 1), "{resolved}");
+    assert_eq!(resolved["invalidPhones"].as_i64(), before["invalidPhones"].as_i64().map(|n| n + 1), "{resolved}");
 
     // A partner with `insights:read` filters its own list only: consenting customers.
     let partner = app.token(Role::Partner, Some("customers:read insights:read"), Some("acme-insurance"));

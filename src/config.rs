@@ -137,16 +137,46 @@ impl Default for InsightsConfig {
     }
 }
 
+/// What one GraphQL request may ask for. Documents over a limit are refused before they
+/// run, with `LIMIT_EXCEEDED` (see `graphql::limits` for how each is counted).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlConfig {
     /// The largest `first` any connection accepts.
     pub max_page_size: i32,
+    /// Nesting of fields, fragment spreads and inline fragments.
+    pub max_depth: usize,
+    /// Aliased fields, counted where fragments are spread.
+    pub max_aliases: usize,
+    /// Fields at the operation's root.
+    pub max_root_fields: usize,
+    /// Directives anywhere in the operation.
+    pub max_directives: usize,
+    /// Fields counted times the page sizes of the lists around them.
+    pub max_cost: u64,
+    /// A cost budget per role (`admin`, `agent`, `frontend`, `analyst`, `partner`) in
+    /// place of `max_cost`.
+    pub cost_by_role: BTreeMap<String, u64>,
+    /// Statements one request runs at once, on all databases together; the others wait.
+    pub max_concurrent_statements: usize,
+    /// How long a request may run before it is answered with `TIMEOUT`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 impl Default for GraphqlConfig {
     fn default() -> Self {
-        GraphqlConfig { max_page_size: 100 }
+        GraphqlConfig {
+            max_page_size: 100,
+            max_depth: 15,
+            max_aliases: 30,
+            max_root_fields: 20,
+            max_directives: 50,
+            max_cost: 50_000,
+            cost_by_role: BTreeMap::from([("partner".to_owned(), 10_000)]),
+            max_concurrent_statements: 4,
+            timeout: Duration::from_secs(15),
+        }
     }
 }
 

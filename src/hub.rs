@@ -11,7 +11,9 @@ use quick_cache::sync::Cache;
 use crate::audit::AuditLog;
 use crate::auth::Viewer;
 use crate::config::Config;
+use crate::config::GraphqlConfig;
 use crate::error::ApiError;
+use crate::graphql::limits::{self, Limits, PageSizes};
 use crate::graphql::privacy::{PrivacyTable, Violations};
 use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
@@ -39,6 +41,10 @@ pub struct Hub {
     /// and parsing was a twentieth of a profile request's CPU. Every request is still
     /// validated and checked against its viewer's policy (both run after parsing).
     documents: Cache<String, ExecutableDocument>,
+    /// Operation limits, page sizes and the request timeout.
+    graphql: GraphqlConfig,
+    /// The default page size of each list field, for the cost of documents that do not say.
+    pages: PageSizes,
 }
 
 /// What turns away documents that name what their viewer may not see.
@@ -69,6 +75,10 @@ impl Hub {
         let policy = Policy::load(config.policy.as_deref(), &table.value_fields())?;
         let trace_sql = config.trace_sql;
         let audit = AuditLog::start(sources.hub().clone(), &config.audit);
+        let graphql = config.graphql.clone();
+        for role in graphql.cost_by_role.keys() {
+            role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("graphql.cost_by_role: no role `{role}`"))?;
+        }
         let shared = Shared { config };
         let guard = Guard { table, schema: graphql::build(Some(shared.clone()), true) };
         Ok(Hub {
@@ -80,6 +90,8 @@ impl Hub {
             policy,
             trace_sql,
             documents: Cache::new(DOCUMENTS),
+            graphql,
+            pages: page_sizes(),
         })
     }
 
@@ -87,6 +99,7 @@ impl Hub {
     /// baseline that benchmarks compare the policy's cost against. Never served.
     pub fn unguarded(config: Config, sources: Sources) -> Self {
         let trace_sql = config.trace_sql;
+        let graphql = config.graphql.clone();
         let schema = graphql::build(Some(Shared { config }), false);
         Hub {
             schema,
@@ -97,6 +110,8 @@ impl Hub {
             policy: Policy::show_all(),
             trace_sql,
             documents: Cache::new(DOCUMENTS),
+            graphql,
+            pages: page_sizes(),
         }
     }
 
@@ -105,6 +120,7 @@ impl Hub {
     /// audit entries were queued.
     pub async fn execute(&self, viewer: Viewer, request: async_graphql::Request) -> (async_graphql::Response, String) {
         let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
+        let trace = trace.limited(self.graphql.max_concurrent_statements);
         let queue = BatchQueue::default();
         let access = self.policy.access(viewer.clone());
         let context = RequestContext::new(
@@ -120,6 +136,17 @@ impl Hub {
             Ok(document) => document,
             Err(error) => return (async_graphql::Response::from_errors(vec![error]), request_id),
         };
+        let limits = Limits::for_role(&self.graphql, &viewer.role.to_string());
+        let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
+        if let Err(exceeded) = limits::check(&document, &request.variables, &self.pages, max_page, &limits) {
+            let mut error = ServerError::new(exceeded.message(), None);
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            extensions.set("code", "LIMIT_EXCEEDED");
+            extensions.set("limit", exceeded.limit);
+            extensions.set("max", exceeded.max);
+            extensions.set("found", exceeded.found);
+            return (async_graphql::Response::from_errors(vec![error]), request_id);
+        }
         let violations = match &self.guard {
             Some(guard) => guard.table.check(&document, &request.variables, &access),
             None => Vec::new(),
@@ -133,7 +160,13 @@ impl Hub {
             }
             _ => &self.schema,
         };
-        let mut response = batch::drive(queue, schema.execute(request)).await;
+        let run = batch::drive(queue, schema.execute(request));
+        let Ok(mut response) = tokio::time::timeout(self.graphql.timeout, run).await else {
+            // Nothing was answered, so nothing was revealed: no audit entry.
+            let mut error = ServerError::new(format!("the request ran longer than {:?}", self.graphql.timeout), None);
+            error.extensions.get_or_insert_with(Default::default).set("code", "TIMEOUT");
+            return (async_graphql::Response::from_errors(vec![error]), request_id);
+        };
         // An operation that ran without an error has an object, if an empty one: every
         // field skipped (`{ __typename @skip(if: true) }`) is `{"data": {}}`, not null.
         if response.data == Value::Null && response.errors.is_empty() {
@@ -192,6 +225,11 @@ impl Hub {
             audit.close().await;
         }
     }
+}
+
+/// The schema's page sizes; the schema is the hub's own, so its SDL always parses.
+fn page_sizes() -> PageSizes {
+    PageSizes::from_sdl(&graphql::sdl()).unwrap_or_default()
 }
 
 /// Errors of the request as a whole (validation, operation selection; they have no

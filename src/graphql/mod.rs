@@ -9,6 +9,7 @@ pub mod crm_writes;
 pub mod customer;
 pub mod ids;
 pub mod insights;
+pub mod limits;
 pub mod order;
 pub mod privacy;
 pub mod query;
@@ -40,11 +41,12 @@ pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 /// The schema with its process-wide data, and with the privacy guard when `guarded` (the
 /// schema that rejects documents naming what their viewer may not see; see `Hub`).
 /// Suggestions ("did you mean …") are off: they would name fields the viewer may not see.
+/// Depth and the other operation limits are the hub's, checked before validation
+/// ([`limits`]).
 pub fn build(shared: Option<Shared>, guarded: bool) -> C360Schema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<query::Node>()
-        .disable_suggestions()
-        .limit_depth(16);
+        .disable_suggestions();
     if let Some(shared) = shared {
         builder = builder.data(shared);
     }

@@ -192,6 +192,7 @@ impl Media {
                     && code.is_some_and(|c| {
                         *c == async_graphql::Value::from("GRAPHQL_PARSE_FAILED")
                             || *c == async_graphql::Value::from("GRAPHQL_VALIDATION_FAILED")
+                            || *c == async_graphql::Value::from("LIMIT_EXCEEDED")
                     })
             });
         let mut body = serde_json::to_value(response).unwrap_or_default();

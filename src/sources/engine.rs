@@ -243,25 +243,41 @@ impl<T> AnyRow for T where
 {
 }
 
-/// Counts SQL statements per source for one request (`C360_TRACE_SQL`); a no-op when off.
+/// One request's statements: counted per source when tracing is on (`C360_TRACE_SQL`),
+/// and, when a limit is set, run at most so many at once, so that one request can never
+/// take every connection of a pool. The default does neither (background jobs).
 #[derive(Clone, Default, Debug)]
-pub struct SqlTrace(Option<Arc<[AtomicU32; DbName::COUNT]>>);
+pub struct SqlTrace {
+    counts: Option<Arc<[AtomicU32; DbName::COUNT]>>,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+}
 
 impl SqlTrace {
     /// A trace that counts.
     pub fn enabled() -> Self {
-        SqlTrace(Some(Arc::new(Default::default())))
+        SqlTrace { counts: Some(Arc::new(Default::default())), gate: None }
     }
 
-    fn record(&self, source: DbName) {
-        if let Some(counts) = &self.0 {
+    /// The same, running at most `statements` at once.
+    pub fn limited(self, statements: usize) -> Self {
+        SqlTrace { gate: Some(Arc::new(tokio::sync::Semaphore::new(statements.max(1)))), ..self }
+    }
+
+    /// Counts a statement on `source` and waits for the request's turn to run it.
+    async fn start(&self, source: DbName) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if let Some(counts) = &self.counts {
             counts[source as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        match &self.gate {
+            // The semaphore is never closed.
+            Some(gate) => gate.acquire().await.ok(),
+            None => None,
         }
     }
 
     /// Statements so far, by source name; `None` when tracing is off.
     pub fn snapshot(&self) -> Option<Vec<(DbName, u32)>> {
-        let counts = self.0.as_ref()?;
+        let counts = self.counts.as_ref()?;
         Some(DbName::ALL.iter().map(|s| (*s, counts[*s as usize].load(Ordering::Relaxed))).collect())
     }
 }
@@ -354,7 +370,7 @@ impl Database {
 
     /// Runs `sql` and maps every row to `T`.
     pub async fn fetch_all<T: AnyRow>(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
-        trace.record(self.name);
+        let _turn = trace.start(self.name).await;
         let sql = self.engine.placeholders(sql);
         match &self.pool {
             Pool::Sqlite(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
@@ -391,7 +407,7 @@ impl Database {
 
     /// Runs a statement that returns no rows; returns the number of rows affected.
     pub async fn execute(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
-        trace.record(self.name);
+        let _turn = trace.start(self.name).await;
         let sql = self.engine.placeholders(sql);
         Ok(match &self.pool {
             Pool::Sqlite(p) => bind_all!(sqlx::query(&sql), args).execute(p).await?.rows_affected(),
@@ -529,6 +545,22 @@ pub fn in_list(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_limited_trace_runs_so_many_statements_at_once() {
+        let trace = SqlTrace::enabled().limited(2);
+        let (first, second) = (trace.start(DbName::Hub).await, trace.start(DbName::Shop).await);
+        assert!(first.is_some() && second.is_some());
+        let wait = Duration::from_millis(50);
+        assert!(tokio::time::timeout(wait, trace.start(DbName::Crm)).await.is_err(), "a third statement waits");
+        drop(first);
+        assert!(tokio::time::timeout(wait, trace.start(DbName::Crm)).await.is_ok(), "and runs once one is done");
+        // Counted all the same, each where it ran.
+        let counts = trace.snapshot().expect("counting");
+        assert_eq!(counts.iter().find(|(db, _)| *db == DbName::Crm).map(|(_, n)| *n), Some(2));
+        // Background jobs are not limited.
+        assert!(SqlTrace::default().start(DbName::Hub).await.is_none());
+    }
 
     #[test]
     fn postgres_placeholders_are_numbered() {

@@ -52,7 +52,14 @@ fn analyst_token(app: &TestApp) -> String {
 async fn cdnow(layout: Layout) {
     // k = 140: of the CDNOW segments only At Risk (137) is smaller, so the next smallest
     // (Need Attention, 147) is withheld with it.
-    let app = TestApp::spawn_with(layout, 0, |c| c.insights.min_group_size = 140).await;
+    // Customers are read 200 to a request, with four aliases each: a bulk client, for
+    // which an operator raises the operation limits.
+    let app = TestApp::spawn_with(layout, 0, |c| {
+        c.insights.min_group_size = 140;
+        c.graphql.max_root_fields = 200;
+        c.graphql.max_aliases = 800;
+    })
+    .await;
     let purchases = import::parse(Format::Cdnow, &fixture("CDNOW_sample.txt")).expect("CDNOW");
     let imported = import::import(&app.sources, &purchases, "USD").await.expect("import");
     assert_eq!((imported.accounts, imported.orders), (2357, 6919));
@@ -330,7 +337,8 @@ async fn cdnow(layout: Layout) {
         shop.execute(&trace, order, &args).await.expect("order");
     }
     app.resolver.run().await.expect("resolve the new account");
-    let changed_only = "mutation { refreshInsights(asOf: \"1997-09-30\", changedOnly: true) { id customers updatedAt } }";
+    let changed_only =
+        "mutation { refreshInsights(asOf: \"1997-09-30\", changedOnly: true) { id customers updatedAt } }";
     let updated = app.data(changed_only, json!({})).await;
     assert_eq!(updated["refreshInsights"]["id"], after["refreshInsights"]["id"], "the same model, updated");
     let changed = app.data(&read("00004"), json!({})).await["customerBySourceKey"]["insights"].clone();

@@ -12,6 +12,7 @@ mod helpers;
 mod identity;
 mod insights;
 mod layers;
+mod limits;
 mod logs;
 mod partner;
 mod privacy;

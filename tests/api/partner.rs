@@ -42,7 +42,7 @@ async fn expected(app: &TestApp, partner: &str, purpose: Option<&str>) -> BTreeS
 /// The golden id owning each CRM key (as the admin sees it).
 async fn owners(app: &TestApp, keys: &BTreeSet<i64>) -> BTreeMap<i64, String> {
     let mut out = BTreeMap::new();
-    for chunk in keys.iter().collect::<Vec<_>>().chunks(50) {
+    for chunk in keys.iter().collect::<Vec<_>>().chunks(20) {
         let fields: Vec<String> =
             chunk.iter().map(|k| format!("k{k}: customerBySourceKey(source: CRM, key: \"{k}\") {{ id }}")).collect();
         let data = app.data(&format!("{{ {} }}", fields.join(" ")), json!({})).await;

@@ -1,0 +1,323 @@
+//! Operation limits, checked on the parsed document before validation and execution:
+//! depth (fragment spreads and inline fragments count as a level), aliases, root fields,
+//! directives and cost, all counted with every fragment expanded where it is spread (a
+//! fragment spread ten times counts ten times). Cost is one per field, times the page
+//! sizes of the lists around it (`first` or `last`, literal or variable, else the
+//! argument's default in the schema): `customers(first: 50) { edges { node { orders(first:
+//! 5) { totalCount } } } }` costs 1 + 50 + 50 + 250 + 250.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, Selection, SelectionSet, TypeSystemDefinition,
+};
+use async_graphql::{Name, Positioned, Value as ConstValue, Variables};
+use async_graphql_value::Value;
+
+use crate::config::GraphqlConfig;
+
+/// What a document may not exceed, for one viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub depth: usize,
+    pub aliases: usize,
+    pub root_fields: usize,
+    pub directives: usize,
+    pub cost: u64,
+}
+
+impl Limits {
+    /// The configured limits, with the cost budget of `role` where one is set.
+    pub fn for_role(config: &GraphqlConfig, role: &str) -> Limits {
+        Limits {
+            depth: config.max_depth,
+            aliases: config.max_aliases,
+            root_fields: config.max_root_fields,
+            directives: config.max_directives,
+            cost: config.cost_by_role.get(role).copied().unwrap_or(config.max_cost),
+        }
+    }
+}
+
+/// A limit a document exceeded: which, the limit, and what the document reached (at
+/// least; counting stops soon after the limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exceeded {
+    pub limit: &'static str,
+    pub max: u64,
+    pub found: u64,
+}
+
+impl Exceeded {
+    pub fn message(&self) -> String {
+        format!("the operation exceeds the {} limit of {} (it reaches {})", self.limit, self.max, self.found)
+    }
+}
+
+/// The page-size arguments' defaults per field name, read from the schema's SDL: what a
+/// list costs when the document does not say.
+#[derive(Debug, Clone, Default)]
+pub struct PageSizes(HashMap<String, u64>);
+
+impl PageSizes {
+    pub fn from_sdl(sdl: &str) -> Result<PageSizes, String> {
+        let schema = async_graphql::parser::parse_schema(sdl).map_err(|e| e.to_string())?;
+        let mut sizes = HashMap::new();
+        for definition in &schema.definitions {
+            let TypeSystemDefinition::Type(ty) = definition else { continue };
+            let async_graphql::parser::types::TypeKind::Object(object) = &ty.node.kind else { continue };
+            for field in &object.fields {
+                let default = field.node.arguments.iter().find(|a| a.node.name.node == "first").map(|a| {
+                    match a.node.default_value.as_ref().map(|v| &v.node) {
+                        Some(ConstValue::Number(n)) => n.as_u64().unwrap_or(1),
+                        _ => 1,
+                    }
+                });
+                if let Some(default) = default {
+                    let size = sizes.entry(field.node.name.node.to_string()).or_insert(default);
+                    *size = (*size).max(default);
+                }
+            }
+        }
+        Ok(PageSizes(sizes))
+    }
+}
+
+/// Checks every operation of `document` against `limits`; the first limit exceeded.
+pub fn check(
+    document: &ExecutableDocument,
+    variables: &Variables,
+    pages: &PageSizes,
+    max_page: u64,
+    limits: &Limits,
+) -> Result<(), Exceeded> {
+    let operations: Vec<_> = match &document.operations {
+        DocumentOperations::Single(op) => vec![op],
+        DocumentOperations::Multiple(ops) => ops.values().collect(),
+    };
+    for operation in operations {
+        let mut walk = Walk {
+            document,
+            variables,
+            pages,
+            max_page,
+            limits,
+            counts: Counts { directives: operation.node.directives.len(), ..Counts::default() },
+            spreading: Vec::new(),
+        };
+        let depth = walk.selection_set(&operation.node.selection_set.node, 1, 1, true)?;
+        walk.counts.depth = depth;
+        walk.over()?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    depth: usize,
+    aliases: usize,
+    root_fields: usize,
+    directives: usize,
+    cost: u64,
+    /// Selections visited: bounds the work of a document built to expand exponentially.
+    visited: usize,
+}
+
+/// Selections visited before the walk gives up on a document (it is then over the cost
+/// limit in all but name).
+const MAX_VISITED: usize = 100_000;
+
+struct Walk<'a> {
+    document: &'a ExecutableDocument,
+    variables: &'a Variables,
+    pages: &'a PageSizes,
+    max_page: u64,
+    limits: &'a Limits,
+    counts: Counts,
+    /// Fragments being expanded (a cycle is validation's to report; it stops here).
+    spreading: Vec<&'a Name>,
+}
+
+impl<'a> Walk<'a> {
+    /// The depth of `set`, at `depth`, inside lists multiplying its cost by `multiplier`.
+    fn selection_set(
+        &mut self,
+        set: &'a SelectionSet,
+        depth: usize,
+        multiplier: u64,
+        root: bool,
+    ) -> Result<usize, Exceeded> {
+        let mut deepest = depth.saturating_sub(1);
+        for item in &set.items {
+            self.counts.visited += 1;
+            if self.counts.visited > MAX_VISITED {
+                return Err(Exceeded {
+                    limit: "cost",
+                    max: self.limits.cost,
+                    found: self.counts.cost.max(self.limits.cost.saturating_add(1)),
+                });
+            }
+            let reached = match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    self.counts.directives += field.directives.len();
+                    self.counts.aliases += usize::from(field.alias.is_some());
+                    self.counts.root_fields += usize::from(root);
+                    self.counts.cost = self.counts.cost.saturating_add(multiplier);
+                    self.over()?;
+                    if field.selection_set.node.items.is_empty() {
+                        depth
+                    } else {
+                        let inner = multiplier.saturating_mul(self.page_size(&field.name.node, &field.arguments));
+                        self.selection_set(&field.selection_set.node, depth + 1, inner, false)?
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.counts.directives += fragment.node.directives.len();
+                    self.selection_set(&fragment.node.selection_set.node, depth + 1, multiplier, root)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.counts.directives += spread.node.directives.len();
+                    let name = &spread.node.fragment_name.node;
+                    match self.document.fragments.get(name) {
+                        Some(fragment) if !self.spreading.contains(&name) => {
+                            self.spreading.push(name);
+                            let reached =
+                                self.selection_set(&fragment.node.selection_set.node, depth + 1, multiplier, root)?;
+                            self.spreading.pop();
+                            reached
+                        }
+                        _ => depth,
+                    }
+                }
+            };
+            deepest = deepest.max(reached);
+            if deepest > self.limits.depth {
+                return Err(Exceeded { limit: "depth", max: self.limits.depth as u64, found: deepest as u64 });
+            }
+        }
+        Ok(deepest)
+    }
+
+    /// How many items a field's list holds at most: its `first` or `last`, else the
+    /// schema's default for `first`, else one (not a list, or a short one).
+    fn page_size(&self, field: &Name, arguments: &[(Positioned<Name>, Positioned<Value>)]) -> u64 {
+        let given =
+            arguments.iter().find(|(name, _)| name.node == "first" || name.node == "last").map(
+                |(_, value)| match &value.node {
+                    Value::Number(n) => n.as_u64(),
+                    Value::Variable(v) => match self.variables.get(v) {
+                        Some(ConstValue::Number(n)) => n.as_u64(),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+            );
+        match given {
+            Some(Some(n)) => n.min(self.max_page),
+            // A page size that is not a number fails at execution; count the most.
+            Some(None) => self.max_page,
+            None => self.pages.0.get(field.as_str()).copied().unwrap_or(1),
+        }
+    }
+
+    fn over(&self) -> Result<(), Exceeded> {
+        let c = &self.counts;
+        let l = self.limits;
+        let exceeded = |limit, max: usize, found: usize| Exceeded { limit, max: max as u64, found: found as u64 };
+        if c.aliases > l.aliases {
+            return Err(exceeded("aliases", l.aliases, c.aliases));
+        }
+        if c.root_fields > l.root_fields {
+            return Err(exceeded("root fields", l.root_fields, c.root_fields));
+        }
+        if c.directives > l.directives {
+            return Err(exceeded("directives", l.directives, c.directives));
+        }
+        if c.cost > l.cost {
+            return Err(Exceeded { limit: "cost", max: l.cost, found: c.cost });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits { depth: 6, aliases: 3, root_fields: 4, directives: 4, cost: 1_000 }
+    }
+
+    fn pages() -> PageSizes {
+        PageSizes::from_sdl(
+            "type Query { customers(first: Int! = 20): [Customer!]! }
+             type Customer { id: ID! orders(first: Int! = 10): [Order!]! }
+             type Order { id: ID! }",
+        )
+        .expect("sdl")
+    }
+
+    fn run(query: &str, variables: serde_json::Value) -> Result<(), Exceeded> {
+        let document = async_graphql::parser::parse_query(query).expect("parses");
+        let variables = Variables::from_json(variables);
+        check(&document, &variables, &pages(), 100, &limits())
+    }
+
+    fn limit(query: &str) -> Option<&'static str> {
+        run(query, serde_json::json!({})).err().map(|e| e.limit)
+    }
+
+    #[test]
+    fn cost_multiplies_by_page_sizes() {
+        // 1 + 20 + 20·10 + 20·10 = 421 with the defaults; 1 + 50 + 50·30·... over.
+        assert_eq!(limit("{ customers { id orders { id } } }"), None);
+        let over = run(
+            "query($n: Int!) { customers(first: $n) { orders(first: 30) { id } } }",
+            serde_json::json!({ "n": 50 }),
+        );
+        assert_eq!(over.map_err(|e| (e.limit, e.max)), Err(("cost", 1_000)));
+        // A page size that is not a number counts as the largest page.
+        assert_eq!(limit("{ customers(first: \"x\") { orders(first: 100) { id } } }"), Some("cost"));
+    }
+
+    #[test]
+    fn fragments_count_where_they_are_spread() {
+        // Aliases: three are allowed, the fragment spread twice brings four.
+        assert_eq!(limit("{ a: customers { id } b: customers { id } c: customers { id } }"), None);
+        assert_eq!(
+            limit("{ ...F ...F } fragment F on Query { a: customers { id } b: customers { id } }"),
+            Some("aliases")
+        );
+        // Depth: nested inline fragments count as levels, fields or not.
+        let nested = |n: usize| format!("{{ customers {{ {} id {} }} }}", "... on Customer {".repeat(n), "}".repeat(n));
+        assert_eq!(limit(&nested(3)), None);
+        assert_eq!(limit(&nested(6)), Some("depth"));
+        // A fragment cycle is left to validation, without looping here.
+        assert_eq!(limit("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }"), None);
+    }
+
+    #[test]
+    fn root_fields_and_directives_are_counted() {
+        assert_eq!(
+            limit("{ customers { id } customers { id } customers { id } customers { id } customers { id } }"),
+            Some("root fields")
+        );
+        let skips = "{ customers { id @skip(if: false) id @skip(if: false) id @skip(if: false) id @skip(if: false) id @skip(if: false) } }";
+        assert_eq!(limit(skips), Some("directives"));
+    }
+
+    #[test]
+    fn an_exponential_document_stops_early() {
+        // Each fragment spreads the next one ten times: 10^8 fields if expanded.
+        let mut query = String::from("{ ...F0 }");
+        for i in 0..8 {
+            query += &format!(" fragment F{i} on Query {{ {} }}", format!("...F{} ", i + 1).repeat(10));
+        }
+        query += " fragment F8 on Query { customers { id } }";
+        let document = async_graphql::parser::parse_query(&query).expect("parses");
+        let generous = Limits { depth: 100, aliases: 100, root_fields: usize::MAX, directives: 100, cost: u64::MAX };
+        let found = check(&document, &Variables::default(), &pages(), 100, &generous);
+        assert_eq!(found.map_err(|e| e.limit), Err("cost"));
+    }
+}

@@ -1,0 +1,134 @@
+//! Operation limits: documents over a limit are refused before they run, with a typed
+//! error and a 400 under `application/graphql-response+json`; cost budgets differ by
+//! role; a request's time is bounded.
+
+use c360::auth::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Layout, TestApp, codes};
+
+/// Posts `query` as `token` asking for `application/graphql-response+json`: status, body.
+async fn post(app: &TestApp, token: &str, query: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/graphql", app.address))
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON"))
+}
+
+/// The limit a refused document exceeded, checking the refusal's shape on the way.
+fn exceeded(status: u16, body: &Value) -> String {
+    assert_eq!(status, 400, "{body:#}");
+    assert!(body.get("data").is_none(), "refused before it ran: {body:#}");
+    assert_eq!(codes(body), ["LIMIT_EXCEEDED"], "{body:#}");
+    let extensions = &body["errors"][0]["extensions"];
+    assert!(extensions["found"].as_u64() > extensions["max"].as_u64(), "{body:#}");
+    extensions["limit"].as_str().expect("limit").to_owned()
+}
+
+#[tokio::test]
+async fn documents_over_a_limit_are_refused_before_they_run() {
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 20, |c| {
+        c.trace_sql = true;
+        c.graphql.cost_by_role.insert("partner".to_owned(), 500);
+    })
+    .await;
+    let admin = app.admin.clone();
+
+    // Finding 6 of the hardening issue: a thousand aliased counts took the whole pool.
+    let aliases: String = (0..1_000).map(|i| format!("a{i}: customers(first: 1) {{ totalCount }} ")).collect();
+    let (status, body) = post(&app, &admin, &format!("{{ {aliases} }}")).await;
+    assert_eq!(exceeded(status, &body), "root fields");
+    assert!(body.get("extensions").and_then(|e| e.get("sqlStatements")).is_none(), "no statement ran: {body:#}");
+    // Twenty are allowed, and answer.
+    let aliases: String = (0..20).map(|i| format!("a{i}: customers(first: 1) {{ totalCount }} ")).collect();
+    let (status, body) = post(&app, &admin, &format!("{{ {aliases} }}")).await;
+    assert_eq!((status, body["data"]["a19"]["totalCount"].as_i64().is_some()), (200, true), "{body:#}");
+    // Aliases below the root count too.
+    let inner: String = (0..31).map(|i| format!("n{i}: totalCount ")).collect();
+    let (status, body) = post(&app, &admin, &format!("{{ customers(first: 1) {{ {inner} }} }}")).await;
+    assert_eq!(exceeded(status, &body), "aliases");
+
+    // Depth counts inline fragments: seventeen nested `... on Customer` are too deep.
+    let nested = |n: usize| {
+        format!(
+            "{{ customers(first: 1) {{ edges {{ node {{ {} id {} }} }} }} }}",
+            "... on Customer { ".repeat(n),
+            "} ".repeat(n)
+        )
+    };
+    let (status, body) = post(&app, &admin, &nested(17)).await;
+    assert_eq!(exceeded(status, &body), "depth");
+    let (status, body) = post(&app, &admin, &nested(3)).await;
+    assert_eq!(status, 200, "{body:#}");
+    // A fragment spread many times counts every time.
+    let many = format!(
+        "{{ customers(first: 1) {{ {} }} }} fragment F on CustomerConnection {{ n: totalCount }}",
+        "...F ".repeat(40)
+    );
+    let (status, body) = post(&app, &admin, &many).await;
+    assert_eq!(exceeded(status, &body), "aliases");
+
+    // Three thousand directives, and too many root fields.
+    let directives = format!("{{ __typename {} }}", "@include(if: true) ".repeat(3_000));
+    let (status, body) = post(&app, &admin, &directives).await;
+    assert_eq!(exceeded(status, &body), "directives");
+    let roots = format!("{{ {} }}", "customers(first: 1) { totalCount } ".repeat(21));
+    let (status, body) = post(&app, &admin, &roots).await;
+    assert_eq!(exceeded(status, &body), "root fields");
+
+    // Cost is weighed by page sizes, against the role's budget: 100 customers with 100
+    // orders each is within an admin's budget and over a partner's.
+    let wide =
+        "{ customers(first: 100) { edges { node { id orders(first: 100) { edges { node { id number } } } } } } }";
+    let (status, body) = post(&app, &admin, wide).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert!(body["data"]["customers"]["edges"].is_array(), "{body:#}");
+    // A partner's budget (here 500, configured above): one page of 100 customers costs
+    // 1 + 100 + 100 + 100, two cost twice that.
+    let partner = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
+    let page = "customers(first: 100) { edges { node { id } } }";
+    let (status, body) = post(&app, &partner, &format!("{{ {page} }}")).await;
+    assert_eq!(status, 200, "{body:#}");
+    let (status, body) = post(&app, &partner, &format!("{{ a: {page} b: {page} }}")).await;
+    assert_eq!(exceeded(status, &body), "cost");
+    assert_eq!(body["errors"][0]["extensions"]["max"], 500, "the partners' budget: {body:#}");
+    let (status, body) = post(&app, &admin, &format!("{{ a: {page} b: {page} }}")).await;
+    assert_eq!(status, 200, "the admins' budget is larger: {body:#}");
+    // Page sizes in variables count as given.
+    let variables = "query($n: Int!) { a: customers(first: $n) { edges { node { id } } } b: customers(first: $n) { edges { node { id } } } }";
+    let send = |n: i64| {
+        reqwest::Client::new()
+            .post(format!("{}/graphql", app.address))
+            .header("authorization", format!("Bearer {partner}"))
+            .json(&json!({ "query": variables, "variables": { "n": n } }))
+            .send()
+    };
+    let small: Value = send(50).await.expect("POST").json().await.expect("JSON");
+    assert!(small.get("errors").is_none(), "{small:#}");
+    let large: Value = send(100).await.expect("POST").json().await.expect("JSON");
+    assert_eq!(codes(&large), ["LIMIT_EXCEEDED"], "{large:#}");
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_is_answered_with_timeout() {
+    // A millisecond: a customer's whole 360 view for a hundred customers takes longer.
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 100, |c| {
+        c.graphql.timeout = std::time::Duration::from_millis(1);
+    })
+    .await;
+    let view =
+        "{ customers(first: 100) { edges { node { id orders(first: 10) { edges { node { id number lines { sku } } } }
+        tickets(first: 10) { edges { node { id subject } } } campaignResponses(first: 10) { totalCount } } } } }";
+    let (status, body) = post(&app, &app.admin, view).await;
+    assert_eq!((status, codes(&body)), (200, vec!["TIMEOUT".to_owned()]), "{body:#}");
+    assert!(body["data"].is_null(), "nothing of the answer: {body:#}");
+    // What needs no database is within it.
+    let (status, body) = post(&app, &app.admin, "{ __typename }").await;
+    assert_eq!((status, &body["data"]["__typename"]), (200, &json!("Query")), "{body:#}");
+}

@@ -40,7 +40,7 @@ pub struct Hub {
     /// Parsed documents by their text: clients send the same few documents over and over,
     /// and parsing was a twentieth of a profile request's CPU. Every request is still
     /// validated and checked against its viewer's policy (both run after parsing).
-    documents: Cache<String, ExecutableDocument>,
+    documents: Cache<String, Arc<ExecutableDocument>>,
     /// Operation limits, page sizes and the request timeout.
     graphql: GraphqlConfig,
     /// The default page size of each list field, for the cost of documents that do not say.
@@ -151,8 +151,9 @@ impl Hub {
             Some(guard) => guard.table.check(&document, &request.variables, &access),
             None => Vec::new(),
         };
+        let operation_name = request.operation_name.clone();
         let mut request = request.data(access).data(context);
-        request.set_parsed_query(document);
+        request.set_parsed_query(ExecutableDocument::clone(&document));
         let schema = match &self.guard {
             Some(guard) if !violations.is_empty() => {
                 request = request.data(Violations(violations));
@@ -172,6 +173,7 @@ impl Hub {
         if response.data == Value::Null && response.errors.is_empty() {
             response.data = Value::Object(Default::default());
         }
+        graphql::field_order::reorder(&document, operation_name.as_deref(), &mut response.data);
         coded(&mut response.errors);
         if let Some(audit) = &self.audit
             && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()
@@ -189,12 +191,12 @@ impl Hub {
 
     /// `query` parsed, from the cache or parsed now (and kept if [`cacheable`]); else the
     /// syntax error, coded `GRAPHQL_PARSE_FAILED`.
-    fn parsed(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
+    fn parsed(&self, query: &str) -> Result<Arc<ExecutableDocument>, ServerError> {
         let cacheable = cacheable(query);
         if cacheable && let Some(document) = self.documents.get(query) {
             return Ok(document);
         }
-        let document = async_graphql::parser::parse_query(query).map_err(|e| {
+        let document = async_graphql::parser::parse_query(query).map(Arc::new).map_err(|e| {
             let mut error = ServerError::from(e);
             error.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_PARSE_FAILED");
             error

@@ -7,6 +7,7 @@ pub mod common;
 pub mod crm;
 pub mod crm_writes;
 pub mod customer;
+pub mod field_order;
 pub mod ids;
 pub mod insights;
 pub mod limits;

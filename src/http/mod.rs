@@ -197,7 +197,7 @@ impl Media {
             });
         let mut body = serde_json::to_value(response).unwrap_or_default();
         if rejected && let Some(object) = body.as_object_mut() {
-            object.remove("data");
+            object.shift_remove("data");
         }
         let (status, content_type) = match self {
             Media::GraphqlResponse if rejected => (StatusCode::BAD_REQUEST, GRAPHQL_RESPONSE_JSON),

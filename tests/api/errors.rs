@@ -202,3 +202,25 @@ async fn responses_follow_the_accept_header() {
         assert_eq!(codes(&body), ["NOT_ACCEPTABLE"]);
     }
 }
+
+/// Response fields come in the order of the selection set (GraphQL's ordered result map),
+/// over HTTP in both media types.
+#[tokio::test]
+async fn fields_keep_the_order_of_the_selection_set() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let query = "{ zulu: __typename customers(first: 1) { totalCount edges { node { id } } } alpha: __typename }";
+    for accept in ["application/json", "application/graphql-response+json"] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/graphql", app.address))
+            .header("authorization", format!("Bearer {}", app.admin))
+            .header("accept", accept)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("POST");
+        let text = response.text().await.expect("body");
+        let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key} in {text}"));
+        assert!(at("zulu") < at("customers") && at("customers") < at("alpha"), "{accept}: {text}");
+        assert!(at("totalCount") < at("edges"), "{accept}: {text}");
+    }
+}

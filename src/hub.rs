@@ -246,17 +246,20 @@ fn coded(errors: &mut [ServerError]) {
 }
 
 impl Hub {
-    /// Ready when the audit log is written and every database answers; else why not.
-    pub async fn ready(&self) -> Result<(), String> {
+    /// Ready when the audit log is written and every database answers; else what is
+    /// degraded (`audit`, and the databases that do not answer), all checked at once.
+    pub async fn ready(&self) -> Result<(), Vec<String>> {
+        let pings = self.sources.all().map(|db| async move { (db.name, db.ping().await.is_ok()) });
+        let mut degraded: Vec<String> = futures::future::join_all(pings)
+            .await
+            .into_iter()
+            .filter(|(_, answers)| !answers)
+            .map(|(name, _)| name.to_string())
+            .collect();
         if self.audit.as_ref().is_some_and(|a| !a.available()) {
-            return Err("audit log unavailable".to_owned());
+            degraded.insert(0, "audit".to_owned());
         }
-        for db in self.sources.all() {
-            if db.ping().await.is_err() {
-                return Err(format!("{} unavailable", db.name));
-            }
-        }
-        Ok(())
+        if degraded.is_empty() { Ok(()) } else { Err(degraded) }
     }
 }
 

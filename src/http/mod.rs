@@ -52,6 +52,8 @@ impl Application {
         let router = Router::new()
             .route("/graphql", get(graphql_get).post(graphql_post))
             .route("/", get(landing))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(ready))
             .route("/health/live", get(|| async { "ok" }))
             .route("/health/ready", get(ready))
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
@@ -247,11 +249,14 @@ fn unauthenticated(error: AuthError) -> Response {
     (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)], Json(body)).into_response()
 }
 
-/// Ready when every database answers and the audit log is written.
+/// Ready when every database answers and the audit log is written; else 503 with the
+/// parts that are degraded.
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     match state.hub.ready().await {
-        Ok(()) => (StatusCode::OK, "ready".to_owned()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ready" }))),
+        Err(degraded) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "degraded", "degraded": degraded })))
+        }
     }
 }
 

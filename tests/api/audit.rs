@@ -244,8 +244,12 @@ async fn fails_closed(layout: Layout) {
     // Reads that reveal nothing still work; readiness reports the audit log.
     let fine = app.query_as(&masked, reveal, json!({ "id": who })).await;
     assert!(fine["data"]["customer"]["email"].as_str().expect("masked").contains("***"), "{fine:#}");
-    let ready = reqwest::get(format!("{}/health/ready", app.address)).await.expect("ready");
-    assert_eq!(ready.status().as_u16(), 503);
+    for path in ["/readyz", "/health/ready"] {
+        let ready = reqwest::get(format!("{}{path}", app.address)).await.expect("ready");
+        assert_eq!(ready.status().as_u16(), 503);
+        let body: Value = ready.json().await.expect("JSON");
+        assert_eq!(body, json!({ "status": "degraded", "degraded": ["audit"] }));
+    }
 
     audit_table(&app, "audit_log_away", "audit_log").await;
     assert!(!entries_of(&app, &pending).await.is_empty(), "the entry taken before the failure is stored");

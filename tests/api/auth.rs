@@ -139,8 +139,13 @@ async fn forged_tokens_are_refused() {
     }
 
     // Health checks stay public.
-    let live = reqwest::get(format!("{}/health/live", app.address)).await.expect("live");
-    assert_eq!(live.status(), 200);
+    for path in ["/healthz", "/health/live"] {
+        let live = reqwest::get(format!("{}{path}", app.address)).await.expect("live");
+        assert_eq!(live.status(), 200);
+    }
+    let ready: Value =
+        reqwest::get(format!("{}/readyz", app.address)).await.expect("ready").json().await.expect("JSON");
+    assert_eq!(ready, json!({ "status": "ready" }));
 }
 
 #[tokio::test]

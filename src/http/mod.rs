@@ -155,19 +155,20 @@ async fn graphql_handler(state: &AppState, headers: &HeaderMap, request: async_g
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Media {
     /// `application/graphql-response+json`: the status says whether the request as a
-    /// whole failed (400) or ran (200). Also for `*/*` and when nothing is asked for.
+    /// whole failed (400) or ran (200).
     GraphqlResponse,
-    /// `application/json`: always 200, as clients before the spec expect.
+    /// `application/json`: always 200, as clients before the spec expect. Also for `*/*`
+    /// and when nothing is asked for, as GraphQL over HTTP recommends.
     Json,
 }
 
 impl Media {
     /// The first acceptable type the `Accept` header lists (types with `q=0` excluded).
     fn accepted(headers: &HeaderMap) -> Option<Media> {
-        let Some(accept) = headers.get(ACCEPT) else { return Some(Media::GraphqlResponse) };
+        let Some(accept) = headers.get(ACCEPT) else { return Some(Media::Json) };
         let accept = accept.to_str().ok()?;
         if accept.trim().is_empty() {
-            return Some(Media::GraphqlResponse);
+            return Some(Media::Json);
         }
         accept.split(',').find_map(|entry| {
             let mut parts = entry.split(';').map(str::trim);
@@ -176,8 +177,8 @@ impl Media {
                 return None;
             }
             match media.as_str() {
-                "application/graphql-response+json" | "*/*" | "application/*" => Some(Media::GraphqlResponse),
-                "application/json" => Some(Media::Json),
+                "application/graphql-response+json" => Some(Media::GraphqlResponse),
+                "application/json" | "*/*" | "application/*" => Some(Media::Json),
                 _ => None,
             }
         })

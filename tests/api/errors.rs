@@ -174,14 +174,17 @@ async fn responses_follow_the_accept_header() {
         request.send()
     };
     let graphql_response = "application/graphql-response+json; charset=utf-8";
+    let json = "application/json; charset=utf-8";
     let cases = [
-        (None, "{ __typename }", 200, graphql_response),
-        (Some("*/*"), "{ __typename }", 200, graphql_response),
+        // Nothing asked for, or anything: application/json, as the spec recommends.
+        (None, "{ __typename }", 200, json),
+        (Some("*/*"), "{ __typename }", 200, json),
+        (None, "{ __typename ", 200, json),
         (Some("application/graphql-response+json"), "{ __typename }", 200, graphql_response),
-        (Some("application/json"), "{ __typename }", 200, "application/json; charset=utf-8"),
-        (Some("text/html, application/json;q=0.9"), "{ nope }", 200, "application/json; charset=utf-8"),
+        (Some("application/json"), "{ __typename }", 200, json),
+        (Some("text/html, application/json;q=0.9"), "{ nope }", 200, json),
         (Some("application/graphql-response+json"), "{ nope }", 400, graphql_response),
-        (None, "{ __typename ", 400, graphql_response),
+        (Some("application/graphql-response+json, application/json"), "{ __typename ", 400, graphql_response),
     ];
     for (accept, query, status, content_type) in cases {
         let response = send(accept, query).await.expect("POST");

@@ -39,6 +39,8 @@ pub struct Config {
     pub insights: InsightsConfig,
     /// GraphQL limits.
     pub graphql: GraphqlConfig,
+    /// Per-token rate limits, by role and by partner.
+    pub rate_limits: RateLimitsConfig,
     /// `development` (default) or `production`; production refuses the development key.
     pub environment: Environment,
     /// Token verification.
@@ -180,6 +182,34 @@ impl Default for GraphqlConfig {
     }
 }
 
+/// Rate limits per role (`roles.partner`) and per partner (`partners.<id>`, in place of
+/// the role's for that partner's tokens). Roles without an entry are not limited.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    pub roles: BTreeMap<String, RateLimit>,
+    pub partners: BTreeMap<String, RateLimit>,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        let partner = RateLimit { operations_per_second: 50, burst: 200, cost_per_second: 20_000, cost_burst: 100_000 };
+        RateLimitsConfig { roles: BTreeMap::from([("partner".to_owned(), partner)]), partners: BTreeMap::new() }
+    }
+}
+
+/// What one token may do: operations and cost (as the operation limits count it) per
+/// second, each with a burst; 0 leaves that measure unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    pub operations_per_second: u32,
+    /// Operations allowed at once after a quiet spell (at least `operations_per_second`).
+    pub burst: u32,
+    pub cost_per_second: u32,
+    pub cost_burst: u32,
+}
+
 /// What the audit writer does with its queue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -281,6 +311,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             insights: InsightsConfig::default(),
             graphql: GraphqlConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
             environment: Environment::Development,
             auth: AuthConfig::default(),
             policy: None,

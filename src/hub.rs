@@ -19,6 +19,7 @@ use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
 use crate::loaders::insights::ModelCache;
 use crate::policy::Policy;
+use crate::ratelimit::RateLimits;
 use crate::sources::{Sources, SqlTrace};
 
 /// Runs GraphQL requests for viewers: the schema under the policy, with the audit log.
@@ -45,6 +46,8 @@ pub struct Hub {
     graphql: GraphqlConfig,
     /// The default page size of each list field, for the cost of documents that do not say.
     pages: PageSizes,
+    /// `None` only in [`Hub::unguarded`].
+    rates: Option<Arc<RateLimits>>,
 }
 
 /// What turns away documents that name what their viewer may not see.
@@ -79,6 +82,10 @@ impl Hub {
         for role in graphql.cost_by_role.keys() {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("graphql.cost_by_role: no role `{role}`"))?;
         }
+        let rates = Arc::new(RateLimits::new(&config.rate_limits));
+        for role in config.rate_limits.roles.keys() {
+            role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("rate_limits.roles: no role `{role}`"))?;
+        }
         let shared = Shared { config };
         let guard = Guard { table, schema: graphql::build(Some(shared.clone()), true) };
         Ok(Hub {
@@ -92,6 +99,7 @@ impl Hub {
             documents: Cache::new(DOCUMENTS),
             graphql,
             pages: page_sizes(),
+            rates: Some(rates),
         })
     }
 
@@ -112,6 +120,7 @@ impl Hub {
             documents: Cache::new(DOCUMENTS),
             graphql,
             pages: page_sizes(),
+            rates: None,
         }
     }
 
@@ -136,15 +145,29 @@ impl Hub {
             Ok(document) => document,
             Err(error) => return (async_graphql::Response::from_errors(vec![error]), request_id),
         };
-        let limits = Limits::for_role(&self.graphql, &viewer.role.to_string());
+        let role: &'static str = viewer.role.into();
+        let limits = Limits::for_role(&self.graphql, role);
         let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
-        if let Err(exceeded) = limits::check(&document, &request.variables, &self.pages, max_page, &limits) {
-            let mut error = ServerError::new(exceeded.message(), None);
+        let cost = match limits::check(&document, &request.variables, &self.pages, max_page, &limits) {
+            Ok(cost) => cost,
+            Err(exceeded) => {
+                let mut error = ServerError::new(exceeded.message(), None);
+                let extensions = error.extensions.get_or_insert_with(Default::default);
+                extensions.set("code", "LIMIT_EXCEEDED");
+                extensions.set("limit", exceeded.limit);
+                extensions.set("max", exceeded.max);
+                extensions.set("found", exceeded.found);
+                return (async_graphql::Response::from_errors(vec![error]), request_id);
+            }
+        };
+        if let Some(rates) = &self.rates
+            && let Err(wait) = rates.charge(role, viewer.partner.as_deref(), &viewer.subject, cost)
+        {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut error = ServerError::new(format!("too many operations; retry in {seconds} s"), None);
             let extensions = error.extensions.get_or_insert_with(Default::default);
-            extensions.set("code", "LIMIT_EXCEEDED");
-            extensions.set("limit", exceeded.limit);
-            extensions.set("max", exceeded.max);
-            extensions.set("found", exceeded.found);
+            extensions.set("code", "RATE_LIMITED");
+            extensions.set("retryAfter", seconds);
             return (async_graphql::Response::from_errors(vec![error]), request_id);
         }
         let violations = match &self.guard {

@@ -16,8 +16,9 @@
 //! [`insights`] holds the customer models (RFM, BG/NBD); [`auth`] says who is asking
 //! (bearer tokens);
 //! [`policy`] decides what they may see of each field (show, mask, hide); [`audit`]
-//! records who saw whose personal data; [`config`] and [`cli`] start it all; [`error`] is
-//! what clients see when something goes wrong.
+//! records who saw whose personal data; [`ratelimit`] keeps each token to its allowance;
+//! [`config`] and [`cli`] start it all; [`error`] is what clients see when something goes
+//! wrong.
 
 pub mod audit;
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod insights;
 pub mod loaders;
 pub mod names;
 pub mod policy;
+pub mod ratelimit;
 pub mod seed;
 pub mod sources;
 pub mod subject;

@@ -27,6 +27,7 @@ pub use token::{AuthError, Verifier};
     strum::Display,
     strum::EnumString,
     strum::EnumIter,
+    strum::IntoStaticStr,
     serde::Deserialize,
 )]
 #[strum(serialize_all = "lowercase")]

@@ -83,14 +83,16 @@ impl PageSizes {
     }
 }
 
-/// Checks every operation of `document` against `limits`; the first limit exceeded.
+/// Checks every operation of `document` against `limits`: their cost (the most of any
+/// operation: one runs), or the first limit exceeded.
 pub fn check(
     document: &ExecutableDocument,
     variables: &Variables,
     pages: &PageSizes,
     max_page: u64,
     limits: &Limits,
-) -> Result<(), Exceeded> {
+) -> Result<u64, Exceeded> {
+    let mut cost = 0;
     let operations: Vec<_> = match &document.operations {
         DocumentOperations::Single(op) => vec![op],
         DocumentOperations::Multiple(ops) => ops.values().collect(),
@@ -108,8 +110,9 @@ pub fn check(
         let depth = walk.selection_set(&operation.node.selection_set.node, 1, 1, true)?;
         walk.counts.depth = depth;
         walk.over()?;
+        cost = cost.max(walk.counts.cost);
     }
-    Ok(())
+    Ok(cost)
 }
 
 #[derive(Debug, Default)]
@@ -258,7 +261,7 @@ mod tests {
         .expect("sdl")
     }
 
-    fn run(query: &str, variables: serde_json::Value) -> Result<(), Exceeded> {
+    fn run(query: &str, variables: serde_json::Value) -> Result<u64, Exceeded> {
         let document = async_graphql::parser::parse_query(query).expect("parses");
         let variables = Variables::from_json(variables);
         check(&document, &variables, &pages(), 100, &limits())
@@ -270,8 +273,8 @@ mod tests {
 
     #[test]
     fn cost_multiplies_by_page_sizes() {
-        // 1 + 20 + 20·10 + 20·10 = 421 with the defaults; 1 + 50 + 50·30·... over.
-        assert_eq!(limit("{ customers { id orders { id } } }"), None);
+        // 1 + 20 + 20 + 20·10 = 241 with the defaults; 1 + 50 + 50·30 is over.
+        assert_eq!(run("{ customers { id orders { id } } }", serde_json::json!({})), Ok(241));
         let over = run(
             "query($n: Int!) { customers(first: $n) { orders(first: 30) { id } } }",
             serde_json::json!({ "n": 50 }),

@@ -14,7 +14,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
-use axum::http::header::{ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -196,6 +196,7 @@ impl Media {
                         *c == async_graphql::Value::from("GRAPHQL_PARSE_FAILED")
                             || *c == async_graphql::Value::from("GRAPHQL_VALIDATION_FAILED")
                             || *c == async_graphql::Value::from("LIMIT_EXCEEDED")
+                            || *c == async_graphql::Value::from("RATE_LIMITED")
                     })
             });
         let mut body = serde_json::to_value(response).unwrap_or_default();
@@ -207,6 +208,16 @@ impl Media {
             Media::GraphqlResponse => (StatusCode::OK, GRAPHQL_RESPONSE_JSON),
             Media::Json => (StatusCode::OK, "application/json; charset=utf-8"),
         };
+        // Over its allowance: 429 with Retry-After, in either media type.
+        let retry_after = response.errors.iter().find_map(|e| {
+            let extensions = e.extensions.as_ref()?;
+            let limited = extensions.get("code") == Some(&async_graphql::Value::from("RATE_LIMITED"));
+            limited.then(|| extensions.get("retryAfter").map(ToString::to_string).unwrap_or_else(|| "1".into()))
+        });
+        if let Some(seconds) = retry_after {
+            let headers = [(CONTENT_TYPE, content_type.to_owned()), (RETRY_AFTER, seconds)];
+            return (StatusCode::TOO_MANY_REQUESTS, headers, body.to_string()).into_response();
+        }
         (status, [(CONTENT_TYPE, content_type)], body.to_string()).into_response()
     }
 }

@@ -132,3 +132,52 @@ async fn a_request_over_its_time_is_answered_with_timeout() {
     let (status, body) = post(&app, &app.admin, "{ __typename }").await;
     assert_eq!((status, &body["data"]["__typename"]), (200, &json!("Query")), "{body:#}");
 }
+
+#[tokio::test]
+async fn each_token_is_held_to_its_rate() {
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 5, |c| {
+        let partner = c360::config::RateLimit { operations_per_second: 1, burst: 5, ..Default::default() };
+        c.rate_limits.roles.insert("partner".to_owned(), partner);
+        let generous = c360::config::RateLimit { operations_per_second: 1, burst: 8, ..Default::default() };
+        c.rate_limits.partners.insert("acme-insurance".to_owned(), generous);
+    })
+    .await;
+    let send = |token: String| {
+        let url = format!("{}/graphql", app.address);
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("authorization", format!("Bearer {token}"))
+                .json(&json!({ "query": "{ customers(first: 1) { totalCount } }" }))
+                .send()
+                .await
+                .expect("POST");
+            let retry = response.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_owned());
+            (response.status().as_u16(), retry, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+    // A burst of eight partner operations: five pass, then 429 with Retry-After.
+    let other = app.token(Role::Partner, Some("customers:read"), Some("globex"));
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (status, retry, body) = send(other.clone()).await;
+        if status == 429 {
+            assert_eq!(codes(&body), ["RATE_LIMITED"], "{body:#}");
+            assert_eq!(retry.as_deref(), Some("1"), "{body:#}");
+            assert_eq!(body["errors"][0]["extensions"]["retryAfter"], 1);
+            assert!(body.get("data").is_none(), "{body:#}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    // A partner with its own limits gets them; admins are not limited.
+    let acme = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
+    let mut passed = 0;
+    for _ in 0..10 {
+        passed += usize::from(send(acme.clone()).await.0 == 200);
+    }
+    assert_eq!(passed, 8);
+    for _ in 0..20 {
+        assert_eq!(send(app.admin.clone()).await.0, 200);
+    }
+}

@@ -118,6 +118,21 @@ pub enum Command {
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
+    /// Revoke a token by its id, or every token of a subject or of a partner issued up to
+    /// now; running hubs refuse them within seconds.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["token_id", "subject", "partner"])))]
+    Revoke {
+        /// The token's id (its `jti` claim).
+        #[arg(long)]
+        token_id: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        partner: Option<String>,
+        /// Why, kept with the revocation.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -205,6 +220,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let quality = identity::quality::measure(sources.hub()).await?;
                 println!("{}", serde_json::to_string_pretty(&quality)?);
             }
+            Ok(())
+        }
+        Command::Revoke { token_id, subject, partner, reason } => {
+            use crate::revocations::RevocationKind;
+            let (kind, value) = match (token_id, subject, partner) {
+                (Some(jti), _, _) => (RevocationKind::Jti, jti),
+                (_, Some(subject), _) => (RevocationKind::Subject, subject),
+                (_, _, Some(partner)) => (RevocationKind::Partner, partner),
+                _ => unreachable!("clap requires one"),
+            };
+            let trace = crate::sources::SqlTrace::default();
+            let at = crate::revocations::revoke(sources.hub(), &trace, kind, &value, "cli", reason.as_deref()).await?;
+            println!("revoked {kind} {value} at {at}");
             Ok(())
         }
         Command::Fit { as_of, changed } => {

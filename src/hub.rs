@@ -20,6 +20,7 @@ use crate::loaders::batch::{self, BatchQueue};
 use crate::loaders::insights::ModelCache;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimits;
+use crate::revocations::Revocations;
 use crate::sources::{Sources, SqlTrace};
 
 /// Runs GraphQL requests for viewers: the schema under the policy, with the audit log.
@@ -48,6 +49,8 @@ pub struct Hub {
     pages: PageSizes,
     /// `None` only in [`Hub::unguarded`].
     rates: Option<Arc<RateLimits>>,
+    /// Revoked tokens; `None` only in [`Hub::unguarded`].
+    revocations: Option<Revocations>,
 }
 
 /// What turns away documents that name what their viewer may not see.
@@ -83,6 +86,7 @@ impl Hub {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("graphql.cost_by_role: no role `{role}`"))?;
         }
         let rates = Arc::new(RateLimits::new(&config.rate_limits));
+        let revocations = Revocations::new(sources.hub().clone());
         for role in config.rate_limits.roles.keys() {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("rate_limits.roles: no role `{role}`"))?;
         }
@@ -100,6 +104,7 @@ impl Hub {
             graphql,
             pages: page_sizes(),
             rates: Some(rates),
+            revocations: Some(revocations),
         })
     }
 
@@ -121,6 +126,7 @@ impl Hub {
             graphql,
             pages: page_sizes(),
             rates: None,
+            revocations: None,
         }
     }
 
@@ -242,6 +248,15 @@ impl Hub {
             (DocumentOperations::Multiple(_), None) => return None,
         };
         Some(operation.node.ty)
+    }
+
+    /// Whether `viewer`'s token was revoked (checked against a snapshot read every few
+    /// seconds; every token is refused until the revocations could be read once).
+    pub async fn refuses(&self, viewer: &Viewer) -> bool {
+        match &self.revocations {
+            Some(revocations) => revocations.refuses(viewer).await,
+            None => false,
+        }
     }
 
     /// Stops the audit writer once every entry taken is written.

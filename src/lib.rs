@@ -16,7 +16,8 @@
 //! [`insights`] holds the customer models (RFM, BG/NBD); [`auth`] says who is asking
 //! (bearer tokens);
 //! [`policy`] decides what they may see of each field (show, mask, hide); [`audit`]
-//! records who saw whose personal data; [`ratelimit`] keeps each token to its allowance;
+//! records who saw whose personal data; [`ratelimit`] keeps each token to its allowance and [`revocations`] refuses revoked
+//! tokens;
 //! [`config`] and [`cli`] start it all; [`error`] is what clients see when something goes
 //! wrong.
 
@@ -34,6 +35,7 @@ pub mod loaders;
 pub mod names;
 pub mod policy;
 pub mod ratelimit;
+pub mod revocations;
 pub mod seed;
 pub mod sources;
 pub mod subject;

@@ -85,6 +85,10 @@ pub struct Viewer {
     /// For partners: the purpose the token is limited to; only consents for this purpose
     /// (or for any purpose) count.
     pub purpose: Option<String>,
+    /// The token's id (`jti`), by which it can be revoked alone.
+    pub token_id: Option<String>,
+    /// When the token was issued (`iat`, seconds since the epoch).
+    pub issued_at: Option<u64>,
 }
 
 impl Viewer {
@@ -100,6 +104,8 @@ impl Viewer {
             scopes: parse_scopes(role.default_scopes()),
             partner: partner.map(str::to_owned),
             purpose: None,
+            token_id: None,
+            issued_at: None,
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum AuthError {
     /// Anything else: malformed, bad signature, unknown key, wrong issuer or audience,
     /// algorithm not allowed, claims missing or inconsistent.
     Invalid,
+    /// Revoked: by its id, or with every token of its subject or partner.
+    Revoked,
 }
 
 impl AuthError {
@@ -31,6 +33,7 @@ impl AuthError {
             AuthError::Missing => "authentication required: send `Authorization: Bearer <token>`",
             AuthError::Expired => "the token has expired",
             AuthError::Invalid => "the token is not valid",
+            AuthError::Revoked => "the token has been revoked",
         }
     }
 }
@@ -45,6 +48,7 @@ struct Claims {
     partner_id: Option<String>,
     purpose: Option<String>,
     iat: Option<u64>,
+    jti: Option<String>,
 }
 
 /// Verifies bearer tokens against the configured keys, re-reading key files when they
@@ -120,6 +124,8 @@ impl Verifier {
             scopes: parse_scopes(&claims.scope),
             partner,
             purpose: claims.purpose.filter(|p| !p.trim().is_empty()),
+            token_id: claims.jti.filter(|j| !j.trim().is_empty()),
+            issued_at: claims.iat,
         })
     }
 
@@ -173,6 +179,7 @@ struct MintedClaims<'a> {
     purpose: Option<&'a str>,
     iat: u64,
     exp: u64,
+    jti: &'a str,
 }
 
 /// Signs a token with the development key (made on first use), as `c360 token` does.
@@ -192,6 +199,7 @@ pub fn mint_development(config: &Config, request: &TokenRequest) -> Result<Strin
         purpose: request.purpose.as_deref(),
         iat: now,
         exp: now + request.ttl.as_secs(),
+        jti: &uuid::Uuid::now_v7().to_string(),
     };
     let header = Header { kid: Some(DEVELOPMENT_KID.into()), ..Header::new(Algorithm::HS256) };
     // Encoding with an HMAC key cannot fail for a serialisable claim set.

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod order;
 pub mod privacy;
 pub mod query;
+pub mod revocation;
 pub mod subject;
 pub mod ticket;
 
@@ -35,7 +36,12 @@ impl Default for query::CustomerQuery {
 
 /// The root mutation, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Mutation(crm_writes::CrmMutation, subject::SubjectMutation, insights::InsightMutation);
+pub struct Mutation(
+    crm_writes::CrmMutation,
+    subject::SubjectMutation,
+    insights::InsightMutation,
+    revocation::RevocationMutation,
+);
 
 pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -143,6 +143,9 @@ async fn graphql_handler(state: &AppState, headers: &HeaderMap, request: async_g
         Ok(viewer) => viewer,
         Err(e) => return unauthenticated(e),
     };
+    if state.hub.refuses(&viewer).await {
+        return unauthenticated(AuthError::Revoked);
+    }
     let (response, request_id) = state.hub.execute(viewer, request).await;
     let mut response = media.render(&response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -256,7 +259,7 @@ fn unauthenticated(error: AuthError) -> Response {
     let body = error_body("UNAUTHENTICATED", error.message());
     let challenge = match error {
         AuthError::Missing => "Bearer",
-        AuthError::Expired | AuthError::Invalid => "Bearer error=\"invalid_token\"",
+        AuthError::Expired | AuthError::Invalid | AuthError::Revoked => "Bearer error=\"invalid_token\"",
     };
     (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)], Json(body)).into_response()
 }

@@ -104,7 +104,10 @@ async fn connection_init(
         Some(token) => token,
         None => payload_token(&payload).map_err(refusal)?,
     };
-    state.verifier.verify(&token).map_err(refusal)?;
+    let viewer = state.verifier.verify(&token).map_err(refusal)?;
+    if state.hub.refuses(&viewer).await {
+        return Err(refusal(AuthError::Revoked));
+    }
     let mut data = Data::default();
     data.insert(Session(token));
     Ok(data)
@@ -154,6 +157,9 @@ impl Executor for Connection {
                 Ok(viewer) => viewer,
                 Err(e) => return refused(e),
             };
+            if state.hub.refuses(&viewer).await {
+                return refused(AuthError::Revoked);
+            }
             let (mut response, request_id) = state.hub.execute(viewer, request).await;
             response.extensions.insert("requestId".into(), Value::from(request_id));
             response

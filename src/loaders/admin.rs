@@ -2,7 +2,7 @@
 //! the audit log, and subject rights (export and erasure in every source, each recorded
 //! in the audit log before it happens).
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Source;
 use super::insights::ModelCache;
@@ -11,6 +11,7 @@ use crate::audit::store::{self, AuditFilter, AuditRow};
 use crate::error::ApiError;
 use crate::identity::store::Link;
 use crate::insights::refresh;
+use crate::revocations::{self, RevocationKind};
 use crate::sources::{Sources, SqlTrace};
 use crate::subject::{self, Erased, Export, SourceFailed};
 
@@ -78,6 +79,17 @@ impl Admin<'_> {
         };
         self.models.forget();
         Ok(())
+    }
+
+    /// Revokes `value` of `kind`, recording the admin's subject and the reason.
+    pub async fn revoke(
+        &self,
+        kind: RevocationKind,
+        value: &str,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<DateTime<Utc>, ApiError> {
+        revocations::revoke(&self.hub.db, self.trace, kind, value, by, reason).await.map_err(|e| self.hub.fail(e))
     }
 
     /// Everything the sources hold about the customer with these links.

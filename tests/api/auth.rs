@@ -170,3 +170,63 @@ async fn keys_rotate_without_a_restart() {
     std::fs::write(&jwks, "{ not json").expect("break");
     assert_eq!(status(&app, &new).await.0, 200);
 }
+
+/// The `jti` of a token (its payload, undecoded by signature).
+fn token_id(token: &str) -> String {
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("JSON");
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
+/// The status of a query with `token`, polled until it is `want` (revocations reach every
+/// replica within seconds) or 8 s have passed.
+async fn status_becomes(app: &TestApp, token: &str, want: u16) -> u16 {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _) = app
+            .post(Some(&format!("Bearer {token}")), json!({ "query": "{ customers(first: 1) { totalCount } }" }))
+            .await;
+        if status == want || started.elapsed() > Duration::from_secs(8) {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_refused_everywhere_within_seconds() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let revoke = "mutation($kind: RevocationKind!, $value: String!) {
+        revokeTokens(kind: $kind, value: $value, reason: \"leaked\") { kind value revokedAt } }";
+    let partner = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
+    let sibling = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
+    assert_eq!(status_becomes(&app, &partner, 200).await, 200);
+
+    // Only admins revoke.
+    let agent = app.token(Role::Agent, None, None);
+    let refused = app.query_as(&agent, revoke, json!({ "kind": "PARTNER", "value": "acme-insurance" })).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused:#}");
+
+    // One token by its id: refused with 401, its sibling still works.
+    let done = app.data(revoke, json!({ "kind": "TOKEN_ID", "value": token_id(&partner) })).await;
+    assert_eq!(done["revokeTokens"]["kind"], "TOKEN_ID");
+    assert_eq!(status_becomes(&app, &partner, 401).await, 401);
+    let (_, body) = app
+        .post(Some(&format!("Bearer {partner}")), json!({ "query": "{ customers(first: 1) { totalCount } }" }))
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert_eq!(body["errors"][0]["message"], "the token has been revoked");
+    assert_eq!(status_becomes(&app, &sibling, 200).await, 200);
+
+    // A whole partner: every token issued up to now, over HTTP and the websocket.
+    app.data(revoke, json!({ "kind": "PARTNER", "value": "acme-insurance" })).await;
+    assert_eq!(status_becomes(&app, &sibling, 401).await, 401);
+    // Tokens issued after the revocation work again (the next second: `iat` is whole).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let fresh = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
+    assert_eq!(status_becomes(&app, &fresh, 200).await, 200);
+    // Other partners and the admin were never affected.
+    let other = app.token(Role::Partner, Some("customers:read"), Some("globex"));
+    assert_eq!(status_becomes(&app, &other, 200).await, 200);
+    assert_eq!(status_becomes(&app, &app.admin, 200).await, 200);
+}

@@ -1,0 +1,49 @@
+//! Revoking tokens, for admins: one token by its id, or every token of a subject or of a
+//! partner issued up to now. Every replica refuses them within seconds.
+
+use async_graphql::{Context, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::common::{admin_only, request};
+use crate::error::ApiError;
+use crate::revocations::RevocationKind;
+
+#[derive(Default)]
+pub struct RevocationMutation;
+
+/// A revocation as stored.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Revocation {
+    /// What was revoked: one token, a subject's or a partner's.
+    pub kind: RevocationKind,
+    /// The token id, subject or partner id.
+    pub value: String,
+    /// Tokens of a subject or partner issued up to this time are refused.
+    pub revoked_at: DateTime<Utc>,
+}
+
+#[Object]
+impl RevocationMutation {
+    /// Revokes a token by its id (`jti`), or every token of a subject or of a partner
+    /// issued up to now; each replica refuses them within a few seconds (HTTP 401). The
+    /// revocation keeps who made it, when and why. Admins only.
+    async fn revoke_tokens(
+        &self,
+        ctx: &Context<'_>,
+        kind: RevocationKind,
+        value: String,
+        reason: Option<String>,
+    ) -> Result<Revocation> {
+        admin_only(ctx)?;
+        let value = value.trim().to_owned();
+        if value.is_empty() || value.len() > 320 {
+            return Err(ApiError::BadInput("`value` must be 1 to 320 characters".into()).into());
+        }
+        if reason.as_ref().is_some_and(|r| r.len() > 500) {
+            return Err(ApiError::BadInput("`reason` must be at most 500 characters".into()).into());
+        }
+        let rc = request(ctx);
+        let revoked_at = rc.loaders.admin().revoke(kind, &value, &rc.viewer.subject, reason.as_deref()).await?;
+        Ok(Revocation { kind, value, revoked_at })
+    }
+}

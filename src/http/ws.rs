@@ -9,18 +9,21 @@
 //! connection does not outlive its token's expiry or the retirement of its key.
 
 use std::any::TypeId;
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::{WebSocketProtocols, WsMessage};
 use async_graphql::{Data, ErrorExtensionValues, Executor, ServerError, Value};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, ORIGIN, UPGRADE};
+use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt as _;
 use futures::stream::BoxStream;
+use futures::{SinkExt as _, StreamExt as _, future};
 
 use super::{AppState, bearer, unauthenticated};
 use crate::auth::AuthError;
@@ -70,24 +73,117 @@ pub(super) async fn upgrade(state: Arc<AppState>, request: Request) -> Response 
             }
         }
     };
-    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
-        Ok(protocol) => protocol,
-        Err(status) => return status.into_response(),
+    // The first subprotocol offered that the hub speaks.
+    let offered = parts.headers.get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Some(protocol) = offered.split(',').find_map(|p| p.trim().parse::<WebSocketProtocols>().ok()) else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
     };
     let socket = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(socket) => socket,
         Err(rejection) => return rejection.into_response(),
     };
-    socket.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
-        let init = {
-            let state = state.clone();
-            move |payload| connection_init(state, header_token, payload)
+    socket.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| serve(socket, state, header_token, protocol))
+}
+
+/// Runs a connection: async-graphql's protocol machine between the socket and the hub,
+/// with `graphql-transport-ws` kept where it differs: an operation before the connection
+/// is acknowledged closes it with 4401, and an operation refused or failed as a whole
+/// (no data: parse, validation, limits) answers `error`, without `complete`.
+async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<String>, protocol: WebSocketProtocols) {
+    let (mut sink, stream) = socket.split();
+    let strict = protocol == WebSocketProtocols::GraphQLWS;
+    let acknowledged = Arc::new(AtomicBool::new(false));
+    let too_early = Arc::new(AtomicBool::new(false));
+    let input = {
+        let (acknowledged, too_early) = (acknowledged.clone(), too_early.clone());
+        stream
+            .take_while(|message| future::ready(message.is_ok()))
+            .filter_map(|message| {
+                future::ready(match message {
+                    Ok(Message::Text(text)) => Some(text.as_bytes().to_vec()),
+                    Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+                    _ => None,
+                })
+            })
+            .take_while(move |bytes| {
+                let early =
+                    strict && !acknowledged.load(Ordering::SeqCst) && message_type(bytes) == Some("subscribe".into());
+                too_early.store(early, Ordering::SeqCst);
+                future::ready(!early)
+            })
+    };
+    let init = {
+        let state = state.clone();
+        move |payload| connection_init(state, header_token, payload)
+    };
+    let output = async_graphql::http::WebSocket::new(Connection(state), input, protocol)
+        .on_connection_init(init)
+        .keepalive_timeout(IDLE);
+    futures::pin_mut!(output);
+    let mut failed: HashSet<String> = HashSet::new();
+    while let Some(message) = output.next().await {
+        let message = match message {
+            WsMessage::Text(text) => {
+                if message_type(text.as_bytes()).as_deref() == Some("connection_ack") {
+                    acknowledged.store(true, Ordering::SeqCst);
+                }
+                match if strict { as_error(&text, &mut failed) } else { Rewrite::Keep } {
+                    Rewrite::Keep => Message::Text(text.into()),
+                    Rewrite::Send(text) => Message::Text(text.into()),
+                    Rewrite::Drop => continue,
+                }
+            }
+            WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
         };
-        GraphQLWebSocket::new(socket, Connection(state), protocol)
-            .on_connection_init(init)
-            .keepalive_timeout(IDLE)
-            .serve()
-    })
+        if sink.send(message).await.is_err() {
+            return;
+        }
+    }
+    if too_early.load(Ordering::SeqCst) {
+        let close = CloseFrame { code: 4401, reason: "Unauthorized".into() };
+        let _ = sink.send(Message::Close(Some(close))).await;
+    }
+}
+
+/// A protocol message's `type`.
+fn message_type(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        r#type: String,
+    }
+    serde_json::from_slice::<Typed>(bytes).ok().map(|t| t.r#type)
+}
+
+/// What becomes of a message on its way out.
+#[derive(Debug, PartialEq)]
+enum Rewrite {
+    Keep,
+    Send(String),
+    Drop,
+}
+
+/// A `next` without data is the operation's `error` (its errors as the payload), which
+/// ends it: the `complete` after it is dropped. `failed` holds the ids in between.
+fn as_error(text: &str, failed: &mut HashSet<String>) -> Rewrite {
+    let Ok(serde_json::Value::Object(message)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Rewrite::Keep;
+    };
+    let id = message.get("id").and_then(|i| i.as_str()).unwrap_or_default().to_owned();
+    match message.get("type").and_then(|t| t.as_str()) {
+        Some("next") => {
+            let payload = message.get("payload");
+            let no_data = payload.and_then(|p| p.get("data")).is_none_or(serde_json::Value::is_null);
+            match payload.and_then(|p| p.get("errors")) {
+                Some(serde_json::Value::Array(errors)) if no_data && !errors.is_empty() => {
+                    failed.insert(id.clone());
+                    Rewrite::Send(serde_json::json!({ "id": id, "type": "error", "payload": errors }).to_string())
+                }
+                _ => Rewrite::Keep,
+            }
+        }
+        Some("complete") if failed.remove(&id) => Rewrite::Drop,
+        _ => Rewrite::Keep,
+    }
 }
 
 /// The token a connection was opened with, kept to be verified again per operation.
@@ -191,6 +287,23 @@ mod tests {
         assert!(wants_upgrade(&headers));
         headers.insert(UPGRADE, HeaderValue::from_static("h2c"));
         assert!(!wants_upgrade(&headers));
+    }
+
+    #[test]
+    fn a_next_without_data_is_an_error_and_ends_the_operation() {
+        let mut failed = HashSet::new();
+        let refused =
+            json!({ "id": "1", "type": "next", "payload": { "data": null, "errors": [{ "message": "no" }] } });
+        assert_eq!(
+            as_error(&refused.to_string(), &mut failed),
+            Rewrite::Send(json!({ "id": "1", "type": "error", "payload": [{ "message": "no" }] }).to_string())
+        );
+        let ran =
+            json!({ "id": "2", "type": "next", "payload": { "data": { "a": 1 }, "errors": [{ "message": "x" }] } });
+        assert_eq!(as_error(&ran.to_string(), &mut failed), Rewrite::Keep);
+        assert_eq!(as_error(&json!({ "id": "1", "type": "complete" }).to_string(), &mut failed), Rewrite::Drop);
+        assert_eq!(as_error(&json!({ "id": "2", "type": "complete" }).to_string(), &mut failed), Rewrite::Keep);
+        assert_eq!(message_type(br#"{"type":"subscribe","id":"1"}"#).as_deref(), Some("subscribe"));
     }
 
     #[test]

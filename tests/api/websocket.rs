@@ -81,7 +81,13 @@ async fn connect(app: &TestApp, token: &str) -> Socket {
 async fn run(socket: &mut Socket, id: &str, query: &str, variables: Value) -> (Value, Option<String>) {
     send(socket, json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } })).await;
     let Frame::Json(result) = next(socket).await else { panic!("closed instead of answering {id}") };
-    assert_eq!((result["type"].as_str(), result["id"].as_str()), (Some("next"), Some(id)), "{result:#}");
+    assert_eq!(result["id"].as_str(), Some(id), "{result:#}");
+    // An operation refused as a whole is an `error` with the errors, and ends there;
+    // one that ran is a `next`, then `complete`.
+    if result["type"] == "error" {
+        return (json!({ "errors": result["payload"] }), None);
+    }
+    assert_eq!(result["type"], "next", "{result:#}");
     let Frame::Json(complete) = next(socket).await else { panic!("closed before completing {id}") };
     assert_eq!(complete["type"], "complete");
     let mut payload = result["payload"].clone();
@@ -266,4 +272,36 @@ async fn websocket_and_http_give_every_viewer_the_same_answer() {
     assert_eq!(entries.len(), 1, "{entries:#?}");
     assert_eq!(entries[0]["customerId"], someone.as_str());
     assert_eq!(entries[0]["fields"], json!(["email"]));
+}
+
+/// `graphql-transport-ws` as its protocol says: an operation before the connection is
+/// acknowledged closes it with 4401; an operation refused as a whole answers `error`
+/// (with its errors) and nothing after it.
+#[tokio::test]
+async fn the_protocol_holds_before_and_after_the_handshake() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;
+    let subscribe = |id: &str, query: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
+
+    let mut early = open(&app, None).await.expect("upgrade");
+    send(&mut early, subscribe("1", "{ __typename }")).await;
+    match next(&mut early).await {
+        Frame::Closed(code, reason) => assert_eq!((code, reason.as_str()), (4401, "Unauthorized")),
+        Frame::Json(message) => panic!("ran before the handshake: {message}"),
+    }
+
+    let mut socket = connect(&app, &app.admin).await;
+    send(&mut socket, subscribe("bad", "{ nope }")).await;
+    let Frame::Json(error) = next(&mut socket).await else { panic!("closed") };
+    assert_eq!((error["type"].as_str(), error["id"].as_str()), (Some("error"), Some("bad")), "{error:#}");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{error:#}");
+    let limited = format!("{{ {} }}", "customers(first: 1) { totalCount } ".repeat(21));
+    send(&mut socket, subscribe("big", &limited)).await;
+    let Frame::Json(error) = next(&mut socket).await else { panic!("closed") };
+    assert_eq!((error["type"].as_str(), error["id"].as_str()), (Some("error"), Some("big")), "{error:#}");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{error:#}");
+    // No `complete` for either: the next message is the next operation's.
+    send(&mut socket, subscribe("ok", "{ __typename }")).await;
+    let Frame::Json(result) = next(&mut socket).await else { panic!("closed") };
+    assert_eq!((result["type"].as_str(), result["id"].as_str()), (Some("next"), Some("ok")), "{result:#}");
+    assert_eq!(result["payload"]["data"]["__typename"], "Query");
 }

@@ -362,6 +362,8 @@ def main():
     ap.add_argument("--base-hub-migrations", type=int,
                     help="SQLite only: the base build knows the hub store's migrations up to this version; it "
                          "serves a copy of the data whose record of newer ones is removed (their tables stay, unused)")
+    ap.add_argument("--base-source-migrations", type=int, default=None,
+                    help="SQLite only, with --base-hub-migrations: likewise for the four sources' migrations")
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run on small data (CI)")
     ap.add_argument("--out", type=Path, help="also write the table (Markdown) here")
     args = ap.parse_args()
@@ -397,6 +399,10 @@ def main():
         shutil.copytree(db, base_db)
         with sqlite3.connect(base_db / "hub.db") as hub:
             hub.execute("delete from _sqlx_migrations where version > ?", (args.base_hub_migrations,))
+        if args.base_source_migrations is not None:
+            for source in ["crm", "shop", "helpdesk", "marketing"]:
+                with sqlite3.connect(base_db / f"{source}.db") as conn:
+                    conn.execute("delete from _sqlx_migrations where version > ?", (args.base_source_migrations,))
         base_env = {**env, "C360_DATA_DIR": str(base_db)}
 
     servers = {}

@@ -163,9 +163,12 @@ impl Shared {
             } else {
                 let l4 = (alpha + t_x).ln();
                 let a4 = ln_ratio - s * l4;
-                let m = a3.max(a4);
-                let l = m + ((a3 - m).exp() + (a4 - m).exp()).ln();
-                let (w3, w4) = ((a3 - l).exp(), (a4 - l).exp());
+                // ln(e^a3 + e^a4) and the two terms' weights, with one exp and one ln.
+                let (high, low) = if a3 >= a4 { (a3, a4) } else { (a4, a3) };
+                let e = (low - high).exp();
+                let l = high + e.ln_1p();
+                let (w_high, w_low) = (1.0 / (1.0 + e), e / (1.0 + e));
+                let (w3, w4) = if a3 >= a4 { (w_high, w_low) } else { (w_low, w_high) };
                 (l, -w3 * l3 - w4 * l4, -w3 * s / (alpha + age) - w4 * s / (alpha + t_x), w4 / a, -w4 / (b + xf - 1.0))
             };
             ll += n * (a1 + a2 + l);

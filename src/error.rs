@@ -31,6 +31,8 @@ pub enum ApiError {
     SourceUnavailable(DbName),
     /// Insights are asked for before the first fit of the models (`c360 fit`).
     ModelNotReady,
+    /// Another replica is refreshing the insights right now.
+    RefreshRunning,
     /// Aggregates over every customer, asked for by a token that sees some customers only
     /// (a partner's: consenting customers).
     WholePopulation,
@@ -54,6 +56,7 @@ impl ApiError {
             }
             ApiError::SourceUnavailable(db) => format!("the {db} source is unavailable"),
             ApiError::ModelNotReady => "the insight models have not been fitted yet; try again after a fit".into(),
+            ApiError::RefreshRunning => "another replica is refreshing the insights; try again when it is done".into(),
             ApiError::WholePopulation => {
                 "this aggregates every customer; a token that sees some customers only cannot ask for it".into()
             }
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",
             ApiError::ModelNotReady => "MODEL_NOT_READY",
+            ApiError::RefreshRunning => "REFRESH_RUNNING",
             ApiError::WholePopulation => "FORBIDDEN",
             ApiError::Internal => "INTERNAL",
         }

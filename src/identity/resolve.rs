@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 
 use super::normalize::{EmailAddress, PhoneNumber, name_key, names_compatible};
 use crate::sources::engine::in_list;
+use crate::sources::lease::Lease;
 use crate::sources::{Arg, Database, IdentityRecord, SourceName, Sources, SqlTrace, changed_records};
 
 /// What one resolver run did.
@@ -43,6 +44,10 @@ pub struct ResolveReport {
     /// Already linked records whose keys changed.
     pub updated: u64,
 }
+
+/// How long a resolver run may hold its lease: well beyond resolving a million records
+/// (about five minutes), so that only a replica that died lets another take over.
+const RESOLVE_LEASE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Runs resolution; one run at a time per process.
 pub struct Resolver {
@@ -166,8 +171,20 @@ impl Resolver {
     }
 
     /// Resolves everything new or changed since the last run.
+    /// One run at a time over all replicas too: a replica that finds another holding
+    /// the lease reports nothing done (the other resolves the same records).
     pub async fn run(&self) -> Result<ResolveReport, sqlx::Error> {
         let _guard = self.running.lock().await;
+        let Some(lease) = Lease::take(self.sources.hub(), "resolve", RESOLVE_LEASE).await? else {
+            tracing::debug!("another replica is resolving");
+            return Ok(ResolveReport::default());
+        };
+        let done = self.run_held().await;
+        lease.release().await;
+        done
+    }
+
+    async fn run_held(&self) -> Result<ResolveReport, sqlx::Error> {
         let mut report = ResolveReport::default();
         // The hub store's statistics are refreshed as the links double (1,000 records
         // read, 2,000, 4,000, ...): a few times per large run, never for a small one.

@@ -19,6 +19,7 @@ use super::store::{self, Cuts, Fitted, Scored, ServiceScore, Watermarks};
 use super::{Summary, gamma_gamma, summarize};
 use crate::identity::store as identity;
 use crate::names::DbName;
+use crate::sources::lease::Lease;
 use crate::sources::{Database, SourceName, Sources, SqlTrace, helpdesk, shop};
 
 /// Rows written per transaction.
@@ -31,7 +32,13 @@ pub enum RefreshError {
     Database(DbName, #[source] sqlx::Error),
     #[error("the purchase model did not fit: {0}")]
     Fit(#[from] FitError),
+    #[error("another replica holds the lease on this refresh")]
+    Running,
 }
+
+/// How long a refresh may hold its lease: well beyond a full fit of a million customers
+/// (about a minute), so that only a replica that died lets another take over.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// What a refresh did, for the command line and the admin mutation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -74,6 +81,16 @@ type Summarised = (usize, (NaiveDate, i64), Summary);
 /// Fits the models as of `as_of` and makes them current; on any failure the previous
 /// model stays current and the new one is marked failed.
 pub async fn refresh(sources: &Sources, as_of: NaiveDate) -> Result<Report, RefreshError> {
+    let hub = sources.hub();
+    let db = |e| RefreshError::Database(DbName::Hub, e);
+    // One full fit at a time over all replicas.
+    let lease = Lease::take(hub, "insights-fit", LEASE).await.map_err(db)?.ok_or(RefreshError::Running)?;
+    let done = fit_and_publish(sources, as_of).await;
+    lease.release().await;
+    done
+}
+
+async fn fit_and_publish(sources: &Sources, as_of: NaiveDate) -> Result<Report, RefreshError> {
     let hub = sources.hub();
     let id = uuid::Uuid::now_v7().to_string();
     let db = |e| RefreshError::Database(DbName::Hub, e);
@@ -452,9 +469,19 @@ pub struct UpdateReport {
 /// together wait for the next full refresh. `None` when there is no model to update (or
 /// it was fitted before incremental refreshes existed): a full refresh is due.
 pub async fn update(sources: &Sources, as_of: NaiveDate) -> Result<Option<UpdateReport>, RefreshError> {
-    // The group sums are read and written again: one update at a time in this process.
+    // The group sums are read and written again: one update at a time in this process,
+    // and over all replicas.
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _running = ONE_AT_A_TIME.lock().await;
+    let hub = sources.hub();
+    let at_hub = |e| RefreshError::Database(DbName::Hub, e);
+    let lease = Lease::take(hub, "insights-update", LEASE).await.map_err(at_hub)?.ok_or(RefreshError::Running)?;
+    let done = update_held(sources, as_of).await;
+    lease.release().await;
+    done
+}
+
+async fn update_held(sources: &Sources, as_of: NaiveDate) -> Result<Option<UpdateReport>, RefreshError> {
     let hub = sources.hub();
     let at_hub = |e| RefreshError::Database(DbName::Hub, e);
     let Some(model) = store::current_model(hub, &SqlTrace::default()).await.map_err(at_hub)? else {
@@ -586,6 +613,10 @@ pub async fn periodically(
                 // No model to update: the full fit below, if full fits are on.
                 Ok(None) if !every.is_zero() => {}
                 Ok(None) => continue,
+                Err(RefreshError::Running) => {
+                    tracing::debug!("another replica is updating the insights");
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "updating the insights failed; the model stays as it was");
                     continue;
@@ -601,8 +632,13 @@ pub async fn periodically(
                 "insight models fitted"
             ),
             Err(e) => {
-                tracing::error!(error = %e, "fitting the insight models failed; the previous model stays");
-                // Tried again after one interval, not at once.
+                if matches!(e, RefreshError::Running) {
+                    tracing::info!("another replica is fitting the insight models");
+                } else {
+                    tracing::error!(error = %e, "fitting the insight models failed; the previous model stays");
+                }
+                // Tried again after one interval, not at once (by then the other
+                // replica's model is current, or its lease has expired).
                 let retry = if changes_every.is_zero() { every } else { changes_every };
                 tokio::select! {
                     _ = tokio::time::sleep(retry) => {}

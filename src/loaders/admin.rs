@@ -68,6 +68,7 @@ impl Admin<'_> {
         match fit.await {
             Ok(Ok(())) => {}
             Ok(Err(refresh::RefreshError::Database(db, e))) => return Err(ApiError::from_sql(db, &e)),
+            Ok(Err(refresh::RefreshError::Running)) => return Err(ApiError::RefreshRunning),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "fitting the insight models failed");
                 return Err(ApiError::Internal);

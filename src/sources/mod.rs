@@ -5,6 +5,7 @@ pub mod contract;
 pub mod crm;
 pub mod engine;
 pub mod helpdesk;
+pub mod lease;
 pub mod marketing;
 pub mod shop;
 
@@ -136,7 +137,8 @@ pub async fn newest(
 const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] = migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit", 3 "0003_insights.sql" "insights", 4 "0004_insight_pareto.sql" "insight pareto",
     5 "0005_insight_satisfaction.sql" "insight satisfaction", 6 "0006_insight_affinities.sql" "insight affinities",
     7 "0007_insight_groups.sql" "insight groups", 8 "0008_contact_quality.sql" "contact quality",
-    9 "0009_insight_updates.sql" "insight updates", 10 "0010_revocations.sql" "revocations");
+    9 "0009_insight_updates.sql" "insight updates", 10 "0010_revocations.sql" "revocations",
+    11 "0011_job_leases.sql" "job leases");
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
     let sets = match db.source() {

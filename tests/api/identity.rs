@@ -1,6 +1,8 @@
 //! Identity resolution: quality against the seeder's ground truth, and incremental
 //! pick-up of new and changed records, merges and aliases.
 
+use std::time::Duration;
+
 use c360::identity::quality;
 use c360::sources::{Arg, SqlTrace};
 use serde_json::json;
@@ -132,4 +134,34 @@ async fn shared_emails(app: &TestApp) -> Vec<String> {
     let sql = "select value from ambiguous_keys where kind = 'email' order by value";
     let rows: Vec<SharedKey> = app.sources.hub().fetch_all(&SqlTrace::default(), sql, &[]).await.expect("shared keys");
     rows.into_iter().map(|r| r.value).collect()
+}
+
+/// Background jobs run on one replica at a time: the resolver skips its turn while
+/// another process holds the lease, and resolves once the lease has expired.
+#[tokio::test]
+async fn one_replica_at_a_time_resolves() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let hub = app.sources.hub();
+    let trace = SqlTrace::default();
+    // Another replica holds the resolver's lease for an hour.
+    let later = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    let foreign = "update job_leases set holder = 'another-replica', expires_at = ? where name = 'resolve'";
+    assert_eq!(hub.execute(&trace, foreign, &[later.into()]).await.expect("lease"), 1, "the resolver took it once");
+    add_crm(&app, 900_001, "Ada", "Lovelace", "ada@example.org").await;
+    assert_eq!(app.resolver.run().await.expect("resolve").read, 0, "its turn skipped");
+    // The lease expires (the other replica died): this one takes over.
+    let expired = "update job_leases set expires_at = ? where name = 'resolve'";
+    hub.execute(&trace, expired, &[(chrono::Utc::now() - chrono::TimeDelta::seconds(1)).into()]).await.expect("expire");
+    assert_eq!(app.resolver.run().await.expect("resolve").read, 1);
+    // Released after the run: free for any replica at once.
+    let held = "select count(*) as n from job_leases where name = 'resolve' and expires_at > ?";
+    assert_eq!(hub.fetch_count(&trace, held, &[chrono::Utc::now().into()]).await.expect("count"), 0);
+
+    // A lease is taken by one holder only.
+    let lease = c360::sources::lease::Lease::take(hub, "test-job", Duration::from_secs(60)).await.expect("take");
+    assert!(lease.is_some());
+    let foreign = "update job_leases set holder = 'another-replica' where name = 'test-job'";
+    hub.execute(&trace, foreign, &[]).await.expect("lease");
+    let again = c360::sources::lease::Lease::take(hub, "test-job", Duration::from_secs(60)).await.expect("take");
+    assert!(again.is_none(), "held by another replica");
 }

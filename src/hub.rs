@@ -18,6 +18,7 @@ use crate::graphql::privacy::{PrivacyTable, Violations};
 use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
 use crate::loaders::insights::ModelCache;
+use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimits;
 use crate::revocations::Revocations;
@@ -51,6 +52,7 @@ pub struct Hub {
     rates: Option<Arc<RateLimits>>,
     /// Revoked tokens; `None` only in [`Hub::unguarded`].
     revocations: Option<Revocations>,
+    metrics: Arc<Metrics>,
 }
 
 /// What turns away documents that name what their viewer may not see.
@@ -105,6 +107,7 @@ impl Hub {
             pages: page_sizes(),
             rates: Some(rates),
             revocations: Some(revocations),
+            metrics: Arc::default(),
         })
     }
 
@@ -127,6 +130,7 @@ impl Hub {
             pages: page_sizes(),
             rates: None,
             revocations: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -134,8 +138,31 @@ impl Hub {
     /// response revealing personal data is withheld (`AUDIT_UNAVAILABLE`) unless its
     /// audit entries were queued.
     pub async fn execute(&self, viewer: Viewer, request: async_graphql::Request) -> (async_graphql::Response, String) {
+        let started = std::time::Instant::now();
+        let mut name = request.operation_name.clone();
+        let (response, request_id) = self.run(viewer, request, &mut name).await;
+        let outcome = outcome(&response);
+        if let Some(reason) = match outcome {
+            "LIMIT_EXCEEDED" => Some("limit"),
+            "RATE_LIMITED" => Some("rate"),
+            "TIMEOUT" => Some("timeout"),
+            _ => None,
+        } {
+            self.metrics.rejected(reason);
+        }
+        self.metrics.operation(name.as_deref(), outcome, started.elapsed().as_secs_f64());
+        (response, request_id)
+    }
+
+    /// [`Hub::execute`], telling `name` the operation's name once the document is parsed.
+    async fn run(
+        &self,
+        viewer: Viewer,
+        request: async_graphql::Request,
+        name: &mut Option<String>,
+    ) -> (async_graphql::Response, String) {
         let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
-        let trace = trace.limited(self.graphql.max_concurrent_statements);
+        let trace = trace.limited(self.graphql.max_concurrent_statements).measured(self.metrics.clone());
         let queue = BatchQueue::default();
         let access = self.policy.access(viewer.clone());
         let context = RequestContext::new(
@@ -151,6 +178,13 @@ impl Hub {
             Ok(document) => document,
             Err(error) => return (async_graphql::Response::from_errors(vec![error]), request_id),
         };
+        // A named operation alone in its document is the one that runs.
+        if name.is_none()
+            && let DocumentOperations::Multiple(operations) = &document.operations
+            && operations.len() == 1
+        {
+            *name = operations.keys().next().map(ToString::to_string);
+        }
         let role: &'static str = viewer.role.into();
         let limits = Limits::for_role(&self.graphql, role);
         let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
@@ -253,10 +287,29 @@ impl Hub {
     /// Whether `viewer`'s token was revoked (checked against a snapshot read every few
     /// seconds; every token is refused until the revocations could be read once).
     pub async fn refuses(&self, viewer: &Viewer) -> bool {
-        match &self.revocations {
+        let refused = match &self.revocations {
             Some(revocations) => revocations.refuses(viewer).await,
             None => false,
+        };
+        if refused {
+            self.metrics.rejected("revoked");
         }
+        refused
+    }
+
+    /// The metrics in the Prometheus text format, with the pools, the audit queue and
+    /// the model's age read now.
+    pub fn metrics_text(&self) -> String {
+        let pools: Vec<(String, i64, i64)> = self
+            .sources
+            .all()
+            .map(|db| {
+                let (idle, busy) = db.connections();
+                (db.name.to_string(), idle, busy)
+            })
+            .collect();
+        let queued = self.audit.as_ref().map_or(0, |a| i64::try_from(a.queued()).unwrap_or(i64::MAX));
+        self.metrics.render(&pools, queued, self.models.age_seconds())
     }
 
     /// Stops the audit writer once every entry taken is written.
@@ -265,6 +318,26 @@ impl Hub {
             audit.close().await;
         }
     }
+}
+
+/// What became of an operation, for the metrics: `ok`, `partial` (data with errors), or
+/// the code of the error that left it without data.
+fn outcome(response: &async_graphql::Response) -> &'static str {
+    let Some(first) = response.errors.first() else { return "ok" };
+    if response.data != Value::Null {
+        return "partial";
+    }
+    const CODES: &[&str] = &[
+        "GRAPHQL_PARSE_FAILED",
+        "GRAPHQL_VALIDATION_FAILED",
+        "LIMIT_EXCEEDED",
+        "RATE_LIMITED",
+        "TIMEOUT",
+        "AUDIT_UNAVAILABLE",
+        "UNAUTHENTICATED",
+    ];
+    let code = first.extensions.as_ref().and_then(|e| e.get("code"));
+    CODES.iter().find(|c| code == Some(&Value::from(**c))).copied().unwrap_or("error")
 }
 
 /// The schema's page sizes; the schema is the hub's own, so its SDL always parses.

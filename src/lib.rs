@@ -16,7 +16,7 @@
 //! [`insights`] holds the customer models (RFM, BG/NBD); [`auth`] says who is asking
 //! (bearer tokens);
 //! [`policy`] decides what they may see of each field (show, mask, hide); [`audit`]
-//! records who saw whose personal data; [`ratelimit`] keeps each token to its allowance and [`revocations`] refuses revoked
+//! records who saw whose personal data; [`metrics`] counts for operators; [`ratelimit`] keeps each token to its allowance and [`revocations`] refuses revoked
 //! tokens;
 //! [`config`] and [`cli`] start it all; [`error`] is what clients see when something goes
 //! wrong.
@@ -32,6 +32,7 @@ pub mod hub;
 pub mod identity;
 pub mod insights;
 pub mod loaders;
+pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod ratelimit;

@@ -50,7 +50,7 @@ impl SourceName {
 }
 
 /// Every database the hub talks to: the four sources and its own store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display, strum::IntoStaticStr)]
 #[strum(serialize_all = "lowercase")]
 pub enum DbName {
     Crm = 0,

@@ -124,6 +124,11 @@ impl AuditLog {
         }
     }
 
+    /// Responses whose entries wait in the queue.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Whether the last write succeeded; while not, revealing responses are refused.
     pub fn available(&self) -> bool {
         self.healthy.load(Ordering::Acquire)

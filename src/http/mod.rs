@@ -53,6 +53,7 @@ impl Application {
             .route("/graphql", get(graphql_get).post(graphql_post))
             .route("/", get(landing))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics))
             .route("/readyz", get(ready))
             .route("/health/live", get(|| async { "ok" }))
             .route("/health/ready", get(ready))
@@ -262,6 +263,11 @@ fn unauthenticated(error: AuthError) -> Response {
         AuthError::Expired | AuthError::Invalid | AuthError::Revoked => "Bearer error=\"invalid_token\"",
     };
     (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, challenge)], Json(body)).into_response()
+}
+
+/// The hub's metrics, in the Prometheus text format.
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.hub.metrics_text())
 }
 
 /// Ready when every database answers and the audit log is written; else 503 with the

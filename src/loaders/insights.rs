@@ -41,6 +41,12 @@ impl ModelCache {
         Ok(model)
     }
 
+    /// How long ago the model this process serves was fitted; `None` before it read one.
+    pub fn age_seconds(&self) -> Option<i64> {
+        let seen = self.seen.lock().ok()?.clone()?;
+        Some((chrono::Utc::now() - seen.1.fitted_at).num_seconds())
+    }
+
     /// Forgets the model seen, so the next request reads the newest (after a fit here).
     pub fn forget(&self) {
         if let Ok(mut seen) = self.seen.lock() {

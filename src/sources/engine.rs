@@ -246,21 +246,40 @@ impl<T> AnyRow for T where
 /// One request's statements: counted per source when tracing is on (`C360_TRACE_SQL`),
 /// and, when a limit is set, run at most so many at once, so that one request can never
 /// take every connection of a pool. The default does neither (background jobs).
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default)]
 pub struct SqlTrace {
     counts: Option<Arc<[AtomicU32; DbName::COUNT]>>,
     gate: Option<Arc<tokio::sync::Semaphore>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl std::fmt::Debug for SqlTrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlTrace").field("counting", &self.counts.is_some()).finish_non_exhaustive()
+    }
 }
 
 impl SqlTrace {
     /// A trace that counts.
     pub fn enabled() -> Self {
-        SqlTrace { counts: Some(Arc::new(Default::default())), gate: None }
+        SqlTrace { counts: Some(Arc::new(Default::default())), gate: None, metrics: None }
     }
 
     /// The same, running at most `statements` at once.
     pub fn limited(self, statements: usize) -> Self {
         SqlTrace { gate: Some(Arc::new(tokio::sync::Semaphore::new(statements.max(1)))), ..self }
+    }
+
+    /// The same, timing each statement into `metrics`.
+    pub fn measured(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        SqlTrace { metrics: Some(metrics), ..self }
+    }
+
+    /// A statement on `source` done, started at `started`.
+    fn finish<T, E>(&self, source: DbName, started: std::time::Instant, result: &Result<T, E>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.statement(source.into(), started.elapsed().as_secs_f64(), result.is_err());
+        }
     }
 
     /// Counts a statement on `source` and waits for the request's turn to run it.
@@ -371,12 +390,15 @@ impl Database {
     /// Runs `sql` and maps every row to `T`.
     pub async fn fetch_all<T: AnyRow>(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
         let _turn = trace.start(self.name).await;
+        let started = std::time::Instant::now();
         let sql = self.engine.placeholders(sql);
-        match &self.pool {
+        let result = match &self.pool {
             Pool::Sqlite(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
             Pool::Postgres(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
             Pool::Mysql(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
-        }
+        };
+        trace.finish(self.name, started, &result);
+        result
     }
 
     /// Runs `sql` and hands each row to `each` as it arrives, without holding the result:
@@ -408,12 +430,26 @@ impl Database {
     /// Runs a statement that returns no rows; returns the number of rows affected.
     pub async fn execute(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
         let _turn = trace.start(self.name).await;
+        let started = std::time::Instant::now();
         let sql = self.engine.placeholders(sql);
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => bind_all!(sqlx::query(&sql), args).execute(p).await?.rows_affected(),
-            Pool::Postgres(p) => bind_all!(sqlx::query(&sql), args).execute(p).await?.rows_affected(),
-            Pool::Mysql(p) => bind_all!(sqlx::query(&sql), args).execute(p).await?.rows_affected(),
-        })
+        let result = match &self.pool {
+            Pool::Sqlite(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
+            Pool::Postgres(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
+            Pool::Mysql(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
+        };
+        trace.finish(self.name, started, &result);
+        result
+    }
+
+    /// Connections of the pool: (idle, busy).
+    pub fn connections(&self) -> (i64, i64) {
+        let (size, idle) = match &self.pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle()),
+            Pool::Postgres(p) => (p.size(), p.num_idle()),
+            Pool::Mysql(p) => (p.size(), p.num_idle()),
+        };
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        (idle, (i64::from(size) - idle).max(0))
     }
 
     /// Runs several statements in one transaction (all or nothing); returns the rows each

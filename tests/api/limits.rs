@@ -181,3 +181,31 @@ async fn each_token_is_held_to_its_rate() {
         assert_eq!(send(app.admin.clone()).await.0, 200);
     }
 }
+
+/// `/metrics`: operations by name and outcome, rejections, statements per database and
+/// the pools, in the Prometheus text format; no token or personal data in it.
+#[tokio::test]
+async fn operators_read_the_metrics() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 10).await;
+    let profile = "query Profile { customers(first: 2) { edges { node { email } } } }";
+    let (status, body) = post(&app, &app.admin, profile).await;
+    assert_eq!(status, 200, "{body:#}");
+    let roots = format!("{{ {} }}", "customers(first: 1) { totalCount } ".repeat(21));
+    assert_eq!(post(&app, &app.admin, &roots).await.0, 400);
+    let response = reqwest::get(format!("{}/metrics", app.address)).await.expect("GET");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain"));
+    let text = response.text().await.expect("text");
+    let value = |series: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series} in {text}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number")
+    };
+    assert_eq!(value(r#"c360_operations_total{operation="Profile",outcome="ok"}"#), 1.0);
+    assert_eq!(value(r#"c360_operations_total{operation="anonymous",outcome="LIMIT_EXCEEDED"}"#), 1.0);
+    assert_eq!(value(r#"c360_rejections_total{reason="limit"}"#), 1.0);
+    assert!(value(r#"c360_statements_total{db="crm"}"#) >= 1.0);
+    assert!(value(r#"c360_operation_seconds_count{operation="Profile",outcome="ok"}"#) >= 1.0);
+    assert!(text.contains(r#"c360_pool_connections{db="hub",state="idle"}"#), "{text}");
+    let email = body["data"]["customers"]["edges"][0]["node"]["email"].as_str().expect("an email");
+    assert!(!text.contains(email) && !text.contains(&app.admin), "no personal data, no tokens");
+}

@@ -1,0 +1,198 @@
+//! What the hub counts for operators, served at `/metrics` in the Prometheus text format:
+//! operations by name and outcome with their latency, statements per database with their
+//! latency and errors, rejections (limits, rates, timeouts, revoked tokens), and, read
+//! when scraped, pool connections, the audit queue and the insight model's age. One
+//! registry per hub; no personal data and no tokens in any label.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Distinct operation names kept as labels; later ones count as `other`, so that
+/// clients cannot grow the metrics without bound.
+const MAX_OPERATIONS: usize = 200;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Operation {
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Db {
+    db: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Pool {
+    db: String,
+    state: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn seconds() -> Histogram {
+    // 0.25 ms to about 8 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    operations: Family<Operation, Counter>,
+    operation_seconds: Histograms<Operation>,
+    statements: Family<Db, Counter>,
+    statement_seconds: Histograms<Db>,
+    statement_errors: Family<Db, Counter>,
+    rejections: Family<Reason, Counter>,
+    pool: Family<Pool, Gauge>,
+    audit_queue: Gauge,
+    model_age: Gauge,
+    names: Mutex<HashSet<String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("c360");
+        let operations = Family::<Operation, Counter>::default();
+        let operation_seconds = Histograms::<Operation>::new_with_constructor(seconds as fn() -> Histogram);
+        let statements = Family::<Db, Counter>::default();
+        let statement_seconds = Histograms::<Db>::new_with_constructor(seconds as fn() -> Histogram);
+        let statement_errors = Family::<Db, Counter>::default();
+        let rejections = Family::<Reason, Counter>::default();
+        let pool = Family::<Pool, Gauge>::default();
+        let (audit_queue, model_age) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "operations",
+            "GraphQL operations by name and outcome (ok, partial or the error code)",
+            operations.clone(),
+        );
+        registry.register("operation_seconds", "Time to answer an operation", operation_seconds.clone());
+        registry.register("statements", "SQL statements of requests, by database", statements.clone());
+        registry.register(
+            "statement_seconds",
+            "Time of a request's SQL statement, by database",
+            statement_seconds.clone(),
+        );
+        registry.register(
+            "statement_errors",
+            "Failed SQL statements of requests, by database",
+            statement_errors.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Operations refused before they ran: limit, rate, timeout, revoked",
+            rejections.clone(),
+        );
+        registry.register("pool_connections", "Database connections by state (idle, busy)", pool.clone());
+        registry.register("audit_queue_depth", "Responses whose audit entries wait to be written", audit_queue.clone());
+        registry.register("insight_model_age_seconds", "Age of the insight model served", model_age.clone());
+        Metrics {
+            registry,
+            operations,
+            operation_seconds,
+            statements,
+            statement_seconds,
+            statement_errors,
+            rejections,
+            pool,
+            audit_queue,
+            model_age,
+            names: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// An operation answered: its name (as the client sent it, when it is a GraphQL
+    /// name), outcome and time.
+    pub fn operation(&self, name: Option<&str>, outcome: &str, seconds: f64) {
+        let operation = match name {
+            Some(n) if is_name(n) => {
+                let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+                if names.contains(n) || (names.len() < MAX_OPERATIONS && names.insert(n.to_owned())) {
+                    n.to_owned()
+                } else {
+                    "other".to_owned()
+                }
+            }
+            Some(_) => "other".to_owned(),
+            None => "anonymous".to_owned(),
+        };
+        let labels = Operation { operation, outcome: outcome.to_owned() };
+        self.operations.get_or_create(&labels).inc();
+        self.operation_seconds.get_or_create(&labels).observe(seconds);
+    }
+
+    /// A request's SQL statement on `db`.
+    pub fn statement(&self, db: &str, seconds: f64, failed: bool) {
+        let labels = Db { db: db.to_owned() };
+        self.statements.get_or_create(&labels).inc();
+        self.statement_seconds.get_or_create(&labels).observe(seconds);
+        if failed {
+            self.statement_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// An operation refused before it ran: `limit`, `rate`, `timeout` or `revoked`.
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejections.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// The Prometheus text, with the gauges read now: `pools` as (database, idle, busy),
+    /// the audit queue's depth and the model's age in seconds.
+    pub fn render(&self, pools: &[(String, i64, i64)], audit_queue: i64, model_age: Option<i64>) -> String {
+        for (db, idle, busy) in pools {
+            self.pool.get_or_create(&Pool { db: db.clone(), state: "idle" }).set(*idle);
+            self.pool.get_or_create(&Pool { db: db.clone(), state: "busy" }).set(*busy);
+        }
+        self.audit_queue.set(audit_queue);
+        self.model_age.set(model_age.unwrap_or(-1));
+        let mut out = String::new();
+        // Writing to a String does not fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// A GraphQL name: `[_A-Za-z][_0-9A-Za-z]*`, at most 64 characters.
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 64
+        && chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_counted_by_bounded_names() {
+        let metrics = Metrics::default();
+        metrics.operation(Some("CustomerView"), "ok", 0.002);
+        metrics.operation(Some("CustomerView"), "ok", 0.004);
+        metrics.operation(Some("bad name {"), "GRAPHQL_PARSE_FAILED", 0.0);
+        for i in 0..MAX_OPERATIONS + 5 {
+            metrics.operation(Some(&format!("Op{i}")), "ok", 0.001);
+        }
+        metrics.rejected("rate");
+        let text = metrics.render(&[("hub".into(), 3, 1)], 2, Some(60));
+        assert!(text.contains(r#"c360_operations_total{operation="CustomerView",outcome="ok"} 2"#), "{text}");
+        assert!(text.contains(r#"c360_operations_total{operation="other",outcome="GRAPHQL_PARSE_FAILED"} 1"#));
+        assert!(text.contains(r#"c360_operations_total{operation="other",outcome="ok"} 6"#), "{text}");
+        assert!(text.contains(r#"c360_rejections_total{reason="rate"} 1"#));
+        assert!(text.contains(r#"c360_pool_connections{db="hub",state="busy"} 1"#));
+        assert!(text.contains("c360_audit_queue_depth 2") && text.contains("c360_insight_model_age_seconds 60"));
+    }
+}

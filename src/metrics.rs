@@ -26,7 +26,7 @@ struct Operation {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Db {
-    db: String,
+    db: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -135,8 +135,8 @@ impl Metrics {
     }
 
     /// A request's SQL statement on `db`.
-    pub fn statement(&self, db: &str, seconds: f64, failed: bool) {
-        let labels = Db { db: db.to_owned() };
+    pub fn statement(&self, db: &'static str, seconds: f64, failed: bool) {
+        let labels = Db { db };
         self.statements.get_or_create(&labels).inc();
         self.statement_seconds.get_or_create(&labels).observe(seconds);
         if failed {

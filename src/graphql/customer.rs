@@ -344,7 +344,11 @@ impl Customer {
     #[class(insight)]
     async fn insights(&self, ctx: &Context<'_>) -> Result<CustomerInsights> {
         let insight = request(ctx).loaders.insights.load_one(self.id.clone()).await?;
-        Ok(CustomerInsights { insight: insight.ok_or(ApiError::Internal)?, accounts: self.keys(SourceName::Shop) })
+        Ok(CustomerInsights {
+            insight: insight.ok_or(ApiError::Internal)?,
+            accounts: self.keys(SourceName::Shop),
+            requesters: self.keys(SourceName::Helpdesk),
+        })
     }
 
     /// Purchases across all shop accounts; null when the shop cannot be reached.

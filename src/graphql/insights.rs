@@ -16,10 +16,10 @@ use crate::error::ApiError;
 use crate::graphql::common::shared;
 use crate::graphql::privacy::{PrivacyClass, decision};
 use crate::insights::rfm::Segment;
-use crate::insights::stage::{Lifecycle, suppressed};
-use crate::insights::store::Model;
+use crate::insights::stage::{self, Lifecycle, Service, suppressed};
 use crate::insights::store::{Group, GroupBy};
-use crate::insights::{actions, gamma_gamma};
+use crate::insights::store::{Model, ServiceScore};
+use crate::insights::{actions, gamma_gamma, refresh};
 use crate::loaders::insights::Insight;
 use crate::policy::Decision;
 
@@ -139,6 +139,9 @@ pub struct CustomerInsights {
     pub insight: Arc<Insight>,
     /// The customer's shop accounts, for what they bought (next best actions).
     pub accounts: Vec<i64>,
+    /// The customer's helpdesk requesters, for the satisfaction of customers who had not
+    /// bought by the model's date.
+    pub requesters: Vec<i64>,
 }
 
 /// What to offer or do.
@@ -300,18 +303,38 @@ impl CustomerInsights {
             .collect())
     }
 
-    /// Service satisfaction from the helpdesk, up to the model's date; null for customers
-    /// without tickets, and (for now) for customers who had not bought.
-    async fn satisfaction(&self) -> Option<SatisfactionScore> {
-        let service = self.insight.scored.as_ref()?.service?;
-        Some(SatisfactionScore {
+    /// Service satisfaction from the helpdesk: up to the model's date for customers who
+    /// had bought by then, read now (against the model's population) for the others,
+    /// who are in the tail tier. Null for customers without tickets.
+    async fn satisfaction(&self, ctx: &Context<'_>) -> Result<Option<SatisfactionScore>> {
+        let score = |service: ServiceScore| SatisfactionScore {
             average_csat: service.satisfaction.average_csat,
             complaint_rate: service.satisfaction.complaint_rate,
             index: service.satisfaction.index,
             tickets: service.tickets,
             open_complaints: service.open_complaints,
             quadrant: service.quadrant.map(Into::into),
-        })
+        };
+        if let Some(scored) = &self.insight.scored {
+            return Ok(scored.service.map(score));
+        }
+        let Some(cuts) = &self.insight.model.cuts else { return Ok(None) };
+        if self.requesters.is_empty() {
+            return Ok(None);
+        }
+        let figures = request(ctx).loaders.service_now.load_many(self.requesters.iter().copied()).await?;
+        let mut service = Service::default();
+        for f in figures.values() {
+            service.add(&refresh::service(f));
+        }
+        Ok(service.satisfaction(cuts.population_csat).map(|satisfaction| {
+            score(ServiceScore {
+                tickets: service.tickets,
+                open_complaints: service.open_complaints,
+                satisfaction,
+                quadrant: satisfaction.quadrant(stage::ValueTier::Tail),
+            })
+        }))
     }
 }
 

@@ -319,7 +319,7 @@ async fn shop_customers(hub: &Database) -> Result<(Vec<Customer>, HashMap<i64, u
 }
 
 /// How many days of CSAT answers count as the customer's recent perception of service.
-const RECENT_SERVICE_DAYS: u64 = 90;
+pub const RECENT_SERVICE_DAYS: u64 = 90;
 
 /// Every customer's service up to `as_of` (by index into `customers`), from one grouped
 /// statement on the helpdesk joined through the helpdesk's identity links.
@@ -362,7 +362,7 @@ async fn watermarks(sources: &Sources) -> Result<Watermarks, RefreshError> {
 }
 
 /// A requester's service figures, as the numerics read them.
-fn service(f: &helpdesk::ServiceFigures) -> Service {
+pub fn service(f: &helpdesk::ServiceFigures) -> Service {
     Service {
         tickets: f.tickets,
         complaints: f.complaints,

@@ -145,6 +145,32 @@ pub async fn service_figures(
     requesters: Option<&[i64]>,
     each: impl FnMut(ServiceFigures) + Send,
 ) -> Result<(), sqlx::Error> {
+    let (sql, args) = service_statement(db, recent, as_of, requesters);
+    db.for_each(&sql, &args, each).await
+}
+
+/// These requesters' service figures up to now (a request's read, for customers the
+/// insight snapshot has no row for), CSAT counted as recent for `recent_days`.
+#[tracing::instrument(skip_all, fields(db.ids = keys.len()))]
+pub async fn service_figures_now(
+    db: &Database,
+    trace: &SqlTrace,
+    keys: &[i64],
+    recent_days: u64,
+) -> Result<Vec<ServiceFigures>, sqlx::Error> {
+    let today = Utc::now().date_naive();
+    let recent = today - chrono::Days::new(recent_days.saturating_sub(1));
+    let (sql, args) = service_statement(db, recent, today, Some(keys));
+    db.fetch_all(trace, &sql, &args).await
+}
+
+/// The grouped statement of the service figures, and its arguments.
+fn service_statement(
+    db: &Database,
+    recent: NaiveDate,
+    as_of: NaiveDate,
+    requesters: Option<&[i64]>,
+) -> (String, Vec<super::Arg>) {
     let sum = |expr: &str| db.engine.sum_int(expr);
     let only = requesters.map_or(String::new(), |r| format!("and requester_id in ({})", in_list(r.len())));
     let sql = format!(
@@ -163,7 +189,7 @@ pub async fn service_figures(
     let recent = super::midnight(recent);
     let mut args = vec![recent.into(), recent.into(), super::end_of(as_of).into()];
     args.extend(requesters.map(ints).unwrap_or_default());
-    db.for_each(&sql, &args, each).await
+    (sql, args)
 }
 
 crate::row! {

@@ -395,12 +395,17 @@ async fn the_demo_gets_insights() {
     assert!(stages.len() >= 2, "{stages:?}");
 
     // Satisfaction agrees with the helpdesk as the customer's service summary reads it
-    // live, and the quadrant with the value tier.
+    // live, and the quadrant with the value tier; customers who had not bought get it
+    // too (read now, in the tail tier), in one more statement for the whole page.
     let service = "query($f: CustomerFilter) { customers(first: 100, filter: $f) { totalCount edges { node {
         serviceSummary { ticketCount complaintCount averageCsat }
-        insights { valueTier satisfaction { averageCsat complaintRate index tickets openComplaints quadrant } } } } } }";
-    let data = app.data(service, json!({})).await;
+        insights { valueTier rfm { segment }
+                   satisfaction { averageCsat complaintRate index tickets openComplaints quadrant } } } } } }";
+    let response = app.query(service, json!({})).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+    let data = &response["data"];
     let mut judged = 0;
+    let mut non_buyers = 0;
     for edge in data["customers"]["edges"].as_array().expect("edges") {
         let (live, scored) = (&edge["node"]["serviceSummary"], &edge["node"]["insights"]);
         let Some(satisfaction) = scored["satisfaction"].as_object() else { continue };
@@ -414,6 +419,10 @@ async fn the_demo_gets_insights() {
         close(&satisfaction["complaintRate"], rate, 1e-12, "complaint rate");
         let Some(quadrant) = satisfaction["quadrant"].as_str() else { continue };
         judged += 1;
+        if scored["rfm"].is_null() {
+            non_buyers += 1;
+            assert_eq!(scored["valueTier"], "TAIL", "{edge}");
+        }
         let top = scored["valueTier"] == "TOP";
         let dissatisfied = satisfaction["openComplaints"].as_i64() > Some(0)
             || satisfaction["index"].as_f64() < Some(0.0) && !satisfaction["index"].is_null();
@@ -426,6 +435,10 @@ async fn the_demo_gets_insights() {
         assert_eq!(quadrant, expected, "{edge}");
     }
     assert!(judged > 10, "{judged} customers with a quadrant");
+    assert!(non_buyers > 0, "customers who had not bought are judged too");
+    // The live service summary and the non-buyers' satisfaction: one statement each.
+    let (_, per_source) = statements(&response);
+    assert_eq!(per_source["helpdesk"], 2, "batched: {per_source}");
     let win_back = app.data(service, json!({ "f": { "quadrant": "MAINTAIN" } })).await;
     let listed = win_back["customers"]["edges"].as_array().expect("edges");
     assert!(!listed.is_empty());

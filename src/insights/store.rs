@@ -412,25 +412,13 @@ crate::row! {
     }
 }
 
-crate::row! {
-    struct GroupRow {
-        value: String,
-        customers: i64,
-        monetary_cents: i64,
-        clv_sum: f64,
-        clv_count: i64,
-        p_alive_sum: f64,
-        p_alive_count: i64,
-    }
-}
-
 /// Counts, money and means of a model's customers per group, as summed when the model
 /// was fitted.
 #[tracing::instrument(skip_all)]
 pub async fn groups(hub: &Database, trace: &SqlTrace, model: &str, by: GroupBy) -> Result<Vec<Group>, sqlx::Error> {
-    let sql = "select value, customers, monetary_cents, clv_sum, clv_count, p_alive_sum, p_alive_count
+    let sql = "select group_kind, value, customers, monetary_cents, clv_sum, clv_count, p_alive_sum, p_alive_count
                from insight_groups where model_id = ? and group_kind = ?";
-    let rows: Vec<GroupRow> = hub.fetch_all(trace, sql, &[model.into(), by.column().into()]).await?;
+    let rows: Vec<GroupSumRow> = hub.fetch_all(trace, sql, &[model.into(), by.column().into()]).await?;
     let mean = |sum: f64, n: i64| (n > 0).then(|| sum / n as f64);
     Ok(rows
         .into_iter()

@@ -192,21 +192,9 @@ fn service_statement(
     (sql, args)
 }
 
-crate::row! {
-    struct RequesterId {
-        requester_id: i64,
-    }
-}
-
-/// The requesters with a ticket opened or changed after `since`, each once (not
-/// `distinct` in SQL, as for the shop's orders).
+/// The requesters with a ticket opened or changed after `since`, each once.
 pub async fn changed_requesters(db: &Database, since: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
-    let sql = "select requester_id from tickets where updated_at > ?";
-    let rows: Vec<RequesterId> = db.fetch_all(&SqlTrace::default(), sql, &[since.into()]).await?;
-    let mut ids: Vec<i64> = rows.into_iter().map(|r| r.requester_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    super::changed_keys(db, "tickets", "requester_id", since).await
 }
 
 /// Everything the helpdesk holds about these records, by table.

@@ -223,22 +223,9 @@ pub async fn purchase_days(
     db.for_each(&sql, &args, each).await
 }
 
-crate::row! {
-    struct AccountId {
-        account_id: i64,
-    }
-}
-
-/// The accounts with an order placed or changed after `since`, each once. (Not
-/// `distinct` in SQL: SQLite would then scan the per-account index, a second at a million
-/// customers, instead of seeking `orders_updated`.)
+/// The accounts with an order placed or changed after `since`, each once.
 pub async fn changed_accounts(db: &Database, since: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
-    let sql = "select account_id from orders where updated_at > ?";
-    let rows: Vec<AccountId> = db.fetch_all(&SqlTrace::default(), sql, &[since.into()]).await?;
-    let mut ids: Vec<i64> = rows.into_iter().map(|r| r.account_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    super::changed_keys(db, "orders", "account_id", since).await
 }
 
 crate::row! {

@@ -164,6 +164,9 @@ pub struct GraphqlConfig {
     /// How long a request may run before it is answered with `TIMEOUT`.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// The roles whose tokens may introspect the schema (`__schema`, `__type`); each
+    /// sees only what its policy shows. Partners are not among them by default.
+    pub introspection_roles: Vec<String>,
 }
 
 impl Default for GraphqlConfig {
@@ -178,6 +181,7 @@ impl Default for GraphqlConfig {
             cost_by_role: BTreeMap::from([("partner".to_owned(), 10_000)]),
             max_concurrent_statements: 4,
             timeout: Duration::from_secs(15),
+            introspection_roles: ["admin", "agent", "frontend", "analyst"].map(str::to_owned).to_vec(),
         }
     }
 }

@@ -87,6 +87,10 @@ impl Hub {
         for role in graphql.cost_by_role.keys() {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("graphql.cost_by_role: no role `{role}`"))?;
         }
+        for role in &graphql.introspection_roles {
+            role.parse::<crate::auth::Role>()
+                .map_err(|_| anyhow::anyhow!("graphql.introspection_roles: no role `{role}`"))?;
+        }
         let rates = Arc::new(RateLimits::new(&config.rate_limits));
         let revocations = Revocations::new(sources.hub().clone());
         for role in config.rate_limits.roles.keys() {
@@ -186,6 +190,12 @@ impl Hub {
             *name = operations.keys().next().map(ToString::to_string);
         }
         let role: &'static str = viewer.role.into();
+        let introspection = self.graphql.introspection_roles.iter().any(|r| r == role);
+        if !introspection && limits::introspects(&document) {
+            let mut error = ServerError::new("introspection is not available to this token", None);
+            error.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_VALIDATION_FAILED");
+            return (async_graphql::Response::from_errors(vec![error]), request_id);
+        }
         let limits = Limits::for_role(&self.graphql, role);
         let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
         let cost = match limits::check(&document, &request.variables, &self.pages, max_page, &limits) {
@@ -217,6 +227,9 @@ impl Hub {
         let operation_name = request.operation_name.clone();
         let mut request = request.data(access).data(context);
         request.set_parsed_query(ExecutableDocument::clone(&document));
+        if !introspection {
+            request = request.disable_introspection();
+        }
         let schema = match &self.guard {
             Some(guard) if !violations.is_empty() => {
                 request = request.data(Violations(violations));

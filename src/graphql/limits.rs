@@ -115,6 +115,34 @@ pub fn check(
     Ok(cost)
 }
 
+/// Whether any operation of `document` asks for `__schema` or `__type` (at its root,
+/// where they live, fragments included).
+pub fn introspects(document: &ExecutableDocument) -> bool {
+    fn at_root(document: &ExecutableDocument, set: &SelectionSet, spreading: &mut Vec<Name>) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
+            Selection::InlineFragment(f) => at_root(document, &f.node.selection_set.node, spreading),
+            Selection::FragmentSpread(s) => {
+                let name = &s.node.fragment_name.node;
+                match document.fragments.get(name) {
+                    Some(fragment) if !spreading.contains(name) => {
+                        spreading.push(name.clone());
+                        let found = at_root(document, &fragment.node.selection_set.node, spreading);
+                        spreading.pop();
+                        found
+                    }
+                    _ => false,
+                }
+            }
+        })
+    }
+    let operations: Vec<_> = match &document.operations {
+        DocumentOperations::Single(op) => vec![op],
+        DocumentOperations::Multiple(ops) => ops.values().collect(),
+    };
+    operations.iter().any(|op| at_root(document, &op.node.selection_set.node, &mut Vec::new()))
+}
+
 #[derive(Debug, Default)]
 struct Counts {
     depth: usize,
@@ -308,6 +336,16 @@ mod tests {
         );
         let skips = "{ customers { id @skip(if: false) id @skip(if: false) id @skip(if: false) id @skip(if: false) id @skip(if: false) } }";
         assert_eq!(limit(skips), Some("directives"));
+    }
+
+    #[test]
+    fn introspection_is_found_through_fragments() {
+        let found = |q: &str| introspects(&async_graphql::parser::parse_query(q).expect("parses"));
+        assert!(found("{ __schema { types { name } } }"));
+        assert!(found("query A { __typename } query B { ... on Query { __type(name: \"X\") { name } } }"));
+        assert!(found("{ ...F } fragment F on Query { s: __schema { queryType { name } } }"));
+        assert!(!found("{ __typename customers { id } }"));
+        assert!(!found("{ ...A } fragment A on Query { ...A }"));
     }
 
     #[test]

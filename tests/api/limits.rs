@@ -209,3 +209,22 @@ async fn operators_read_the_metrics() {
     let email = body["data"]["customers"]["edges"][0]["node"]["email"].as_str().expect("an email");
     assert!(!text.contains(email) && !text.contains(&app.admin), "no personal data, no tokens");
 }
+
+/// Introspection is for the roles `graphql.introspection_roles` names: by default not
+/// for partners, whose clients have no use for it.
+#[tokio::test]
+async fn partners_do_not_introspect_by_default() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let partner = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
+    for query in ["{ __schema { types { name } } }", "{ __type(name: \"Customer\") { name } }"] {
+        let (status, body) = post(&app, &partner, query).await;
+        assert_eq!(status, 400, "{body:#}");
+        assert_eq!(codes(&body), ["GRAPHQL_VALIDATION_FAILED"], "{body:#}");
+        assert!(body.get("data").is_none(), "{body:#}");
+        let (status, body) = post(&app, &app.admin, query).await;
+        assert_eq!(status, 200, "{body:#}");
+        assert!(body["data"].is_object() && body.get("errors").is_none(), "{body:#}");
+    }
+    let (status, body) = post(&app, &partner, "{ __typename }").await;
+    assert_eq!((status, &body["data"]["__typename"]), (200, &json!("Query")), "{body:#}");
+}

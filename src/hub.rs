@@ -192,33 +192,24 @@ impl Hub {
         let role: &'static str = viewer.role.into();
         let introspection = self.graphql.introspection_roles.iter().any(|r| r == role);
         if !introspection && limits::introspects(&document) {
-            let mut error = ServerError::new("introspection is not available to this token", None);
-            error.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_VALIDATION_FAILED");
-            return (async_graphql::Response::from_errors(vec![error]), request_id);
+            let message = "introspection is not available to this token";
+            return (refused(message, "GRAPHQL_VALIDATION_FAILED", []), request_id);
         }
         let limits = Limits::for_role(&self.graphql, role);
         let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
-        let cost = match limits::check(&document, &request.variables, &self.pages, max_page, &limits) {
+        let cost = match limits::check(&document, &request.variables, &self.pages, &access, max_page, &limits) {
             Ok(cost) => cost,
-            Err(exceeded) => {
-                let mut error = ServerError::new(exceeded.message(), None);
-                let extensions = error.extensions.get_or_insert_with(Default::default);
-                extensions.set("code", "LIMIT_EXCEEDED");
-                extensions.set("limit", exceeded.limit);
-                extensions.set("max", exceeded.max);
-                extensions.set("found", exceeded.found);
-                return (async_graphql::Response::from_errors(vec![error]), request_id);
+            Err(e) => {
+                let details = [("limit", Value::from(e.limit)), ("max", e.max.into()), ("found", e.found.into())];
+                return (refused(&e.message(), "LIMIT_EXCEEDED", details), request_id);
             }
         };
         if let Some(rates) = &self.rates
             && let Err(wait) = rates.charge(role, viewer.partner.as_deref(), &viewer.subject, cost)
         {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut error = ServerError::new(format!("too many operations; retry in {seconds} s"), None);
-            let extensions = error.extensions.get_or_insert_with(Default::default);
-            extensions.set("code", "RATE_LIMITED");
-            extensions.set("retryAfter", seconds);
-            return (async_graphql::Response::from_errors(vec![error]), request_id);
+            let message = format!("too many operations; retry in {seconds} s");
+            return (refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())]), request_id);
         }
         let violations = match &self.guard {
             Some(guard) => guard.table.check(&document, &request.variables, &access),
@@ -240,9 +231,8 @@ impl Hub {
         let run = batch::drive(queue, schema.execute(request));
         let Ok(mut response) = tokio::time::timeout(self.graphql.timeout, run).await else {
             // Nothing was answered, so nothing was revealed: no audit entry.
-            let mut error = ServerError::new(format!("the request ran longer than {:?}", self.graphql.timeout), None);
-            error.extensions.get_or_insert_with(Default::default).set("code", "TIMEOUT");
-            return (async_graphql::Response::from_errors(vec![error]), request_id);
+            let message = format!("the request ran longer than {:?}", self.graphql.timeout);
+            return (refused(&message, "TIMEOUT", []), request_id);
         };
         // An operation that ran without an error has an object, if an empty one: every
         // field skipped (`{ __typename @skip(if: true) }`) is `{"data": {}}`, not null.
@@ -331,6 +321,17 @@ impl Hub {
             audit.close().await;
         }
     }
+}
+
+/// A request refused as a whole: one error with its code and `details` in its extensions.
+fn refused<const N: usize>(message: &str, code: &str, details: [(&str, Value); N]) -> async_graphql::Response {
+    let mut error = ServerError::new(message, None);
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", code);
+    for (key, value) in details {
+        extensions.set(key, value);
+    }
+    async_graphql::Response::from_errors(vec![error])
 }
 
 /// What became of an operation, for the metrics: `ok`, `partial` (data with errors), or

@@ -14,7 +14,9 @@ use async_graphql::parser::types::{
 use async_graphql::{Name, Positioned, Value as ConstValue, Variables};
 use async_graphql_value::Value;
 
+use super::privacy::schema::read_directive;
 use crate::config::GraphqlConfig;
+use crate::policy::{Access, PrivacyClass};
 
 /// What a document may not exceed, for one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,32 +56,47 @@ impl Exceeded {
     }
 }
 
-/// The page-size arguments' defaults per field name, read from the schema's SDL: what a
-/// list costs when the document does not say.
+/// The page-size arguments' defaults per field name, each with the field's privacy
+/// class, read from the schema's SDL: what a list costs when the document does not say.
+/// A viewer gets the defaults of the fields it may see only: a field hidden from it costs
+/// what an unknown name costs, so the cost (`found`, or crossing the limit) never tells
+/// that a hidden field exists.
 #[derive(Debug, Clone, Default)]
-pub struct PageSizes(HashMap<String, u64>);
+pub struct PageSizes(HashMap<String, Vec<(u64, Option<PrivacyClass>)>>);
 
 impl PageSizes {
     pub fn from_sdl(sdl: &str) -> Result<PageSizes, String> {
         let schema = async_graphql::parser::parse_schema(sdl).map_err(|e| e.to_string())?;
-        let mut sizes = HashMap::new();
+        let mut sizes: HashMap<String, Vec<(u64, Option<PrivacyClass>)>> = HashMap::new();
         for definition in &schema.definitions {
             let TypeSystemDefinition::Type(ty) = definition else { continue };
             let async_graphql::parser::types::TypeKind::Object(object) = &ty.node.kind else { continue };
             for field in &object.fields {
-                let default = field.node.arguments.iter().find(|a| a.node.name.node == "first").map(|a| {
-                    match a.node.default_value.as_ref().map(|v| &v.node) {
-                        Some(ConstValue::Number(n)) => n.as_u64().unwrap_or(1),
-                        _ => 1,
-                    }
-                });
-                if let Some(default) = default {
-                    let size = sizes.entry(field.node.name.node.to_string()).or_insert(default);
-                    *size = (*size).max(default);
+                let Some(first) = field.node.arguments.iter().find(|a| a.node.name.node == "first") else { continue };
+                let default = match first.node.default_value.as_ref().map(|v| &v.node) {
+                    Some(ConstValue::Number(n)) => n.as_u64().unwrap_or(1),
+                    _ => 1,
+                };
+                let mut class = None;
+                for directive in &field.node.directives {
+                    let lookup = match directive.node.name.node.as_str() {
+                        "privacy" => false,
+                        "lookup" => true,
+                        _ => continue,
+                    };
+                    class = Some(read_directive(&directive.node.arguments, lookup)?.class);
                 }
+                sizes.entry(field.node.name.node.to_string()).or_default().push((default, class));
             }
         }
         Ok(PageSizes(sizes))
+    }
+
+    /// The default page size of the fields named `field` that `access` may see; `None`
+    /// when there is none.
+    fn default_for(&self, field: &str, access: &Access) -> Option<u64> {
+        let fields = self.0.get(field)?;
+        fields.iter().filter(|(_, class)| class.is_none_or(|c| !access.hides(c))).map(|(size, _)| *size).max()
     }
 }
 
@@ -89,6 +106,7 @@ pub fn check(
     document: &ExecutableDocument,
     variables: &Variables,
     pages: &PageSizes,
+    access: &Access,
     max_page: u64,
     limits: &Limits,
 ) -> Result<u64, Exceeded> {
@@ -102,6 +120,7 @@ pub fn check(
             document,
             variables,
             pages,
+            access,
             max_page,
             limits,
             counts: Counts { directives: operation.node.directives.len(), ..Counts::default() },
@@ -162,6 +181,7 @@ struct Walk<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Variables,
     pages: &'a PageSizes,
+    access: &'a Access,
     max_page: u64,
     limits: &'a Limits,
     counts: Counts,
@@ -248,7 +268,7 @@ impl<'a> Walk<'a> {
             Some(Some(n)) => n.min(self.max_page),
             // A page size that is not a number fails at execution; count the most.
             Some(None) => self.max_page,
-            None => self.pages.0.get(field.as_str()).copied().unwrap_or(1),
+            None => self.pages.default_for(field.as_str(), self.access).unwrap_or(1),
         }
     }
 
@@ -292,7 +312,12 @@ mod tests {
     fn run(query: &str, variables: serde_json::Value) -> Result<u64, Exceeded> {
         let document = async_graphql::parser::parse_query(query).expect("parses");
         let variables = Variables::from_json(variables);
-        check(&document, &variables, &pages(), 100, &limits())
+        check(&document, &variables, &pages(), &everything(), 100, &limits())
+    }
+
+    /// The access of a viewer who sees every class.
+    fn everything() -> Access {
+        crate::policy::Policy::show_all().access(crate::auth::Viewer::with_role(crate::auth::Role::Admin, None))
     }
 
     fn limit(query: &str) -> Option<&'static str> {
@@ -339,6 +364,29 @@ mod tests {
     }
 
     #[test]
+    fn a_hidden_field_costs_what_an_unknown_name_costs() {
+        use crate::auth::{Role, Viewer};
+        let sdl = crate::graphql::sdl();
+        let pages = PageSizes::from_sdl(&sdl).expect("the schema");
+        let table = crate::graphql::privacy::PrivacyTable::from_sdl(&sdl).expect("the schema");
+        let policy = crate::policy::Policy::load(None, &table.value_fields()).expect("the shipped policy");
+        let partner = policy.access(Viewer::with_role(Role::Partner, Some("acme")));
+        let generous = Limits { depth: 100, aliases: 100, root_fields: 100, directives: 100, cost: u64::MAX };
+        let cost = |field: &str, access: &Access| {
+            let query = format!("{{ customers(first: 40) {{ edges {{ node {{ {field} {{ totalCount }} }} }} }} }}");
+            let document = async_graphql::parser::parse_query(&query).expect("parses");
+            check(&document, &Variables::default(), &pages, access, 100, &generous).expect("within")
+        };
+        // Notes (internal) and orders (financial) are hidden from partners: their page
+        // sizes do not count, as for a name that does not exist.
+        assert_eq!(cost("notes", &partner), cost("nopes", &partner));
+        assert_eq!(cost("orders", &partner), cost("nopes", &partner));
+        // Whoever sees them pays for their default pages of ten.
+        assert_eq!(cost("notes", &everything()), 1 + 40 + 40 + 40 + 400);
+        assert_eq!(cost("nopes", &everything()), 1 + 40 + 40 + 40 + 40);
+    }
+
+    #[test]
     fn introspection_is_found_through_fragments() {
         let found = |q: &str| introspects(&async_graphql::parser::parse_query(q).expect("parses"));
         assert!(found("{ __schema { types { name } } }"));
@@ -358,7 +406,7 @@ mod tests {
         query += " fragment F8 on Query { customers { id } }";
         let document = async_graphql::parser::parse_query(&query).expect("parses");
         let generous = Limits { depth: 100, aliases: 100, root_fields: usize::MAX, directives: 100, cost: u64::MAX };
-        let found = check(&document, &Variables::default(), &pages(), 100, &generous);
+        let found = check(&document, &Variables::default(), &pages(), &everything(), 100, &generous);
         assert_eq!(found.map_err(|e| e.limit), Err("cost"));
     }
 }

@@ -100,6 +100,14 @@ async fn documents_over_a_limit_are_refused_before_they_run() {
     assert_eq!(body["errors"][0]["extensions"]["max"], 500, "the partners' budget: {body:#}");
     let (status, body) = post(&app, &admin, &format!("{{ a: {page} b: {page} }}")).await;
     assert_eq!(status, 200, "the admins' budget is larger: {body:#}");
+    // A field hidden from partners costs what a name that does not exist costs: the
+    // limit does not tell one from the other (notes' pages of ten would cross it).
+    let hidden =
+        |field: &str| format!("{{ customers(first: 40) {{ edges {{ node {{ {field} {{ totalCount }} }} }} }} }}");
+    let (notes_status, notes) = post(&app, &partner, &hidden("notes")).await;
+    let (nopes_status, nopes) = post(&app, &partner, &hidden("nopes")).await;
+    assert_eq!((notes_status, codes(&notes)), (nopes_status, codes(&nopes)), "{notes:#} {nopes:#}");
+    assert_eq!(codes(&notes), ["GRAPHQL_VALIDATION_FAILED"], "{notes:#}");
     // Page sizes in variables count as given.
     let variables = "query($n: Int!) { a: customers(first: $n) { edges { node { id } } } b: customers(first: $n) { edges { node { id } } } }";
     let send = |n: i64| {

@@ -383,7 +383,7 @@ fn named(ty: &BaseType) -> String {
     }
 }
 
-fn read_directive(
+pub(crate) fn read_directive(
     args: &[(Positioned<async_graphql::Name>, Positioned<Value>)],
     lookup: bool,
 ) -> Result<FieldPrivacy, String> {

@@ -41,6 +41,8 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     /// Per-token rate limits, by role and by partner.
     pub rate_limits: RateLimitsConfig,
+    /// Safelists: the only documents some roles or partners may run.
+    pub safelists: SafelistsConfig,
     /// `development` (default) or `production`; production refuses the development key.
     pub environment: Environment,
     /// Token verification.
@@ -167,6 +169,13 @@ pub struct GraphqlConfig {
     /// The roles whose tokens may introspect the schema (`__schema`, `__type`); each
     /// sees only what its policy shows. Partners are not among them by default.
     pub introspection_roles: Vec<String>,
+    /// Lexical tokens in a document, counted before it is parsed.
+    pub max_tokens: usize,
+    /// Operations in one batched POST (a JSON array); 0 turns batching off.
+    pub max_batch: usize,
+    /// Automatic persisted queries: a client may name a document it sent before by its
+    /// SHA-256 (`extensions.persistedQuery`).
+    pub automatic_persisted_queries: bool,
 }
 
 impl Default for GraphqlConfig {
@@ -182,8 +191,21 @@ impl Default for GraphqlConfig {
             max_concurrent_statements: 4,
             timeout: Duration::from_secs(15),
             introspection_roles: ["admin", "agent", "frontend", "analyst"].map(str::to_owned).to_vec(),
+            max_tokens: 15_000,
+            max_batch: 0,
+            automatic_persisted_queries: true,
         }
     }
+}
+
+/// Safelists by role and by partner (a partner's own list in place of its role's).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SafelistsConfig {
+    /// Manifest file per role (`partner = "safelists/partners.json"`).
+    pub roles: BTreeMap<String, PathBuf>,
+    /// Manifest file per partner id.
+    pub partners: BTreeMap<String, PathBuf>,
 }
 
 /// Rate limits per role (`roles.partner`) and per partner (`partners.<id>`, in place of
@@ -316,6 +338,7 @@ impl Default for Config {
             insights: InsightsConfig::default(),
             graphql: GraphqlConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            safelists: SafelistsConfig::default(),
             environment: Environment::Development,
             auth: AuthConfig::default(),
             policy: None,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition, OperationType};
 use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use quick_cache::sync::Cache;
 
@@ -19,6 +19,7 @@ use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
 use crate::loaders::insights::ModelCache;
 use crate::metrics::Metrics;
+use crate::persisted::Persisted;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimits;
 use crate::revocations::Revocations;
@@ -52,6 +53,8 @@ pub struct Hub {
     rates: Option<Arc<RateLimits>>,
     /// Revoked tokens; `None` only in [`Hub::unguarded`].
     revocations: Option<Revocations>,
+    /// Documents named by hash (APQ) and the safelists.
+    persisted: Persisted,
     metrics: Arc<Metrics>,
 }
 
@@ -96,6 +99,7 @@ impl Hub {
         for role in config.rate_limits.roles.keys() {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("rate_limits.roles: no role `{role}`"))?;
         }
+        let persisted = Persisted::load(&config.safelists, graphql.automatic_persisted_queries)?;
         let shared = Shared { config };
         let guard = Guard { table, schema: graphql::build(Some(shared.clone()), true) };
         Ok(Hub {
@@ -111,6 +115,7 @@ impl Hub {
             pages: page_sizes(),
             rates: Some(rates),
             revocations: Some(revocations),
+            persisted,
             metrics: Arc::default(),
         })
     }
@@ -120,6 +125,7 @@ impl Hub {
     pub fn unguarded(config: Config, sources: Sources) -> Self {
         let trace_sql = config.trace_sql;
         let graphql = config.graphql.clone();
+        let persisted = Persisted::automatic(graphql.automatic_persisted_queries);
         let schema = graphql::build(Some(Shared { config }), false);
         Hub {
             schema,
@@ -134,6 +140,7 @@ impl Hub {
             pages: page_sizes(),
             rates: None,
             revocations: None,
+            persisted,
             metrics: Arc::default(),
         }
     }
@@ -142,14 +149,34 @@ impl Hub {
     /// response revealing personal data is withheld (`AUDIT_UNAVAILABLE`) unless its
     /// audit entries were queued.
     pub async fn execute(&self, viewer: Viewer, request: async_graphql::Request) -> (async_graphql::Response, String) {
+        self.execute_as(viewer, request, Operations::All).await
+    }
+
+    /// [`Hub::execute`] for a request that may not change data (an HTTP GET): a mutation,
+    /// also one named by a persisted hash, is refused with `METHOD_NOT_ALLOWED`.
+    pub async fn execute_query(
+        &self,
+        viewer: Viewer,
+        request: async_graphql::Request,
+    ) -> (async_graphql::Response, String) {
+        self.execute_as(viewer, request, Operations::QueriesOnly).await
+    }
+
+    async fn execute_as(
+        &self,
+        viewer: Viewer,
+        request: async_graphql::Request,
+        operations: Operations,
+    ) -> (async_graphql::Response, String) {
         let started = std::time::Instant::now();
         let mut name = request.operation_name.clone();
-        let (response, request_id) = self.run(viewer, request, &mut name).await;
+        let (response, request_id) = self.run(viewer, request, &mut name, operations).await;
         let outcome = outcome(&response);
         if let Some(reason) = match outcome {
             "LIMIT_EXCEEDED" => Some("limit"),
             "RATE_LIMITED" => Some("rate"),
             "TIMEOUT" => Some("timeout"),
+            "PERSISTED_QUERY_NOT_IN_LIST" => Some("safelist"),
             _ => None,
         } {
             self.metrics.rejected(reason);
@@ -162,8 +189,9 @@ impl Hub {
     async fn run(
         &self,
         viewer: Viewer,
-        request: async_graphql::Request,
+        mut request: async_graphql::Request,
         name: &mut Option<String>,
+        operations: Operations,
     ) -> (async_graphql::Response, String) {
         let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
         let trace = trace.limited(self.graphql.max_concurrent_statements).measured(self.metrics.clone());
@@ -178,10 +206,18 @@ impl Hub {
             &queue,
         );
         let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
+        if let Err(refusal) = self.persisted.resolve(&viewer, &mut request) {
+            return (refused(&refusal.to_string(), refusal.code(), []), request_id);
+        }
         let document = match self.parsed(&request.query) {
             Ok(document) => document,
             Err(error) => return (async_graphql::Response::from_errors(vec![error]), request_id),
         };
+        if operations == Operations::QueriesOnly
+            && operation(&document, request.operation_name.as_deref()).map(|o| o.ty) == Some(OperationType::Mutation)
+        {
+            return (refused("mutations are sent with POST", "METHOD_NOT_ALLOWED", []), request_id);
+        }
         // A named operation alone in its document is the one that runs.
         if name.is_none()
             && let DocumentOperations::Multiple(operations) = &document.operations
@@ -262,6 +298,15 @@ impl Hub {
         if cacheable && let Some(document) = self.documents.get(query) {
             return Ok(document);
         }
+        if let Err(e) = limits::tokens(query, self.graphql.max_tokens) {
+            let mut error = ServerError::new(e.message(), None);
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            extensions.set("code", "LIMIT_EXCEEDED");
+            extensions.set("limit", e.limit);
+            extensions.set("max", e.max);
+            extensions.set("found", e.found);
+            return Err(error);
+        }
         let document = async_graphql::parser::parse_query(query).map(Arc::new).map_err(|e| {
             let mut error = ServerError::from(e);
             error.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_PARSE_FAILED");
@@ -273,18 +318,9 @@ impl Hub {
         Ok(document)
     }
 
-    /// Whether `query` runs a query or a mutation (the operation named, or its only one);
-    /// `None` when that is not clear, which execution then reports.
-    pub fn operation_type(&self, query: &str, operation_name: Option<&str>) -> Option<OperationType> {
-        let document = self.parsed(query).ok()?;
-        let operation = match (&document.operations, operation_name) {
-            (DocumentOperations::Single(operation), None) => operation,
-            (DocumentOperations::Single(_), Some(_)) => return None,
-            (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
-            (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations.values().next()?,
-            (DocumentOperations::Multiple(_), None) => return None,
-        };
-        Some(operation.node.ty)
+    /// Operations one batched POST may hold; 0 when batching is off.
+    pub fn max_batch(&self) -> usize {
+        self.graphql.max_batch
     }
 
     /// Whether `viewer`'s token was revoked (checked against a snapshot read every few
@@ -315,12 +351,38 @@ impl Hub {
         self.metrics.render(&pools, queued, self.models.age_seconds())
     }
 
+    /// The partners with consents in the CRM (the playground's sign-in offers them).
+    pub async fn partners(&self) -> Result<Vec<String>, sqlx::Error> {
+        crate::sources::crm::partners(self.sources.crm(), &SqlTrace::default()).await
+    }
+
     /// Stops the audit writer once every entry taken is written.
     pub async fn close(&self) {
         if let Some(audit) = &self.audit {
             audit.close().await;
         }
     }
+}
+
+/// Which operations a request may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operations {
+    All,
+    /// Over HTTP GET: no mutations.
+    QueriesOnly,
+}
+
+/// The operation `name` selects in `document` (or its only one); `None` when that is not
+/// clear, which execution then reports.
+fn operation<'a>(document: &'a ExecutableDocument, name: Option<&str>) -> Option<&'a OperationDefinition> {
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), None) => operation,
+        (DocumentOperations::Single(_), Some(_)) => return None,
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations.values().next()?,
+        (DocumentOperations::Multiple(_), None) => return None,
+    };
+    Some(&operation.node)
 }
 
 /// A request refused as a whole: one error with its code and `details` in its extensions.
@@ -348,6 +410,9 @@ fn outcome(response: &async_graphql::Response) -> &'static str {
         "RATE_LIMITED",
         "TIMEOUT",
         "AUDIT_UNAVAILABLE",
+        "METHOD_NOT_ALLOWED",
+        "PERSISTED_QUERY_NOT_FOUND",
+        "PERSISTED_QUERY_NOT_IN_LIST",
         "UNAUTHENTICATED",
     ];
     let code = first.extensions.as_ref().and_then(|e| e.get("code"));

@@ -16,8 +16,9 @@
 //! [`insights`] holds the customer models (RFM, BG/NBD); [`auth`] says who is asking
 //! (bearer tokens);
 //! [`policy`] decides what they may see of each field (show, mask, hide); [`audit`]
-//! records who saw whose personal data; [`metrics`] counts for operators; [`ratelimit`] keeps each token to its allowance and [`revocations`] refuses revoked
-//! tokens;
+//! records who saw whose personal data; [`metrics`] counts for operators; [`ratelimit`]
+//! keeps each token to its allowance, [`revocations`] refuses revoked tokens and
+//! [`persisted`] serves documents named by hash and keeps safelisted tokens to their lists;
 //! [`config`] and [`cli`] start it all; [`error`] is what clients see when something goes
 //! wrong.
 
@@ -34,6 +35,7 @@ pub mod insights;
 pub mod loaders;
 pub mod metrics;
 pub mod names;
+pub mod persisted;
 pub mod policy;
 pub mod ratelimit;
 pub mod revocations;

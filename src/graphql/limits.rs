@@ -56,6 +56,62 @@ impl Exceeded {
     }
 }
 
+/// Counts the document's lexical tokens (punctuators, names, numbers and strings; white
+/// space, commas and comments are not tokens), before it is parsed: the parser's work
+/// grows with them. Stops counting past `max`.
+pub fn tokens(query: &str, max: usize) -> Result<usize, Exceeded> {
+    let bytes = query.as_bytes();
+    let at = |i: usize, s: &[u8]| bytes.get(i..).is_some_and(|rest| rest.starts_with(s));
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let (mut i, mut count) = (0, 0);
+    while let Some(&c) = bytes.get(i) {
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                while bytes.get(i).is_some_and(|&c| c != b'\n' && c != b'\r') {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' if at(i, b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !at(i, b"\"\"\"") {
+                    i += if at(i, b"\\\"\"\"") { 4 } else { 1 };
+                }
+                i += 3;
+            }
+            b'"' => {
+                i += 1;
+                while bytes.get(i).is_some_and(|&c| c != b'"' && c != b'\n') {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'.' if at(i, b"...") => i += 3,
+            b'-' | b'0'..=b'9' => {
+                i += 1;
+                while bytes.get(i).is_some_and(|&c| word(c) || c == b'.' || c == b'+' || c == b'-') {
+                    i += 1;
+                }
+            }
+            c if word(c) => {
+                while bytes.get(i).is_some_and(|&c| word(c)) {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+        count += 1;
+        if count > max {
+            return Err(Exceeded { limit: "tokens", max: max as u64, found: count as u64 });
+        }
+    }
+    Ok(count)
+}
+
 /// The page-size arguments' defaults per field name, each with the field's privacy
 /// class, read from the schema's SDL: what a list costs when the document does not say.
 /// A viewer gets the defaults of the fields it may see only: a field hidden from it costs
@@ -322,6 +378,18 @@ mod tests {
 
     fn limit(query: &str) -> Option<&'static str> {
         run(query, serde_json::json!({})).err().map(|e| e.limit)
+    }
+
+    #[test]
+    fn tokens_are_counted_as_graphql_reads_them() {
+        let query = r#"query Q($id: ID! = "a, b # c") { # a comment
+            customer(id: $id) { ...F orders(first: -1.5e+3) { id } } } """block "quoted" \""" """"#;
+        // query Q ( $ id : ID ! = "..." ) { customer ( id : $ id ) { ... F orders ( first : -1.5e+3 ) { id } } }
+        // """..."""
+        assert_eq!(tokens(query, 100), Ok(34));
+        assert_eq!(tokens(query, 33), Err(Exceeded { limit: "tokens", max: 33, found: 34 }));
+        assert_eq!(tokens("  , , # nothing", 0), Ok(0));
+        assert_eq!(tokens(&"{a}".repeat(1_000_000), 10).map_err(|e| e.found), Err(11));
     }
 
     #[test]

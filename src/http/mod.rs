@@ -1,7 +1,8 @@
 //! The HTTP server: one entry point for every GraphQL request (bearer token → viewer →
 //! policy decisions, statement trace, loaders), over HTTP or a websocket, plus health
-//! checks and the landing page, which stay public.
+//! checks, metrics and the analysts' playground, which stay public.
 
+mod playground;
 mod ws;
 
 use std::future::Future;
@@ -9,16 +10,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use async_graphql::parser::types::OperationType;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::header::{ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
@@ -32,6 +33,9 @@ const MAX_BODY: usize = 1024 * 1024;
 struct AppState {
     hub: Hub,
     verifier: Verifier,
+    /// The configuration the playground's development tokens are minted under; `None`
+    /// unless the hub runs in development with the development key.
+    development: Option<Config>,
 }
 
 /// A bound, ready-to-run server.
@@ -48,10 +52,18 @@ impl Application {
         let verifier = Verifier::new(&config)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = Arc::new(AppState { hub, verifier });
+        let development = playground::mints_tokens(&config).then_some(config);
+        let mut playground = Router::new().route("/", get(playground::asset)).fallback(playground::asset);
+        if development.is_some() {
+            playground = playground
+                .route("/dev/viewers", get(playground::viewers))
+                .route("/dev/token", axum::routing::post(playground::dev_token));
+        }
+        let playground = playground.layer(CompressionLayer::new());
+        let state = Arc::new(AppState { hub, verifier, development });
         let router = Router::new()
             .route("/graphql", get(graphql_get).post(graphql_post))
-            .route("/", get(landing))
+            .merge(playground)
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(metrics))
             .route("/readyz", get(ready))
@@ -107,11 +119,17 @@ async fn graphql_get(State(state): State<Arc<AppState>>, request: Request) -> Re
             _ => return bad_request("BAD_REQUEST", "`variables` must be a JSON object"),
         }
     }
-    if state.hub.operation_type(&graphql.query, graphql.operation_name.as_deref()) == Some(OperationType::Mutation) {
-        let body = error_body("METHOD_NOT_ALLOWED", "mutations are sent with POST");
-        return (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")], Json(body)).into_response();
+    if let Some(extensions) = params.get("extensions").filter(|v| !v.is_empty()) {
+        match serde_json::from_str(extensions) {
+            Ok(extensions) => graphql.extensions = extensions,
+            Err(_) => return bad_request("BAD_REQUEST", "`extensions` must be a JSON object"),
+        }
     }
-    graphql_handler(&state, &headers, graphql).await
+    let mut response = graphql_handler(&state, &headers, graphql, Method::Get).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+    }
+    response
 }
 
 /// A POST carries a JSON GraphQL request (`application/json`); other bodies are refused
@@ -126,33 +144,88 @@ async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
         let body = error_body("UNSUPPORTED_MEDIA_TYPE", "the body must be a JSON GraphQL request (application/json)");
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
     }
-    match serde_json::from_slice::<async_graphql::Request>(&body) {
-        Ok(graphql) => graphql_handler(&state, &headers, graphql).await,
+    match serde_json::from_slice::<async_graphql::BatchRequest>(&body) {
+        Ok(async_graphql::BatchRequest::Single(graphql)) => {
+            graphql_handler(&state, &headers, graphql, Method::Post).await
+        }
+        Ok(async_graphql::BatchRequest::Batch(requests)) => graphql_batch(&state, &headers, requests).await,
         Err(_) => bad_request("BAD_REQUEST", "the body is not a GraphQL request: a JSON object with a `query`"),
     }
 }
 
-/// Every GraphQL request over HTTP enters here: the response's media type is agreed
-/// (406 if none fits), the token becomes a viewer, the policy its access.
-async fn graphql_handler(state: &AppState, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+/// A JSON array of requests, where `graphql.max_batch` allows batches: each runs as a
+/// request of its own (limits, rate, audit), one after another, and the answer is the
+/// array of their responses (200).
+async fn graphql_batch(state: &AppState, headers: &HeaderMap, requests: Vec<async_graphql::Request>) -> Response {
+    let max = state.hub.max_batch();
+    if max == 0 {
+        return bad_request("BAD_REQUEST", "batching is off: send one operation per request");
+    }
+    if requests.is_empty() {
+        return bad_request("BAD_REQUEST", "the batch is empty");
+    }
+    if requests.len() > max {
+        let message = format!("the batch exceeds the limit of {max} operations (it has {})", requests.len());
+        let error = serde_json::json!({ "errors": [{ "message": message,
+            "extensions": { "code": "LIMIT_EXCEEDED", "limit": "batch", "max": max, "found": requests.len() } }] });
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+    }
+    let (media, viewer) = match admit(state, headers).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let mut bodies = Vec::with_capacity(requests.len());
+    for request in requests {
+        let (response, _) = state.hub.execute(viewer.clone(), request).await;
+        bodies.push(media.body(&response).0);
+    }
+    (StatusCode::OK, [(CONTENT_TYPE, media.content_type())], serde_json::Value::Array(bodies).to_string())
+        .into_response()
+}
+
+/// The response's media type (406 if none fits) and the viewer of a request's token
+/// (401 when it has none, or it is invalid or revoked).
+async fn admit(state: &AppState, headers: &HeaderMap) -> Result<(Media, Viewer), Response> {
     let Some(media) = Media::accepted(headers) else {
         let body =
             error_body("NOT_ACCEPTABLE", "the response is application/graphql-response+json or application/json");
-        return (StatusCode::NOT_ACCEPTABLE, Json(body)).into_response();
+        return Err((StatusCode::NOT_ACCEPTABLE, Json(body)).into_response());
     };
-    let viewer = match authenticate(&state.verifier, headers) {
-        Ok(viewer) => viewer,
-        Err(e) => return unauthenticated(e),
-    };
+    let viewer = authenticate(&state.verifier, headers).map_err(unauthenticated)?;
     if state.hub.refuses(&viewer).await {
-        return unauthenticated(AuthError::Revoked);
+        return Err(unauthenticated(AuthError::Revoked));
     }
-    let (response, request_id) = state.hub.execute(viewer, request).await;
+    Ok((media, viewer))
+}
+
+/// Every GraphQL request over HTTP enters here: the response's media type is agreed
+/// (406 if none fits), the token becomes a viewer, the policy its access.
+async fn graphql_handler(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    method: Method,
+) -> Response {
+    let (media, viewer) = match admit(state, headers).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let (response, request_id) = match method {
+        Method::Get => state.hub.execute_query(viewer, request).await,
+        Method::Post => state.hub.execute(viewer, request).await,
+    };
     let mut response = media.render(&response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
+}
+
+/// How a GraphQL request came: a GET may only read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
 }
 
 /// The media types of a GraphQL response (GraphQL over HTTP).
@@ -188,30 +261,37 @@ impl Media {
         })
     }
 
-    /// The response in this media type. A request that failed as a whole (it did not
-    /// parse or validate) has no `data` entry.
-    fn render(self, response: &async_graphql::Response) -> Response {
+    /// The response body in this media type, and whether the request was refused as a
+    /// whole (it did not parse or validate, or was not allowed to run): such a body has
+    /// no `data` entry.
+    fn body(self, response: &async_graphql::Response) -> (serde_json::Value, bool) {
         let rejected = response.data == async_graphql::Value::Null
             && !response.errors.is_empty()
             && response.errors.iter().all(|e| {
                 let code = e.extensions.as_ref().and_then(|x| x.get("code"));
                 e.path.is_empty()
-                    && code.is_some_and(|c| {
-                        *c == async_graphql::Value::from("GRAPHQL_PARSE_FAILED")
-                            || *c == async_graphql::Value::from("GRAPHQL_VALIDATION_FAILED")
-                            || *c == async_graphql::Value::from("LIMIT_EXCEEDED")
-                            || *c == async_graphql::Value::from("RATE_LIMITED")
-                    })
+                    && code.is_some_and(|c| REJECTIONS.iter().any(|r| *c == async_graphql::Value::from(*r)))
             });
         let mut body = serde_json::to_value(response).unwrap_or_default();
         if rejected && let Some(object) = body.as_object_mut() {
             object.shift_remove("data");
         }
-        let (status, content_type) = match self {
-            Media::GraphqlResponse if rejected => (StatusCode::BAD_REQUEST, GRAPHQL_RESPONSE_JSON),
-            Media::GraphqlResponse => (StatusCode::OK, GRAPHQL_RESPONSE_JSON),
-            Media::Json => (StatusCode::OK, "application/json; charset=utf-8"),
-        };
+        (body, rejected)
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::GraphqlResponse => GRAPHQL_RESPONSE_JSON,
+            Media::Json => "application/json; charset=utf-8",
+        }
+    }
+
+    /// The response in this media type: 400 under `application/graphql-response+json`
+    /// for a request refused as a whole.
+    fn render(self, response: &async_graphql::Response) -> Response {
+        let (body, rejected) = self.body(response);
+        let content_type = self.content_type();
+        let status = if rejected && self == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
         // Over its allowance: 429 with Retry-After, in either media type.
         let retry_after = response.errors.iter().find_map(|e| {
             let extensions = e.extensions.as_ref()?;
@@ -222,9 +302,29 @@ impl Media {
             let headers = [(CONTENT_TYPE, content_type.to_owned()), (RETRY_AFTER, seconds)];
             return (StatusCode::TOO_MANY_REQUESTS, headers, body.to_string()).into_response();
         }
+        // A mutation over GET (also one named by a persisted hash): 405, in either type.
+        let code = response.errors.first().and_then(|e| e.extensions.as_ref()).and_then(|x| x.get("code"));
+        if code == Some(&async_graphql::Value::from("METHOD_NOT_ALLOWED")) {
+            return (StatusCode::METHOD_NOT_ALLOWED, [(CONTENT_TYPE, content_type)], body.to_string()).into_response();
+        }
         (status, [(CONTENT_TYPE, content_type)], body.to_string()).into_response()
     }
 }
+
+/// The codes of a request refused as a whole, before it ran: no `data`, and 400 under
+/// `application/graphql-response+json`.
+const REJECTIONS: &[&str] = &[
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "LIMIT_EXCEEDED",
+    "RATE_LIMITED",
+    "METHOD_NOT_ALLOWED",
+    "BAD_REQUEST",
+    "PERSISTED_QUERY_NOT_FOUND",
+    "PERSISTED_QUERY_NOT_IN_LIST",
+    "PERSISTED_QUERY_HASH_MISMATCH",
+    "PERSISTED_QUERY_NOT_SUPPORTED",
+];
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 
@@ -279,8 +379,4 @@ async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "degraded", "degraded": degraded })))
         }
     }
-}
-
-async fn landing() -> Html<&'static str> {
-    Html(include_str!("landing.html"))
 }

@@ -230,6 +230,19 @@ pub async fn consents(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Ve
     db.fetch_all(trace, &sql, &ints(ids)).await
 }
 
+/// The partners named in the consent ledger, in order.
+#[tracing::instrument(skip_all)]
+pub async fn partners(db: &Database, trace: &SqlTrace) -> Result<Vec<String>, sqlx::Error> {
+    crate::row! {
+        struct Partner {
+            partner_id: String,
+        }
+    }
+    let rows: Vec<Partner> =
+        db.fetch_all(trace, "select distinct partner_id from consents order by partner_id", &[]).await?;
+    Ok(rows.into_iter().map(|r| r.partner_id).collect())
+}
+
 /// Records a grant.
 #[tracing::instrument(skip_all)]
 pub async fn grant_consent(

@@ -15,6 +15,8 @@ mod layers;
 mod limits;
 mod logs;
 mod partner;
+mod persisted;
+mod playground;
 mod privacy;
 mod schema;
 mod subject;

@@ -1,0 +1,122 @@
+//! The analysts' playground: its page and assets under a strict Content-Security-Policy,
+//! development tokens for its sign-in (in development only), and its saved queries, each
+//! of which must run for an analyst and for an admin.
+
+use c360::config::{Environment, KeyFile};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Layout, TestApp, codes};
+
+#[tokio::test]
+async fn the_page_is_served_under_a_strict_content_security_policy() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;
+    let client = reqwest::Client::new();
+
+    let page = client.get(format!("{}/", app.address)).send().await.expect("GET /");
+    assert_eq!(page.status().as_u16(), 200);
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers().get(name).map(|v| v.to_str().expect("ascii").to_owned()).unwrap_or_default()
+    };
+    assert!(header(&page, "content-type").starts_with("text/html"), "{:?}", page.headers());
+    let csp = header(&page, "content-security-policy");
+    for directive in ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(!csp.contains("unsafe-eval") && !csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    let etag = header(&page, "etag");
+    let html = page.text().await.expect("html");
+    assert!(!html.contains("<script>") && !html.contains("http://") && !html.contains("https://"), "{html}");
+
+    // Unchanged: 304 on revalidation.
+    let again = client.get(format!("{}/", app.address)).header("if-none-match", &etag).send().await.expect("GET");
+    assert_eq!(again.status().as_u16(), 304);
+
+    // Every script and style the page names is served, with the same policy, for good.
+    let assets: Vec<&str> = html.split('"').filter(|s| s.starts_with("/assets/")).collect();
+    for asset in &assets {
+        let response = client.get(format!("{}{asset}", app.address)).send().await.expect("asset");
+        assert_eq!(response.status().as_u16(), 200, "{asset}");
+        assert_eq!(header(&response, "cache-control"), "public, max-age=31536000, immutable", "{asset}");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+        let gzipped = client
+            .get(format!("{}{asset}", app.address))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect("asset");
+        if asset.ends_with(".js") {
+            assert_eq!(header(&gzipped, "content-encoding"), "gzip", "{asset}");
+        }
+    }
+    let missing = client.get(format!("{}/assets/nothing.js", app.address)).send().await.expect("GET");
+    assert_eq!(missing.status().as_u16(), 404);
+    let escape = client.get(format!("{}/../Cargo.toml", app.address)).send().await.expect("GET");
+    assert_eq!(escape.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn development_tokens_are_minted_in_development_only() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 30).await;
+    let client = reqwest::Client::new();
+    let mint = |body: Value| client.post(format!("{}/dev/token", app.address)).json(&body).send();
+
+    let viewers: Value =
+        client.get(format!("{}/dev/viewers", app.address)).send().await.expect("GET").json().await.expect("JSON");
+    let roles: Vec<&str> =
+        viewers["roles"].as_array().expect("roles").iter().filter_map(|r| r["role"].as_str()).collect();
+    assert_eq!(roles, ["admin", "agent", "frontend", "analyst", "partner"]);
+    assert_eq!(viewers["partners"], json!(["acme-insurance", "northwind-travel"]));
+
+    let minted: Value =
+        mint(json!({ "role": "analyst", "ttlSeconds": 60 })).await.expect("POST").json().await.expect("JSON");
+    assert_eq!(minted["role"], "analyst");
+    assert!(minted["scopes"].as_array().expect("scopes").contains(&json!("insights:read")), "{minted}");
+    let token = minted["token"].as_str().expect("token");
+    let count = "{ customers(first: 1) { totalCount } }";
+    let body = app.query_as(token, count, json!({})).await;
+    assert_eq!(body["data"], app.data(count, json!({})).await, "the analyst counts whom the admin counts");
+
+    let partner: Value = mint(json!({ "role": "partner", "partner": "acme-insurance" }))
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(partner["partner"], "acme-insurance");
+    for bad in [
+        json!({ "role": "partner" }),
+        json!({ "role": "admin", "partner": "x" }),
+        json!({ "role": "root" }),
+        json!({ "role": "admin", "ttlSeconds": 0 }),
+        json!({ "role": "admin", "ttlSeconds": 86_401 }),
+    ] {
+        let response = mint(bad.clone()).await.expect("POST");
+        assert_eq!(response.status().as_u16(), 400, "{bad}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(codes(&body), ["BAD_REQUEST"], "{bad}");
+    }
+
+    // In production there is no such route.
+    let keys = tempfile::tempdir().expect("dir");
+    let secret = keys.path().join("hmac.key");
+    std::fs::write(&secret, "a production secret of thirty-two bytes or more").expect("write");
+    let production = TestApp::spawn_with(Layout::all(Backend::Sqlite), 0, |c| {
+        c.environment = Environment::Production;
+        c.auth.development_key = false;
+        let file = KeyFile { kid: "k1".into(), algorithm: jsonwebtoken::Algorithm::HS256, file: secret };
+        c.auth.hmac_keys = vec![file];
+    })
+    .await;
+    for path in ["/dev/viewers", "/dev/token"] {
+        let response = client
+            .post(format!("{}{path}", production.address))
+            .json(&json!({ "role": "admin" }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        let response = client.get(format!("{}{path}", production.address)).send().await.expect("GET");
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+}

@@ -65,11 +65,30 @@ pub struct DatabaseConfig {
     /// How long to wait for a connection before the request fails.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// How long one statement may take (the wait for a connection included) before it
+    /// fails with `SOURCE_TIMEOUT`; the jobs' streaming reads of whole tables are exempt.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// A source's own statement timeout, in place of `statement_timeout`
+    /// (`statement_timeouts.shop = "2s"`).
+    pub statement_timeouts: BTreeMap<SourceName, humantime_serde::Serde<Duration>>,
+}
+
+impl DatabaseConfig {
+    /// The statement timeout of `db`.
+    pub fn statement_timeout_of(&self, db: DbName) -> Duration {
+        db.source().and_then(|s| self.statement_timeouts.get(&s)).map_or(self.statement_timeout, |t| **t)
+    }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { max_connections: 8, connect_timeout: Duration::from_secs(5) }
+        DatabaseConfig {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            statement_timeouts: BTreeMap::new(),
+        }
     }
 }
 

@@ -29,6 +29,8 @@ pub enum ApiError {
     AuditUnavailable,
     /// A source database failed or timed out; the rest of the response may still stand.
     SourceUnavailable(DbName),
+    /// A source's statement ran past its statement timeout.
+    SourceTimeout(DbName),
     /// Insights are asked for before the first fit of the models (`c360 fit`).
     ModelNotReady,
     /// Another replica is refreshing the insights right now.
@@ -55,6 +57,7 @@ impl ApiError {
                 "the audit log is unavailable, so personal data cannot be shown; try again later".into()
             }
             ApiError::SourceUnavailable(db) => format!("the {db} source is unavailable"),
+            ApiError::SourceTimeout(db) => format!("the {db} source did not answer in time"),
             ApiError::ModelNotReady => "the insight models have not been fitted yet; try again after a fit".into(),
             ApiError::RefreshRunning => "another replica is refreshing the insights; try again when it is done".into(),
             ApiError::WholePopulation => {
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::AdminOnly => "FORBIDDEN",
             ApiError::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",
+            ApiError::SourceTimeout(_) => "SOURCE_TIMEOUT",
             ApiError::ModelNotReady => "MODEL_NOT_READY",
             ApiError::RefreshRunning => "REFRESH_RUNNING",
             ApiError::WholePopulation => "FORBIDDEN",
@@ -84,6 +88,10 @@ impl ApiError {
 
     /// Logs a database error with its source and turns it into the client's view.
     pub fn from_sql(db: DbName, error: &sqlx::Error) -> Self {
+        if crate::sources::engine::is_statement_timeout(error) {
+            tracing::warn!(db = %db, "a source statement ran past its timeout");
+            return ApiError::SourceTimeout(db);
+        }
         tracing::error!(db = %db, error = %error, "source query failed");
         ApiError::SourceUnavailable(db)
     }
@@ -93,7 +101,7 @@ impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.message()).extend_with(|_, e| {
             e.set("code", self.code());
-            if let ApiError::SourceUnavailable(db) = self {
+            if let ApiError::SourceUnavailable(db) | ApiError::SourceTimeout(db) = self {
                 e.set("source", db.to_string());
             }
         })

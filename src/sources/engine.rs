@@ -326,13 +326,26 @@ pub struct Database {
     /// The engine, for the few dialect differences.
     pub engine: Engine,
     pool: Pool,
+    /// How long one statement of [`Database::fetch_all`] or [`Database::execute`] may take.
+    statement_timeout: Duration,
 }
 
-/// Pool settings shared by every source.
+/// Pool settings of one database.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub max_connections: u32,
     pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+/// The error of a statement that ran past its database's statement timeout.
+pub fn statement_timed_out() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "statement timeout"))
+}
+
+/// Whether `error` is a statement timeout ([`statement_timed_out`]).
+pub fn is_statement_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }
 
 impl Database {
@@ -384,7 +397,13 @@ impl Database {
                 )
             }
         };
-        Ok(Database { name, engine, pool })
+        Ok(Database { name, engine, pool, statement_timeout: settings.statement_timeout })
+    }
+
+    /// `run` under the statement timeout. The database may go on with a statement given
+    /// up on until it ends; its connection serves again after that.
+    async fn bounded<T>(&self, run: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
+        tokio::time::timeout(self.statement_timeout, run).await.unwrap_or_else(|_| Err(statement_timed_out()))
     }
 
     /// Runs `sql` and maps every row to `T`.
@@ -392,11 +411,15 @@ impl Database {
         let _turn = trace.start(self.name).await;
         let started = std::time::Instant::now();
         let sql = self.engine.placeholders(sql);
-        let result = match &self.pool {
-            Pool::Sqlite(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
-            Pool::Postgres(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
-            Pool::Mysql(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
-        };
+        let result = self
+            .bounded(async {
+                match &self.pool {
+                    Pool::Sqlite(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
+                    Pool::Postgres(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
+                    Pool::Mysql(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
+                }
+            })
+            .await;
         trace.finish(self.name, started, &result);
         result
     }
@@ -432,11 +455,15 @@ impl Database {
         let _turn = trace.start(self.name).await;
         let started = std::time::Instant::now();
         let sql = self.engine.placeholders(sql);
-        let result = match &self.pool {
-            Pool::Sqlite(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
-            Pool::Postgres(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
-            Pool::Mysql(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
-        };
+        let result = self
+            .bounded(async {
+                match &self.pool {
+                    Pool::Sqlite(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
+                    Pool::Postgres(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
+                    Pool::Mysql(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
+                }
+            })
+            .await;
         trace.finish(self.name, started, &result);
         result
     }
@@ -581,6 +608,26 @@ pub fn in_list(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_statement_past_its_timeout_fails_and_the_pool_serves_on() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite:{}", dir.path().join("slow.db").display());
+        let settings = PoolSettings {
+            max_connections: 2,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_millis(100),
+        };
+        let db = Database::connect(DbName::Shop, &url, &settings).await.expect("connect");
+        // Counting to a billion takes SQLite far longer than the timeout.
+        let slow = "with recursive c(x) as (select 1 union all select x + 1 from c where x < 1000000000)
+                    select count(*) as n from c";
+        let started = std::time::Instant::now();
+        let error = db.fetch_count(&SqlTrace::default(), slow, &[]).await.expect_err("timed out");
+        assert!(is_statement_timeout(&error), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5), "given up on at the timeout: {:?}", started.elapsed());
+        assert_eq!(db.fetch_count(&SqlTrace::default(), "select 7 as n", &[]).await.expect("serves"), 7);
+    }
 
     #[tokio::test]
     async fn a_limited_trace_runs_so_many_statements_at_once() {

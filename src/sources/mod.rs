@@ -208,13 +208,14 @@ impl Sources {
     /// Connects to every database in the config and brings the schemas `migrate` names up
     /// to date. Fails with the name of the first database that is unreachable.
     pub async fn connect(config: &Config, migrate: Migrate) -> Result<Self, ConnectError> {
-        let settings = PoolSettings {
-            max_connections: config.database.max_connections,
-            connect_timeout: config.database.connect_timeout,
-        };
         let urls = config.database_urls();
         let mut dbs = Vec::with_capacity(DbName::COUNT);
         for db in DbName::ALL {
+            let settings = PoolSettings {
+                max_connections: config.database.max_connections,
+                connect_timeout: config.database.connect_timeout,
+                statement_timeout: config.database.statement_timeout_of(db),
+            };
             let url = urls[&db].expose_secret();
             let fail = |source| ConnectError { db, engine_hint: redact_url(url), source };
             let database = Database::connect(db, url, &settings).await.map_err(fail)?;

@@ -159,6 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(listen) = cli.listen {
         config.listen = listen;
     }
+    crate::telemetry::init(&config.logging);
     if let Some(Command::Token { role, scope, partner, purpose, subject, ttl }) = cli.command {
         if (role == Role::Partner) != partner.is_some() {
             anyhow::bail!("--partner is required for role partner and only allowed with it");

@@ -51,6 +51,8 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// The audit log's writer.
     pub audit: AuditConfig,
+    /// Log format (the level is `C360_LOG`).
+    pub logging: crate::telemetry::LoggingConfig,
     /// Count SQL statements per request and report them in `extensions.sqlStatements`
     /// (`C360_TRACE_SQL=1`). For development and tests; costs an atomic add per statement.
     #[serde(deserialize_with = "flag")]
@@ -358,6 +360,7 @@ impl Default for Config {
             graphql: GraphqlConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             safelists: SafelistsConfig::default(),
+            logging: Default::default(),
             environment: Environment::Development,
             auth: AuthConfig::default(),
             policy: None,

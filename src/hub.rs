@@ -170,7 +170,17 @@ impl Hub {
     ) -> (async_graphql::Response, String) {
         let started = std::time::Instant::now();
         let mut name = request.operation_name.clone();
-        let (response, request_id) = self.run(viewer, request, &mut name, operations).await;
+        let role: &'static str = viewer.role.into();
+        let span = tracing::info_span!(
+            "graphql",
+            request_id = tracing::field::Empty,
+            operation = tracing::field::Empty,
+            role,
+            outcome = tracing::field::Empty,
+            ms = tracing::field::Empty,
+        );
+        let run = self.run(viewer, request, &mut name, operations);
+        let (response, request_id) = tracing::Instrument::instrument(run, span.clone()).await;
         let outcome = outcome(&response);
         if let Some(reason) = match outcome {
             "LIMIT_EXCEEDED" => Some("limit"),
@@ -181,7 +191,13 @@ impl Hub {
         } {
             self.metrics.rejected(reason);
         }
-        self.metrics.operation(name.as_deref(), outcome, started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed();
+        self.metrics.operation(name.as_deref(), outcome, elapsed.as_secs_f64());
+        span.record("outcome", outcome).record("ms", elapsed.as_secs_f64() * 1e3);
+        if let Some(name) = name.as_deref().filter(|n| crate::metrics::is_name(n)) {
+            span.record("operation", name);
+        }
+        span.in_scope(|| tracing::debug!("answered"));
         (response, request_id)
     }
 
@@ -206,6 +222,7 @@ impl Hub {
             &queue,
         );
         let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
+        tracing::Span::current().record("request_id", request_id.as_str());
         if let Err(refusal) = self.persisted.resolve(&viewer, &mut request) {
             return (refused(&refusal.to_string(), refusal.code(), []), request_id);
         }

@@ -19,7 +19,7 @@
 //! records who saw whose personal data; [`metrics`] counts for operators; [`ratelimit`]
 //! keeps each token to its allowance, [`revocations`] refuses revoked tokens and
 //! [`persisted`] serves documents named by hash and keeps safelisted tokens to their lists;
-//! [`config`] and [`cli`] start it all; [`error`] is what clients see when something goes
+//! [`config`] and [`cli`] start it all, [`telemetry`] logs it; [`error`] is what clients see when something goes
 //! wrong.
 
 pub mod audit;
@@ -42,3 +42,4 @@ pub mod revocations;
 pub mod seed;
 pub mod sources;
 pub mod subject;
+pub mod telemetry;

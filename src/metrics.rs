@@ -1,6 +1,6 @@
 //! What the hub counts for operators, served at `/metrics` in the Prometheus text format:
 //! operations by name and outcome with their latency, statements per database with their
-//! latency and errors, rejections (limits, rates, timeouts, revoked tokens), and, read
+//! latency and errors, keys per loader batch, rejections (limits, rates, timeouts, revoked tokens), and, read
 //! when scraped, pool connections, the audit queue and the insight model's age. One
 //! registry per hub; no personal data and no tokens in any label.
 
@@ -30,6 +30,11 @@ struct Db {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Loader {
+    loader: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
     reason: &'static str,
 }
@@ -41,6 +46,11 @@ struct Pool {
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn keys() -> Histogram {
+    // 1 to 1,024 keys.
+    Histogram::new(exponential_buckets(1.0, 2.0, 11))
+}
 
 fn seconds() -> Histogram {
     // 0.25 ms to about 8 s.
@@ -54,6 +64,7 @@ pub struct Metrics {
     statements: Family<Db, Counter>,
     statement_seconds: Histograms<Db>,
     statement_errors: Family<Db, Counter>,
+    batch_keys: Histograms<Loader>,
     rejections: Family<Reason, Counter>,
     pool: Family<Pool, Gauge>,
     audit_queue: Gauge,
@@ -69,6 +80,7 @@ impl Default for Metrics {
         let statements = Family::<Db, Counter>::default();
         let statement_seconds = Histograms::<Db>::new_with_constructor(seconds as fn() -> Histogram);
         let statement_errors = Family::<Db, Counter>::default();
+        let batch_keys = Histograms::<Loader>::new_with_constructor(keys as fn() -> Histogram);
         let rejections = Family::<Reason, Counter>::default();
         let pool = Family::<Pool, Gauge>::default();
         let (audit_queue, model_age) = (Gauge::default(), Gauge::default());
@@ -89,6 +101,7 @@ impl Default for Metrics {
             "Failed SQL statements of requests, by database",
             statement_errors.clone(),
         );
+        registry.register("loader_batch_keys", "Keys per loader batch (one statement each)", batch_keys.clone());
         registry.register(
             "rejections",
             "Operations refused before they ran: limit, rate, timeout, revoked",
@@ -104,6 +117,7 @@ impl Default for Metrics {
             statements,
             statement_seconds,
             statement_errors,
+            batch_keys,
             rejections,
             pool,
             audit_queue,
@@ -144,6 +158,11 @@ impl Metrics {
         }
     }
 
+    /// A loader's batch of `keys` keys.
+    pub fn batch(&self, loader: &'static str, keys: usize) {
+        self.batch_keys.get_or_create(&Loader { loader }).observe(keys as f64);
+    }
+
     /// An operation refused before it ran: `limit`, `rate`, `timeout` or `revoked`.
     pub fn rejected(&self, reason: &'static str) {
         self.rejections.get_or_create(&Reason { reason }).inc();
@@ -166,7 +185,7 @@ impl Metrics {
 }
 
 /// A GraphQL name: `[_A-Za-z][_0-9A-Za-z]*`, at most 64 characters.
-fn is_name(s: &str) -> bool {
+pub fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     s.len() <= 64
         && chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())

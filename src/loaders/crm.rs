@@ -42,7 +42,12 @@ impl Loader<i64> for ConsentLoader {
         let Some(scope) = &self.scope else { return Ok(HashMap::new()) };
         let s = &self.source;
         let scope = Consenting { partner: &scope.partner, purpose: scope.purpose.as_deref() };
-        let rows = crm::consenting(&s.db, &s.trace, scope, self.now, ids).await.map_err(|e| s.fail(e))?;
+        let rows = tracing::Instrument::instrument(
+            crm::consenting(&s.db, &s.trace, scope, self.now, ids),
+            s.batch("ConsentLoader", ids.len()),
+        )
+        .await
+        .map_err(|e| s.fail(e))?;
         Ok(rows.into_iter().map(|id| (id, ())).collect())
     }
 }

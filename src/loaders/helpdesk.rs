@@ -30,8 +30,12 @@ impl Loader<i64> for ServiceNowLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, ServiceFigures>, ApiError> {
         let s = &self.0;
-        let rows =
-            helpdesk::service_figures_now(&s.db, &s.trace, keys, RECENT_SERVICE_DAYS).await.map_err(|e| s.fail(e))?;
+        let rows = tracing::Instrument::instrument(
+            helpdesk::service_figures_now(&s.db, &s.trace, keys, RECENT_SERVICE_DAYS),
+            s.batch("ServiceNowLoader", keys.len()),
+        )
+        .await
+        .map_err(|e| s.fail(e))?;
         Ok(rows.into_iter().map(|f| (f.requester_id, f)).collect())
     }
 }

@@ -19,7 +19,12 @@ impl Loader<String> for LinksLoader {
 
     async fn load(&self, ids: &[String]) -> Result<HashMap<String, Self::Value>, ApiError> {
         let s = &self.0;
-        let rows = store::links_by_customer_ids(&s.db, &s.trace, ids).await.map_err(|e| s.fail(e))?;
+        let rows = tracing::Instrument::instrument(
+            store::links_by_customer_ids(&s.db, &s.trace, ids),
+            s.batch("LinksLoader", ids.len()),
+        )
+        .await
+        .map_err(|e| s.fail(e))?;
         let mut out: HashMap<String, Vec<Link>> = HashMap::new();
         for row in rows {
             out.entry(row.requested_id.clone()).or_default().push(row.into_link());
@@ -38,7 +43,12 @@ impl Loader<LookupKey> for KeyLinksLoader {
 
     async fn load(&self, keys: &[LookupKey]) -> Result<HashMap<LookupKey, Self::Value>, ApiError> {
         let s = &self.0;
-        let rows = store::links_by_keys(&s.db, &s.trace, keys).await.map_err(|e| s.fail(e))?;
+        let rows = tracing::Instrument::instrument(
+            store::links_by_keys(&s.db, &s.trace, keys),
+            s.batch("KeyLinksLoader", keys.len()),
+        )
+        .await
+        .map_err(|e| s.fail(e))?;
         let mut out: HashMap<LookupKey, Vec<Link>> = HashMap::new();
         for (key, link) in rows {
             out.entry(key).or_default().push(link);

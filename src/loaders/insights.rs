@@ -128,7 +128,10 @@ impl<T: ModelTable> Loader<String> for ModelLoader<T> {
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, ApiError> {
         let model = self.model.get_or_try_init(|| self.models.current(&self.source)).await?.clone();
-        let rows = T::load(&self.source, &model.id, keys).await.map_err(|e| self.source.fail(e))?;
+        let span = self.source.batch(std::any::type_name::<T>().rsplit("::").next().unwrap_or("model"), keys.len());
+        let rows = tracing::Instrument::instrument(T::load(&self.source, &model.id, keys), span)
+            .await
+            .map_err(|e| self.source.fail(e))?;
         let grouped = super::group(rows, |(key, _)| key.clone());
         Ok(grouped.into_iter().map(|(k, rows)| (k, Arc::new(rows.iter().map(|(_, r)| r.clone()).collect()))).collect())
     }
@@ -173,7 +176,12 @@ impl Loader<String> for InsightLoader {
     async fn load(&self, ids: &[String]) -> Result<HashMap<String, Self::Value>, ApiError> {
         let model = self.model.get_or_try_init(|| self.models.current(&self.source)).await?.clone();
         let s = &self.source;
-        let rows = store::insights(&s.db, &s.trace, &model.id, ids).await.map_err(|e| s.fail(e))?;
+        let rows = tracing::Instrument::instrument(
+            store::insights(&s.db, &s.trace, &model.id, ids),
+            s.batch("InsightLoader", ids.len()),
+        )
+        .await
+        .map_err(|e| s.fail(e))?;
         let mut found: HashMap<String, Scored> = rows.into_iter().collect();
         Ok(ids
             .iter()

@@ -195,7 +195,8 @@ macro_rules! loader {
 
             async fn load(&self, keys: &[i64]) -> Result<std::collections::HashMap<i64, $value>, Self::Error> {
                 let s = &self.0;
-                let rows = $query(&s.db, &s.trace, keys).await.map_err(|e| s.fail(e))?;
+                let span = s.batch(stringify!($name), keys.len());
+                let rows = tracing::Instrument::instrument($query(&s.db, &s.trace, keys), span).await.map_err(|e| s.fail(e))?;
                 Ok(rows.into_iter().map($entry).collect())
             }
         }
@@ -210,7 +211,8 @@ macro_rules! loader {
 
             async fn load(&self, keys: &[i64]) -> Result<std::collections::HashMap<i64, Self::Value>, Self::Error> {
                 let s = &self.0;
-                let rows = $query(&s.db, &s.trace, keys).await.map_err(|e| s.fail(e))?;
+                let span = s.batch(stringify!($name), keys.len());
+                let rows = tracing::Instrument::instrument($query(&s.db, &s.trace, keys), span).await.map_err(|e| s.fail(e))?;
                 Ok($crate::loaders::group(rows, $key))
             }
         }
@@ -228,10 +230,11 @@ macro_rules! loader {
                 keys: &[(i64, $crate::sources::Page)],
             ) -> Result<std::collections::HashMap<(i64, $crate::sources::Page), Self::Value>, Self::Error> {
                 let s = &self.0;
-                $crate::loaders::paged(keys, $key, |parents, page| async move {
+                let span = s.batch(stringify!($name), keys.len());
+                let load = $crate::loaders::paged(keys, $key, |parents, page| async move {
                     $query(&s.db, &s.trace, &parents, &page).await.map_err(|e| s.fail(e))
-                })
-                .await
+                });
+                tracing::Instrument::instrument(load, span).await
             }
         }
     };
@@ -245,6 +248,13 @@ pub struct Source {
 }
 
 impl Source {
+    /// One batch of `loader` for `keys` keys: its size goes into the metrics, and its
+    /// statements run in the span returned.
+    pub fn batch(&self, loader: &'static str, keys: usize) -> tracing::Span {
+        self.trace.batched(loader, keys);
+        tracing::debug_span!("loader", loader, db = %self.db.name, keys)
+    }
+
     /// Turns a database error into the client's `SOURCE_UNAVAILABLE`, logging the cause.
     pub fn fail(&self, e: sqlx::Error) -> ApiError {
         ApiError::from_sql(self.db.name, &e)

@@ -275,6 +275,13 @@ impl SqlTrace {
         SqlTrace { metrics: Some(metrics), ..self }
     }
 
+    /// A loader's batch of `keys` keys, into the metrics.
+    pub fn batched(&self, loader: &'static str, keys: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.batch(loader, keys);
+        }
+    }
+
     /// A statement on `source` done, started at `started`.
     fn finish<T, E>(&self, source: DbName, started: std::time::Instant, result: &Result<T, E>) {
         if let Some(metrics) = &self.metrics {
@@ -402,8 +409,13 @@ impl Database {
 
     /// `run` under the statement timeout. The database may go on with a statement given
     /// up on until it ends; its connection serves again after that.
+    /// Each statement runs in a span naming its database (never its arguments).
     async fn bounded<T>(&self, run: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
-        tokio::time::timeout(self.statement_timeout, run).await.unwrap_or_else(|_| Err(statement_timed_out()))
+        let span = tracing::debug_span!("sql", db = %self.name, engine = ?self.engine);
+        let run = tracing::Instrument::instrument(tokio::time::timeout(self.statement_timeout, run), span.clone());
+        let result = run.await.unwrap_or_else(|_| Err(statement_timed_out()));
+        span.in_scope(|| tracing::trace!(failed = result.is_err(), "statement"));
+        result
     }
 
     /// Runs `sql` and maps every row to `T`.

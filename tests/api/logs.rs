@@ -134,3 +134,44 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+// Operators who log JSON get one object per line, each request's in its `graphql` span:
+// the request id the client was given, the operation, the role, the outcome and the time;
+// its statements (and loader batches) in spans of their own.
+#[tokio::test]
+async fn json_logs_carry_the_request_span() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let analyst = app.token(Role::Analyst, None, None);
+
+    let query = "query Count { customers(first: 2) { totalCount edges { node { id } } } }";
+    let (_, request_id) = app.query_with_id(&analyst, query, json!({})).await;
+    app.stop().await;
+
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("every line is one JSON object")).collect();
+    let answered = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "answered" && l["span"]["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("the request's line: {text}"));
+    let span = &answered["span"];
+    assert_eq!((span["name"].as_str(), span["operation"].as_str()), (Some("graphql"), Some("Count")), "{answered}");
+    assert_eq!((span["role"].as_str(), span["outcome"].as_str()), (Some("analyst"), Some("ok")), "{answered}");
+    assert!(span["ms"].as_f64().is_some_and(|ms| ms > 0.0), "{answered}");
+    // Its statements ran inside it, each in its own span.
+    let nested = lines.iter().any(|l| {
+        let spans = l["spans"].as_array().cloned().unwrap_or_default();
+        let inside = spans.iter().any(|s| s["name"] == "graphql" && s["request_id"] == request_id.as_str());
+        inside && spans.last().is_some_and(|s| s["name"] == "sql" && s["db"].is_string())
+    });
+    assert!(nested, "statement spans: {text}");
+}

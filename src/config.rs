@@ -20,6 +20,10 @@ use crate::names::{DbName, SourceName};
 pub struct Config {
     /// Where the HTTP server listens (`--listen`, `C360_LISTEN`).
     pub listen: SocketAddr,
+    /// On SIGTERM or SIGINT, how long requests and websocket operations in flight may
+    /// take to finish before they are cut off.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
     /// Directory for the embedded SQLite databases of the default deployment.
     pub data_dir: PathBuf,
     /// Database URL of each source (`sources.crm = "postgres://…"`); a missing one is an
@@ -52,7 +56,7 @@ pub struct Config {
     /// The audit log's writer.
     pub audit: AuditConfig,
     /// Log format (the level is `C360_LOG`).
-    pub logging: crate::telemetry::LoggingConfig,
+    pub logging: LoggingConfig,
     /// Count SQL statements per request and report them in `extensions.sqlStatements`
     /// (`C360_TRACE_SQL=1`). For development and tests; costs an atomic add per statement.
     #[serde(deserialize_with = "flag")]
@@ -219,6 +223,22 @@ impl Default for GraphqlConfig {
     }
 }
 
+/// How the process logs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `text` (default) or `json`: one JSON object per line, with the span's fields.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Safelists by role and by partner (a partner's own list in place of its role's).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -350,6 +370,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8360)),
+            shutdown_timeout: Duration::from_secs(20),
             data_dir: PathBuf::from("data"),
             sources: BTreeMap::new(),
             hub: None,

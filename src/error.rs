@@ -88,7 +88,8 @@ impl ApiError {
 
     /// Logs a database error with its source and turns it into the client's view.
     pub fn from_sql(db: DbName, error: &sqlx::Error) -> Self {
-        if crate::sources::engine::is_statement_timeout(error) {
+        // How the engine reports a statement past its timeout (`statement_timed_out`).
+        if matches!(error, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut) {
             tracing::warn!(db = %db, "a source statement ran past its timeout");
             return ApiError::SourceTimeout(db);
         }

@@ -4,24 +4,9 @@
 //! in an `sql` span (database, engine; never its arguments). Nothing personal is logged:
 //! no emails, phones, names, addresses, note texts or tokens.
 
-use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
-/// How the process logs.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LoggingConfig {
-    /// `text` (default) or `json`: one JSON object per line, with the span's fields.
-    pub format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
+use crate::config::{LogFormat, LoggingConfig};
 
 /// The filter when `C360_LOG` is not set.
 const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=warn";

@@ -36,6 +36,12 @@ struct AppState {
     /// The configuration the playground's development tokens are minted under; `None`
     /// unless the hub runs in development with the development key.
     development: Option<Config>,
+    /// Turns true when the server begins to shut down: websockets take no new operation.
+    closing: tokio::sync::watch::Sender<bool>,
+    /// Open websocket connections, which the server waits for as it shuts down.
+    sockets: tokio_util::task::TaskTracker,
+    /// How long requests and operations in flight may take to finish on shutdown.
+    grace: std::time::Duration,
 }
 
 /// A bound, ready-to-run server.
@@ -52,6 +58,7 @@ impl Application {
         let verifier = Verifier::new(&config)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let grace = config.shutdown_timeout;
         let development = playground::mints_tokens(&config).then_some(config);
         let mut playground = Router::new().route("/", get(playground::asset)).fallback(playground::asset);
         if development.is_some() {
@@ -60,7 +67,14 @@ impl Application {
                 .route("/dev/token", axum::routing::post(playground::dev_token));
         }
         let playground = playground.layer(CompressionLayer::new());
-        let state = Arc::new(AppState { hub, verifier, development });
+        let state = Arc::new(AppState {
+            hub,
+            verifier,
+            development,
+            closing: tokio::sync::watch::Sender::new(false),
+            sockets: tokio_util::task::TaskTracker::new(),
+            grace,
+        });
         let router = Router::new()
             .route("/graphql", get(graphql_get).post(graphql_post))
             .merge(playground)
@@ -87,11 +101,39 @@ impl Application {
         self.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Serves until `shutdown` completes, then finishes requests in flight and writes
-    /// every audit entry they made.
+    /// Serves until `shutdown` completes, then stops accepting connections and gives
+    /// requests and websocket operations in flight `shutdown_timeout` to finish (what
+    /// runs longer is cut off), closes every websocket (1001), and writes every audit
+    /// entry the answered requests made.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
-        self.state.hub.close().await;
+        let state = self.state;
+        let closing = {
+            let state = state.clone();
+            async move {
+                shutdown.await;
+                state.closing.send_replace(true);
+                state.sockets.close();
+            }
+        };
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(closing).into_future();
+        let (mut closed, grace) = (state.closing.subscribe(), state.grace);
+        let deadline = async move {
+            let _ = closed.wait_for(|closing| *closing).await;
+            tokio::time::sleep(grace).await;
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            () = deadline => {
+                tracing::warn!("requests still running at the shutdown deadline were cut off");
+                Ok(())
+            }
+        };
+        // The websockets close by themselves once their operations are done, by the
+        // deadline at the latest.
+        if tokio::time::timeout(state.grace, state.sockets.wait()).await.is_err() {
+            tracing::warn!("websockets still open at the shutdown deadline were cut off");
+        }
+        state.hub.close().await;
         served
     }
 }

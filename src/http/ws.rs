@@ -82,20 +82,28 @@ pub(super) async fn upgrade(state: Arc<AppState>, request: Request) -> Response 
         Ok(socket) => socket,
         Err(rejection) => return rejection.into_response(),
     };
-    socket.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| serve(socket, state, header_token, protocol))
+    let sockets = state.sockets.clone();
+    socket
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| sockets.track_future(serve(socket, state, header_token, protocol)))
 }
 
 /// Runs a connection: async-graphql's protocol machine between the socket and the hub,
 /// with `graphql-transport-ws` kept where it differs: an operation before the connection
 /// is acknowledged closes it with 4401, and an operation refused or failed as a whole
-/// (no data: parse, validation, limits) answers `error`, without `complete`.
+/// (no data: parse, validation, limits) answers `error`, without `complete`. When the
+/// server shuts down, the connection takes no new operation, finishes those it runs
+/// (until the deadline) and closes with 1001.
 async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<String>, protocol: WebSocketProtocols) {
     let (mut sink, stream) = socket.split();
     let strict = protocol == WebSocketProtocols::GraphQLWS;
     let acknowledged = Arc::new(AtomicBool::new(false));
     let too_early = Arc::new(AtomicBool::new(false));
+    let running: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+    let mut closing = state.closing.subscribe();
     let input = {
-        let (acknowledged, too_early) = (acknowledged.clone(), too_early.clone());
+        let (acknowledged, too_early, running) = (acknowledged.clone(), too_early.clone(), running.clone());
+        let closing = closing.clone();
         stream
             .take_while(|message| future::ready(message.is_ok()))
             .filter_map(|message| {
@@ -106,28 +114,89 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<Str
                 })
             })
             .take_while(move |bytes| {
-                let early =
-                    strict && !acknowledged.load(Ordering::SeqCst) && message_type(bytes) == Some("subscribe".into());
+                let kind = message_type(bytes);
+                let early = strict && !acknowledged.load(Ordering::SeqCst) && kind.as_deref() == Some("subscribe");
                 too_early.store(early, Ordering::SeqCst);
+                if let Some(id) = message_id(bytes) {
+                    let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+                    match kind.as_deref() {
+                        Some("subscribe" | "start") => running.insert(id),
+                        // The client gave up on it.
+                        Some("complete" | "stop") => running.remove(&id),
+                        _ => false,
+                    };
+                }
                 future::ready(!early)
             })
+            // On shutdown, nothing more is read (and nothing new starts); the stream
+            // then stays open so that the operations running finish. Ended by the client,
+            // it ends.
+            .take_until({
+                let mut closing = closing.clone();
+                async move {
+                    let _ = closing.wait_for(|closing| *closing).await;
+                }
+            })
+            .chain(
+                futures::stream::once(async move {
+                    if *closing.borrow() {
+                        future::pending::<()>().await;
+                    }
+                })
+                .filter_map(|()| future::ready(None)),
+            )
     };
     let init = {
         let state = state.clone();
         move |payload| connection_init(state, header_token, payload)
     };
-    let output = async_graphql::http::WebSocket::new(Connection(state), input, protocol)
+    let output = async_graphql::http::WebSocket::new(Connection(state.clone()), input, protocol)
         .on_connection_init(init)
         .keepalive_timeout(IDLE);
     futures::pin_mut!(output);
     let mut failed: HashSet<String> = HashSet::new();
-    while let Some(message) = output.next().await {
+    let deadline = tokio::time::sleep(Duration::MAX);
+    futures::pin_mut!(deadline);
+    let mut shutting_down = false;
+    loop {
+        let idle = running.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+        if shutting_down && idle {
+            break;
+        }
+        let message = tokio::select! {
+            message = output.next() => message,
+            _ = closing.wait_for(|closing| *closing), if !shutting_down => {
+                shutting_down = true;
+                deadline.as_mut().reset(tokio::time::Instant::now() + state.grace);
+                continue;
+            }
+            () = &mut deadline => break,
+        };
+        let Some(message) = message else {
+            if too_early.load(Ordering::SeqCst) {
+                let close = CloseFrame { code: 4401, reason: "Unauthorized".into() };
+                let _ = sink.send(Message::Close(Some(close))).await;
+            }
+            return;
+        };
         let message = match message {
             WsMessage::Text(text) => {
-                if message_type(text.as_bytes()).as_deref() == Some("connection_ack") {
-                    acknowledged.store(true, Ordering::SeqCst);
+                match message_type(text.as_bytes()).as_deref() {
+                    Some("connection_ack") => acknowledged.store(true, Ordering::SeqCst),
+                    Some("complete" | "error") => {
+                        if let Some(id) = message_id(text.as_bytes()) {
+                            running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        }
+                    }
+                    _ => {}
                 }
-                match if strict { as_error(&text, &mut failed) } else { Rewrite::Keep } {
+                let rewrite = if strict { as_error(&text, &mut failed) } else { Rewrite::Keep };
+                if let Rewrite::Send(error) = &rewrite
+                    && let Some(id) = message_id(error.as_bytes())
+                {
+                    running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                }
+                match rewrite {
                     Rewrite::Keep => Message::Text(text.into()),
                     Rewrite::Send(text) => Message::Text(text.into()),
                     Rewrite::Drop => continue,
@@ -139,10 +208,17 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<Str
             return;
         }
     }
-    if too_early.load(Ordering::SeqCst) {
-        let close = CloseFrame { code: 4401, reason: "Unauthorized".into() };
-        let _ = sink.send(Message::Close(Some(close))).await;
+    let close = CloseFrame { code: 1001, reason: "the server is shutting down".into() };
+    let _ = sink.send(Message::Close(Some(close))).await;
+}
+
+/// A protocol message's `id`.
+fn message_id(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Identified {
+        id: String,
     }
+    serde_json::from_slice::<Identified>(bytes).ok().map(|m| m.id)
 }
 
 /// A protocol message's `type`.

@@ -345,14 +345,10 @@ pub struct PoolSettings {
     pub statement_timeout: Duration,
 }
 
-/// The error of a statement that ran past its database's statement timeout.
+/// The error of a statement that ran past its database's statement timeout (the API
+/// answers it with `SOURCE_TIMEOUT`).
 pub fn statement_timed_out() -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "statement timeout"))
-}
-
-/// Whether `error` is a statement timeout ([`statement_timed_out`]).
-pub fn is_statement_timeout(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }
 
 impl Database {
@@ -636,7 +632,7 @@ mod tests {
                     select count(*) as n from c";
         let started = std::time::Instant::now();
         let error = db.fetch_count(&SqlTrace::default(), slow, &[]).await.expect_err("timed out");
-        assert!(is_statement_timeout(&error), "{error}");
+        assert!(matches!(&error, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut), "{error}");
         assert!(started.elapsed() < Duration::from_secs(5), "given up on at the timeout: {:?}", started.elapsed());
         assert_eq!(db.fetch_count(&SqlTrace::default(), "select 7 as n", &[]).await.expect("serves"), 7);
     }

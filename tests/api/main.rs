@@ -19,5 +19,6 @@ mod persisted;
 mod playground;
 mod privacy;
 mod schema;
+mod shutdown;
 mod subject;
 mod websocket;

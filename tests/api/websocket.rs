@@ -16,18 +16,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use crate::audit::entries_of;
 use crate::helpers::{Backend, Layout, TestApp, codes};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What the server sent next.
 #[derive(Debug)]
-enum Frame {
+pub enum Frame {
     Json(Value),
     Closed(u16, String),
 }
 
 /// Opens `/graphql` as a `graphql-transport-ws` websocket, with this `Authorization`
 /// header on the upgrade request.
-async fn open(app: &TestApp, authorization: Option<&str>) -> Result<Socket, tungstenite::Error> {
+pub async fn open(app: &TestApp, authorization: Option<&str>) -> Result<Socket, tungstenite::Error> {
     let url = format!("{}/graphql", app.address.replacen("http://", "ws://", 1));
     let mut request = url.into_client_request()?;
     let headers = request.headers_mut();
@@ -38,12 +38,12 @@ async fn open(app: &TestApp, authorization: Option<&str>) -> Result<Socket, tung
     Ok(connect_async(request).await?.0)
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub async fn send(socket: &mut Socket, message: Value) {
     socket.send(Message::text(message.to_string())).await.expect("send");
 }
 
 /// The next protocol message or the close; fails the test after 20 s of silence.
-async fn next(socket: &mut Socket) -> Frame {
+pub async fn next(socket: &mut Socket) -> Frame {
     loop {
         let message =
             tokio::time::timeout(Duration::from_secs(20), socket.next()).await.expect("the server answers within 20 s");

@@ -181,6 +181,7 @@ pub fn check(
             limits,
             counts: Counts { directives: operation.node.directives.len(), ..Counts::default() },
             spreading: Vec::new(),
+            introspecting: false,
         };
         let depth = walk.selection_set(&operation.node.selection_set.node, 1, 1, true)?;
         walk.counts.depth = depth;
@@ -233,6 +234,11 @@ struct Counts {
 /// limit in all but name).
 const MAX_VISITED: usize = 100_000;
 
+/// The depth introspection may reach: tools' standard introspection query nests type
+/// references (`ofType`) through fragments past the usual limit (16 levels for
+/// graphql-js's, more with deeper type references). Its cost is still counted.
+const INTROSPECTION_DEPTH: usize = 32;
+
 struct Walk<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Variables,
@@ -243,6 +249,8 @@ struct Walk<'a> {
     counts: Counts,
     /// Fragments being expanded (a cycle is validation's to report; it stops here).
     spreading: Vec<&'a Name>,
+    /// Inside `__schema` or `__type`, held to [`INTROSPECTION_DEPTH`] instead.
+    introspecting: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -276,7 +284,16 @@ impl<'a> Walk<'a> {
                         depth
                     } else {
                         let inner = multiplier.saturating_mul(self.page_size(&field.name.node, &field.arguments));
-                        self.selection_set(&field.selection_set.node, depth + 1, inner, false)?
+                        let introspection = root && matches!(field.name.node.as_str(), "__schema" | "__type");
+                        self.introspecting |= introspection;
+                        let reached = self.selection_set(&field.selection_set.node, depth + 1, inner, false)?;
+                        if introspection {
+                            self.introspecting = false;
+                            // Within its own limit, which the walk below held it to.
+                            reached.min(self.limits.depth)
+                        } else {
+                            reached
+                        }
                     }
                 }
                 Selection::InlineFragment(fragment) => {
@@ -299,8 +316,9 @@ impl<'a> Walk<'a> {
                 }
             };
             deepest = deepest.max(reached);
-            if deepest > self.limits.depth {
-                return Err(Exceeded { limit: "depth", max: self.limits.depth as u64, found: deepest as u64 });
+            let max = if self.introspecting { self.limits.depth.max(INTROSPECTION_DEPTH) } else { self.limits.depth };
+            if deepest > max {
+                return Err(Exceeded { limit: "depth", max: max as u64, found: deepest as u64 });
             }
         }
         Ok(deepest)
@@ -452,6 +470,27 @@ mod tests {
         // Whoever sees them pays for their default pages of ten.
         assert_eq!(cost("notes", &everything()), 1 + 40 + 40 + 40 + 400);
         assert_eq!(cost("nopes", &everything()), 1 + 40 + 40 + 40 + 40);
+    }
+
+    #[test]
+    fn introspection_has_a_depth_limit_of_its_own() {
+        // graphql-js's introspection query: a type reference seven `ofType`s deep, in a
+        // fragment inside a fragment (depth 16 as counted here).
+        let of_type = (0..7).fold(String::from("name"), |inner, _| format!("kind name ofType {{ {inner} }}"));
+        let query = format!(
+            "{{ __schema {{ types {{ ...FullType }} }} }}
+             fragment FullType on __Type {{ fields {{ type {{ ...TypeRef }} }} }}
+             fragment TypeRef on __Type {{ {of_type} }}"
+        );
+        assert_eq!(limit(&query), None);
+        let too_deep = (0..40).fold(String::from("name"), |inner, _| format!("ofType {{ {inner} }}"));
+        assert_eq!(limit(&format!("{{ __type(name: \"Customer\") {{ {too_deep} }} }}")), Some("depth"));
+        // Elsewhere the usual limit holds, also beside introspection.
+        let deep = (0..6).fold(String::from("id"), |inner, _| format!("orders(first: 1) {{ {inner} }}"));
+        assert_eq!(
+            limit(&format!("{{ __schema {{ types {{ name }} }} customers(first: 1) {{ {deep} }} }}")),
+            Some("depth")
+        );
     }
 
     #[test]

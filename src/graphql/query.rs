@@ -28,8 +28,10 @@ pub enum Node {
     Campaign(Campaign),
 }
 
-/// Narrows the customer list.
+/// Narrows the customer list. Only for viewers who may use one of its fields (insight or
+/// internal data): an input type without fields would make their schema invalid.
 #[derive(Debug, Default, InputObject)]
+#[graphql(visible = "crate::graphql::privacy::visible::filters")]
 pub struct CustomerFilter {
     /// Only customers with at least one record in this source (e.g. `SHOP` for buyers).
     /// A filter by the customer's source records: only for viewers who may see internal
@@ -101,6 +103,7 @@ impl CustomerFilter {
 /// Lists customers ranked by an insight under the current model (only customers who have
 /// it; then by golden id). Set one field. Of class insight, like the insight filters.
 #[derive(Debug, Default, InputObject)]
+#[graphql(visible = "crate::graphql::privacy::visible::insight")]
 pub struct CustomerOrder {
     /// By predicted 12-month lifetime value.
     #[graphql(
@@ -164,8 +167,8 @@ impl CustomerQuery {
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
-        filter: Option<CustomerFilter>,
-        order_by: Option<CustomerOrder>,
+        #[graphql(visible = "crate::graphql::privacy::visible::filters")] filter: Option<CustomerFilter>,
+        #[graphql(visible = "crate::graphql::privacy::visible::insight")] order_by: Option<CustomerOrder>,
     ) -> Result<CustomerConnection> {
         require(ctx, READ)?;
         let first = page_size(ctx, first)?;

@@ -57,3 +57,63 @@ fn every_type_and_field_is_documented() {
     assert!(fields > 150, "{fields} fields and values");
     assert!(missing.is_empty(), "{} undocumented:\n{}", missing.len(), missing.join("\n"));
 }
+
+/// What each role introspects is a valid schema, as tools such as GraphiQL check it:
+/// no object, interface or input type without fields (a type whose fields are all hidden
+/// from the viewer is hidden too), and no field, argument or input field whose type is
+/// not in the schema.
+#[tokio::test]
+async fn every_role_introspects_a_valid_schema() {
+    use c360::auth::Role;
+    use serde_json::{Value, json};
+
+    use crate::helpers::{Backend, Layout, TestApp};
+
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 0, |c| {
+        c.graphql.introspection_roles.push("partner".to_owned());
+    })
+    .await;
+    let query = "{ __schema { types { name kind
+        fields(includeDeprecated: true) { name type { ...Ref } args { name type { ...Ref } } }
+        inputFields { name type { ...Ref } } } } }
+        fragment Ref on __Type { name ofType { name ofType { name ofType { name ofType { name } } } } }";
+    fn named(ty: &Value) -> &str {
+        match ty["name"].as_str() {
+            Some(name) => name,
+            None => named(&ty["ofType"]),
+        }
+    }
+    for (role, partner) in [
+        (Role::Admin, None),
+        (Role::Agent, None),
+        (Role::Frontend, None),
+        (Role::Analyst, None),
+        (Role::Partner, Some("acme-insurance")),
+    ] {
+        let token = app.token(role, None, partner);
+        let body = app.query_as(&token, query, json!({})).await;
+        let types = body["data"]["__schema"]["types"].as_array().unwrap_or_else(|| panic!("{role}: {body:#}"));
+        let names: std::collections::HashSet<&str> = types.iter().filter_map(|t| t["name"].as_str()).collect();
+        for ty in types {
+            let (name, kind) = (ty["name"].as_str().unwrap_or_default(), ty["kind"].as_str().unwrap_or_default());
+            let members = match kind {
+                "OBJECT" | "INTERFACE" => &ty["fields"],
+                "INPUT_OBJECT" => &ty["inputFields"],
+                _ => continue,
+            };
+            let members = members.as_array().cloned().unwrap_or_default();
+            assert!(!members.is_empty(), "{role}: {kind} {name} has no fields");
+            for member in &members {
+                let mut referenced = vec![named(&member["type"])];
+                referenced.extend(member["args"].as_array().into_iter().flatten().map(|a| named(&a["type"])));
+                for reference in referenced {
+                    assert!(
+                        names.contains(reference),
+                        "{role}: {name}.{} names {reference}, not in the schema",
+                        member["name"]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -210,6 +210,11 @@ pub mod visible {
         internal => Internal,
         insight => Insight,
     }
+
+    /// The customer filter: its fields are of class internal or insight.
+    pub fn filters(ctx: &Context<'_>) -> bool {
+        internal(ctx) || insight(ctx)
+    }
 }
 
 #[cfg(test)]

@@ -25,10 +25,10 @@ struct Bundle;
 
 /// What the page may load: its own scripts, styles and workers, and requests to the hub
 /// only. No inline script, no `eval`, no other host, no framing. Inline styles are
-/// allowed: the editor sets element styles from script.
+/// allowed: the editor (Monaco) and GraphiQL add style elements from script.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; \
-     manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+     img-src 'self' data:; font-src 'self'; worker-src 'self'; connect-src 'self'; manifest-src 'self'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");

@@ -2,10 +2,12 @@
 //! development tokens for its sign-in (in development only), and its saved queries, each
 //! of which must run for an analyst and for an admin.
 
+use c360::auth::Role;
 use c360::config::{Environment, KeyFile};
+use c360::insights::refresh;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Layout, TestApp, codes};
+use crate::helpers::{Backend, Layout, TestApp, as_of, codes};
 
 #[tokio::test]
 async fn the_page_is_served_under_a_strict_content_security_policy() {
@@ -118,5 +120,40 @@ async fn development_tokens_are_minted_in_development_only() {
         assert_eq!(response.status().as_u16(), 404, "{path}");
         let response = client.get(format!("{}{path}", production.address)).send().await.expect("GET");
         assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+}
+
+/// The saved queries shipped in `playground/queries/`.
+fn saved_queries() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playground/queries");
+    let mut queries: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("playground/queries")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "graphql"))
+        .map(|path| {
+            (
+                path.file_name().expect("name").to_string_lossy().into_owned(),
+                std::fs::read_to_string(&path).expect("read"),
+            )
+        })
+        .collect();
+    queries.sort();
+    queries
+}
+
+#[tokio::test]
+async fn every_saved_query_runs_for_analysts_and_admins() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 300).await;
+    refresh::refresh(&app.sources, as_of()).await.expect("fit");
+    let queries = saved_queries();
+    assert!(queries.len() >= 8, "the issue's eight saved queries: {queries:?}");
+    for role in [Role::Analyst, Role::Admin] {
+        let token = app.token(role, None, None);
+        for (name, query) in &queries {
+            let body = app.query_as(&token, query, json!({})).await;
+            assert!(body.get("errors").is_none(), "{name} as {role}: {body:#}");
+            let data = body["data"].as_object().expect("data");
+            assert!(!data.is_empty() && data.values().all(|v| !v.is_null()), "{name} as {role}: {body:#}");
+        }
     }
 }

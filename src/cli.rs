@@ -232,7 +232,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => unreachable!("clap requires one"),
             };
             let trace = crate::sources::SqlTrace::default();
-            let at = crate::revocations::revoke(sources.hub(), &trace, kind, &value, "cli", reason.as_deref()).await?;
+            let by = auth::Viewer { subject: "cli".to_owned(), ..auth::Viewer::with_role(Role::Admin, None) };
+            let request_id = uuid::Uuid::now_v7().to_string();
+            let at =
+                crate::revocations::revoke(sources.hub(), &trace, kind, &value, &by, &request_id, reason.as_deref())
+                    .await?;
             println!("revoked {kind} {value} at {at}");
             Ok(())
         }

@@ -2,6 +2,7 @@
 //! every few seconds: a token is refused when its id (`jti`) is revoked, or when its
 //! subject or partner was revoked at or after the token was issued (a token without `iat`
 //! whenever). Requests check an in-memory snapshot: no round trip per request or field.
+//! Each revocation is recorded in the audit log as well.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::AuditEntry;
 use crate::auth::Viewer;
 use crate::sources::{Arg, Database, SqlTrace};
 
@@ -124,9 +126,17 @@ pub async fn revoke(
     trace: &SqlTrace,
     kind: RevocationKind,
     value: &str,
-    by: &str,
+    by: &Viewer,
+    request_id: &str,
     reason: Option<&str>,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
+    // The audit log first: no revocation goes unrecorded.
+    let label = match kind {
+        RevocationKind::Jti => "token_id",
+        RevocationKind::Subject => "subject",
+        RevocationKind::Partner => "partner",
+    };
+    crate::audit::store::insert(hub, &[AuditEntry::revocation(by, request_id, label, value)]).await?;
     let now = Utc::now();
     let upsert = hub.engine.upsert("kind, value", &["revoked_at", "revoked_by", "reason"]);
     let sql = format!(
@@ -136,7 +146,7 @@ pub async fn revoke(
         Arg::from(kind.to_string()),
         Arg::from(value),
         Arg::from(now),
-        Arg::from(by),
+        Arg::from(by.subject.as_str()),
         Arg::OptText(reason.map(str::to_owned)),
     ];
     hub.execute(trace, &sql, &args).await?;

@@ -35,6 +35,8 @@ pub enum AuditAction {
     Export,
     /// The customer was erased.
     Erase,
+    /// Tokens were revoked (no customer: `target` says whose).
+    Revoke,
 }
 
 /// One customer's personal data, seen by one viewer in one request.
@@ -48,8 +50,11 @@ pub struct AuditEntry {
     pub action: AuditAction,
     /// The golden customer id.
     pub customer_id: String,
-    /// Field names, never values.
+    /// Field names, never values (for a revocation: the kind, `token_id`, `subject` or
+    /// `partner`).
     pub fields: Vec<String>,
+    /// For a revocation: the token id, subject or partner revoked.
+    pub target: Option<String>,
 }
 
 impl AuditEntry {
@@ -63,6 +68,16 @@ impl AuditEntry {
             action,
             customer_id: customer_id.to_owned(),
             fields,
+            target: None,
+        }
+    }
+
+    /// The entry of a revocation by `viewer`: `kind` (`token_id`, `subject` or `partner`)
+    /// and what was revoked.
+    pub fn revocation(viewer: &Viewer, request_id: &str, kind: &str, target: &str) -> Self {
+        AuditEntry {
+            target: Some(target.to_owned()),
+            ..AuditEntry::new(viewer, request_id, AuditAction::Revoke, "", vec![kind.to_owned()])
         }
     }
 }

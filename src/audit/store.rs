@@ -10,9 +10,10 @@ pub async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::
     let statements: Vec<(String, Vec<Arg>)> = entries
         .chunks(100)
         .map(|chunk| {
-            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = format!(
-                "insert into audit_log (at, request_id, subject, role, partner, action, customer_id, fields) values {rows}"
+                "insert into audit_log (at, request_id, subject, role, partner, action, customer_id, fields, target)
+                 values {rows}"
             );
             let args = chunk
                 .iter()
@@ -26,6 +27,7 @@ pub async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::
                         Arg::Text(e.action.to_string()),
                         Arg::from(e.customer_id.as_str()),
                         Arg::Text(e.fields.join(",")),
+                        Arg::from(e.target.clone()),
                     ]
                 })
                 .collect();
@@ -48,6 +50,7 @@ crate::row! {
         pub action: String,
         pub customer_id: String,
         pub fields: String,
+        pub target: Option<String>,
     }
 }
 
@@ -75,7 +78,7 @@ pub async fn page(
     }
     args.push(Arg::Int(limit));
     let sql = format!(
-        "select id, at, request_id, subject, role, partner, action, customer_id, fields from audit_log{}
+        "select id, at, request_id, subject, role, partner, action, customer_id, fields, target from audit_log{}
          order by id desc limit ?",
         render(&conditions)
     );

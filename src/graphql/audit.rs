@@ -9,7 +9,8 @@ use crate::audit::AuditAction;
 use crate::audit::store::{AuditFilter, AuditRow};
 use crate::error::ApiError;
 
-/// One customer's personal data seen, exported or erased in one request.
+/// One customer's personal data seen, exported or erased in one request, or a revocation
+/// of tokens.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct AuditEntry {
     /// When it happened.
@@ -22,12 +23,15 @@ pub struct AuditEntry {
     pub role: String,
     /// The token's partner, for partner tokens.
     pub partner: Option<String>,
-    /// What was done: read, exported or erased.
+    /// What was done: read, exported, erased, or tokens revoked.
     pub action: AuditAction,
-    /// The customer's id.
-    pub customer_id: ID,
-    /// The fields shown unmasked (names, never values).
+    /// The customer's id; null for a revocation.
+    pub customer_id: Option<ID>,
+    /// The fields shown unmasked (names, never values); for a revocation, what kind of
+    /// thing was revoked (`token_id`, `subject` or `partner`).
     pub fields: Vec<String>,
+    /// For a revocation: the token id, subject or partner id revoked.
+    pub revoked: Option<String>,
     #[graphql(skip)]
     pub id: i64,
 }
@@ -47,7 +51,8 @@ impl TryFrom<AuditRow> for AuditEntry {
             role: row.role,
             partner: row.partner,
             action,
-            customer_id: ids::global_id(Kind::Customer, &row.customer_id),
+            customer_id: (!row.customer_id.is_empty()).then(|| ids::global_id(Kind::Customer, &row.customer_id)),
+            revoked: row.target,
             fields: row.fields.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
             id: row.id,
         })

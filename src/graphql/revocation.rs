@@ -43,7 +43,8 @@ impl RevocationMutation {
             return Err(ApiError::BadInput("`reason` must be at most 500 characters".into()).into());
         }
         let rc = request(ctx);
-        let revoked_at = rc.loaders.admin().revoke(kind, &value, &rc.viewer.subject, reason.as_deref()).await?;
+        let admin = rc.loaders.admin();
+        let revoked_at = admin.revoke(kind, &value, &rc.viewer, &rc.request_id, reason.as_deref()).await?;
         Ok(Revocation { kind, value, revoked_at })
     }
 }

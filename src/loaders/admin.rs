@@ -8,6 +8,7 @@ use super::Source;
 use super::insights::ModelCache;
 use crate::audit::AuditEntry;
 use crate::audit::store::{self, AuditFilter, AuditRow};
+use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::identity::store::Link;
 use crate::insights::refresh;
@@ -87,10 +88,13 @@ impl Admin<'_> {
         &self,
         kind: RevocationKind,
         value: &str,
-        by: &str,
+        by: &Viewer,
+        request_id: &str,
         reason: Option<&str>,
     ) -> Result<DateTime<Utc>, ApiError> {
-        revocations::revoke(&self.hub.db, self.trace, kind, value, by, reason).await.map_err(|e| self.hub.fail(e))
+        revocations::revoke(&self.hub.db, self.trace, kind, value, by, request_id, reason)
+            .await
+            .map_err(|e| self.hub.fail(e))
     }
 
     /// Everything the sources hold about the customer with these links.

@@ -229,4 +229,26 @@ async fn revoked_tokens_are_refused_everywhere_within_seconds() {
     let other = app.token(Role::Partner, Some("customers:read"), Some("globex"));
     assert_eq!(status_becomes(&app, &other, 200).await, 200);
     assert_eq!(status_becomes(&app, &app.admin, 200).await, 200);
+
+    // The audit log records both revocations, with who made them; the refused agent's
+    // attempt is not among them.
+    let log = app
+        .data("{ auditLog(first: 10) { edges { node { action subject role customerId fields revoked } } } }", json!({}))
+        .await;
+    let revocations: Vec<&Value> = log["auditLog"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|n| n["action"] == "REVOKE")
+        .collect();
+    assert_eq!(revocations.len(), 2, "{log:#}");
+    assert_eq!(revocations[0]["fields"], json!(["partner"]));
+    assert_eq!(revocations[0]["revoked"], "acme-insurance");
+    assert_eq!(revocations[1]["fields"], json!(["token_id"]));
+    assert_eq!(revocations[1]["revoked"], token_id(&partner));
+    for entry in revocations {
+        assert_eq!((entry["subject"].as_str(), entry["role"].as_str()), (Some("test-admin"), Some("admin")));
+        assert!(entry["customerId"].is_null(), "{entry}");
+    }
 }

@@ -15,7 +15,9 @@ What it does:
    (bench/postgraphile/views.sql): the very rows c360 serves, joined through the hub's
    identity links. On SQLite, files under bench/.data/.
 3. Serves c360 with the policy and audit on, c360 with both off (`serve-unguarded`, the
-   baseline of what privacy costs) and PostGraphile; the same number of database
+   baseline of what privacy costs), c360 without operation limits, rate limits,
+   revocation checks and metrics (`serve-unhardened`, what hardening costs) and
+   PostGraphile; the same number of database
    connections for c360 (spread over its five pools) and PostGraphile (one pool).
 4. Checks every operation once per target (no errors, data present) and counts c360's
    SQL statements per request (a short run with the statement trace on).
@@ -88,6 +90,8 @@ TARGET_OPS = {
     "c360 admin": ["q1", "q2", "q3", "q4"],
     "c360 frontend": ["q1", "q2f", "q3", "q4"],
     "c360 unguarded": ["q1", "q2", "q3", "q4"],
+    # Policy and audit on; operation limits, rate limits, revocation checks and metrics off.
+    "c360 unhardened": ["q1", "q2", "q3", "q4"],
     # With --base: the same as c360 admin and frontend, served by another build of c360,
     # to measure one change to the request path against the build before it.
     "base admin": ["q1", "q2", "q3", "q4"],
@@ -388,7 +392,7 @@ def main():
     rng = random.Random(360)
     ids, emails = sample_keys(args.engine, db, 5_000, rng)
     tokens = {"c360 admin": token(env, "admin"), "c360 frontend": token(env, "frontend"),
-              "c360 unguarded": token(env, "admin"), "postgraphile": None}
+              "c360 unguarded": token(env, "admin"), "c360 unhardened": token(env, "admin"), "postgraphile": None}
     tokens["base admin"], tokens["base frontend"] = tokens["c360 admin"], tokens["c360 frontend"]
     base_env = env
     if args.base and args.base_hub_migrations is not None:
@@ -416,7 +420,7 @@ def main():
         statements = {}
         c360_cursors = cursors(traced, tokens["c360 admin"], False)
         for target in targets:
-            if target.startswith("c360") and target != "c360 unguarded":
+            if target in ("c360 admin", "c360 frontend"):
                 for op in TARGET_OPS[target]:
                     if op in ops:
                         sample = bodies(op, False, ids, emails, c360_cursors, random.Random(1), 20)
@@ -429,8 +433,9 @@ def main():
                 pg_env = {**os.environ, "DATABASE_URL": pg_url(db), "PORT": str(port),
                           "POOL_MAX": str(args.connections), "NODE_ENV": "production"}
                 servers[target] = Server(target, [node_binary(), "server.mjs"], pg_env, port, BENCH / "postgraphile")
-            elif target == "c360 unguarded":
-                servers[target] = Server(target, [C360, "--listen", f"127.0.0.1:{port}", "serve-unguarded"], env, port)
+            elif target in ("c360 unguarded", "c360 unhardened"):
+                command = "serve-unguarded" if target == "c360 unguarded" else "serve-unhardened"
+                servers[target] = Server(target, [C360, "--listen", f"127.0.0.1:{port}", command], env, port)
             elif target in ("c360 admin", "base admin"):
                 binary, server_env = (C360, env) if target == "c360 admin" else (args.base, base_env)
                 servers[target] = Server(target, [binary, "--listen", f"127.0.0.1:{port}"], server_env, port)
@@ -509,14 +514,15 @@ def report(args, targets, ops, results, statements):
     ratio = lambda a, b, op: (med([x["rps"] for x in results[(a, op)]]) / med([x["rps"] for x in results[(b, op)]])
                               if (a, op) in results and (b, op) in results else None)
     lines += ["", "| op | admin / PostGraphile | frontend / PostGraphile | admin / unguarded (policy cost) "
-              "| admin / base admin | frontend / base frontend |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "| admin / unhardened (limits, rates, metrics cost) | admin / base admin | frontend / base frontend |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for op in ops:
         if op == "q2f":
             continue
         front = "q2f" if op == "q2" else op
         cells = [ratio("c360 admin", "postgraphile", op), ratio("c360 frontend", "postgraphile", front),
-                 ratio("c360 admin", "c360 unguarded", op), ratio("c360 admin", "base admin", op),
+                 ratio("c360 admin", "c360 unguarded", op), ratio("c360 admin", "c360 unhardened", op),
+                 ratio("c360 admin", "base admin", op),
                  ratio("c360 frontend", "base frontend", front)]
         lines.append(f"| {op} | " + " | ".join("" if c is None else f"{c:.2f}x" for c in cells) + " |")
     return "\n".join(lines) + "\n"

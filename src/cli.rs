@@ -97,6 +97,11 @@ pub enum Command {
     /// the policy's cost against (`bench/compare.py`). Refused in production; not in help.
     #[command(hide = true)]
     ServeUnguarded,
+    /// Serve with the policy and the audit log but without operation limits, rate limits,
+    /// revocation checks and metrics: the baseline the benchmark measures their cost
+    /// against. Refused in production; not in help.
+    #[command(hide = true)]
+    ServeUnhardened,
     /// Mint a token signed with the development key (development only), e.g.
     /// `c360 token --role agent`.
     Token {
@@ -159,7 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(listen) = cli.listen {
         config.listen = listen;
     }
-    crate::telemetry::init(&config.logging);
+    let _telemetry = crate::telemetry::init(&config.telemetry)?;
     if let Some(Command::Token { role, scope, partner, purpose, subject, ttl }) = cli.command {
         if (role == Role::Partner) != partner.is_some() {
             anyhow::bail!("--partner is required for role partner and only allowed with it");
@@ -186,14 +191,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ServeUnguarded if production => {
             anyhow::bail!("serving without the privacy policy is refused in production")
         }
+        Command::ServeUnhardened if production => {
+            anyhow::bail!("serving without operation limits is refused in production")
+        }
         _ if production => Migrate::Hub,
         _ => Migrate::All,
     };
     let sources = Sources::connect(&config, migrate).await.map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), config.identity.batch_size);
     match command {
-        Command::Serve => serve(config, sources, resolver, true).await,
-        Command::ServeUnguarded => serve(config, sources, resolver, false).await,
+        Command::Serve => serve(config, sources, resolver, Served::Whole).await,
+        Command::ServeUnguarded => serve(config, sources, resolver, Served::Unguarded).await,
+        Command::ServeUnhardened => serve(config, sources, resolver, Served::Unhardened).await,
         Command::Migrate { .. } => {
             match migrate {
                 Migrate::All => tracing::info!("the hub store and the sources are migrated"),
@@ -290,8 +299,18 @@ async fn check(sources: &Sources) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves until a signal; `guarded` is false only for the benchmark's baseline.
-async fn serve(config: Config, sources: Sources, resolver: Resolver, guarded: bool) -> anyhow::Result<()> {
+/// What a server leaves out: nothing, but for the benchmark's baselines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Whole,
+    /// No privacy policy, no audit log.
+    Unguarded,
+    /// No operation limits, rate limits, revocation checks or metrics.
+    Unhardened,
+}
+
+/// Serves until a signal.
+async fn serve(config: Config, sources: Sources, resolver: Resolver, served: Served) -> anyhow::Result<()> {
     let production = config.environment == Environment::Production;
     if production && config.seed.on_empty {
         tracing::warn!("seed.on_empty is ignored in production: c360 never writes demo data into the sources there");
@@ -331,11 +350,16 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver, guarded: bo
         .then(|| tokio::spawn(crate::insights::refresh::periodically(sources.clone(), every, changes_every, stop_rx)));
 
     let app_uses_development_key = config.auth.development_key;
-    let hub = if guarded {
-        Hub::new(config.clone(), sources.clone())?
-    } else {
-        tracing::warn!("serving WITHOUT the privacy policy and the audit log: for benchmarks only");
-        Hub::unguarded(config.clone(), sources.clone())
+    let hub = match served {
+        Served::Whole => Hub::new(config.clone(), sources.clone())?,
+        Served::Unguarded => {
+            tracing::warn!("serving WITHOUT the privacy policy and the audit log: for benchmarks only");
+            Hub::unguarded(config.clone(), sources.clone())
+        }
+        Served::Unhardened => {
+            tracing::warn!("serving WITHOUT operation limits, rate limits and metrics: for benchmarks only");
+            Hub::new(config.clone(), sources.clone())?.unhardened()
+        }
     };
     let app = Application::build(config, hub).await?;
     if app_uses_development_key {

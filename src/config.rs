@@ -55,8 +55,8 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// The audit log's writer.
     pub audit: AuditConfig,
-    /// Log format (the level is `C360_LOG`).
-    pub logging: LoggingConfig,
+    /// Log format (the level is `C360_LOG`) and trace export.
+    pub telemetry: TelemetryConfig,
     /// Count SQL statements per request and report them in `extensions.sqlStatements`
     /// (`C360_TRACE_SQL=1`). For development and tests; costs an atomic add per statement.
     #[serde(deserialize_with = "flag")]
@@ -223,12 +223,25 @@ impl Default for GraphqlConfig {
     }
 }
 
-/// How the process logs.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// How the process logs and traces.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct LoggingConfig {
+pub struct TelemetryConfig {
     /// `text` (default) or `json`: one JSON object per line, with the span's fields.
-    pub format: LogFormat,
+    pub log_format: LogFormat,
+    /// An OpenTelemetry collector's OTLP/HTTP traces endpoint
+    /// (`http://collector:4318/v1/traces`): the spans are exported there. Needs a build
+    /// with the `otel` feature.
+    pub otlp_endpoint: Option<String>,
+    /// Which spans are exported (an `EnvFilter` directive): by default the hub's own,
+    /// down to each loader batch and statement.
+    pub otlp_filter: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig { log_format: LogFormat::Text, otlp_endpoint: None, otlp_filter: "c360=debug".into() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -381,7 +394,7 @@ impl Default for Config {
             graphql: GraphqlConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             safelists: SafelistsConfig::default(),
-            logging: Default::default(),
+            telemetry: TelemetryConfig::default(),
             environment: Environment::Development,
             auth: AuthConfig::default(),
             policy: None,

@@ -13,7 +13,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Before the configuration was read there is no subscriber yet.
-            c360::telemetry::init(&Default::default());
+            let _ = c360::telemetry::init(&Default::default());
             tracing::error!("{e:#}");
             std::process::ExitCode::FAILURE
         }

@@ -4,6 +4,8 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+#[cfg(feature = "otel")]
+use tracing_subscriber::Layer as _;
 
 use c360::auth::Role;
 use c360::sources::{Arg, SqlTrace};
@@ -174,4 +176,46 @@ async fn json_logs_carry_the_request_span() {
         inside && spans.last().is_some_and(|s| s["name"] == "sql" && s["db"].is_string())
     });
     assert!(nested, "statement spans: {text}");
+}
+
+// With the `otel` feature, spans go to an OpenTelemetry collector over OTLP/HTTP: here a
+// stand-in that keeps what it is sent. A current-thread runtime, as above, so that this
+// thread's subscriber sees the server's spans; the exporter sends from a thread of its own.
+#[cfg(feature = "otel")]
+#[tokio::test]
+async fn spans_are_exported_to_an_otlp_collector() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let collector = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| async move {
+                received.lock().expect("lock").extend_from_slice(&body);
+                ""
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}/v1/traces", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let (layer, provider) = c360::telemetry::otlp_layer(&endpoint).expect("exporter");
+    let subscriber =
+        tracing_subscriber::registry().with(layer.with_filter(tracing_subscriber::EnvFilter::new("c360=debug")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let analyst = app.token(Role::Analyst, None, None);
+    let (_, request_id) =
+        app.query_with_id(&analyst, "query Count { customers(first: 2) { totalCount } }", json!({})).await;
+    app.stop().await;
+    tokio::task::spawn_blocking(move || provider.force_flush()).await.expect("flush").expect("exported");
+
+    // OTLP/protobuf: span names and attribute values travel as plain strings.
+    let sent = received.lock().expect("lock").clone();
+    let text = String::from_utf8_lossy(&sent);
+    for expected in ["c360", "graphql", "sql", request_id.as_str(), "Count", "analyst"] {
+        assert!(text.contains(expected), "`{expected}` in what the collector got ({} bytes)", sent.len());
+    }
 }

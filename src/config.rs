@@ -196,6 +196,8 @@ pub struct GraphqlConfig {
     pub introspection_roles: Vec<String>,
     /// Lexical tokens in a document, counted before it is parsed.
     pub max_tokens: usize,
+    /// The largest request body (document and variables); larger ones get HTTP 413.
+    pub max_body_bytes: usize,
     /// Operations in one batched POST (a JSON array); 0 turns batching off.
     pub max_batch: usize,
     /// Automatic persisted queries: a client may name a document it sent before by its
@@ -217,6 +219,7 @@ impl Default for GraphqlConfig {
             timeout: Duration::from_secs(15),
             introspection_roles: ["admin", "agent", "frontend", "analyst"].map(str::to_owned).to_vec(),
             max_tokens: 15_000,
+            max_body_bytes: 1024 * 1024,
             max_batch: 0,
             automatic_persisted_queries: true,
         }

@@ -20,15 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthError, Verifier, Viewer};
 use crate::config::Config;
 use crate::hub::Hub;
-
-/// Largest request body accepted (GraphQL documents and variables).
-const MAX_BODY: usize = 1024 * 1024;
 
 struct AppState {
     hub: Hub,
@@ -59,6 +55,7 @@ impl Application {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let grace = config.shutdown_timeout;
+        let max_body = config.graphql.max_body_bytes;
         let development = playground::mints_tokens(&config).then_some(config);
         let mut playground = Router::new().route("/", get(playground::asset)).fallback(playground::asset);
         if development.is_some() {
@@ -83,7 +80,9 @@ impl Application {
             .route("/readyz", get(ready))
             .route("/health/live", get(|| async { "ok" }))
             .route("/health/ready", get(ready))
-            .layer(RequestBodyLimitLayer::new(MAX_BODY))
+            // Bodies are read by the handlers' extractors, which answer a larger one with
+            // a JSON 413.
+            .layer(axum::extract::DefaultBodyLimit::max(max_body))
             // The path only: a GET query string carries the document and its variables,
             // which may hold emails, phones or names.
             .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -176,7 +175,19 @@ async fn graphql_get(State(state): State<Arc<AppState>>, request: Request) -> Re
 
 /// A POST carries a JSON GraphQL request (`application/json`); other bodies are refused
 /// (415) before anything runs.
-async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let body = error_body("PAYLOAD_TOO_LARGE", "the request body is larger than graphql.max_body_bytes");
+            return (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
+        }
+        Err(_) => return bad_request("BAD_REQUEST", "the request body cannot be read"),
+    };
     let json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

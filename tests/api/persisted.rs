@@ -108,6 +108,10 @@ async fn documents_with_too_many_tokens_are_refused_before_they_are_parsed() {
     let (_, body) = app.post(Some(&admin), json!({ "query": over })).await;
     assert_eq!(codes(&body), ["LIMIT_EXCEEDED"], "{body:#}");
     assert_eq!(body["errors"][0]["extensions"]["limit"], "tokens", "{body:#}");
+    // A body past graphql.max_body_bytes: 413, as JSON with its code.
+    let huge = json!({ "query": format!("{{ __typename }} # {}", "x".repeat(2 * 1024 * 1024)) });
+    let (status, body) = app.post(Some(&admin), huge).await;
+    assert_eq!((status, codes(&body)), (413, vec!["PAYLOAD_TOO_LARGE".to_owned()]), "{body:#}");
     // A broken document past the limit is refused for its size, not parsed.
     let broken = format!("{{ {}", "(".repeat(10_000));
     let (_, body) = app.post(Some(&admin), json!({ "query": broken })).await;

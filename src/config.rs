@@ -194,6 +194,9 @@ pub struct GraphqlConfig {
     /// The roles whose tokens may introspect the schema (`__schema`, `__type`); each
     /// sees only what its policy shows. Partners are not among them by default.
     pub introspection_roles: Vec<String>,
+    /// The roles whose unknown-field errors suggest close names ("Did you mean …?"),
+    /// drawn from the fields each viewer may see only.
+    pub suggestion_roles: Vec<String>,
     /// Lexical tokens in a document, counted before it is parsed.
     pub max_tokens: usize,
     /// The largest request body (document and variables); larger ones get HTTP 413.
@@ -218,6 +221,7 @@ impl Default for GraphqlConfig {
             max_concurrent_statements: 4,
             timeout: Duration::from_secs(15),
             introspection_roles: ["admin", "agent", "frontend", "analyst"].map(str::to_owned).to_vec(),
+            suggestion_roles: ["admin", "agent", "frontend", "analyst"].map(str::to_owned).to_vec(),
             max_tokens: 15_000,
             max_body_bytes: 1024 * 1024,
             max_batch: 0,

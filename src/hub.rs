@@ -15,6 +15,7 @@ use crate::config::GraphqlConfig;
 use crate::error::ApiError;
 use crate::graphql::limits::{self, Limits, PageSizes};
 use crate::graphql::privacy::{PrivacyTable, Violations};
+use crate::graphql::suggestions::Suggestions;
 use crate::graphql::{self, C360Schema, RequestContext, Shared};
 use crate::loaders::batch::{self, BatchQueue};
 use crate::loaders::insights::ModelCache;
@@ -56,6 +57,8 @@ pub struct Hub {
     /// Documents named by hash (APQ) and the safelists.
     persisted: Persisted,
     metrics: Arc<Metrics>,
+    /// "Did you mean" for unknown fields, from what the viewer sees.
+    suggestions: Suggestions,
     /// Operation limits and metrics on: off only in [`Hub::unhardened`].
     hardened: bool,
 }
@@ -92,9 +95,9 @@ impl Hub {
         for role in graphql.cost_by_role.keys() {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("graphql.cost_by_role: no role `{role}`"))?;
         }
-        for role in &graphql.introspection_roles {
+        for role in graphql.introspection_roles.iter().chain(&graphql.suggestion_roles) {
             role.parse::<crate::auth::Role>()
-                .map_err(|_| anyhow::anyhow!("graphql.introspection_roles: no role `{role}`"))?;
+                .map_err(|_| anyhow::anyhow!("graphql.introspection_roles, suggestion_roles: no role `{role}`"))?;
         }
         let rates = Arc::new(RateLimits::new(&config.rate_limits));
         let revocations = Revocations::new(sources.hub().clone());
@@ -119,6 +122,7 @@ impl Hub {
             revocations: Some(revocations),
             persisted,
             metrics: Arc::default(),
+            suggestions: suggestions(),
             hardened: true,
         })
     }
@@ -145,6 +149,7 @@ impl Hub {
             revocations: None,
             persisted,
             metrics: Arc::default(),
+            suggestions: suggestions(),
             hardened: true,
         }
     }
@@ -315,6 +320,11 @@ impl Hub {
         }
         graphql::field_order::reorder(&document, operation_name.as_deref(), &mut response.data);
         coded(&mut response.errors);
+        if self.graphql.suggestion_roles.iter().any(|r| r == role)
+            && response.errors.iter().any(|e| e.message.starts_with("Unknown field"))
+        {
+            self.suggestions.suggest(&mut response.errors, &self.policy.access(viewer.clone()));
+        }
         if let Some(audit) = &self.audit
             && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()
         {
@@ -457,6 +467,11 @@ fn outcome(response: &async_graphql::Response) -> &'static str {
     ];
     let code = first.extensions.as_ref().and_then(|e| e.get("code"));
     CODES.iter().find(|c| code == Some(&Value::from(**c))).copied().unwrap_or("error")
+}
+
+/// The schema's fields for suggestions; its SDL always parses.
+fn suggestions() -> Suggestions {
+    Suggestions::from_sdl(&graphql::sdl()).unwrap_or_default()
 }
 
 /// The schema's page sizes; the schema is the hub's own, so its SDL always parses.

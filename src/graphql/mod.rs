@@ -16,6 +16,7 @@ pub mod privacy;
 pub mod query;
 pub mod revocation;
 pub mod subject;
+pub mod suggestions;
 pub mod ticket;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};

@@ -351,3 +351,32 @@ pub fn codes(response: &Value) -> Vec<String> {
         .map(|errors| errors.iter().map(|e| e["extensions"]["code"].as_str().unwrap_or("NONE").to_owned()).collect())
         .unwrap_or_default()
 }
+
+/// Asserts that `message` is the error a name the schema does not have gets: `Unknown
+/// field "field" on type "ty".`, with any "Did you mean" naming only fields of `ty` that
+/// `token`'s viewer may see (read from its own introspection), never a hidden one.
+pub async fn assert_unknown_field(app: &TestApp, token: &str, message: &Value, field: &str, ty: &str, context: &str) {
+    let message = message.as_str().unwrap_or_else(|| panic!("{context}: no message"));
+    let stem = format!("Unknown field \"{field}\" on type \"{ty}\".");
+    let rest = message.strip_prefix(&stem).unwrap_or_else(|| panic!("{context}: {message}"));
+    if rest.is_empty() {
+        return;
+    }
+    let names = rest.strip_prefix(" Did you mean ").and_then(|r| r.strip_suffix('?'));
+    let names: Vec<&str> =
+        names.unwrap_or_else(|| panic!("{context}: {message}")).split('"').skip(1).step_by(2).collect();
+    let visible =
+        app.query_as(token, "query($t: String!) { __type(name: $t) { fields { name } } }", json!({ "t": ty })).await;
+    let visible: Vec<&str> = visible["data"]["__type"]["fields"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{context}: introspection {visible:#}"))
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    for name in names {
+        assert!(
+            visible.contains(&name) && name != field,
+            "{context}: suggests `{name}`, which the viewer cannot see: {message}"
+        );
+    }
+}

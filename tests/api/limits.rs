@@ -241,3 +241,22 @@ async fn partners_do_not_introspect_by_default() {
     let (status, body) = post(&app, &partner, "{ __typename }").await;
     assert_eq!((status, &body["data"]["__typename"]), (200, &json!("Query")), "{body:#}");
 }
+
+#[tokio::test]
+async fn suggestions_name_only_fields_the_viewer_may_see() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 3).await;
+    let analyst = app.token(Role::Analyst, None, None);
+    let partner = app.token(Role::Partner, None, Some("acme-insurance"));
+    let message = |body: &Value| body["errors"][0]["message"].as_str().unwrap_or_default().to_owned();
+
+    let (_, typo) = post(&app, &analyst, "{ customers(first: 1) { edges { node { insigths } } } }").await;
+    assert!(message(&typo).ends_with("Did you mean \"insights\"?"), "{typo:#}");
+    // `email` is close, and hidden from analysts: not named.
+    let (_, hidden) = post(&app, &analyst, "{ customers(first: 1) { edges { node { emial } } } }").await;
+    assert_eq!(message(&hidden), "Unknown field \"emial\" on type \"Customer\".", "{hidden:#}");
+    let (_, shown) = post(&app, &app.admin, "{ customers(first: 1) { edges { node { emial } } } }").await;
+    assert!(message(&shown).ends_with("Did you mean \"email\"?"), "{shown:#}");
+    // Partners get none (graphql.suggestion_roles).
+    let (_, none) = post(&app, &partner, "{ customers(first: 1) { edges { node { idd } } } }").await;
+    assert_eq!(message(&none), "Unknown field \"idd\" on type \"Customer\".", "{none:#}");
+}

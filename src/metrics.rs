@@ -64,6 +64,7 @@ pub struct Metrics {
     statements: Family<Db, Counter>,
     statement_seconds: Histograms<Db>,
     statement_errors: Family<Db, Counter>,
+    pool_wait_seconds: Histograms<Db>,
     batch_keys: Histograms<Loader>,
     rejections: Family<Reason, Counter>,
     pool: Family<Pool, Gauge>,
@@ -81,6 +82,7 @@ impl Default for Metrics {
         let statement_seconds = Histograms::<Db>::new_with_constructor(seconds as fn() -> Histogram);
         let statement_errors = Family::<Db, Counter>::default();
         let batch_keys = Histograms::<Loader>::new_with_constructor(keys as fn() -> Histogram);
+        let pool_wait_seconds = Histograms::<Db>::new_with_constructor(seconds as fn() -> Histogram);
         let rejections = Family::<Reason, Counter>::default();
         let pool = Family::<Pool, Gauge>::default();
         let (audit_queue, model_age) = (Gauge::default(), Gauge::default());
@@ -101,6 +103,11 @@ impl Default for Metrics {
             "Failed SQL statements of requests, by database",
             statement_errors.clone(),
         );
+        registry.register(
+            "pool_wait_seconds",
+            "Time a request's statement waited for a connection, by database",
+            pool_wait_seconds.clone(),
+        );
         registry.register("loader_batch_keys", "Keys per loader batch (one statement each)", batch_keys.clone());
         registry.register(
             "rejections",
@@ -117,6 +124,7 @@ impl Default for Metrics {
             statements,
             statement_seconds,
             statement_errors,
+            pool_wait_seconds,
             batch_keys,
             rejections,
             pool,
@@ -156,6 +164,11 @@ impl Metrics {
         if failed {
             self.statement_errors.get_or_create(&labels).inc();
         }
+    }
+
+    /// A request's statement waited `seconds` for a connection of `db`.
+    pub fn pool_wait(&self, db: &'static str, seconds: f64) {
+        self.pool_wait_seconds.get_or_create(&Db { db }).observe(seconds);
     }
 
     /// A loader's batch of `keys` keys.

@@ -275,6 +275,20 @@ impl SqlTrace {
         SqlTrace { metrics: Some(metrics), ..self }
     }
 
+    /// A connection of `pool` (of database `db`), the wait for it timed into the metrics.
+    async fn acquire<DB: sqlx::Database>(
+        &self,
+        db: DbName,
+        pool: &sqlx::Pool<DB>,
+    ) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+        let started = std::time::Instant::now();
+        let connection = pool.acquire().await;
+        if let Some(metrics) = &self.metrics {
+            metrics.pool_wait(db.into(), started.elapsed().as_secs_f64());
+        }
+        connection
+    }
+
     /// A loader's batch of `keys` keys, into the metrics.
     pub fn batched(&self, loader: &'static str, keys: usize) {
         if let Some(metrics) = &self.metrics {
@@ -422,9 +436,18 @@ impl Database {
         let result = self
             .bounded(async {
                 match &self.pool {
-                    Pool::Sqlite(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
-                    Pool::Postgres(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
-                    Pool::Mysql(p) => bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(p).await,
+                    Pool::Sqlite(p) => {
+                        let mut c = trace.acquire(self.name, p).await?;
+                        bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
+                    }
+                    Pool::Postgres(p) => {
+                        let mut c = trace.acquire(self.name, p).await?;
+                        bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
+                    }
+                    Pool::Mysql(p) => {
+                        let mut c = trace.acquire(self.name, p).await?;
+                        bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
+                    }
                 }
             })
             .await;
@@ -466,9 +489,18 @@ impl Database {
         let result = self
             .bounded(async {
                 match &self.pool {
-                    Pool::Sqlite(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
-                    Pool::Postgres(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
-                    Pool::Mysql(p) => bind_all!(sqlx::query(&sql), args).execute(p).await.map(|r| r.rows_affected()),
+                    Pool::Sqlite(p) => {
+                        let mut c = trace.acquire(self.name, p).await?;
+                        bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                    }
+                    Pool::Postgres(p) => {
+                        let mut c = trace.acquire(self.name, p).await?;
+                        bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                    }
+                    Pool::Mysql(p) => {
+                        let mut c = trace.acquire(self.name, p).await?;
+                        bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                    }
                 }
             })
             .await;

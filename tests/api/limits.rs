@@ -217,6 +217,7 @@ async fn operators_read_the_metrics() {
     assert_eq!(value(r#"c360_rejections_total{reason="limit"}"#), 1.0);
     assert!(value(r#"c360_statements_total{db="crm"}"#) >= 1.0);
     assert!(value(r#"c360_loader_batch_keys_count{loader="CustomerLoader"}"#) >= 1.0, "{text}");
+    assert!(value(r#"c360_pool_wait_seconds_count{db="crm"}"#) >= 1.0, "{text}");
     assert!(value(r#"c360_operation_seconds_count{operation="Profile",outcome="ok"}"#) >= 1.0);
     assert!(text.contains(r#"c360_pool_connections{db="hub",state="idle"}"#), "{text}");
     let email = body["data"]["customers"]["edges"][0]["node"]["email"].as_str().expect("an email");

@@ -358,7 +358,14 @@ impl Hub {
             return Err(error);
         }
         let document = async_graphql::parser::parse_query(query).map(Arc::new).map_err(|e| {
-            let mut error = ServerError::from(e);
+            // The parser's own message is a source excerpt with its grammar's rule names:
+            // the position is what a client can use.
+            let positions: Vec<async_graphql::Pos> = e.positions().collect();
+            let message = match positions.first() {
+                Some(at) => format!("syntax error at line {}, column {}", at.line, at.column),
+                None => "syntax error".to_owned(),
+            };
+            let mut error = ServerError::new(message, positions.first().copied());
             error.extensions.get_or_insert_with(Default::default).set("code", "GRAPHQL_PARSE_FAILED");
             error
         })?;
@@ -479,13 +486,17 @@ fn page_sizes() -> PageSizes {
     PageSizes::from_sdl(&graphql::sdl()).unwrap_or_default()
 }
 
-/// Errors of the request as a whole (validation, operation selection; they have no
-/// path) get the code clients branch on, whichever schema answered.
+/// Every error gets the code clients branch on: those of the request as a whole
+/// (validation, operation selection; they have no path) `GRAPHQL_VALIDATION_FAILED`,
+/// whichever schema answered; those of a field without one (async-graphql's coercion of
+/// arguments and variables: an Int out of range, a date that does not parse, a variable
+/// not given) `BAD_USER_INPUT`. The hub's own errors carry their codes already.
 fn coded(errors: &mut [ServerError]) {
-    for e in errors.iter_mut().filter(|e| e.path.is_empty()) {
+    for e in errors.iter_mut() {
+        let whole = e.path.is_empty();
         let extensions = e.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
-            extensions.set("code", "GRAPHQL_VALIDATION_FAILED");
+            extensions.set("code", if whole { "GRAPHQL_VALIDATION_FAILED" } else { "BAD_USER_INPUT" });
         }
     }
 }

@@ -56,16 +56,33 @@ impl Exceeded {
     }
 }
 
+/// How deep brackets (`{`, `[`, `(`) may nest in a document, counted before it is parsed:
+/// the parser recurses once per level, and a value nested thousands deep (`[[[[…`) would
+/// overflow its stack. Selections, which the depth limit holds to far less, and
+/// introspection's type references stay well within it.
+pub const MAX_NESTING: usize = 100;
+
 /// Counts the document's lexical tokens (punctuators, names, numbers and strings; white
 /// space, commas and comments are not tokens), before it is parsed: the parser's work
-/// grows with them. Stops counting past `max`.
+/// grows with them. Stops counting past `max`, or at brackets nested past [`MAX_NESTING`].
 pub fn tokens(query: &str, max: usize) -> Result<usize, Exceeded> {
     let bytes = query.as_bytes();
     let at = |i: usize, s: &[u8]| bytes.get(i..).is_some_and(|rest| rest.starts_with(s));
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    let (mut i, mut count) = (0, 0);
+    let (mut i, mut count, mut nesting) = (0, 0, 0usize);
     while let Some(&c) = bytes.get(i) {
         match c {
+            b'{' | b'[' | b'(' => {
+                nesting += 1;
+                if nesting > MAX_NESTING {
+                    return Err(Exceeded { limit: "nesting", max: MAX_NESTING as u64, found: nesting as u64 });
+                }
+                i += 1;
+            }
+            b'}' | b']' | b')' => {
+                nesting = nesting.saturating_sub(1);
+                i += 1;
+            }
             b' ' | b'\t' | b'\n' | b'\r' | b',' => {
                 i += 1;
                 continue;
@@ -408,6 +425,10 @@ mod tests {
         assert_eq!(tokens(query, 33), Err(Exceeded { limit: "tokens", max: 33, found: 34 }));
         assert_eq!(tokens("  , , # nothing", 0), Ok(0));
         assert_eq!(tokens(&"{a}".repeat(1_000_000), 10).map_err(|e| e.found), Err(11));
+        // Brackets nested past the parser's depth: refused before parsing.
+        let deep = format!("{{ customers(filter: {}) {{ id }} }}", "[".repeat(400));
+        assert_eq!(tokens(&deep, 15_000).map_err(|e| e.limit), Err("nesting"));
+        assert!(tokens(&format!("{}{}", "{".repeat(100), "}".repeat(100)), 15_000).is_ok());
     }
 
     #[test]

@@ -73,7 +73,13 @@ impl Application {
             grace,
         });
         let router = Router::new()
-            .route("/graphql", get(graphql_get).post(graphql_post))
+            .route(
+                "/graphql",
+                get(graphql_get).post(graphql_post).fallback(|| async {
+                    let body = error_body("METHOD_NOT_ALLOWED", "/graphql takes GET and POST");
+                    (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "GET, POST")], Json(body))
+                }),
+            )
             .merge(playground)
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(metrics))

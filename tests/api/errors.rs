@@ -1,5 +1,6 @@
 //! Bad input gets typed errors; unknown ids get null; nothing leaks.
 
+use c360::auth::Role;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Layout, TestApp, codes};
@@ -226,4 +227,48 @@ async fn fields_keep_the_order_of_the_selection_set() {
         assert!(at("zulu") < at("customers") && at("customers") < at("alpha"), "{accept}: {text}");
         assert!(at("totalCount") < at("edges"), "{accept}: {text}");
     }
+}
+
+/// What the fuzzer (`bench/fuzz/fuzz.py`) found, each now answered with a typed error.
+#[tokio::test]
+async fn what_the_fuzzer_found_is_refused_cleanly() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    let partner = format!("Bearer {}", app.token(Role::Partner, None, Some("acme-insurance")));
+    let agent = app.token(Role::Agent, None, None);
+
+    // A value nested 400 deep overflowed the parser's stack and killed the process.
+    let deep = format!("{{ customers(filter: {}) {{ totalCount }} }}", "[".repeat(400));
+    let (status, body) = app.post(Some(&partner), json!({ "query": deep })).await;
+    assert_eq!((status, codes(&body)), (200, vec!["LIMIT_EXCEEDED".to_owned()]), "{body:#}");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], "nesting");
+    let (status, _) = app.post(Some(&partner), json!({ "query": "{ __typename }" })).await;
+    assert_eq!(status, 200, "the hub still serves");
+
+    // A hidden input field in a variable's default was applied (agents have no insights).
+    let filtered = "query($f: CustomerFilter = {valueTier: TOP}) { customers(first: 1, filter: $f) { totalCount } }";
+    let refused = app.query_as(&agent, filtered, json!({})).await;
+    assert_eq!(codes(&refused), ["GRAPHQL_VALIDATION_FAILED"], "{refused:#}");
+    assert!(refused.get("data").is_none_or(Value::is_null), "{refused:#}");
+
+    // Parse errors: a position, not the parser's trace.
+    let broken = app.query_as(&agent, "}", json!({})).await;
+    assert_eq!(broken["errors"][0]["message"], "syntax error at line 1, column 1", "{broken:#}");
+    assert_eq!(codes(&broken), ["GRAPHQL_PARSE_FAILED"]);
+
+    // Coercion errors of arguments and variables carry a code.
+    for (query, variables) in [
+        ("{ customers(first: 99999999999) { totalCount } }", json!({})),
+        ("query($v: ID!) { node(id: $v) { id } }", json!({})),
+        ("{ auditLog(since: \"\") { totalCount } }", json!({})),
+    ] {
+        let body = app.query(query, variables).await;
+        let errors = body["errors"].as_array().unwrap_or_else(|| panic!("{query}: {body:#}"));
+        assert!(errors.iter().all(|e| e["extensions"]["code"].is_string()), "{query}: {body:#}");
+    }
+
+    // Other methods: 405 as JSON.
+    let put = reqwest::Client::new().put(format!("{}/graphql", app.address)).send().await.expect("PUT");
+    assert_eq!(put.status().as_u16(), 405);
+    let body: Value = put.json().await.expect("JSON");
+    assert_eq!(codes(&body), ["METHOD_NOT_ALLOWED"]);
 }

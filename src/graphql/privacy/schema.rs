@@ -219,6 +219,20 @@ impl PrivacyTable {
     /// types only hidden fields lead to, and hidden fields of input values (filters).
     pub fn check(&self, document: &ExecutableDocument, variables: &Variables, access: &Access) -> Vec<Violation> {
         let visible = self.visible_types(access);
+        // Variables as they will be used: a variable not sent takes its default, which can
+        // name input fields too.
+        let mut with_defaults = variables.clone();
+        for (_, operation) in document.operations.iter() {
+            for definition in &operation.node.variable_definitions {
+                let name = &definition.node.name.node;
+                if let Some(default) = &definition.node.default_value
+                    && !with_defaults.contains_key(name)
+                {
+                    with_defaults.insert(name.clone(), default.node.clone());
+                }
+            }
+        }
+        let variables = &with_defaults;
         let mut walk = Walk { table: self, access, visible, variables, violations: Vec::new() };
         for (_, operation) in document.operations.iter() {
             let root = match operation.node.ty {

@@ -167,17 +167,10 @@ impl Hub {
         self.execute_as(viewer, request, Operations::All).await
     }
 
-    /// [`Hub::execute`] for a request that may not change data (an HTTP GET): a mutation,
-    /// also one named by a persisted hash, is refused with `METHOD_NOT_ALLOWED`.
-    pub async fn execute_query(
-        &self,
-        viewer: Viewer,
-        request: async_graphql::Request,
-    ) -> (async_graphql::Response, String) {
-        self.execute_as(viewer, request, Operations::QueriesOnly).await
-    }
-
-    async fn execute_as(
+    /// [`Hub::execute`], running only `operations`: a request that may not change data
+    /// (an HTTP GET) has a mutation, also one named by a persisted hash, refused with
+    /// `METHOD_NOT_ALLOWED`.
+    pub async fn execute_as(
         &self,
         viewer: Viewer,
         request: async_graphql::Request,
@@ -278,10 +271,7 @@ impl Hub {
         };
         let cost = match checked {
             Ok(cost) => cost,
-            Err(e) => {
-                let details = [("limit", Value::from(e.limit)), ("max", e.max.into()), ("found", e.found.into())];
-                return (refused(&e.message(), "LIMIT_EXCEEDED", details), request_id);
-            }
+            Err(e) => return (async_graphql::Response::from_errors(vec![exceeded(&e)]), request_id),
         };
         if let Some(rates) = &self.rates
             && let Err(wait) = rates.charge(role, viewer.partner.as_deref(), &viewer.subject, cost)
@@ -349,13 +339,7 @@ impl Hub {
         if self.hardened
             && let Err(e) = limits::tokens(query, self.graphql.max_tokens)
         {
-            let mut error = ServerError::new(e.message(), None);
-            let extensions = error.extensions.get_or_insert_with(Default::default);
-            extensions.set("code", "LIMIT_EXCEEDED");
-            extensions.set("limit", e.limit);
-            extensions.set("max", e.max);
-            extensions.set("found", e.found);
-            return Err(error);
+            return Err(exceeded(&e));
         }
         let document = async_graphql::parser::parse_query(query).map(Arc::new).map_err(|e| {
             // The parser's own message is a source excerpt with its grammar's rule names:
@@ -423,7 +407,7 @@ impl Hub {
 
 /// Which operations a request may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operations {
+pub enum Operations {
     All,
     /// Over HTTP GET: no mutations.
     QueriesOnly,
@@ -444,13 +428,23 @@ fn operation<'a>(document: &'a ExecutableDocument, name: Option<&str>) -> Option
 
 /// A request refused as a whole: one error with its code and `details` in its extensions.
 fn refused<const N: usize>(message: &str, code: &str, details: [(&str, Value); N]) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![refusal(message, code, details)])
+}
+
+fn refusal<const N: usize>(message: &str, code: &str, details: [(&str, Value); N]) -> ServerError {
     let mut error = ServerError::new(message, None);
     let extensions = error.extensions.get_or_insert_with(Default::default);
     extensions.set("code", code);
     for (key, value) in details {
         extensions.set(key, value);
     }
-    async_graphql::Response::from_errors(vec![error])
+    error
+}
+
+/// `LIMIT_EXCEEDED`, with the limit, its maximum and what the document reached.
+fn exceeded(e: &limits::Exceeded) -> ServerError {
+    let details = [("limit", Value::from(e.limit)), ("max", e.max.into()), ("found", e.found.into())];
+    refusal(&e.message(), "LIMIT_EXCEEDED", details)
 }
 
 /// What became of an operation, for the metrics: `ok`, `partial` (data with errors), or

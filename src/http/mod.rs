@@ -24,7 +24,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthError, Verifier, Viewer};
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, Operations};
 
 struct AppState {
     hub: Hub,
@@ -172,7 +172,7 @@ async fn graphql_get(State(state): State<Arc<AppState>>, request: Request) -> Re
             Err(_) => return bad_request("BAD_REQUEST", "`extensions` must be a JSON object"),
         }
     }
-    let mut response = graphql_handler(&state, &headers, graphql, Method::Get).await;
+    let mut response = graphql_handler(&state, &headers, graphql, Operations::QueriesOnly).await;
     if response.status() == StatusCode::METHOD_NOT_ALLOWED {
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
     }
@@ -205,7 +205,7 @@ async fn graphql_post(
     }
     match serde_json::from_slice::<async_graphql::BatchRequest>(&body) {
         Ok(async_graphql::BatchRequest::Single(graphql)) => {
-            graphql_handler(&state, &headers, graphql, Method::Post).await
+            graphql_handler(&state, &headers, graphql, Operations::All).await
         }
         Ok(async_graphql::BatchRequest::Batch(requests)) => graphql_batch(&state, &headers, requests).await,
         Err(_) => bad_request("BAD_REQUEST", "the body is not a GraphQL request: a JSON object with a `query`"),
@@ -263,28 +263,18 @@ async fn graphql_handler(
     state: &AppState,
     headers: &HeaderMap,
     request: async_graphql::Request,
-    method: Method,
+    operations: Operations,
 ) -> Response {
     let (media, viewer) = match admit(state, headers).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
-    let (response, request_id) = match method {
-        Method::Get => state.hub.execute_query(viewer, request).await,
-        Method::Post => state.hub.execute(viewer, request).await,
-    };
+    let (response, request_id) = state.hub.execute_as(viewer, request, operations).await;
     let mut response = media.render(&response);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
-}
-
-/// How a GraphQL request came: a GET may only read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    Get,
-    Post,
 }
 
 /// The media types of a GraphQL response (GraphQL over HTTP).

@@ -71,9 +71,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Whether this hub mints development tokens for the playground's sign-in: in
-/// development with the development key only (production serves no `/dev/` route).
+/// development with the development key, listening on a loopback address only (anyone
+/// who reaches `/dev/token` gets an admin token; production serves no `/dev/` route).
 pub(super) fn mints_tokens(config: &Config) -> bool {
-    config.environment == Environment::Development && config.auth.development_key
+    config.environment == Environment::Development && config.auth.development_key && config.listen.ip().is_loopback()
 }
 
 /// The roles the playground offers, with their usual scopes, and the partners that have
@@ -150,5 +151,22 @@ pub(super) async fn dev_token(State(state): State<Arc<AppState>>, body: axum::bo
             let body = error_body("INTERNAL", "the development key cannot be read");
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn development_tokens_are_minted_on_loopback_only() {
+        let mut config = Config::default();
+        assert!(mints_tokens(&config), "the default: development, development key, 127.0.0.1");
+        config.listen = "0.0.0.0:8360".parse().expect("address");
+        assert!(!mints_tokens(&config), "reachable from other hosts: no admin tokens for whoever asks");
+        config.listen = "[::1]:8360".parse().expect("address");
+        assert!(mints_tokens(&config));
+        config.environment = Environment::Production;
+        assert!(!mints_tokens(&config));
     }
 }

@@ -69,7 +69,6 @@ import hmac
 import http.client
 import json
 import multiprocessing as mp
-import os
 import queue
 import random
 import re
@@ -77,7 +76,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -85,8 +83,11 @@ import tomllib
 import traceback
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import Hub  # noqa: E402  (bench/harness.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ["admin", "agent", "frontend", "analyst", "partner"]
@@ -184,102 +185,6 @@ class Policy:
 def jwt_claims(token):
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-# ---------------------------------------------------------------------------- the hub
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Hub:
-    def __init__(self, binary, workdir, customers, port=None):
-        self.binary, self.dir = str(binary), Path(workdir)
-        self.port = port or free_port()
-        self.cfg = self.dir / "c360.toml"
-        self.cfg.write_text(f"""listen = "127.0.0.1:{self.port}"
-data_dir = "{self.dir / 'data'}"
-[seed]
-customers = {customers}
-[identity]
-resolve_interval = "1s"
-[graphql]
-introspection_roles = ["admin", "agent", "frontend", "analyst", "partner"]
-max_batch = 4
-[rate_limits.roles.partner]
-operations_per_second = 0
-burst = 0
-cost_per_second = 0
-cost_burst = 0
-""")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("C360_")}
-        self.log_path = self.dir / "hub.log"
-        self.proc = None
-        self.starts = 0
-
-    def start(self, timeout=600):
-        self.starts += 1
-        logf = open(self.log_path, "ab")
-        logf.write(f"\n===== start {self.starts} at {now_rfc3339()} =====\n".encode())
-        logf.flush()
-        self.proc = subprocess.Popen([self.binary, "--config", str(self.cfg), "serve"], cwd=self.dir, env=self.env,
-                                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the hub exited at start (code {self.proc.returncode}); see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        return self
-            except Exception:
-                pass
-            time.sleep(0.2)
-        raise SystemExit(f"the hub did not get ready in {timeout} s; see {self.log_path}")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.alive():
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(30)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
-
-    def token(self, role, partner=None, subject=None, ttl="48h"):
-        cmd = [self.binary, "--config", str(self.cfg), "token", "--role", role, "--ttl", ttl,
-               "--subject", subject or f"fuzz-{role}"]
-        if partner:
-            cmd += ["--partner", partner]
-        return subprocess.run(cmd, cwd=self.dir, env=self.env, check=True, capture_output=True,
-                              text=True).stdout.strip()
-
-    def get(self, path):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-        except Exception as e:
-            return None, str(e).encode()
-
-    def gql(self, token, query, variables=None):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql",
-                                     data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return json.loads(e.read() or b"{}")
 
 
 def plant_canaries(data_dir):
@@ -1551,7 +1456,7 @@ def main():
         raise SystemExit(f"no such binary: {binary}")
     policy = Policy()
     work = Path(tempfile.mkdtemp(prefix="c360-fuzz-"))
-    hub = Hub(binary, work, args.customers)
+    hub = Hub(binary, work, args.customers, subject_prefix="fuzz", graphql="max_batch = 4")
     t_start = time.time()
     findings_setup = []
     report = {"binary": str(binary), "documents": args.documents, "seed": args.seed, "workers": args.workers}

@@ -30,21 +30,19 @@ Exit code 0: no errors and flat memory; 1 otherwise. The report (JSON) goes to -
 """
 
 import argparse
-import base64
 import json
 import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import Hub  # noqa: E402  (bench/harness.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 LUA = Path(__file__).resolve().parent / "mixed.lua"
@@ -70,89 +68,6 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Hub:
-    def __init__(self, binary, workdir, customers):
-        self.binary, self.dir = str(binary), Path(workdir)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/graphql"
-        self.cfg = self.dir / "c360.toml"
-        self.cfg.write_text(f"""listen = "127.0.0.1:{self.port}"
-data_dir = "{self.dir / 'data'}"
-[seed]
-customers = {customers}
-[identity]
-resolve_interval = "1s"
-[graphql]
-introspection_roles = ["admin", "agent", "frontend", "analyst", "partner"]
-[rate_limits.roles.partner]
-operations_per_second = 0
-burst = 0
-cost_per_second = 0
-cost_burst = 0
-""")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("C360_")}
-        self.log_path = self.dir / "hub.log"
-        self.proc = None
-
-    def start(self, timeout=900):
-        self.proc = subprocess.Popen([self.binary, "--config", str(self.cfg), "serve"], cwd=self.dir, env=self.env,
-                                     stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the hub exited at start; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except Exception:
-                pass
-            time.sleep(0.3)
-        raise SystemExit(f"the hub did not get ready in {timeout} s; see {self.log_path}")
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(30)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait()
-
-    def rss_mib(self):
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def token(self, role, partner=None):
-        cmd = [self.binary, "--config", str(self.cfg), "token", "--role", role, "--ttl", "24h",
-               "--subject", f"soak-{role}"]
-        if partner:
-            cmd += ["--partner", partner]
-        return subprocess.run(cmd, cwd=self.dir, env=self.env, check=True, capture_output=True,
-                              text=True).stdout.strip()
-
-    def gql(self, token, body):
-        req = urllib.request.Request(self.url, data=body.encode(), headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
-
-
 def install_wrk():
     if shutil.which("wrk") is None:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -164,7 +79,7 @@ def workload(hub, tokens, rng, n):
     """Lines '<token index>\\t<body>' and the distinct bodies to check first."""
     ids, cursors, after = [], [None], None
     while len(ids) < 2000:
-        _, d = hub.gql(tokens["admin"], json.dumps({"query": "query($a: String) { customers(first: 100, after: $a) "
+        _, d = hub.post(tokens["admin"], json.dumps({"query": "query($a: String) { customers(first: 100, after: $a) "
                                                               "{ edges { cursor node { id } } } }",
                                                      "variables": {"a": after}}))
         edges = d["data"]["customers"]["edges"]
@@ -173,7 +88,7 @@ def workload(hub, tokens, rng, n):
         ids += [e["node"]["id"] for e in edges]
         cursors += [e["cursor"] for e in edges[::20]]
         after = edges[-1]["cursor"]
-    _, d = hub.gql(tokens["partner"], json.dumps({"query": "{ customers(first: 100) { edges { node { id } } } }"}))
+    _, d = hub.post(tokens["partner"], json.dumps({"query": "{ customers(first: 100) { edges { node { id } } } }"}))
     consented = [e["node"]["id"] for e in d["data"]["customers"]["edges"]]
     if not consented:
         raise SystemExit("the partner sees no customer: no consents in the seed?")
@@ -239,7 +154,7 @@ def main():
         raise SystemExit(f"no such binary: {binary}")
     install_wrk()
     work = Path(tempfile.mkdtemp(prefix="c360-soak-"))
-    hub = Hub(binary, work, args.customers)
+    hub = Hub(binary, work, args.customers, subject_prefix="soak")
     failed = False
     try:
         t0 = time.time()
@@ -250,7 +165,7 @@ def main():
         tokens["partner"] = hub.token("partner", "acme-insurance")
         deadline = time.time() + 600       # segments need the first insight fit
         while True:
-            _, d = hub.gql(tokens["admin"], json.dumps({"query": "{ insightModel { id } }"}))
+            _, d = hub.post(tokens["admin"], json.dumps({"query": "{ insightModel { id } }"}))
             if d.get("data"):
                 break
             if time.time() > deadline:
@@ -259,7 +174,7 @@ def main():
         log(f"  insights fitted after {time.time() - t0:.1f} s")
         lines, checks = workload(hub, tokens, random.Random(args.seed), 20_000)
         for (role, doc), body in checks.items():
-            status, d = hub.gql(tokens[role], body)
+            status, d = hub.post(tokens[role], body)
             if status != 200 or d.get("errors") or not d.get("data") or any(v is None for v in d["data"].values()):
                 raise SystemExit(f"{role}: the workload's request fails: {body[:200]} -> {status} {json.dumps(d)[:500]}")
         bodies = work / "bodies.tsv"

@@ -25,6 +25,9 @@ pub enum ApiError {
     Forbidden(&'static str),
     /// Only admins may do this.
     AdminOnly,
+    /// A customer export holds every class of data; the token does not see these (named,
+    /// comma-separated), so it may not export (a partial export would pass for a whole one).
+    ExportIncomplete(String),
     /// The audit log cannot record what the response would reveal, so it is withheld.
     AuditUnavailable,
     /// A source database failed or timed out; the rest of the response may still stand.
@@ -53,6 +56,9 @@ impl ApiError {
             ApiError::AmbiguousMatch(what) => format!("{what} matches more than one customer"),
             ApiError::Forbidden(scope) => format!("this needs the scope `{scope}`"),
             ApiError::AdminOnly => "only admins may do this".into(),
+            ApiError::ExportIncomplete(classes) => format!(
+                "an export holds every class of a customer's data; this token does not see {classes} (see the scopes the policy requires)"
+            ),
             ApiError::AuditUnavailable => {
                 "the audit log is unavailable, so personal data cannot be shown; try again later".into()
             }
@@ -76,6 +82,7 @@ impl ApiError {
             ApiError::AmbiguousMatch(_) => "AMBIGUOUS_MATCH",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::AdminOnly => "FORBIDDEN",
+            ApiError::ExportIncomplete(_) => "FORBIDDEN",
             ApiError::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",
             ApiError::SourceTimeout(_) => "SOURCE_TIMEOUT",

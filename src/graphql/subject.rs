@@ -2,6 +2,7 @@
 //! Both are written to the audit log before they happen; without it, they do not.
 
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
+use strum::IntoEnumIterator as _;
 
 use super::common::{admin_only, request};
 use super::customer::Customer;
@@ -10,6 +11,7 @@ use crate::audit::store::AuditFilter;
 use crate::audit::{AuditAction, AuditEntry};
 use crate::error::ApiError;
 use crate::identity::store::Link;
+use crate::policy::{Access, Decision, PrivacyClass};
 use crate::subject::Export;
 
 /// Stores the audit entry now, before the action: no export or erasure goes unrecorded.
@@ -29,8 +31,20 @@ impl SubjectQuery {
     /// Everything the hub can find about the customer in the four sources, and how their
     /// records were linked, as JSON (the right of access). Recorded in the audit log.
     /// Admins only. Null when there is no such customer.
+    ///
+    /// The token must see every class of data shown (an admin token lacking a scope the
+    /// policy requires, say `tickets:read`, would get a partial export that passes for a
+    /// whole one): otherwise `FORBIDDEN`, naming the classes it does not see.
     async fn export_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Json<Export>>> {
         admin_only(ctx)?;
+        let access = ctx.data_opt::<Access>();
+        let unseen: Vec<String> = PrivacyClass::iter()
+            .filter(|c| access.is_none_or(|a| a.decision(*c) != Decision::Show))
+            .map(|c| c.to_string())
+            .collect();
+        if !unseen.is_empty() {
+            return Err(ApiError::ExportIncomplete(unseen.join(", ")).into());
+        }
         let key = ids::parse_id_of(Kind::Customer, &id)?;
         let Some(customer) = Customer::load(ctx, key).await? else { return Ok(None) };
         record(ctx, AuditAction::Export, &customer.id, &customer.links).await?;

@@ -96,6 +96,13 @@ async fn export_and_erase(layout: Layout) {
 
     // Export: admins only, everything from every source, audited.
     assert_eq!(codes(&app.query_as(&agent, EXPORT, json!({ "id": id })).await), ["FORBIDDEN"]);
+    // An admin token without a scope the policy requires (here tickets and campaigns) sees
+    // no tickets anywhere, the export included: it may not export at all (found by fuzzing).
+    let narrow = app.token(Role::Admin, Some("customers:read orders:read pii:read insights:read"), None);
+    let refused = app.query_as(&narrow, EXPORT, json!({ "id": id })).await;
+    assert_eq!(codes(&refused), ["FORBIDDEN"], "{refused:#}");
+    assert_eq!(refused["data"]["exportCustomer"], Value::Null, "{refused:#}");
+    assert!(refused.to_string().contains("service, marketing"), "{refused:#}");
     let (export, request) = app.query_with_id(&app.admin, EXPORT, json!({ "id": id })).await;
     let doc = &export["data"]["exportCustomer"];
     let golden = c360::graphql::ids::parse_id_of(c360::graphql::ids::Kind::Customer, &id).expect("id");

@@ -192,6 +192,18 @@ impl PrivacyTable {
         errors
     }
 
+    /// The hidden fields of `input_name` that `value` names (an input object, or a list of
+    /// them), in order.
+    fn hidden_input_fields(&self, input_name: &str, value: &Value, access: &Access) -> Vec<String> {
+        let Some(input) = self.types.get(input_name) else { return Vec::new() };
+        let hides = |key: &str| input.fields.get(key).is_some_and(|(_, p)| p.is_some_and(|p| access.hides(p.class)));
+        match value {
+            Value::Object(map) => map.keys().filter(|k| hides(k.as_str())).map(|k| k.to_string()).collect(),
+            Value::List(items) => items.iter().flat_map(|v| self.hidden_input_fields(input_name, v, access)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Object and interface types the viewer can reach through fields it may see.
     pub fn visible_types(&self, access: &Access) -> &HashSet<String> {
         self.visible[access.hidden_set()].get_or_init(|| self.reachable(access))
@@ -219,21 +231,33 @@ impl PrivacyTable {
     /// types only hidden fields lead to, and hidden fields of input values (filters).
     pub fn check(&self, document: &ExecutableDocument, variables: &Variables, access: &Access) -> Vec<Violation> {
         let visible = self.visible_types(access);
-        // Variables as they will be used: a variable not sent takes its default, which can
-        // name input fields too.
+        // A default naming a hidden input field fails as one naming an unknown field does,
+        // whether or not the variable is sent (GraphQL checks every default). Variables as
+        // they will be used: a variable not sent takes its (valid) default.
+        let mut violations = Vec::new();
         let mut with_defaults = variables.clone();
         for (_, operation) in document.operations.iter() {
             for definition in &operation.node.variable_definitions {
                 let name = &definition.node.name.node;
-                if let Some(default) = &definition.node.default_value
-                    && !with_defaults.contains_key(name)
-                {
+                let Some(default) = &definition.node.default_value else { continue };
+                let input_name = named(&definition.node.var_type.node.base);
+                let hidden = self.hidden_input_fields(&input_name, &default.node, access);
+                for field in &hidden {
+                    violations.push(Violation {
+                        message: Some(format!(
+                            "Invalid default value for argument: \"{name}\", unknown field \"{field}\" of type \"{input_name}\""
+                        )),
+                        pos: definition.pos,
+                        span: (definition.pos, default.pos),
+                    });
+                }
+                if hidden.is_empty() && !with_defaults.contains_key(name) {
                     with_defaults.insert(name.clone(), default.node.clone());
                 }
             }
         }
         let variables = &with_defaults;
-        let mut walk = Walk { table: self, access, visible, variables, violations: Vec::new() };
+        let mut walk = Walk { table: self, access, visible, variables, violations };
         for (_, operation) in document.operations.iter() {
             let root = match operation.node.ty {
                 OperationType::Query => "Query",
@@ -314,16 +338,11 @@ impl Walk<'_> {
         };
         for (argument, value) in &field.node.arguments {
             let Some((_, input_name)) = inputs.iter().find(|(a, _)| *a == argument.node.as_str()) else { continue };
-            let Some(input) = self.table.types.get(input_name) else { continue };
             // The value as it will be used: literal, or with its variables filled in.
             let resolved = value.node.clone().into_const_with(|var| self.variables.get(&var).cloned().ok_or(()));
-            let keys: Vec<String> = match resolved {
-                Ok(Value::Object(map)) => map.keys().map(|k| k.to_string()).collect(),
-                _ => vec![],
-            };
-            for hidden in keys.iter().filter(|k| {
-                input.fields.get(k.as_str()).is_some_and(|(_, p)| p.is_some_and(|p| self.access.hides(p.class)))
-            }) {
+            let hidden =
+                resolved.map(|v| self.table.hidden_input_fields(input_name, &v, self.access)).unwrap_or_default();
+            for hidden in hidden {
                 self.violations.push(Violation {
                     message: Some(format!(
                         "Invalid value for argument \"{}\", unknown field \"{hidden}\" of type \"{input_name}\"",

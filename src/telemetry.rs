@@ -13,7 +13,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 use crate::config::{LogFormat, TelemetryConfig};
 
 /// The filter when `C360_LOG` is not set.
-const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=warn";
+const DEFAULT_FILTER: &str = "info,sqlx=warn,sqlx::query=error,tower_http=warn";
 
 type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
 

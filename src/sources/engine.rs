@@ -23,6 +23,33 @@ use sqlx::{FromRow, Row};
 
 use super::DbName;
 
+/// A request statement that takes longer is logged as a warning (database and duration).
+const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+
+/// How an `in` list of placeholders starts ([`in_list`] writes them).
+const IN_LIST: &str = "in (";
+/// Lists longer than this are not padded (the engines bound placeholders per statement).
+const MAX_PADDED_LIST: usize = 1024;
+
+/// The number of placeholders of an `in` list (`?, ?, ?)`), and the length of its text
+/// with the closing bracket; `None` for anything else (`(select ..)`, tuples, literals).
+fn list_len(sql: &str) -> Option<(usize, usize)> {
+    let bytes = sql.as_bytes();
+    let (mut n, mut i) = (0, 0);
+    loop {
+        if bytes.get(i) != Some(&b'?') {
+            return None;
+        }
+        n += 1;
+        i += 1;
+        match bytes.get(i..i + 2) {
+            Some(b", ") => i += 2,
+            _ if bytes.get(i) == Some(&b')') => return Some((n, i + 1)),
+            _ => return None,
+        }
+    }
+}
+
 /// The three supported database engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::EnumIter)]
 #[strum(serialize_all = "lowercase")]
@@ -44,24 +71,71 @@ impl Engine {
         }
     }
 
-    /// Rewrites `?` placeholders into the engine's own form (`$1, $2, ..` on PostgreSQL).
+    /// The statement as this engine runs it, with the arguments to bind in order:
+    /// `?` placeholders in the engine's own form (`$1, $2, ..` on PostgreSQL), and every
+    /// `in (?, ?, ..)` list padded to the next power of two by repeating its last value.
+    ///
+    /// Padding bounds the number of distinct statements: a loader's batch of 37 keys and
+    /// one of 50 run the same 64-placeholder statement, so they share one prepared
+    /// statement in each connection's cache (sqlx keeps 100 per connection). Without it,
+    /// each batch size was a statement of its own, prepared again (a round trip on
+    /// PostgreSQL and MySQL) as the cache turned over, and held in memory per connection.
+    /// A repeated value does not change what `in` matches.
+    ///
     /// Our SQL never contains `?` inside string literals, so a plain scan is enough.
-    pub fn placeholders<'a>(self, sql: &'a str) -> Cow<'a, str> {
-        if self != Engine::Postgres || !sql.contains('?') {
-            return Cow::Borrowed(sql);
+    pub fn statement<'a>(self, sql: &'a str, args: &'a [Arg]) -> (Cow<'a, str>, Vec<&'a Arg>) {
+        let numbered = self == Engine::Postgres && sql.contains('?');
+        if !numbered && !sql.contains(IN_LIST) {
+            return (Cow::Borrowed(sql), args.iter().collect());
         }
-        let mut out = String::with_capacity(sql.len() + 16);
-        let mut n = 0;
-        for ch in sql.chars() {
-            if ch == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(ch);
+        let mut out = String::with_capacity(sql.len() + 64);
+        let mut bound = Vec::with_capacity(args.len() + 8);
+        let mut emitted = 0;
+        let mut placeholder = |out: &mut String, bound: &mut Vec<&'a Arg>, arg: usize| {
+            // A statement with fewer arguments than placeholders fails in the driver, as before.
+            if let Some(a) = args.get(arg) {
+                bound.push(a);
             }
+            emitted += 1;
+            if numbered {
+                out.push('$');
+                out.push_str(&emitted.to_string());
+            } else {
+                out.push('?');
+            }
+        };
+        let mut arg = 0;
+        let mut rest = sql;
+        while let Some(at) = rest.find(['?', 'i']) {
+            out.push_str(&rest[..at]);
+            rest = &rest[at..];
+            if rest.starts_with('?') {
+                placeholder(&mut out, &mut bound, arg);
+                arg += 1;
+                rest = &rest[1..];
+                continue;
+            }
+            let word_start = out.is_empty() || out.ends_with(|c: char| c.is_ascii_whitespace());
+            let listed = if word_start && rest.starts_with(IN_LIST) { list_len(&rest[IN_LIST.len()..]) } else { None };
+            let Some((n, len)) = listed else {
+                out.push('i');
+                rest = &rest[1..];
+                continue;
+            };
+            out.push_str(IN_LIST);
+            let padded = if n.next_power_of_two() <= MAX_PADDED_LIST { n.next_power_of_two() } else { n };
+            for i in 0..padded {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                placeholder(&mut out, &mut bound, arg + i.min(n - 1));
+            }
+            out.push(')');
+            arg += n;
+            rest = &rest[IN_LIST.len() + len..];
         }
-        Cow::Owned(out)
+        out.push_str(rest);
+        (Cow::Owned(out), bound)
     }
 
     /// `sum(expr)` as a 64-bit integer: PostgreSQL and MySQL widen integer sums to
@@ -419,12 +493,23 @@ impl Database {
 
     /// `run` under the statement timeout. The database may go on with a statement given
     /// up on until it ends; its connection serves again after that.
-    /// Each statement runs in a span naming its database (never its arguments).
+    /// Each statement runs in a span naming its database (never its arguments). A statement
+    /// over [`SLOW_STATEMENT`] is logged as a warning with its database and duration, not
+    /// its text (sqlx's own slow-statement log, which prints the whole statement, is off
+    /// in the default filter: a bulk insert's text is megabytes of placeholders).
     async fn bounded<T>(&self, run: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
         let span = tracing::debug_span!("sql", db = %self.name, engine = ?self.engine);
+        let started = std::time::Instant::now();
         let run = tracing::Instrument::instrument(tokio::time::timeout(self.statement_timeout, run), span.clone());
         let result = run.await.unwrap_or_else(|_| Err(statement_timed_out()));
-        span.in_scope(|| tracing::trace!(failed = result.is_err(), "statement"));
+        let elapsed = started.elapsed();
+        span.in_scope(|| {
+            if elapsed >= SLOW_STATEMENT {
+                tracing::warn!(ms = elapsed.as_millis() as u64, failed = result.is_err(), "slow statement");
+            } else {
+                tracing::trace!(failed = result.is_err(), "statement");
+            }
+        });
         result
     }
 
@@ -432,7 +517,7 @@ impl Database {
     pub async fn fetch_all<T: AnyRow>(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
         let _turn = trace.start(self.name).await;
         let started = std::time::Instant::now();
-        let sql = self.engine.placeholders(sql);
+        let (sql, args) = self.engine.statement(sql, args);
         let result = self
             .bounded(async {
                 match &self.pool {
@@ -464,7 +549,7 @@ impl Database {
         mut each: impl FnMut(T) + Send,
     ) -> Result<(), sqlx::Error> {
         use futures::TryStreamExt as _;
-        let sql = self.engine.placeholders(sql);
+        let (sql, args) = self.engine.statement(sql, args);
         macro_rules! stream {
             ($p:expr) => {{
                 let mut rows = bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch($p);
@@ -485,7 +570,7 @@ impl Database {
     pub async fn execute(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
         let _turn = trace.start(self.name).await;
         let started = std::time::Instant::now();
-        let sql = self.engine.placeholders(sql);
+        let (sql, args) = self.engine.statement(sql, args);
         let result = self
             .bounded(async {
                 match &self.pool {
@@ -527,7 +612,7 @@ impl Database {
                 let mut tx = $p.begin().await?;
                 let mut affected = Vec::with_capacity(statements.len());
                 for (sql, args) in statements {
-                    let sql = self.engine.placeholders(sql);
+                    let (sql, args) = self.engine.statement(sql, args);
                     affected.push(bind_all!(sqlx::query(&sql), args).execute(&mut *tx).await?.rows_affected());
                 }
                 tx.commit().await?;
@@ -685,10 +770,61 @@ mod tests {
         assert!(SqlTrace::default().start(DbName::Hub).await.is_none());
     }
 
+    fn statement(engine: Engine, sql: &str, args: &[i64]) -> (String, Vec<i64>) {
+        let args = ints(args);
+        let (sql, bound) = engine.statement(sql, &args);
+        let bound = bound.iter().map(|a| match a {
+            Arg::Int(v) => *v,
+            other => panic!("not an int: {other:?}"),
+        });
+        (sql.into_owned(), bound.collect())
+    }
+
     #[test]
     fn postgres_placeholders_are_numbered() {
-        assert_eq!(Engine::Postgres.placeholders("a = ? and b in (?, ?)"), "a = $1 and b in ($2, $3)");
-        assert_eq!(Engine::Mysql.placeholders("a = ?"), "a = ?");
+        assert_eq!(statement(Engine::Postgres, "a = ? and b > ?", &[1, 2]), ("a = $1 and b > $2".into(), vec![1, 2]));
+        assert_eq!(statement(Engine::Mysql, "a = ?", &[1]), ("a = ?".into(), vec![1]));
+    }
+
+    #[test]
+    fn in_lists_are_padded_to_a_power_of_two_with_their_last_value() {
+        let sql = format!(
+            "select x from t where a = ? and b in ({}) and c = ? and d in ({}) order by 1",
+            in_list(3),
+            in_list(5)
+        );
+        let (pg, bound) = statement(Engine::Postgres, &sql, &[7, 1, 2, 3, 8, 4, 5, 6, 7, 9]);
+        assert_eq!(
+            pg,
+            "select x from t where a = $1 and b in ($2, $3, $4, $5) and c = $6 and d in ($7, $8, $9, $10, $11, $12, $13, $14) order by 1"
+        );
+        assert_eq!(bound, vec![7, 1, 2, 3, 3, 8, 4, 5, 6, 7, 9, 9, 9, 9]);
+        let (sqlite, bound) = statement(Engine::Sqlite, &sql, &[7, 1, 2, 3, 8, 4, 5, 6, 7, 9]);
+        assert_eq!(sqlite.matches('?').count(), 14);
+        assert_eq!(bound.len(), 14);
+        // Batches of different sizes share a statement; one key and powers of two stay as they are.
+        let of = |n: usize| {
+            statement(Engine::Sqlite, &format!("select x from t where id in ({})", in_list(n)), &vec![1; n]).0
+        };
+        assert_eq!(of(37), of(50));
+        assert_eq!(of(1), "select x from t where id in (?)");
+        assert_eq!(of(4).matches('?').count(), 4);
+        assert_eq!(of(2000).matches('?').count(), 2000);
+    }
+
+    #[test]
+    fn only_lists_of_placeholders_are_padded() {
+        for sql in [
+            "select x from t where a in (select b from u where c = ?) and d = ?",
+            "select x from t where (a, b) in ((?, ?), (?, ?))",
+            "insert into t (a, b) values (?, ?)",
+            "select min(?) from t join (?, ?)",
+        ] {
+            let n = sql.matches('?').count() as i64;
+            let (out, bound) = statement(Engine::Sqlite, sql, &(1..=n).collect::<Vec<_>>());
+            assert_eq!((out.as_str(), bound.len() as i64), (sql, n), "{sql}");
+        }
+        // The word must start the list: `join (?, ?)` and `min(?)` are not `in` lists.
     }
 
     #[test]

@@ -8,9 +8,11 @@ introspection for every role and partners' rate limits off; `graphql` adds lines
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -84,6 +86,14 @@ cost_burst = 0
                 except ProcessLookupError:
                     pass
                 self.proc.wait()
+
+    def close(self, keep):
+        """Stops the hub; keeps its directory (data and log) when `keep`, removes it otherwise."""
+        self.stop()
+        if keep:
+            print(f"hub data and log kept in {self.dir}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def rss_mib(self):
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

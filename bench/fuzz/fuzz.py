@@ -1720,11 +1720,7 @@ def main():
             log(f"stopped after {agg['sent']} of {args.documents} documents (--seconds-max)")
             exit_code = 3
     finally:
-        hub.stop()
-        if args.keep or exit_code:
-            log(f"hub data and log kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        hub.close(keep=args.keep or exit_code)
     sys.exit(exit_code)
 
 

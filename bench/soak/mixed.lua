@@ -1,7 +1,8 @@
 -- wrk script for bench/soak/soak.py: POSTs GraphQL requests of mixed roles, paced or not,
 -- and counts what went wrong. One request per line of the bodies file: "<token index>\t<JSON body>".
 -- Arguments (after `--`): <bodies file> <delay ms, fractional; 0: as fast as possible> <token 1> <token 2> ...
--- Prints one JSON line at the end.
+-- Prints one JSON line at the end. Not bench/wrk/graphql.lua: a `response` callback makes wrk
+-- read every body, which the benchmark's script must not pay for; the soak must see errors.
 
 local threads = {}
 local counter = 0

@@ -252,11 +252,7 @@ def main():
         print(f"hub:    {'alive' if alive else 'DIED'}; report {args.report}")
         print("OK" if not failed else "FAILED")
     finally:
-        hub.stop()
-        if args.keep or failed:
-            log(f"hub data and log kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        hub.close(keep=args.keep or failed)
     sys.exit(1 if failed else 0)
 
 

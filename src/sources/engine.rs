@@ -370,10 +370,17 @@ impl SqlTrace {
         }
     }
 
-    /// A statement on `source` done, started at `started`.
+    /// A statement on `source` done, started at `started`: into the metrics, and logged as
+    /// a warning with its database and duration when over [`SLOW_STATEMENT`], never its
+    /// text (sqlx's own slow-statement log, which prints the whole statement, is off in the
+    /// default filter: a bulk insert's text is megabytes of placeholders).
     fn finish<T, E>(&self, source: DbName, started: std::time::Instant, result: &Result<T, E>) {
+        let elapsed = started.elapsed();
         if let Some(metrics) = &self.metrics {
-            metrics.statement(source.into(), started.elapsed().as_secs_f64(), result.is_err());
+            metrics.statement(source.into(), elapsed.as_secs_f64(), result.is_err());
+        }
+        if elapsed >= SLOW_STATEMENT {
+            tracing::warn!(db = %source, ms = elapsed.as_millis() as u64, failed = result.is_err(), "slow statement");
         }
     }
 
@@ -493,23 +500,12 @@ impl Database {
 
     /// `run` under the statement timeout. The database may go on with a statement given
     /// up on until it ends; its connection serves again after that.
-    /// Each statement runs in a span naming its database (never its arguments). A statement
-    /// over [`SLOW_STATEMENT`] is logged as a warning with its database and duration, not
-    /// its text (sqlx's own slow-statement log, which prints the whole statement, is off
-    /// in the default filter: a bulk insert's text is megabytes of placeholders).
+    /// Each statement runs in a span naming its database (never its arguments).
     async fn bounded<T>(&self, run: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
         let span = tracing::debug_span!("sql", db = %self.name, engine = ?self.engine);
-        let started = std::time::Instant::now();
         let run = tracing::Instrument::instrument(tokio::time::timeout(self.statement_timeout, run), span.clone());
         let result = run.await.unwrap_or_else(|_| Err(statement_timed_out()));
-        let elapsed = started.elapsed();
-        span.in_scope(|| {
-            if elapsed >= SLOW_STATEMENT {
-                tracing::warn!(ms = elapsed.as_millis() as u64, failed = result.is_err(), "slow statement");
-            } else {
-                tracing::trace!(failed = result.is_err(), "statement");
-            }
-        });
+        span.in_scope(|| tracing::trace!(failed = result.is_err(), "statement"));
         result
     }
 

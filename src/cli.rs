@@ -2,6 +2,7 @@
 //! import-transactions | schema | token`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,6 +16,7 @@ use crate::config::{Config, Environment};
 use crate::http::Application;
 use crate::hub::Hub;
 use crate::identity::{self, Resolver};
+use crate::jobs::{self, Children, Job};
 use crate::seed::{self, SeedOptions};
 use crate::sources::{Migrate, SourceName, Sources, SqlTrace};
 
@@ -102,6 +104,12 @@ pub enum Command {
     /// against. Refused in production; not in help.
     #[command(hide = true)]
     ServeUnhardened,
+    /// Run one of `serve`'s jobs and exit (`serve` runs them in child processes, so
+    /// that their memory goes back to the system when they are done). Exits with 0 when
+    /// done, 1 when failed, 3 when an update found no model, 4 when another replica holds
+    /// the job's lease. Not in help.
+    #[command(hide = true)]
+    Job { job: Job },
     /// Mint a token signed with the development key (development only), e.g.
     /// `c360 token --role agent`.
     Token {
@@ -149,16 +157,16 @@ fn parse_role(s: &str) -> Result<Role, String> {
 /// The runtime's `block_on` and the whole future are instantiated here, in the library:
 /// an `async fn main` in the binary made the binary compile every future again (two of
 /// the ten minutes of a cold release build).
-pub fn main(cli: Cli) -> anyhow::Result<()> {
+pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(cli))
 }
 
 /// Runs the command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Schema) = cli.command {
         print!("{}", crate::graphql::sdl());
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let mut config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     if let Some(listen) = cli.listen {
@@ -172,7 +180,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let scope = scope.unwrap_or_else(|| role.default_scopes().to_owned());
         let request = TokenRequest { subject, role, scope, partner, purpose, ttl };
         println!("{}", auth::token::mint_development(&config, &request)?);
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     if config.uses_data_dir() {
         std::fs::create_dir_all(&config.data_dir)
@@ -183,9 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The sources are the company's systems: in production c360 only reads them (and
     // writes consents, notes and erasures), never migrates or seeds them unasked.
     let migrate = match command {
-        Command::Check => Migrate::Nothing,
-        Command::Migrate { sources: true } => Migrate::All,
-        Command::Seed { .. } | Command::ImportTransactions { .. } if production => {
+        Command::Seed { .. } | Command::ImportTransactions { .. } | Command::Job { job: Job::Seed } if production => {
             anyhow::bail!("`c360 seed` and `import-transactions` write into the sources; refused in production")
         }
         Command::ServeUnguarded if production => {
@@ -194,23 +200,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ServeUnhardened if production => {
             anyhow::bail!("serving without operation limits is refused in production")
         }
+        // A job's server has migrated what it may.
+        Command::Check | Command::Job { .. } => Migrate::Nothing,
+        Command::Migrate { sources: true } => Migrate::All,
         _ if production => Migrate::Hub,
         _ => Migrate::All,
     };
     let sources = Sources::connect(&config, migrate).await.map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), config.identity.batch_size);
     match command {
-        Command::Serve => serve(config, sources, resolver, Served::Whole).await,
-        Command::ServeUnguarded => serve(config, sources, resolver, Served::Unguarded).await,
-        Command::ServeUnhardened => serve(config, sources, resolver, Served::Unhardened).await,
+        Command::Serve | Command::ServeUnguarded | Command::ServeUnhardened => {
+            let served = match command {
+                Command::ServeUnguarded => Served::Unguarded,
+                Command::ServeUnhardened => Served::Unhardened,
+                _ => Served::Whole,
+            };
+            let children = Children { config_file: cli.config };
+            serve(config, sources, resolver, children, served).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Job { job } => {
+            let outcome = jobs::run(&config, &sources, &resolver, job).await;
+            sources.close().await;
+            Ok(ExitCode::from(outcome.exit_code()))
+        }
         Command::Migrate { .. } => {
             match migrate {
                 Migrate::All => tracing::info!("the hub store and the sources are migrated"),
                 _ => tracing::info!("the hub store is migrated (sources: `c360 migrate --sources`)"),
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Check => check(&sources).await,
+        Command::Check => check(&sources).await.map(|()| ExitCode::SUCCESS),
         Command::Seed { customers, seed, as_of, no_resolve } => {
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
             let report = seed::seed(&sources, &SeedOptions { customers, seed, as_of, progress: true }).await?;
@@ -221,7 +241,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 println!("resolved in {:.1}s", started.elapsed().as_secs_f64());
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Resolve { evaluate } => {
             let report = resolver.run().await?;
@@ -230,7 +250,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let quality = identity::quality::measure(sources.hub()).await?;
                 println!("{}", serde_json::to_string_pretty(&quality)?);
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Revoke { token_id, subject, partner, reason } => {
             use crate::revocations::RevocationKind;
@@ -247,7 +267,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 crate::revocations::revoke(sources.hub(), &trace, kind, &value, &by, &request_id, reason.as_deref())
                     .await?;
             println!("revoked {kind} {value} at {at}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Fit { as_of, changed } => {
             let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
@@ -255,14 +275,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 match crate::insights::refresh::update(&sources, as_of).await? {
                     Some(report) => {
                         println!("{}", serde_json::to_string_pretty(&report)?);
-                        return Ok(());
+                        return Ok(ExitCode::SUCCESS);
                     }
                     None => eprintln!("no model to update: fitting in full"),
                 }
             }
             let report = crate::insights::refresh::refresh(&sources, as_of).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::ImportTransactions { format, currency, file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -271,7 +291,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             let report = resolver.run().await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Schema | Command::Token { .. } => unreachable!("handled above"),
     }
@@ -310,7 +330,13 @@ enum Served {
 }
 
 /// Serves until a signal.
-async fn serve(config: Config, sources: Sources, resolver: Resolver, served: Served) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    sources: Sources,
+    resolver: Resolver,
+    children: Children,
+    served: Served,
+) -> anyhow::Result<()> {
     let production = config.environment == Environment::Production;
     if production && config.seed.on_empty {
         tracing::warn!("seed.on_empty is ignored in production: c360 never writes demo data into the sources there");
@@ -323,31 +349,20 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver, served: Ser
         let shop = sources.shop().fetch_count(&trace, "select count(*) as n from accounts", &[]).await?;
         Ok::<_, sqlx::Error>(crm == 0 && shop == 0)
     };
-    if !production && config.seed.on_empty && empty().await? {
-        tracing::info!(customers = config.seed.customers, "empty sources: seeding demo data (once)");
-        let options = SeedOptions {
-            customers: config.seed.customers,
-            seed: config.seed.seed,
-            as_of: chrono::Utc::now().date_naive(),
-            progress: true,
-        };
-        let report = seed::seed(&sources, &options).await?;
-        tracing::info!(seconds = report.seconds, people = report.people, "demo data seeded");
+    if !production && config.seed.on_empty && empty().await? && children.run(Job::Seed).await != jobs::Outcome::Done {
+        anyhow::bail!("cannot seed the demo data (see the log above)");
     }
-    let report = resolver.run().await?;
-    tracing::info!(
-        read = report.read,
-        new_customers = report.new_customers,
-        conflicts = report.conflicts,
-        "identities resolved"
-    );
+    if children.run(Job::Resolve).await != jobs::Outcome::Done {
+        anyhow::bail!("cannot resolve identities (see the log above)");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let interval = config.identity.resolve_interval;
-    let job = (!interval.is_zero()).then(|| tokio::spawn(resolve_periodically(resolver, interval, stop_rx.clone())));
+    let job =
+        (!interval.is_zero()).then(|| tokio::spawn(jobs::resolve_periodically(resolver, interval, stop_rx.clone())));
     let (every, changes_every) = (config.insights.refresh_interval, config.insights.update_interval);
     let fits = (!every.is_zero() || !changes_every.is_zero())
-        .then(|| tokio::spawn(crate::insights::refresh::periodically(sources.clone(), every, changes_every, stop_rx)));
+        .then(|| tokio::spawn(jobs::fit_periodically(sources.clone(), children, every, changes_every, stop_rx)));
 
     let app_uses_development_key = config.auth.development_key;
     let hub = match served {
@@ -378,23 +393,6 @@ async fn serve(config: Config, sources: Sources, resolver: Resolver, served: Ser
     }
     sources.close().await;
     Ok(())
-}
-
-/// The background resolver: picks up new and changed records without a restart.
-async fn resolve_periodically(resolver: Resolver, every: Duration, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        match resolver.run().await {
-            Ok(r) if r.read > 0 => {
-                tracing::info!(read = r.read, linked = r.linked, merged = r.merged, "resolved new records")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "background resolution failed; retrying next round"),
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -32,6 +32,7 @@ pub mod http;
 pub mod hub;
 pub mod identity;
 pub mod insights;
+pub mod jobs;
 pub mod loaders;
 pub mod metrics;
 pub mod names;

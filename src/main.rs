@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// says how ([`c360::telemetry`]).
 fn main() -> std::process::ExitCode {
     match c360::cli::main(c360::cli::Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // Before the configuration was read there is no subscriber yet.
             let _ = c360::telemetry::init(&Default::default());

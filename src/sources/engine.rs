@@ -30,6 +30,11 @@ const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 const IN_LIST: &str = "in (";
 /// Lists longer than this are not padded (the engines bound placeholders per statement).
 const MAX_PADDED_LIST: usize = 1024;
+/// Statements with more arguments than this (the bulk writes of the seeder, the resolver
+/// and the insight fit: thousands of placeholders) are prepared for their one use and not
+/// kept in the connection's statement cache, where each would hold megabytes for as long
+/// as its connection lives. Request statements (padded lists included) stay well below.
+const MAX_CACHED_ARGS: usize = 4 * MAX_PADDED_LIST;
 
 /// The number of placeholders of an `in` list (`?, ?, ?)`), and the length of its text
 /// with the closing bracket; `None` for anything else (`(select ..)`, tuples, literals).
@@ -268,8 +273,9 @@ impl From<NaiveDate> for Arg {
 /// Binds a slice of [`Arg`]s onto a sqlx query of any engine.
 macro_rules! bind_all {
     ($q:expr, $args:expr) => {{
-        let mut q = $q;
-        for a in $args {
+        let args = $args;
+        let mut q = $q.persistent(args.len() <= MAX_CACHED_ARGS);
+        for a in args {
             q = match a {
                 Arg::Int(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.as_str()),

@@ -91,7 +91,7 @@ fn imports_run_one_way() {
         uses("sources")
     );
     assert!(uses("policy").is_subset(&set(&["auth"])), "policy knows no GraphQL, HTTP or SQL: {:?}", uses("policy"));
-    for below in ["sources", "loaders", "identity", "policy", "audit", "subject"] {
+    for below in ["sources", "loaders", "identity", "policy", "audit", "subject", "jobs"] {
         let up: Vec<_> = uses(below).intersection(&set(&["graphql", "http", "hub", "cli"])).cloned().collect();
         assert!(up.is_empty(), "{below} reaches up into {up:?}");
     }

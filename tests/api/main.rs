@@ -11,6 +11,7 @@ mod errors;
 mod helpers;
 mod identity;
 mod insights;
+mod jobs;
 mod layers;
 mod limits;
 mod logs;

@@ -143,6 +143,10 @@ def c360_env(engine, db, connections):
     env["C360_DATABASE__MAX_CONNECTIONS"] = str(max(1, connections // len(DBS)))
     env["C360_IDENTITY__RESOLVE_INTERVAL"] = "0s"
     env["C360_SEED__ON_EMPTY"] = "false"
+    # No insight fits while the hubs are measured (the operations read no insights; a fit
+    # of the data set would take the cores from every target).
+    env["C360_INSIGHTS__REFRESH_INTERVAL"] = "0s"
+    env["C360_INSIGHTS__UPDATE_INTERVAL"] = "0s"
     env["RUST_LOG"] = "warn"
     if engine == "postgres":
         for name in DBS[:4]:

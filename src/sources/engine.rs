@@ -34,7 +34,7 @@ const MAX_PADDED_LIST: usize = 1024;
 /// and the insight fit: thousands of placeholders) are prepared for their one use and not
 /// kept in the connection's statement cache, where each would hold megabytes for as long
 /// as its connection lives. Request statements (padded lists included) stay well below.
-const MAX_CACHED_ARGS: usize = 4 * MAX_PADDED_LIST;
+const MAX_CACHED_ARGS: usize = 4096;
 
 /// The number of placeholders of an `in` list (`?, ?, ?)`), and the length of its text
 /// with the closing bracket; `None` for anything else (`(select ..)`, tuples, literals).

@@ -181,10 +181,11 @@ impl Children {
         if let Some(file) = &self.config_file {
             command.arg("--config").arg(file);
         }
-        command.args(["job", name]);
+        command.args(["job", name]).stdin(std::process::Stdio::null());
         // Its own process group: a Ctrl-C in the terminal stops the server, which waits for
         // the job, rather than killing the job half done.
-        command.stdin(std::process::Stdio::null()).process_group(0);
+        #[cfg(unix)]
+        command.process_group(0);
         match command.status().await {
             Ok(status) => Outcome::from_exit_code(status.code()),
             Err(e) => {

@@ -29,7 +29,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=900.0)
     args = ap.parse_args()
 
-    hub = Hub(Path(args.binary).resolve(), tempfile.mkdtemp(prefix="c360-first-start-"), args.customers, subject_prefix="first-start")
+    workdir = tempfile.mkdtemp(prefix="c360-first-start-")
+    hub = Hub(Path(args.binary).resolve(), workdir, args.customers, subject_prefix="first-start")
     try:
         started = time.time()
         hub.start(timeout=args.timeout)

@@ -80,11 +80,12 @@ impl Outcome {
     }
 }
 
-/// Runs `job` here and logs what it did, in a `job` span (the child's side of
-/// [`Children::run`]).
+/// Runs `job` here and logs what it did, in a `job` span with the job's name and this
+/// process's id (the child's side of [`Children::run`]).
 pub async fn run(config: &Config, sources: &Sources, resolver: &Resolver, job: Job) -> Outcome {
     use tracing::Instrument as _;
-    run_here(config, sources, resolver, job).instrument(tracing::info_span!("job", job = job.name())).await
+    let span = tracing::info_span!("job", job = job.name(), pid = std::process::id());
+    run_here(config, sources, resolver, job).instrument(span).await
 }
 
 async fn run_here(config: &Config, sources: &Sources, resolver: &Resolver, job: Job) -> Outcome {

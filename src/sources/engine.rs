@@ -816,6 +816,8 @@ mod tests {
 
     #[test]
     fn only_lists_of_placeholders_are_padded() {
+        // `in` must start a word and open a list of placeholders alone: `join (?, ?)` and
+        // `min(?)` are not `in` lists, nor are subqueries and tuples.
         for sql in [
             "select x from t where a in (select b from u where c = ?) and d = ?",
             "select x from t where (a, b) in ((?, ?), (?, ?))",
@@ -826,7 +828,6 @@ mod tests {
             let (out, bound) = statement(Engine::Sqlite, sql, &(1..=n).collect::<Vec<_>>());
             assert_eq!((out.as_str(), bound.len() as i64), (sql, n), "{sql}");
         }
-        // The word must start the list: `join (?, ?)` and `min(?)` are not `in` lists.
     }
 
     #[test]

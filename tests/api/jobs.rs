@@ -20,15 +20,16 @@ impl Drop for Server {
     }
 }
 
-/// The JSON log lines of `path` logged in a `job` span: (job, message).
-fn job_lines(path: &std::path::Path) -> Vec<(String, String)> {
+/// The JSON log lines of `path` logged in a `job` span: (job, process id, message).
+fn job_lines(path: &std::path::Path) -> Vec<(String, u64, String)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|line| line["span"]["name"] == "job")
         .map(|line| {
             let job = line["span"]["job"].as_str().unwrap_or_default().to_owned();
-            (job, line["fields"]["message"].as_str().unwrap_or_default().to_owned())
+            let pid = line["span"]["pid"].as_u64().unwrap_or_default();
+            (job, pid, line["fields"]["message"].as_str().unwrap_or_default().to_owned())
         })
         .collect()
 }
@@ -51,7 +52,7 @@ async fn the_first_start_seeds_resolves_and_fits_in_child_processes() {
     for (k, v) in &env {
         command.env(k, v);
     }
-    let _server = Server(command.spawn().expect("start c360"));
+    let server = Server(command.spawn().expect("start c360"));
 
     // The analysts' segments need the fitted model: they answer once the fit child has
     // written it (the server reads the hub store, as it would another replica's fit).
@@ -86,12 +87,15 @@ async fn the_first_start_seeds_resolves_and_fits_in_child_processes() {
         .sum();
     assert!(counted > 100, "the fitted demo customers are segmented: {answer}");
 
-    // Each step ran through `c360 job`, which alone logs in a `job` span.
+    // Each step ran in `c360 job`, in a process of its own: not the server's.
     let lines = job_lines(&log);
+    let server_pid = u64::from(server.0.id());
     for (job, message) in
         [("seed", "demo data seeded"), ("resolve", "identities resolved"), ("fit", "insight models fitted")]
     {
-        assert!(lines.iter().any(|(j, m)| j == job && m == message), "`{message}` from the {job} job: {lines:?}");
+        let pids: Vec<u64> = lines.iter().filter(|(j, _, m)| j == job && m == message).map(|l| l.1).collect();
+        assert!(!pids.is_empty(), "`{message}` from the {job} job: {lines:?}");
+        assert!(pids.iter().all(|p| *p != 0 && *p != server_pid), "{job} ran in the server ({server_pid}): {pids:?}");
     }
 }
 

@@ -129,11 +129,20 @@ pub struct IdentityConfig {
     pub resolve_interval: Duration,
     /// Source records read and resolved per batch.
     pub batch_size: usize,
+    /// Customers whose identity links `serve` keeps in memory between requests, so that
+    /// reading a customer by id takes one statement fewer; `0` turns it off. Another
+    /// process's merge or erasure reaches them within a second.
+    pub link_cache_entries: usize,
 }
 
 impl Default for IdentityConfig {
     fn default() -> Self {
-        IdentityConfig { default_region: "DE".into(), resolve_interval: Duration::from_secs(30), batch_size: 5_000 }
+        IdentityConfig {
+            default_region: "DE".into(),
+            resolve_interval: Duration::from_secs(30),
+            batch_size: 5_000,
+            link_cache_entries: 10_000,
+        }
     }
 }
 

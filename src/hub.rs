@@ -17,8 +17,8 @@ use crate::graphql::limits::{self, Limits, PageSizes};
 use crate::graphql::privacy::{PrivacyTable, Violations};
 use crate::graphql::suggestions::Suggestions;
 use crate::graphql::{self, C360Schema, RequestContext, Shared};
+use crate::loaders::Kept;
 use crate::loaders::batch::{self, BatchQueue};
-use crate::loaders::insights::ModelCache;
 use crate::metrics::Metrics;
 use crate::persisted::Persisted;
 use crate::policy::Policy;
@@ -36,8 +36,9 @@ pub struct Hub {
     /// `None` only in [`Hub::unguarded`].
     guard: Option<Guard>,
     sources: Sources,
-    /// The current insight model, as this process last saw it.
-    models: Arc<ModelCache>,
+    /// What loaders keep across requests: the current insight model, as this process
+    /// last saw it, and customers' identity links.
+    kept: Kept,
     /// `None` only in [`Hub::unguarded`].
     audit: Option<AuditLog>,
     policy: Policy,
@@ -90,6 +91,7 @@ impl Hub {
         let table = PrivacyTable::from_sdl(&graphql::sdl()).map_err(anyhow::Error::msg)?;
         let policy = Policy::load(config.policy.as_deref(), &table.value_fields())?;
         let trace_sql = config.trace_sql;
+        let link_cache = config.identity.link_cache_entries;
         let audit = AuditLog::start(sources.hub().clone(), &config.audit);
         let graphql = config.graphql.clone();
         for role in graphql.cost_by_role.keys() {
@@ -111,7 +113,7 @@ impl Hub {
             schema: graphql::build(Some(shared), false),
             guard: Some(guard),
             sources,
-            models: Arc::default(),
+            kept: Kept::new(link_cache),
             audit: Some(audit),
             policy,
             trace_sql,
@@ -131,6 +133,7 @@ impl Hub {
     /// baseline that benchmarks compare the policy's cost against. Never served.
     pub fn unguarded(config: Config, sources: Sources) -> Self {
         let trace_sql = config.trace_sql;
+        let link_cache = config.identity.link_cache_entries;
         let graphql = config.graphql.clone();
         let persisted = Persisted::automatic(graphql.automatic_persisted_queries);
         let schema = graphql::build(Some(Shared { config }), false);
@@ -138,7 +141,7 @@ impl Hub {
             schema,
             guard: None,
             sources,
-            models: Arc::default(),
+            kept: Kept::new(link_cache),
             audit: None,
             policy: Policy::show_all(),
             trace_sql,
@@ -228,14 +231,8 @@ impl Hub {
         };
         let queue = BatchQueue::default();
         let access = self.policy.access(viewer.clone());
-        let context = RequestContext::new(
-            &self.sources,
-            &self.models,
-            viewer.clone(),
-            access.rows.clone(),
-            trace.clone(),
-            &queue,
-        );
+        let context =
+            RequestContext::new(&self.sources, &self.kept, viewer.clone(), access.rows.clone(), trace.clone(), &queue);
         let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
         tracing::Span::current().record("request_id", request_id.as_str());
         if let Err(refusal) = self.persisted.resolve(&viewer, &mut request) {
@@ -389,7 +386,7 @@ impl Hub {
             })
             .collect();
         let queued = self.audit.as_ref().map_or(0, |a| i64::try_from(a.queued()).unwrap_or(i64::MAX));
-        self.metrics.render(&pools, queued, self.models.age_seconds())
+        self.metrics.render(&pools, queued, self.kept.models.age_seconds())
     }
 
     /// The partners with consents in the CRM (the playground's sign-in offers them).

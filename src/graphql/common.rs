@@ -11,9 +11,8 @@ use crate::audit::Reveals;
 use crate::auth::{Role, Viewer};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::loaders::Loaders;
 use crate::loaders::batch::BatchQueue;
-use crate::loaders::insights::ModelCache;
+use crate::loaders::{Kept, Loaders};
 use crate::policy::Rows;
 use crate::sources::{Sources, SqlTrace};
 
@@ -34,13 +33,13 @@ impl RequestContext {
     /// queue.
     pub fn new(
         sources: &Sources,
-        models: &Arc<ModelCache>,
+        kept: &Kept,
         viewer: Viewer,
         rows: Rows,
         trace: SqlTrace,
         queue: &BatchQueue,
     ) -> Self {
-        let loaders = Loaders::new(sources, models, &trace, queue, rows);
+        let loaders = Loaders::new(sources, kept, &trace, queue, rows, &viewer.subject);
         let request_id = uuid::Uuid::now_v7().to_string();
         RequestContext { viewer, request_id, trace, loaders, reveals: Arc::default() }
     }

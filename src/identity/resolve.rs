@@ -24,6 +24,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::normalize::{EmailAddress, PhoneNumber, name_key, names_compatible};
+use super::store;
 use crate::sources::engine::in_list;
 use crate::sources::lease::Lease;
 use crate::sources::{Arg, Database, IdentityRecord, SourceName, Sources, SqlTrace, changed_records};
@@ -426,6 +427,8 @@ impl Resolver {
         let now = Utc::now();
         let src = source.to_string();
         let mut out = Vec::new();
+        // What lookups by id or by key would find otherwise.
+        let moves_links = !(changes.links.is_empty() && changes.key_updates.is_empty() && changes.merges.is_empty());
 
         let customers: Vec<Vec<Arg>> = changes
             .new_customers
@@ -538,6 +541,9 @@ impl Resolver {
             format!("insert into resolve_watermarks (source, updated_at, last_key) values (?, ?, ?){upsert}"),
             vec![Arg::Text(src), Arg::Time(watermark.0), Arg::Int(watermark.1)],
         ));
+        if moves_links {
+            out.push((store::BUMP_LINK_GENERATION.to_owned(), vec![]));
+        }
         out
     }
 }

@@ -355,6 +355,23 @@ pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
     out
 }
 
+/// The statement every transaction that changes links or aliases ends with, so that
+/// replicas keeping links in memory learn of it (see [`link_generation`]).
+pub const BUMP_LINK_GENERATION: &str = "update link_generation set generation = generation + 1";
+
+crate::row! {
+    struct Generation {
+        generation: i64,
+    }
+}
+
+/// How many times links or aliases have changed: moves whenever any process commits
+/// such a change.
+pub async fn link_generation(hub: &Database, trace: &SqlTrace) -> Result<i64, sqlx::Error> {
+    let rows: Vec<Generation> = hub.fetch_all(trace, "select generation from link_generation", &[]).await?;
+    Ok(rows.first().map_or(0, |g| g.generation))
+}
+
 /// Removes a customer from the hub store: its links, aliases, conflicts, demo truth,
 /// insights, the customer itself, and the shared keys of theirs that no one else holds any more.
 /// Returns the rows deleted; deleting again deletes nothing.
@@ -380,6 +397,7 @@ pub async fn forget(hub: &Database, customer_id: &str, links: &[Link]) -> Result
         ("delete from customers where id = ?".to_owned(), vec![id()]),
         // What the insight models derived of them goes with them.
         ("delete from customer_insights where customer_id = ?".to_owned(), vec![id()]),
+        (BUMP_LINK_GENERATION.to_owned(), vec![]),
     ]);
     for link in links {
         statements.push((

@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Source;
+use super::hub::LinkCache;
 use super::insights::ModelCache;
 use crate::audit::AuditEntry;
 use crate::audit::store::{self, AuditFilter, AuditRow};
@@ -21,6 +22,7 @@ pub struct Admin<'a> {
     pub(super) sources: &'a Sources,
     pub(super) trace: &'a SqlTrace,
     pub(super) models: &'a ModelCache,
+    pub(super) links: &'a LinkCache,
 }
 
 fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
@@ -104,6 +106,9 @@ impl Admin<'_> {
 
     /// Erases the customer with these links from every source, then from the hub.
     pub async fn erase(&self, customer_id: &str, links: &[Link]) -> Result<Vec<Erased>, ApiError> {
-        subject::erase(self.sources, customer_id, links).await.map_err(failed)
+        let erased = subject::erase(self.sources, customer_id, links).await;
+        // Whatever was erased before a failure, this process's requests read afresh.
+        self.links.invalidate();
+        erased.map_err(failed)
     }
 }

@@ -28,6 +28,21 @@ use crate::error::ApiError;
 use crate::policy::Rows;
 use crate::sources::{Page, Sources, SqlTrace};
 
+/// What loaders keep across requests, process-wide.
+pub struct Kept {
+    /// The current insight model, as this process last saw it.
+    pub models: Arc<insights::ModelCache>,
+    /// Customers' identity links, per viewer.
+    pub links: Arc<hub::LinkCache>,
+}
+
+impl Kept {
+    /// With up to `links` customers' links kept (none at 0).
+    pub fn new(links: usize) -> Self {
+        Kept { models: Arc::default(), links: Arc::new(hub::LinkCache::new(links)) }
+    }
+}
+
 /// Every loader of one request.
 pub struct Loaders {
     pub links: DataLoader<hub::LinksLoader, HashMapCache>,
@@ -70,11 +85,20 @@ impl Loaders {
     /// insight model.
     pub fn new(
         sources: &Sources,
-        models: &Arc<insights::ModelCache>,
+        kept: &Kept,
         trace: &SqlTrace,
         queue: &batch::BatchQueue,
         rows: Rows,
+        viewer: &str,
     ) -> Self {
+        let models = &kept.models;
+        // Viewers who see every customer only: see [`hub::LinkCache`].
+        let viewer: Option<Arc<str>> = matches!(rows, Rows::All).then(|| Arc::from(viewer));
+        let links = || hub::LinkSource {
+            source: Source { db: sources.hub().clone(), trace: trace.clone() },
+            cache: kept.links.clone(),
+            viewer: viewer.clone(),
+        };
         fn loader<T: Send + Sync + 'static>(inner: T, queue: &batch::BatchQueue) -> DataLoader<T, HashMapCache> {
             DataLoader::with_cache(inner, queue.spawner(), HashMapCache::default()).delay(std::time::Duration::ZERO)
         }
@@ -87,8 +111,8 @@ impl Loaders {
         let model = Arc::new(tokio::sync::OnceCell::new());
         let model_table = |models: &Arc<insights::ModelCache>| (ctx(sources.hub()), models.clone(), model.clone());
         Loaders {
-            links: loader(hub::LinksLoader(ctx(sources.hub())), queue),
-            key_links: loader(hub::KeyLinksLoader(ctx(sources.hub())), queue),
+            links: loader(hub::LinksLoader(links()), queue),
+            key_links: loader(hub::KeyLinksLoader(links()), queue),
             crm_customers: loader(crm::CustomerLoader(ctx(sources.crm())), queue),
             consents: loader(
                 crm::ConsentLoader { source: ctx(sources.crm()), scope: consent, now: chrono::Utc::now() },
@@ -148,6 +172,7 @@ impl Loaders {
             sources: &self.sources,
             trace: &self.trace,
             models: &self.insights.loader().models,
+            links: &self.links.loader().0.cache,
         }
     }
 

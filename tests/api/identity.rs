@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use c360::auth::Role;
+use c360::auth::token::TokenRequest;
 use c360::identity::quality;
 use c360::sources::{Arg, SqlTrace};
 use serde_json::json;
@@ -76,7 +78,9 @@ async fn add_account(app: &TestApp, id: i64, email: Option<&str>, phone: &str, n
 
 #[tokio::test]
 async fn new_records_are_linked_incrementally_and_merges_keep_old_ids() {
-    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;
+    // The resolver here is another process to the server: with links kept, its merges
+    // would reach the server within a second (the next test), not at once.
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 0, |c| c.identity.link_cache_entries = 0).await;
 
     // Two people the hub does not know are the same: one by email, one by phone.
     add_crm(&app, 1, "Ada", "Lovelace", "ada@example.org").await;
@@ -164,4 +168,83 @@ async fn one_replica_at_a_time_resolves() {
     hub.execute(&trace, foreign, &[]).await.expect("lease");
     let again = c360::sources::lease::Lease::take(hub, "test-job", Duration::from_secs(60)).await.expect("take");
     assert!(again.is_none(), "held by another replica");
+}
+
+/// A customer's links are kept in memory between requests, per viewer: a second read of
+/// the same id or key by the same viewer takes no statement in the hub store, another viewer's
+/// first read does, and a partner's reads always do. A merge by another process reaches
+/// the server within the check interval; an erasure through the server at once.
+#[tokio::test]
+async fn links_are_kept_per_viewer_and_follow_other_processes_changes() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;
+    add_crm(&app, 1, "Ada", "Lovelace", "ada@example.org").await;
+    add_account(&app, 7, None, "07700 900123", "A. Lovelace", true).await;
+    app.resolver.run().await.expect("resolve");
+    let by_key = "query($s: SourceName!, $k: String!) { customerBySourceKey(source: $s, key: $k) { id } }";
+    let ada = app.data(by_key, json!({ "s": "CRM", "k": "1" })).await["customerBySourceKey"]["id"].clone();
+    let guest = app.data(by_key, json!({ "s": "SHOP", "k": "7" })).await["customerBySourceKey"]["id"].clone();
+
+    let profile = "query($id: ID!) { customer(id: $id) { id sourceRecords { source key } } }";
+    let hub_statements = |response: &serde_json::Value| response["extensions"]["sqlStatements"]["hub"].as_u64();
+    let read = |token: String, id: serde_json::Value| {
+        let app = &app;
+        async move { app.query_as(&token, profile, json!({ "id": id })).await }
+    };
+    let first = read(app.admin.clone(), guest.clone()).await;
+    assert_eq!(first["data"]["customer"]["id"], guest);
+    assert_eq!(hub_statements(&first), Some(1), "{first:#}");
+    let again = read(app.admin.clone(), guest.clone()).await;
+    assert_eq!(again["data"], first["data"]);
+    assert_eq!(hub_statements(&again), Some(0), "kept: no statement in the hub store: {again:#}");
+
+    // So are the links of a customer looked up by a key.
+    let by_email = "query($e: String!) { customerByEmail(email: $e) { id } }";
+    let found = app.query(by_email, json!({ "e": "ada@example.org" })).await;
+    assert_eq!((found["data"]["customerByEmail"]["id"].clone(), hub_statements(&found)), (ada.clone(), Some(1)));
+    let again = app.query(by_email, json!({ "e": "ada@example.org" })).await;
+    assert_eq!((again["data"]["customerByEmail"]["id"].clone(), hub_statements(&again)), (ada.clone(), Some(0)));
+
+    // Another viewer of the same role reads from the hub store.
+    let other = TokenRequest {
+        subject: "another-admin".into(),
+        role: Role::Admin,
+        scope: Role::Admin.default_scopes().into(),
+        partner: None,
+        purpose: None,
+        ttl: Duration::from_secs(600),
+    };
+    let other = c360::auth::token::mint_development(&app.config, &other).expect("token");
+    assert_eq!(hub_statements(&read(other, guest.clone()).await), Some(1));
+    // A partner never reads links from memory (how fast an id answers must not say
+    // whether it exists).
+    let partner = app.token(Role::Partner, None, Some("acme-insurance"));
+    for _ in 0..2 {
+        let response =
+            app.query_as(&partner, "query($id: ID!) { customer(id: $id) { id } }", json!({ "id": guest })).await;
+        assert_eq!(response["data"]["customer"], serde_json::Value::Null, "no consent: {response:#}");
+        assert!(hub_statements(&response) >= Some(1), "{response:#}");
+    }
+
+    // Another process merges the guest into Ada: the kept links go within the interval.
+    add_account(&app, 8, Some("ada@example.org"), "+44 7700 900123", "Ada Lovelace", false).await;
+    assert_eq!(app.resolver.run().await.expect("resolve").merged, 1);
+    let deadline = std::time::Instant::now() + c360::loaders::hub::LINKS_CHECKED_EVERY * 5;
+    loop {
+        let response = read(app.admin.clone(), guest.clone()).await;
+        if response["data"]["customer"]["id"] == ada {
+            assert_eq!(response["data"]["customer"]["sourceRecords"].as_array().map(Vec::len), Some(3));
+            break;
+        }
+        assert_eq!(response["data"]["customer"]["id"], guest, "{response:#}");
+        assert!(std::time::Instant::now() < deadline, "the merge never reached the kept links");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // An erasure through this server: the next read, at once, finds nobody.
+    assert_eq!(read(app.admin.clone(), ada.clone()).await["data"]["customer"]["id"], ada);
+    app.data("mutation($id: ID!) { eraseCustomer(id: $id) { alreadyErased } }", json!({ "id": ada })).await;
+    for id in [ada, guest] {
+        let response = read(app.admin.clone(), id).await;
+        assert_eq!(response["data"]["customer"], serde_json::Value::Null, "{response:#}");
+    }
 }

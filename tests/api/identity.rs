@@ -174,9 +174,8 @@ async fn one_replica_at_a_time_resolves() {
 /// the same id or key by the same viewer takes no statement in the hub store, another viewer's
 /// first read does, and a partner's reads always do. A merge by another process reaches
 /// the server within the check interval; an erasure through the server at once.
-#[tokio::test]
-async fn links_are_kept_per_viewer_and_follow_other_processes_changes() {
-    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;
+async fn links_are_kept_per_viewer_and_follow_other_processes_changes(backend: Backend) {
+    let app = TestApp::spawn(Layout::all(backend), 0).await;
     add_crm(&app, 1, "Ada", "Lovelace", "ada@example.org").await;
     add_account(&app, 7, None, "07700 900123", "A. Lovelace", true).await;
     app.resolver.run().await.expect("resolve");
@@ -247,4 +246,21 @@ async fn links_are_kept_per_viewer_and_follow_other_processes_changes() {
         let response = read(app.admin.clone(), id).await;
         assert_eq!(response["data"]["customer"], serde_json::Value::Null, "{response:#}");
     }
+}
+
+#[tokio::test]
+async fn links_are_kept_and_follow_changes_on_sqlite() {
+    links_are_kept_per_viewer_and_follow_other_processes_changes(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set C360_TEST_POSTGRES_URL and run `cargo test -- --include-ignored`"]
+async fn links_are_kept_and_follow_changes_on_postgres() {
+    links_are_kept_per_viewer_and_follow_other_processes_changes(Backend::Postgres).await;
+}
+
+#[tokio::test]
+#[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
+async fn links_are_kept_and_follow_changes_on_mysql() {
+    links_are_kept_per_viewer_and_follow_other_processes_changes(Backend::Mysql).await;
 }

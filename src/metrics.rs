@@ -40,6 +40,11 @@ struct Reason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LinksFrom {
+    from: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Pool {
     db: String,
     state: &'static str,
@@ -67,6 +72,7 @@ pub struct Metrics {
     pool_wait_seconds: Histograms<Db>,
     batch_keys: Histograms<Loader>,
     rejections: Family<Reason, Counter>,
+    link_lookups: Family<LinksFrom, Counter>,
     pool: Family<Pool, Gauge>,
     audit_queue: Gauge,
     model_age: Gauge,
@@ -84,6 +90,7 @@ impl Default for Metrics {
         let batch_keys = Histograms::<Loader>::new_with_constructor(keys as fn() -> Histogram);
         let pool_wait_seconds = Histograms::<Db>::new_with_constructor(seconds as fn() -> Histogram);
         let rejections = Family::<Reason, Counter>::default();
+        let link_lookups = Family::<LinksFrom, Counter>::default();
         let pool = Family::<Pool, Gauge>::default();
         let (audit_queue, model_age) = (Gauge::default(), Gauge::default());
         registry.register(
@@ -114,6 +121,11 @@ impl Default for Metrics {
             "Operations refused before they ran: limit, rate, timeout, revoked",
             rejections.clone(),
         );
+        registry.register(
+            "link_lookups",
+            "Identity links looked up by requests, by where they came from (memory, store)",
+            link_lookups.clone(),
+        );
         registry.register("pool_connections", "Database connections by state (idle, busy)", pool.clone());
         registry.register("audit_queue_depth", "Responses whose audit entries wait to be written", audit_queue.clone());
         registry.register("insight_model_age_seconds", "Age of the insight model served", model_age.clone());
@@ -127,6 +139,7 @@ impl Default for Metrics {
             pool_wait_seconds,
             batch_keys,
             rejections,
+            link_lookups,
             pool,
             audit_queue,
             model_age,
@@ -176,6 +189,12 @@ impl Metrics {
         self.batch_keys.get_or_create(&Loader { loader }).observe(keys as f64);
     }
 
+    /// Customers' links a loader found kept in memory, and those it read from the hub store.
+    pub fn link_lookups(&self, memory: usize, store: usize) {
+        self.link_lookups.get_or_create(&LinksFrom { from: "memory" }).inc_by(memory as u64);
+        self.link_lookups.get_or_create(&LinksFrom { from: "store" }).inc_by(store as u64);
+    }
+
     /// An operation refused before it ran: `limit`, `rate`, `timeout` or `revoked`.
     pub fn rejected(&self, reason: &'static str) {
         self.rejections.get_or_create(&Reason { reason }).inc();
@@ -219,11 +238,14 @@ mod tests {
             metrics.operation(Some(&format!("Op{i}")), "ok", 0.001);
         }
         metrics.rejected("rate");
+        metrics.link_lookups(3, 1);
         let text = metrics.render(&[("hub".into(), 3, 1)], 2, Some(60));
         assert!(text.contains(r#"c360_operations_total{operation="CustomerView",outcome="ok"} 2"#), "{text}");
         assert!(text.contains(r#"c360_operations_total{operation="other",outcome="GRAPHQL_PARSE_FAILED"} 1"#));
         assert!(text.contains(r#"c360_operations_total{operation="other",outcome="ok"} 6"#), "{text}");
         assert!(text.contains(r#"c360_rejections_total{reason="rate"} 1"#));
+        assert!(text.contains(r#"c360_link_lookups_total{from="memory"} 3"#), "{text}");
+        assert!(text.contains(r#"c360_link_lookups_total{from="store"} 1"#));
         assert!(text.contains(r#"c360_pool_connections{db="hub",state="busy"} 1"#));
         assert!(text.contains("c360_audit_queue_depth 2") && text.contains("c360_insight_model_age_seconds 60"));
     }

@@ -143,6 +143,9 @@ impl LinkSource {
                 None => missing.push(key.clone()),
             }
         }
+        if kept.is_some() {
+            self.source.trace.link_lookups(out.len(), missing.len());
+        }
         if missing.is_empty() {
             return Ok(out);
         }

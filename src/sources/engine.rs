@@ -376,6 +376,14 @@ impl SqlTrace {
         }
     }
 
+    /// Links a loader found kept in memory (`memory`) and read from the hub store
+    /// (`store`), into the metrics.
+    pub fn link_lookups(&self, memory: usize, store: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.link_lookups(memory, store);
+        }
+    }
+
     /// A statement on `source` done, started at `started`: into the metrics, and logged as
     /// a warning with its database and duration when over [`SLOW_STATEMENT`], never its
     /// text (sqlx's own slow-statement log, which prints the whole statement, is off in the

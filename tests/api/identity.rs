@@ -196,6 +196,10 @@ async fn links_are_kept_per_viewer_and_follow_other_processes_changes(backend: B
     assert_eq!(again["data"], first["data"]);
     assert_eq!(hub_statements(&again), Some(0), "kept: no statement in the hub store: {again:#}");
 
+    let metrics = reqwest::get(format!("{}/metrics", app.address)).await.expect("metrics");
+    let metrics = metrics.text().await.expect("metrics text");
+    assert!(metrics.contains(r#"c360_link_lookups_total{from="memory"} 1"#), "{metrics}");
+
     // So are the links of a customer looked up by a key.
     let by_email = "query($e: String!) { customerByEmail(email: $e) { id } }";
     let found = app.query(by_email, json!({ "e": "ada@example.org" })).await;

@@ -54,18 +54,20 @@ impl<'a> Orderer<'a> {
                 }
             }
             Value::Object(map) => {
-                let mut old = std::mem::take(map);
-                map.reserve(old.len());
-                for (key, sets) in keys {
-                    if let Some((name, mut inner)) = old.swap_remove_entry(*key) {
-                        if !sets.is_empty() {
-                            self.value(sets, &mut inner);
-                        }
-                        map.insert(name, inner);
+                // Most objects come in order (fields that wait on nothing finish in order):
+                // those are checked without hashing and left as they are.
+                if !in_order(keys, map) {
+                    // Stable: fields not selected (there should be none) stay at the end.
+                    map.sort_by_cached_key(|name, _| keys.get_index_of(name.as_str()).unwrap_or(usize::MAX));
+                }
+                // In selection order now: each field's key is the next one of its name.
+                let mut wanted = keys.iter();
+                for (name, inner) in map.iter_mut() {
+                    let Some((_, sets)) = wanted.find(|(key, _)| **key == name.as_str()) else { break };
+                    if !sets.is_empty() {
+                        self.value(sets, inner);
                     }
                 }
-                // Nothing should be left; whatever is keeps its place at the end.
-                map.extend(old);
             }
             _ => {}
         }
@@ -98,6 +100,13 @@ impl<'a> Orderer<'a> {
     }
 }
 
+/// Whether the fields of `map` come in the order of `keys` (each one a later key than
+/// the one before it).
+fn in_order(keys: &Keys<'_>, map: &IndexMap<async_graphql::Name, Value>) -> bool {
+    let mut wanted = keys.keys();
+    map.keys().all(|name| wanted.any(|key| *key == name.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +126,23 @@ mod tests {
         reorder(&document, Some("Q"), &mut data);
         let text = data.into_json().expect("json").to_string();
         assert_eq!(text, r#"{"z":"Query","list":[{"b":2,"a":1,"c":3},{"b":2,"a":1,"c":3}],"a":"Query"}"#);
+    }
+
+    #[test]
+    fn objects_in_order_are_kept_and_their_children_still_ordered() {
+        let document =
+            async_graphql::parser::parse_query("{ z: __typename list { b a } a: __typename }").expect("parses");
+        let object = |pairs: &[(&str, Value)]| {
+            Value::Object(pairs.iter().map(|(k, v)| (async_graphql::Name::new(k), v.clone())).collect())
+        };
+        let item = object(&[("a", Value::from(1)), ("b", Value::from(2))]);
+        let mut data = object(&[
+            ("z", Value::from("Query")),
+            ("list", Value::List(vec![item.clone(), item])),
+            ("a", Value::from("Query")),
+        ]);
+        reorder(&document, None, &mut data);
+        let text = data.into_json().expect("json").to_string();
+        assert_eq!(text, r#"{"z":"Query","list":[{"b":2,"a":1},{"b":2,"a":1}],"a":"Query"}"#);
     }
 }

@@ -66,6 +66,8 @@ impl LinkCache {
         if fresh(&seen) {
             return Some(self.epoch.load(Ordering::Acquire));
         }
+        // The bound runs from before the read: the generation may be read at its end.
+        let reading = Instant::now();
         let read = match store::link_generation(hub, &SqlTrace::default()).await {
             Ok(generation) => generation,
             Err(e) => {
@@ -76,7 +78,7 @@ impl LinkCache {
         if seen.is_some_and(|(_, generation)| generation != read) {
             self.invalidate();
         }
-        *self.checked.lock().ok()? = Some((Instant::now(), read));
+        *self.checked.lock().ok()? = Some((reading, read));
         Some(self.epoch.load(Ordering::Acquire))
     }
 

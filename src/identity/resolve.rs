@@ -427,7 +427,7 @@ impl Resolver {
         let now = Utc::now();
         let src = source.to_string();
         let mut out = Vec::new();
-        // What lookups by id or by key would find otherwise.
+        // Whether a lookup by id or by key could find other links after this batch.
         let moves_links = !(changes.links.is_empty() && changes.key_updates.is_empty() && changes.merges.is_empty());
 
         let customers: Vec<Vec<Arg>> = changes

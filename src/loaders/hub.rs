@@ -110,48 +110,58 @@ type Stamped = (u64, Arc<Vec<Link>>);
 
 /// What links are kept under: the golden id or the key a customer was looked up by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Lookup {
+enum Lookup {
     Id(String),
     Key(LookupKey),
 }
 
-/// A loader of links, with a `viewer` through the process's [`LinkCache`] under that
-/// viewer's key.
+/// Where a request's loaders read links: the hub store, and with a `viewer` the
+/// process's [`LinkCache`] under that viewer's key.
 pub struct LinkSource {
-    pub source: Source,
-    pub cache: Arc<LinkCache>,
-    pub viewer: Option<Arc<str>>,
+    pub(super) source: Source,
+    pub(super) cache: Arc<LinkCache>,
+    pub(super) viewer: Option<Arc<str>>,
 }
 
 impl LinkSource {
-    /// The links of `keys`: those kept from memory, the others with `read` (one batch),
-    /// keeping what it found. Nothing found is kept: a customer linked later would stay
-    /// unknown until the next change of links.
+    /// The links of `keys`, as `loader`'s batch: those kept from memory, the others read
+    /// with `read` in one batch (rows of a key and one of its links), keeping what it
+    /// found. Nothing found is kept: a customer linked later would stay unknown until the
+    /// next change of links.
     async fn load<K: Clone + Eq + std::hash::Hash>(
         &self,
+        loader: &'static str,
         keys: &[K],
         lookup: impl Fn(&K) -> Lookup,
-        read: impl AsyncFnOnce(&[K]) -> Result<HashMap<K, Vec<Link>>, ApiError>,
+        read: impl AsyncFnOnce(&[K]) -> Result<Vec<(K, Link)>, sqlx::Error>,
     ) -> Result<HashMap<K, Arc<Vec<Link>>>, ApiError> {
+        let s = &self.source;
         let kept = match &self.viewer {
-            Some(viewer) => self.cache.epoch(&self.source.db).await.map(|epoch| (viewer, epoch)),
+            Some(viewer) => self.cache.epoch(&s.db).await.map(|epoch| (viewer, epoch)),
             None => None,
         };
         let mut out = HashMap::new();
-        let mut missing = Vec::with_capacity(keys.len());
-        for key in keys {
-            match kept.and_then(|(viewer, epoch)| self.cache.get(epoch, &(viewer.clone(), lookup(key)))) {
-                Some(links) => drop(out.insert(key.clone(), links)),
-                None => missing.push(key.clone()),
+        let mut missing = Vec::new();
+        if let Some((viewer, epoch)) = kept {
+            for key in keys {
+                match self.cache.get(epoch, &(viewer.clone(), lookup(key))) {
+                    Some(links) => drop(out.insert(key.clone(), links)),
+                    None => missing.push(key.clone()),
+                }
+            }
+            s.trace.link_lookups(out.len(), missing.len());
+            if missing.is_empty() {
+                return Ok(out);
             }
         }
-        if kept.is_some() {
-            self.source.trace.link_lookups(out.len(), missing.len());
+        let asked = if kept.is_some() { &missing[..] } else { keys };
+        let rows =
+            tracing::Instrument::instrument(read(asked), s.batch(loader, asked.len())).await.map_err(|e| s.fail(e))?;
+        let mut read: HashMap<K, Vec<Link>> = HashMap::new();
+        for (key, link) in rows {
+            read.entry(key).or_default().push(link);
         }
-        if missing.is_empty() {
-            return Ok(out);
-        }
-        for (key, links) in read(&missing).await? {
+        for (key, links) in read {
             let links = Arc::new(links);
             if let Some((viewer, epoch)) = kept {
                 self.cache.insert(epoch, (viewer.clone(), lookup(&key)), links.clone());
@@ -173,19 +183,10 @@ impl Loader<String> for LinksLoader {
     async fn load(&self, ids: &[String]) -> Result<HashMap<String, Self::Value>, ApiError> {
         let s = &self.0.source;
         let read = async |ids: &[String]| {
-            let rows = tracing::Instrument::instrument(
-                store::links_by_customer_ids(&s.db, &s.trace, ids),
-                s.batch("LinksLoader", ids.len()),
-            )
-            .await
-            .map_err(|e| s.fail(e))?;
-            let mut out: HashMap<String, Vec<Link>> = HashMap::new();
-            for row in rows {
-                out.entry(row.requested_id.clone()).or_default().push(row.into_link());
-            }
-            Ok(out)
+            let rows = store::links_by_customer_ids(&s.db, &s.trace, ids).await?;
+            Ok(rows.into_iter().map(|row| (row.requested_id.clone(), row.into_link())).collect())
         };
-        self.0.load(ids, |id| Lookup::Id(id.clone()), read).await
+        self.0.load("LinksLoader", ids, |id| Lookup::Id(id.clone()), read).await
     }
 }
 
@@ -199,19 +200,7 @@ impl Loader<LookupKey> for KeyLinksLoader {
 
     async fn load(&self, keys: &[LookupKey]) -> Result<HashMap<LookupKey, Self::Value>, ApiError> {
         let s = &self.0.source;
-        let read = async |keys: &[LookupKey]| {
-            let rows = tracing::Instrument::instrument(
-                store::links_by_keys(&s.db, &s.trace, keys),
-                s.batch("KeyLinksLoader", keys.len()),
-            )
-            .await
-            .map_err(|e| s.fail(e))?;
-            let mut out: HashMap<LookupKey, Vec<Link>> = HashMap::new();
-            for (key, link) in rows {
-                out.entry(key).or_default().push(link);
-            }
-            Ok(out)
-        };
-        self.0.load(keys, |key| Lookup::Key(key.clone()), read).await
+        let read = async |keys: &[LookupKey]| store::links_by_keys(&s.db, &s.trace, keys).await;
+        self.0.load("KeyLinksLoader", keys, |key| Lookup::Key(key.clone()), read).await
     }
 }

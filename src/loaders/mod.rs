@@ -94,15 +94,12 @@ impl Loaders {
         let models = &kept.models;
         // Viewers who see every customer only: see [`hub::LinkCache`].
         let viewer: Option<Arc<str>> = matches!(rows, Rows::All).then(|| Arc::from(viewer));
-        let links = || hub::LinkSource {
-            source: Source { db: sources.hub().clone(), trace: trace.clone() },
-            cache: kept.links.clone(),
-            viewer: viewer.clone(),
-        };
         fn loader<T: Send + Sync + 'static>(inner: T, queue: &batch::BatchQueue) -> DataLoader<T, HashMapCache> {
             DataLoader::with_cache(inner, queue.spawner(), HashMapCache::default()).delay(std::time::Duration::ZERO)
         }
         let ctx = |db: &crate::sources::Database| Source { db: db.clone(), trace: trace.clone() };
+        let links =
+            || hub::LinkSource { source: ctx(sources.hub()), cache: kept.links.clone(), viewer: viewer.clone() };
         let consent = match &rows {
             Rows::All => None,
             Rows::ConsentedTo(scope) => Some(scope.clone()),

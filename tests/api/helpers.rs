@@ -262,6 +262,20 @@ impl TestApp {
         c360::auth::token::mint_development(&self.config, &request).expect("mint token")
     }
 
+    /// A development token of `subject` in `role` (its usual scopes, no partner), valid
+    /// for `ttl`.
+    pub fn subject_token(&self, subject: &str, role: Role, ttl: std::time::Duration) -> String {
+        let request = TokenRequest {
+            subject: subject.to_owned(),
+            role,
+            scope: role.default_scopes().to_owned(),
+            partner: None,
+            purpose: None,
+            ttl,
+        };
+        c360::auth::token::mint_development(&self.config, &request).expect("mint token")
+    }
+
     /// Posts a GraphQL query as an admin; returns the whole JSON response (data, errors,
     /// extensions).
     pub async fn query(&self, query: &str, variables: Value) -> Value {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use c360::auth::Role;
-use c360::auth::token::TokenRequest;
 use c360::identity::quality;
 use c360::sources::{Arg, SqlTrace};
 use serde_json::json;
@@ -208,15 +207,7 @@ async fn links_are_kept_per_viewer_and_follow_other_processes_changes(backend: B
     assert_eq!((again["data"]["customerByEmail"]["id"].clone(), hub_statements(&again)), (ada.clone(), Some(0)));
 
     // Another viewer of the same role reads from the hub store.
-    let other = TokenRequest {
-        subject: "another-admin".into(),
-        role: Role::Admin,
-        scope: Role::Admin.default_scopes().into(),
-        partner: None,
-        purpose: None,
-        ttl: Duration::from_secs(600),
-    };
-    let other = c360::auth::token::mint_development(&app.config, &other).expect("token");
+    let other = app.subject_token("another-admin", Role::Admin, Duration::from_secs(600));
     assert_eq!(hub_statements(&read(other, guest.clone()).await), Some(1));
     // A partner never reads links from memory (how fast an id answers must not say
     // whether it exists).

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use c360::auth::Role;
-use c360::auth::token::TokenRequest;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -190,15 +189,7 @@ async fn a_connection_does_not_outlive_its_token() {
         config.auth.leeway = Duration::ZERO;
     })
     .await;
-    let request = TokenRequest {
-        subject: "short-lived".into(),
-        role: Role::Agent,
-        scope: Role::Agent.default_scopes().into(),
-        partner: None,
-        purpose: None,
-        ttl: Duration::from_secs(2),
-    };
-    let token = c360::auth::token::mint_development(&app.config, &request).expect("mint");
+    let token = app.subject_token("short-lived", Role::Agent, Duration::from_secs(2));
     let mut socket = connect(&app, &token).await;
     let query = "{ customers(first: 1) { totalCount } }";
     let (before, ran) = run(&mut socket, "1", query, json!({})).await;

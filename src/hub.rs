@@ -14,9 +14,9 @@ use crate::config::Config;
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
 use crate::graphql::limits::{self, Limits, PageSizes};
-use crate::graphql::privacy::{PrivacyTable, Violations};
-use crate::graphql::suggestions::Suggestions;
-use crate::graphql::{self, C360Schema, RequestContext, Shared};
+use crate::graphql::privacy::PrivacyTable;
+use crate::graphql::privacy::viewer::ViewerSchemas;
+use crate::graphql::{self, RequestContext, Shared, inputs};
 use crate::loaders::Kept;
 use crate::loaders::batch::{self, BatchQueue};
 use crate::metrics::Metrics;
@@ -29,12 +29,10 @@ use crate::sources::{Sources, SqlTrace};
 /// Runs GraphQL requests for viewers: the schema under the policy, with the audit log.
 /// The HTTP handler is this plus authentication; benchmarks use it directly.
 pub struct Hub {
-    /// The schema without extensions: documents that name nothing hidden from their
-    /// viewer run here, each field resolving without an extension's hook (the resolvers
-    /// mask and audit by themselves).
-    schema: C360Schema,
-    /// `None` only in [`Hub::unguarded`].
-    guard: Option<Guard>,
+    /// Each viewer's schema, without what the policy hides from it: every document is
+    /// validated and run on its viewer's. (Without extensions: each field resolves
+    /// without an extension's hook; the resolvers mask and audit by themselves.)
+    schemas: ViewerSchemas,
     sources: Sources,
     /// What loaders keep across requests: the current insight model, as this process
     /// last saw it, and customers' identity links.
@@ -58,18 +56,8 @@ pub struct Hub {
     /// Documents named by hash (APQ) and the safelists.
     persisted: Persisted,
     metrics: Arc<Metrics>,
-    /// "Did you mean" for unknown fields, from what the viewer sees.
-    suggestions: Suggestions,
     /// Operation limits and metrics on: off only in [`Hub::unhardened`].
     hardened: bool,
-}
-
-/// What turns away documents that name what their viewer may not see.
-struct Guard {
-    table: PrivacyTable,
-    /// The schema with the policy guard, which validates such documents (and rejects
-    /// them, as GraphQL rejects unknown names).
-    schema: C360Schema,
 }
 
 /// Documents kept parsed, and the longest one kept (longer ones are parsed each time).
@@ -107,11 +95,8 @@ impl Hub {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("rate_limits.roles: no role `{role}`"))?;
         }
         let persisted = Persisted::load(&config.safelists, graphql.automatic_persisted_queries)?;
-        let shared = Shared { config };
-        let guard = Guard { table, schema: graphql::build(Some(shared.clone()), true) };
         Ok(Hub {
-            schema: graphql::build(Some(shared), false),
-            guard: Some(guard),
+            schemas: ViewerSchemas::new(Some(Shared { config })),
             sources,
             kept: Kept::new(link_cache),
             audit: Some(audit),
@@ -124,7 +109,6 @@ impl Hub {
             revocations: Some(revocations),
             persisted,
             metrics: Arc::default(),
-            suggestions: suggestions(),
             hardened: true,
         })
     }
@@ -136,10 +120,8 @@ impl Hub {
         let link_cache = config.identity.link_cache_entries;
         let graphql = config.graphql.clone();
         let persisted = Persisted::automatic(graphql.automatic_persisted_queries);
-        let schema = graphql::build(Some(Shared { config }), false);
         Hub {
-            schema,
-            guard: None,
+            schemas: ViewerSchemas::new(Some(Shared { config })),
             sources,
             kept: Kept::new(link_cache),
             audit: None,
@@ -152,7 +134,6 @@ impl Hub {
             revocations: None,
             persisted,
             metrics: Arc::default(),
-            suggestions: suggestions(),
             hardened: true,
         }
     }
@@ -277,23 +258,21 @@ impl Hub {
             let message = format!("too many operations; retry in {seconds} s");
             return (refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())]), request_id);
         }
-        let violations = match &self.guard {
-            Some(guard) => guard.table.check(&document, &request.variables, &access),
-            None => Vec::new(),
-        };
+        let viewer_schema = self.schemas.of(&access);
+        let invalid =
+            inputs::check(&viewer_schema.types, &document, request.operation_name.as_deref(), &request.variables);
+        if !invalid.is_empty() {
+            let mut response = async_graphql::Response::from_errors(invalid);
+            coded(&mut response.errors);
+            return (response, request_id);
+        }
         let operation_name = request.operation_name.clone();
         let mut request = request.data(access).data(context);
         request.set_parsed_query(ExecutableDocument::clone(&document));
         if !introspection {
             request = request.disable_introspection();
         }
-        let schema = match &self.guard {
-            Some(guard) if !violations.is_empty() => {
-                request = request.data(Violations(violations));
-                &guard.schema
-            }
-            _ => &self.schema,
-        };
+        let schema = &viewer_schema.schema;
         let run = batch::drive(queue, schema.execute(request));
         let started = std::time::Instant::now();
         let answered = tokio::time::timeout(self.graphql.timeout, run).await;
@@ -310,11 +289,16 @@ impl Hub {
             response.data = Value::Object(Default::default());
         }
         graphql::field_order::reorder(&document, operation_name.as_deref(), &mut response.data);
+        if response.data == Value::Null {
+            // Validation's errors come in the order of a hash map of the fragments: put them
+            // in the document's, so the same document always gets the same answer.
+            response.errors.sort_by(|a, b| (&a.locations, &a.message).cmp(&(&b.locations, &b.message)));
+        }
         coded(&mut response.errors);
         if self.graphql.suggestion_roles.iter().any(|r| r == role)
             && response.errors.iter().any(|e| e.message.starts_with("Unknown field"))
         {
-            self.suggestions.suggest(&mut response.errors, &self.policy.access(viewer.clone()));
+            graphql::suggestions::suggest(&mut response.errors, &viewer_schema.types);
         }
         if let Some(audit) = &self.audit
             && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()
@@ -469,11 +453,6 @@ fn outcome(response: &async_graphql::Response) -> &'static str {
     ];
     let code = first.extensions.as_ref().and_then(|e| e.get("code"));
     CODES.iter().find(|c| code == Some(&Value::from(**c))).copied().unwrap_or("error")
-}
-
-/// The schema's fields for suggestions; its SDL always parses.
-fn suggestions() -> Suggestions {
-    Suggestions::from_sdl(&graphql::sdl()).unwrap_or_default()
 }
 
 /// The schema's page sizes; the schema is the hub's own, so its SDL always parses.

@@ -139,8 +139,7 @@ fn rewrite(f: &mut ImplItemFn, type_name: &str) -> syn::Result<()> {
         };
         quote!(#privacy::privacy::apply(#class_expr, #mask))
     };
-    let visible = format!("crate::graphql::privacy::visible::{class}");
-    let extra = quote!(directive = #directive, visible = #visible);
+    let extra = quote!(directive = #directive);
     match f.attrs.iter_mut().find(|a| a.path().is_ident("graphql")) {
         Some(graphql) => {
             let Meta::List(list) = &mut graphql.meta else {

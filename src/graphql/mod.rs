@@ -9,6 +9,7 @@ pub mod crm_writes;
 pub mod customer;
 pub mod field_order;
 pub mod ids;
+pub mod inputs;
 pub mod insights;
 pub mod limits;
 pub mod order;
@@ -19,11 +20,9 @@ pub mod subject;
 pub mod suggestions;
 pub mod ticket;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 pub use common::{RequestContext, Shared};
-
-use privacy::PolicyGuard;
 
 /// The root query, one part per domain.
 #[derive(MergedObject, Default)]
@@ -46,25 +45,23 @@ pub struct Mutation(
 
 pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema with its process-wide data, and with the privacy guard when `guarded` (the
-/// schema that rejects documents naming what their viewer may not see; see `Hub`).
-/// Suggestions ("did you mean …") are off: they would name fields the viewer may not see.
+/// The whole schema, every class shown: what `schema.graphql` prints, and what each
+/// viewer's schema is cut from ([`privacy::viewer`]).
+/// Suggestions ("did you mean …"): async-graphql's own are off: the hub makes its own,
+/// from the viewer's schema, for the roles configured to get them.
 /// Depth and the other operation limits are the hub's, checked before validation
 /// ([`limits`]).
-pub fn build(shared: Option<Shared>, guarded: bool) -> C360Schema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn builder(shared: Option<Shared>) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<query::Node>()
         .disable_suggestions();
-    if let Some(shared) = shared {
-        builder = builder.data(shared);
+    match shared {
+        Some(shared) => builder.data(shared),
+        None => builder,
     }
-    if guarded {
-        builder = builder.extension(PolicyGuard);
-    }
-    builder.finish()
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    build(None, false).sdl()
+    builder(None).finish().sdl()
 }

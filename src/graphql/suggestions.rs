@@ -1,63 +1,24 @@
 //! "Did you mean …?" for a field the document names and its type does not have, from the
-//! fields the viewer may see only. async-graphql's own suggestions draw on every field of
-//! the type, hidden ones included, so they are off; these never name a field the policy
-//! hides from the viewer.
-
-use std::collections::HashMap;
+//! viewer's schema: it never names a field the policy hides from the viewer, since that
+//! schema has none. (async-graphql's own suggestions are off: the hub offers these only
+//! to the roles configured for them.)
 
 use async_graphql::ServerError;
-use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 
-use super::privacy::schema::read_directive;
-use crate::policy::{Access, PrivacyClass};
-
-/// The fields of each object and interface type, each with its privacy class.
-#[derive(Debug, Clone, Default)]
-pub struct Suggestions(HashMap<String, Vec<(String, Option<PrivacyClass>)>>);
+use super::privacy::viewer::Types;
 
 /// Suggestions offered at most.
 const MOST: usize = 5;
 
-impl Suggestions {
-    pub fn from_sdl(sdl: &str) -> Result<Suggestions, String> {
-        let schema = async_graphql::parser::parse_schema(sdl).map_err(|e| e.to_string())?;
-        let mut types: HashMap<String, Vec<(String, Option<PrivacyClass>)>> = HashMap::new();
-        for definition in &schema.definitions {
-            let TypeSystemDefinition::Type(ty) = definition else { continue };
-            let fields = match &ty.node.kind {
-                TypeKind::Object(object) => &object.fields,
-                TypeKind::Interface(interface) => &interface.fields,
-                _ => continue,
-            };
-            let mut named = Vec::with_capacity(fields.len());
-            for field in fields {
-                let mut class = None;
-                for directive in &field.node.directives {
-                    let lookup = match directive.node.name.node.as_str() {
-                        "privacy" => false,
-                        "lookup" => true,
-                        _ => continue,
-                    };
-                    class = Some(read_directive(&directive.node.arguments, lookup)?.class);
-                }
-                named.push((field.node.name.node.to_string(), class));
-            }
-            types.insert(ty.node.name.node.to_string(), named);
-        }
-        Ok(Suggestions(types))
-    }
-
-    /// Appends to each unknown-field error the fields of that type, visible to `access`,
-    /// whose names are close to the one asked for.
-    pub fn suggest(&self, errors: &mut [ServerError], access: &Access) {
-        for error in errors {
-            let Some((field, ty)) = unknown_field(&error.message) else { continue };
-            let Some(fields) = self.0.get(ty) else { continue };
-            let visible = fields.iter().filter(|(_, class)| class.is_none_or(|c| !access.hides(c)));
-            let close = close_to(field, visible.map(|(name, _)| name.as_str()));
-            if !close.is_empty() {
-                error.message = format!("{} Did you mean {}?", error.message, listed(&close));
-            }
+/// Appends to each unknown-field error the fields of that type in the viewer's schema
+/// whose names are close to the one asked for.
+pub fn suggest(errors: &mut [ServerError], types: &Types) {
+    for error in errors {
+        let Some((field, ty)) = unknown_field(&error.message) else { continue };
+        let Some(fields) = types.types.get(ty).and_then(|t| t.fields()) else { continue };
+        let close = close_to(field, fields.keys().map(String::as_str));
+        if !close.is_empty() {
+            error.message = format!("{} Did you mean {}?", error.message, listed(&close));
         }
     }
 }
@@ -109,12 +70,12 @@ mod tests {
 
     fn suggest(role: Role, message: &str) -> String {
         let sdl = crate::graphql::sdl();
-        let suggestions = Suggestions::from_sdl(&sdl).expect("sdl");
         let table = crate::graphql::privacy::PrivacyTable::from_sdl(&sdl).expect("classes");
         let policy = Policy::load(None, &table.value_fields()).expect("the shipped policy");
-        let access = policy.access(Viewer::with_role(role, None));
+        let hidden = policy.access(Viewer::with_role(role, None)).hidden_set();
+        let schema = crate::graphql::privacy::viewer::build(None, hidden);
         let mut errors = vec![ServerError::new(message, None)];
-        suggestions.suggest(&mut errors, &access);
+        super::suggest(&mut errors, &schema.types);
         errors.remove(0).message
     }
 

@@ -9,6 +9,7 @@ mod contract;
 mod customer360;
 mod errors;
 mod helpers;
+mod hidden;
 mod identity;
 mod insights;
 mod jobs;

@@ -248,6 +248,10 @@ async fn policy_matrix(backend: Backend) {
                 "Address" => row.decision(PrivacyClass::Contact) == "hide",
                 "CampaignResponse" => row.decision(PrivacyClass::Marketing) == "hide",
                 "CustomerInsights" => row.decision(PrivacyClass::Insight) == "hide",
+                // Orders and tickets are reached through their lists (`node` has no kind
+                // the viewer's schema lacks).
+                "Order" => row.decision(PrivacyClass::Financial) == "hide",
+                "Ticket" => row.decision(PrivacyClass::Service) == "hide",
                 _ => false,
             };
             assert_eq!(listed(type_name, field), decision != "hide" && !parent_hidden, "introspection: {cell}");
@@ -281,13 +285,19 @@ async fn policy_matrix(backend: Backend) {
                 for (form, query) in [("literal", literal), ("variable", variable)] {
                     let seen = app.query_as(&token, &query, json!({ "v": { field.as_str(): value } })).await;
                     if decision == "hide" {
-                        assert_eq!(
-                            seen["errors"][0]["message"],
-                            format!(
-                                "Invalid value for argument \"{argument}\", unknown field \"{field}\" of type \"{type_name}\""
-                            ),
-                            "{cell} via {form}: {seen:#}"
-                        );
+                        let place = match form {
+                            "literal" => format!("argument \"{argument}\""),
+                            _ => "variable \"$v\"".to_owned(),
+                        };
+                        // Or, when no field of the input type is left for the viewer, the
+                        // argument and the type are unknown too.
+                        let expected = [
+                            format!("Invalid value for {place}, unknown field \"{field}\" of type \"{type_name}\""),
+                            format!("Unknown argument \"{argument}\" on field \"customers\" of type \"Query\"."),
+                            format!("Unknown type \"{type_name}\""),
+                        ];
+                        let first = seen["errors"][0]["message"].as_str().unwrap_or_default();
+                        assert!(expected.iter().any(|e| e == first), "{cell} via {form}: {seen:#}");
                         assert!(seen.get("data").is_none_or(Value::is_null), "{cell} via {form}: {seen:#}");
                     } else if argument == "orderBy" && row.role == Role::Partner {
                         // A partner's list stays in consent order.
@@ -415,9 +425,11 @@ async fn hidden_fields_and_types_look_exactly_like_unknown_ones() {
     let typo = ask("{ customers(first: 1) { edges { node { emial } } } }").await;
     assert!(!typo.to_string().contains("Did you mean"), "{typo}");
 
-    // Nothing inside a hidden field is validated (an unknown field's insides are not).
+    // What is inside a hidden field is validated as inside an unknown one (async-graphql
+    // checks its arguments against the field around it: the same for both).
     let inside = ask("{ customers(first: 1) { edges { node { address(bogus: 1) { nope } } } } }").await;
-    assert_eq!(inside["errors"].as_array().map(Vec::len), Some(1), "{inside:#}");
+    let unknown_inside = ask("{ customers(first: 1) { edges { node { addresz(bogus: 1) { nope } } } } }").await;
+    assert_eq!(inside.to_string().replace("address", "addresz"), unknown_inside.to_string());
 
     // Types only hidden fields lead to do not exist either.
     let note = ask("{ customers(first: 1) { edges { node { ... on SourceRecord { key } } } } }").await;

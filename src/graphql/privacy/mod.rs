@@ -3,22 +3,21 @@
 //! A field's class is declared once, with `#[class(..)]` (or `#[lookup(..)]` for a lookup
 //! by a classified key) inside a `#[classified]` resolver impl (see `c360-macros`). From
 //! that declaration follow the `@privacy` / `@lookup` directive in `schema.graphql`, the
-//! field's visibility in introspection (the `visible` functions below) and, for audited
-//! classes, the audit note ([`note_read`]).
+//! viewer schemas without the fields their viewers may not see ([`viewer`]), and, for
+//! audited classes, the audit note ([`note_read`]).
 //!
-//! At run time each classified field's resolver masks its own value where the policy
-//! says so ([`decision`], [`Masked`]), and the [`PrivacyTable`], read back from the
-//! printed schema's directives, finds the names in a document the viewer may not see:
-//! such a document is validated by the schema with the [`PolicyGuard`], which rejects it
-//! exactly as GraphQL rejects unknown names. Documents without such names run on the
-//! schema without extensions, whose fields resolve without a hook each.
+//! Each request runs on its viewer's schema, in which hidden fields, lookups, filters and
+//! the types only they lead to do not exist: validation, introspection and execution
+//! cannot tell them from names that never existed. Each classified field's resolver masks
+//! its own value where the policy says so ([`decision`], [`Masked`]). The
+//! [`PrivacyTable`], read back from the printed schema's directives, checks the policy
+//! file against the schema at start.
 
-pub mod guard;
 pub mod schema;
+pub mod viewer;
 
 use async_graphql::{Context, Enum, TypeDirective};
 
-pub use guard::{PolicyGuard, Violations};
 pub use schema::PrivacyTable;
 
 use super::common::request;
@@ -179,43 +178,6 @@ impl MaskValue for String {
 
 impl MaskValue for i32 {}
 impl MaskValue for chrono::NaiveDate {}
-
-/// `visible` functions for fields, one per class: a hidden class is left out of
-/// introspection. (Named after the class, as `#[class(..)]` refers to them.)
-pub mod visible {
-    use super::*;
-
-    fn shown(ctx: &Context<'_>, class: policy::PrivacyClass) -> bool {
-        ctx.data_opt::<Access>().is_some_and(|a| !a.hides(class))
-    }
-
-    macro_rules! visible_fns {
-        ($($name:ident => $class:ident),* $(,)?) => {
-            $(
-                #[doc = concat!("Visible unless the policy hides `", stringify!($name), "` from the viewer.")]
-                pub fn $name(ctx: &Context<'_>) -> bool {
-                    shown(ctx, policy::PrivacyClass::$class)
-                }
-            )*
-        };
-    }
-
-    visible_fns! {
-        identity => Identity,
-        contact => Contact,
-        sensitive => Sensitive,
-        financial => Financial,
-        service => Service,
-        marketing => Marketing,
-        internal => Internal,
-        insight => Insight,
-    }
-
-    /// The customer filter: its fields are of class internal or insight.
-    pub fn filters(ctx: &Context<'_>) -> bool {
-        internal(ctx) || insight(ctx)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -280,8 +280,14 @@ def token(env, role):
 # ---------------------------------------------------------------- requests
 
 
-def c360_id(golden):
-    return base64.urlsafe_b64encode(f"Customer:{golden}".encode()).decode().rstrip("=")
+def c360_ids(binary, env, goldens):
+    """The hub's global ids of golden ids, sealed with its ids key (`c360 ids`). A build
+    from before sealed ids (`--base`) does not know the command: its ids were plain."""
+    out = subprocess.run([binary, "ids", "Customer"], env=env, input="\n".join(goldens) + "\n",
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return {g: base64.urlsafe_b64encode(f"Customer:{g}".encode()).decode().rstrip("=") for g in goldens}
+    return dict(zip(goldens, out.stdout.split()))
 
 
 def cursors(server, token_, postgraphile):
@@ -301,14 +307,14 @@ def cursors(server, token_, postgraphile):
     return [None] + [e["cursor"] for e in edges[::10]]
 
 
-def bodies(op, postgraphile, ids, emails, cursor_list, rng, n):
+def bodies(op, postgraphile, ids, emails, cursor_list, rng, n, sealed=None):
     _, kind, c360_doc, pg_doc = OPS[op]
     doc = pg_doc if postgraphile else c360_doc
     out = []
     for _ in range(n):
         if kind == "id":
             golden = rng.choice(ids)
-            variables = {"id": golden if postgraphile else c360_id(golden)}
+            variables = {"id": golden if postgraphile else sealed[golden]}
         elif kind == "email":
             variables = {"email": rng.choice(emails)}
         else:
@@ -427,7 +433,8 @@ def main():
             if target in ("c360 admin", "c360 frontend"):
                 for op in TARGET_OPS[target]:
                     if op in ops:
-                        sample = bodies(op, False, ids, emails, c360_cursors, random.Random(1), 20)
+                        sample = bodies(op, False, ids, emails, c360_cursors, random.Random(1), 20,
+                                        c360_ids(C360, env, ids))
                         statements[(target, op)] = check(traced, tokens[target], op, sample, False)
         servers.pop("c360 traced").stop()
 
@@ -459,7 +466,9 @@ def main():
             for op in TARGET_OPS[target]:
                 if op not in ops:
                     continue
-                sample = bodies(op, pg, ids, emails, cursor_list, random.Random(op), 10_000)
+                binary, server_env = (args.base, base_env) if target.startswith("base") else (C360, env)
+                sealed = None if pg else c360_ids(binary, server_env, ids)
+                sample = bodies(op, pg, ids, emails, cursor_list, random.Random(op), 10_000, sealed)
                 check(servers[target], tokens[target], op, sample[:20], pg)
                 path = work / f"{target.replace(' ', '-')}-{op}.jsonl"
                 path.write_text("\n".join(sample) + "\n")

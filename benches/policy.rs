@@ -57,7 +57,7 @@ async fn run() -> anyhow::Result<()> {
     Resolver::new(sources.clone(), config.identity.default_region.clone(), 5_000).run().await?;
 
     let guarded = Hub::new(config.clone(), sources.clone())?;
-    let baseline = Hub::unguarded(config.clone(), sources.clone());
+    let baseline = Hub::unguarded(config.clone(), sources.clone()).expect("ids key");
     let admin = Viewer::with_role(Role::Admin, None);
     let frontend = Viewer::with_role(Role::Frontend, None);
     let narrow = frontend_query();

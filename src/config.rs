@@ -51,6 +51,8 @@ pub struct Config {
     pub environment: Environment,
     /// Token verification.
     pub auth: AuthConfig,
+    /// The keys ids and cursors are sealed with.
+    pub ids: IdsConfig,
     /// The privacy policy file; the shipped `policy.toml` when unset.
     pub policy: Option<PathBuf>,
     /// The audit log's writer.
@@ -326,6 +328,21 @@ impl Default for AuditConfig {
     }
 }
 
+/// The keys global ids and pagination cursors are sealed with (AES-256-GCM-SIV, a key
+/// derived from each file's bytes): clients read nothing in them, and one that was
+/// altered, or sealed by another deployment, is refused. Every replica needs the same.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdsConfig {
+    /// A file of at least 32 random bytes: ids and cursors are sealed with it. In
+    /// development, without it, `data_dir/ids.key` (made on first use); production
+    /// requires it.
+    pub key_file: Option<PathBuf>,
+    /// Files of earlier keys (rotation): ids and cursors they sealed are still read, and
+    /// handed out sealed with `key_file` from then on.
+    pub previous_key_files: Vec<PathBuf>,
+}
+
 /// Where the hub runs; production forbids development conveniences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -413,6 +430,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             environment: Environment::Development,
             auth: AuthConfig::default(),
+            ids: IdsConfig::default(),
             policy: None,
             audit: AuditConfig::default(),
             trace_sql: false,

@@ -13,6 +13,7 @@ use crate::auth::Viewer;
 use crate::config::Config;
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
+use crate::graphql::ids::Ids;
 use crate::graphql::limits::{self, Limits, PageSizes};
 use crate::graphql::privacy::PrivacyTable;
 use crate::graphql::privacy::viewer::ViewerSchemas;
@@ -95,8 +96,9 @@ impl Hub {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("rate_limits.roles: no role `{role}`"))?;
         }
         let persisted = Persisted::load(&config.safelists, graphql.automatic_persisted_queries)?;
+        let ids = Arc::new(Ids::load(&config)?);
         Ok(Hub {
-            schemas: ViewerSchemas::new(Some(Shared { config })),
+            schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
             kept: Kept::new(link_cache),
             audit: Some(audit),
@@ -115,13 +117,14 @@ impl Hub {
 
     /// The same schema with no policy guard (everything shown) and no audit log: the
     /// baseline that benchmarks compare the policy's cost against. Never served.
-    pub fn unguarded(config: Config, sources: Sources) -> Self {
+    pub fn unguarded(config: Config, sources: Sources) -> anyhow::Result<Self> {
         let trace_sql = config.trace_sql;
         let link_cache = config.identity.link_cache_entries;
         let graphql = config.graphql.clone();
         let persisted = Persisted::automatic(graphql.automatic_persisted_queries);
-        Hub {
-            schemas: ViewerSchemas::new(Some(Shared { config })),
+        let ids = Arc::new(Ids::load(&config)?);
+        Ok(Hub {
+            schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
             kept: Kept::new(link_cache),
             audit: None,
@@ -135,7 +138,7 @@ impl Hub {
             persisted,
             metrics: Arc::default(),
             hardened: true,
-        }
+        })
     }
 
     /// The same hub without operation limits, rate limits, revocation checks and metrics:

@@ -356,8 +356,8 @@ class Gen:
             return self.rand_b64(f"Customer:{r.getrandbits(128):032x}")
         if k == 4:
             return base64.b64encode(bytes(r.getrandbits(8) for _ in range(r.randrange(1, 40)))).decode()
-        # Near-misses of real ids come from the customers mutations may touch: `id==` still
-        # decodes to the id (padding is accepted), and a mutation must never reach the
+        # Near-misses of real ids come from the customers mutations may touch (`id==` and
+        # any changed character are refused: ids are sealed), and a mutation must never reach the
         # customers the baseline watches (the million-document run granted one a consent).
         if k == 5:
             i = r.choice(c["mutable_ids"] or ["x"])

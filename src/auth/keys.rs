@@ -175,30 +175,37 @@ pub fn development_key_path(config: &Config) -> PathBuf {
 /// The development signing secret: read from `data_dir/dev-signing.key`, or made there
 /// (32 random bytes, hex, readable by the owner only) on first use.
 pub fn development_key(config: &Config) -> Result<Vec<u8>, KeyError> {
-    let path = development_key_path(config);
+    local_secret(&development_key_path(config), "development key (at least 32 characters)")
+}
+
+/// A secret the hub keeps in a file of its own: read from `path`, or made there (32
+/// random bytes, hex, readable by the owner only) on first use. `what` names it in errors.
+pub fn local_secret(path: &Path, what: &'static str) -> Result<Vec<u8>, KeyError> {
     if !path.exists() {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&config.data_dir)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(&path) {
+            match options.open(path) {
                 Ok(mut file) => file.write_all(hex.as_bytes()),
                 // Another process made it first: use theirs.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
                 Err(e) => Err(e),
             }
         };
-        write().map_err(|source| KeyError::Read { path: path.clone(), source })?;
+        write().map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
     }
-    let secret = read(&path)?;
+    let secret = read(path)?;
     let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
     if secret.len() < 32 {
-        return Err(KeyError::Invalid { path, what: "development key (at least 32 characters)" });
+        return Err(KeyError::Invalid { path: path.to_owned(), what });
     }
     Ok(secret)
 }

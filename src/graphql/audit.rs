@@ -3,8 +3,9 @@
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::common::ids;
 use super::common::{admin_only, connection, page_size, request, wants_total};
-use super::ids::{self, Kind};
+use super::ids::{Ids, Kind};
 use crate::audit::AuditAction;
 use crate::audit::store::{AuditFilter, AuditRow};
 use crate::error::ApiError;
@@ -36,10 +37,9 @@ pub struct AuditEntry {
     pub id: i64,
 }
 
-impl TryFrom<AuditRow> for AuditEntry {
-    type Error = ApiError;
-
-    fn try_from(row: AuditRow) -> Result<Self, ApiError> {
+impl AuditEntry {
+    /// An entry as the log stores it, its customer's id sealed with `ids`.
+    fn read(row: AuditRow, ids: &Ids) -> Result<Self, ApiError> {
         let action = row.action.parse().map_err(|_| {
             tracing::error!(action = row.action, "unknown action in the audit log");
             ApiError::Internal
@@ -51,7 +51,7 @@ impl TryFrom<AuditRow> for AuditEntry {
             role: row.role,
             partner: row.partner,
             action,
-            customer_id: (!row.customer_id.is_empty()).then(|| ids::global_id(Kind::Customer, &row.customer_id)),
+            customer_id: (!row.customer_id.is_empty()).then(|| ids.global_id(Kind::Customer, &row.customer_id)),
             revoked: row.target,
             fields: row.fields.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
             id: row.id,
@@ -79,17 +79,17 @@ impl AuditQuery {
     ) -> Result<AuditConnection> {
         admin_only(ctx)?;
         let first = page_size(ctx, first)?;
-        let before = after.as_deref().map(ids::parse_audit_cursor).transpose()?;
+        let before = after.as_deref().map(|c| ids(ctx).parse_audit_cursor(c)).transpose()?;
         let filter = AuditFilter {
             subject,
-            customer_id: customer_id.map(|id| ids::parse_id_of(Kind::Customer, &id)).transpose()?,
+            customer_id: customer_id.map(|id| ids(ctx).parse_id_of(Kind::Customer, &id)).transpose()?,
             since,
             action: None,
         };
         let admin = request(ctx).loaders.admin();
         let rows = admin.audit_page(&filter, before, i64::from(first) + 1).await?;
         let total = if wants_total(ctx) { admin.audit_count(&filter).await? } else { 0 };
-        let entries = rows.into_iter().map(AuditEntry::try_from).collect::<Result<Vec<_>, _>>()?;
-        Ok(AuditConnection::from_items(entries, first, |e| ids::audit_cursor(e.id), total))
+        let entries = rows.into_iter().map(|row| AuditEntry::read(row, ids(ctx))).collect::<Result<Vec<_>, _>>()?;
+        Ok(AuditConnection::from_items(entries, first, |e| ids(ctx).audit_cursor(e.id), total))
     }
 }

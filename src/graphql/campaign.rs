@@ -4,8 +4,9 @@ use async_graphql::{Context, Enum, ID, Object, Result};
 use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
+use super::common::ids;
 use super::common::{enum_value, request};
-use super::ids::{Kind, global_id};
+use super::ids::Kind;
 use crate::sources::marketing;
 
 /// How a campaign reaches people.
@@ -44,8 +45,8 @@ pub struct Campaign(pub marketing::Campaign);
 #[Object]
 impl Campaign {
     /// Global id (use with `node`).
-    pub async fn id(&self) -> ID {
-        global_id(Kind::Campaign, &self.0.id.to_string())
+    pub async fn id(&self, ctx: &Context<'_>) -> ID {
+        ids(ctx).global_id(Kind::Campaign, &self.0.id.to_string())
     }
 
     /// The campaign's name, e.g. `Black Friday 2025`.

@@ -51,10 +51,17 @@ impl RequestContext {
 #[derive(Clone)]
 pub struct Shared {
     pub config: Config,
+    /// The keys ids and cursors are sealed with.
+    pub ids: Arc<super::ids::Ids>,
 }
 
 pub fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
     ctx.data_unchecked::<RequestContext>()
+}
+
+/// The hub's ids and cursors, for resolvers.
+pub fn ids<'a>(ctx: &Context<'a>) -> &'a super::ids::Ids {
+    &shared(ctx).ids
 }
 
 pub fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {

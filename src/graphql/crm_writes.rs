@@ -5,10 +5,11 @@ use async_graphql::{Context, ID, Object, Result};
 use c360_macros::classified;
 use chrono::Utc;
 
+use super::common::ids;
 use super::common::{request, require};
 use super::crm::{Consent, Note};
 use super::customer::Customer;
-use super::ids::{self, Kind};
+use super::ids::Kind;
 use crate::error::ApiError;
 use crate::policy::ConsentScope;
 use crate::sources::SourceName;
@@ -31,7 +32,7 @@ fn name(what: &'static str, value: &str) -> Result<String, ApiError> {
 /// The customer a mutation is about (null when the viewer cannot see one by that id), and
 /// the CRM record its consents and notes are written to.
 async fn target(ctx: &Context<'_>, id: &ID) -> Result<Option<(Customer, i64)>, ApiError> {
-    let key = ids::parse_id_of(Kind::Customer, id)?;
+    let key = ids(ctx).parse_id_of(Kind::Customer, id)?;
     let Some(customer) = Customer::load(ctx, key).await? else { return Ok(None) };
     let Some(crm_key) = customer.primary_crm_key() else {
         return Err(ApiError::BadInput("this customer has no CRM record to hold consents and notes".into()));

@@ -13,9 +13,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::campaign::CampaignResponse;
 use super::campaign::CampaignResponseConnection;
+use super::common::ids;
 use super::common::{Money, connection, page_size, request, shared, wants_total};
 use super::crm::{Consent, Note, NoteConnection};
-use super::ids::{self, Kind, global_id};
+use super::ids::Kind;
 use super::insights::CustomerInsights;
 use super::order::{Order, OrderConnection};
 use super::privacy::{MaskValue, Subject};
@@ -78,7 +79,7 @@ impl Customer {
     /// A customer by golden id, as the viewer may see it; `INVALID_ID` for a malformed one.
     pub(crate) async fn load(ctx: &Context<'_>, key: String) -> Result<Option<Customer>, ApiError> {
         if uuid::Uuid::parse_str(&key).is_err() {
-            return Err(ApiError::InvalidId(global_id(Kind::Customer, &key).to_string()));
+            return Err(ApiError::InvalidId(ids(ctx).global_id(Kind::Customer, &key).to_string()));
         }
         Ok(request(ctx).loaders.customers().by_id(key).await?.map(Customer::from))
     }
@@ -242,8 +243,8 @@ pub struct SourceRecord {
 #[Object]
 impl Customer {
     /// Global id (use with `customer(id:)` and `node`); stable across merges.
-    pub async fn id(&self) -> ID {
-        global_id(Kind::Customer, &self.id)
+    pub async fn id(&self, ctx: &Context<'_>) -> ID {
+        ids(ctx).global_id(Kind::Customer, &self.id)
     }
 
     /// Full name from the CRM, else as given at checkout.
@@ -421,7 +422,7 @@ impl Customer {
         after: Option<String>,
     ) -> Result<Option<OrderConnection>> {
         let mut page = Self::first(ctx, first)?;
-        page.before = after.as_deref().map(|c| ids::parse_time_cursor("o", c)).transpose()?;
+        page.before = after.as_deref().map(|c| ids(ctx).parse_time_cursor("o", c)).transpose()?;
         let accounts = self.keys(SourceName::Shop);
         let loaders = &request(ctx).loaders;
         // The count comes from the purchase aggregates, asked for in the same pass as the
@@ -433,7 +434,12 @@ impl Customer {
         let mut orders: Vec<Order> = pages?.values().flat_map(|p| p.iter().cloned().map(Order)).collect();
         orders.sort_by_key(|o| Reverse((o.0.ordered_at, o.0.id)));
         let total = totals?.values().flat_map(|a| a.iter()).map(|a| a.orders).sum();
-        Ok(Some(OrderConnection::from_items(orders, first, |o| ids::time_cursor("o", o.0.ordered_at, o.0.id), total)))
+        Ok(Some(OrderConnection::from_items(
+            orders,
+            first,
+            |o| ids(ctx).time_cursor("o", o.0.ordered_at, o.0.id),
+            total,
+        )))
     }
 
     /// Helpdesk tickets from all of the customer's requesters, newest first.
@@ -445,7 +451,7 @@ impl Customer {
         after: Option<String>,
     ) -> Result<Option<TicketConnection>> {
         let mut page = Self::first(ctx, first)?;
-        page.before = after.as_deref().map(|c| ids::parse_time_cursor("t", c)).transpose()?;
+        page.before = after.as_deref().map(|c| ids(ctx).parse_time_cursor("t", c)).transpose()?;
         let requesters = self.keys(SourceName::Helpdesk);
         let loaders = &request(ctx).loaders;
         let (pages, totals) = tokio::join!(
@@ -455,7 +461,12 @@ impl Customer {
         let mut tickets: Vec<Ticket> = pages?.values().flat_map(|p| p.iter().cloned().map(Ticket)).collect();
         tickets.sort_by_key(|t| Reverse((t.0.opened_at, t.0.id)));
         let total = totals?.values().flat_map(|a| a.iter()).map(|a| a.tickets).sum();
-        Ok(Some(TicketConnection::from_items(tickets, first, |t| ids::time_cursor("t", t.0.opened_at, t.0.id), total)))
+        Ok(Some(TicketConnection::from_items(
+            tickets,
+            first,
+            |t| ids(ctx).time_cursor("t", t.0.opened_at, t.0.id),
+            total,
+        )))
     }
 
     /// Campaigns sent to the customer and the responses, newest first.
@@ -467,7 +478,7 @@ impl Customer {
         after: Option<String>,
     ) -> Result<Option<CampaignResponseConnection>> {
         let mut page = Self::first(ctx, first)?;
-        page.before = after.as_deref().map(|c| ids::parse_time_cursor("s", c)).transpose()?;
+        page.before = after.as_deref().map(|c| ids(ctx).parse_time_cursor("s", c)).transpose()?;
         let contacts = self.keys(SourceName::Marketing);
         let loaders = &request(ctx).loaders;
         let pages = loaders.send_pages.load_many(contacts.iter().map(|c| (*c, page))).await?;
@@ -478,7 +489,7 @@ impl Customer {
         Ok(Some(CampaignResponseConnection::from_items(
             sends,
             first,
-            |s| ids::time_cursor("s", s.0.sent_at, s.0.id),
+            |s| ids(ctx).time_cursor("s", s.0.sent_at, s.0.id),
             total,
         )))
     }
@@ -502,7 +513,7 @@ impl Customer {
         after: Option<String>,
     ) -> Result<Option<NoteConnection>> {
         let mut page = Self::first(ctx, first)?;
-        page.before = after.as_deref().map(|c| ids::parse_time_cursor("n", c)).transpose()?;
+        page.before = after.as_deref().map(|c| ids(ctx).parse_time_cursor("n", c)).transpose()?;
         let keys = self.keys(SourceName::Crm);
         let loaders = &request(ctx).loaders;
         let (pages, totals) = tokio::join!(
@@ -512,7 +523,7 @@ impl Customer {
         let mut notes: Vec<Note> = pages?.values().flat_map(|p| p.iter().map(Note::from)).collect();
         notes.sort_by_key(|n| Reverse((n.created_at, n.id)));
         let total = totals?.values().sum();
-        Ok(Some(NoteConnection::from_items(notes, first, |n| ids::time_cursor("n", n.created_at, n.id), total)))
+        Ok(Some(NoteConnection::from_items(notes, first, |n| ids(ctx).time_cursor("n", n.created_at, n.id), total)))
     }
 
     /// The source records resolved into this customer, and why.

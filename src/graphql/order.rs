@@ -4,8 +4,9 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
+use super::common::ids;
 use super::common::{Money, enum_value, request};
-use super::ids::{Kind, global_id};
+use super::ids::Kind;
 use crate::sources::shop;
 
 /// Where an order stands.
@@ -49,8 +50,8 @@ pub struct Order(pub shop::Order);
 #[Object]
 impl Order {
     /// Global id (use with `node`).
-    pub async fn id(&self) -> ID {
-        global_id(Kind::Order, &self.0.id.to_string())
+    pub async fn id(&self, ctx: &Context<'_>) -> ID {
+        ids(ctx).global_id(Kind::Order, &self.0.id.to_string())
     }
 
     /// The order number customers see on their receipt.

@@ -5,9 +5,10 @@ use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, Result};
 use c360_macros::classified;
 
 use super::campaign::Campaign;
+use super::common::ids;
 use super::common::{page_size, request, require, shared, wants_total};
 use super::customer::{Customer, CustomerConnection};
-use super::ids::{self, Kind};
+use super::ids::Kind;
 use super::insights::{LifecycleStage, Quadrant, RfmSegment, ValueTier};
 use super::order::Order;
 use super::ticket::Ticket;
@@ -129,7 +130,7 @@ impl CustomerQuery {
     /// A customer by global id; null when there is no such customer.
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Customer>> {
         require(ctx, READ)?;
-        let key = ids::parse_id_of(Kind::Customer, &id)?;
+        let key = ids(ctx).parse_id_of(Kind::Customer, &id)?;
         Ok(Customer::load(ctx, key).await?)
     }
 
@@ -155,12 +156,12 @@ impl CustomerQuery {
         let finder = loaders.customers();
         let after = match after.as_deref() {
             None => None,
-            Some(c) if finder.consent_ordered() => Some(Position::Consent(ids::parse_consent_cursor(c)?)),
+            Some(c) if finder.consent_ordered() => Some(Position::Consent(ids(ctx).parse_consent_cursor(c)?)),
             Some(c) if criteria.order.is_some() => {
-                let (key, id) = ids::parse_ranked_cursor(c)?;
+                let (key, id) = ids(ctx).parse_ranked_cursor(c)?;
                 Some(Position::Ranked(key, id))
             }
-            Some(c) => Some(Position::Id(ids::parse_customer_cursor(c)?)),
+            Some(c) => Some(Position::Id(ids(ctx).parse_customer_cursor(c)?)),
         };
         let page = finder.page(first as usize, after, filter.has_source, narrowing.as_ref(), wants_total(ctx)).await?;
         let cursors: std::collections::HashMap<String, String> = page
@@ -168,9 +169,9 @@ impl CustomerQuery {
             .iter()
             .map(|(c, position)| {
                 let cursor = match position {
-                    Position::Id(id) => ids::customer_cursor(id),
-                    Position::Consent(k) => ids::consent_cursor(*k),
-                    Position::Ranked(key, id) => ids::ranked_cursor(*key, id),
+                    Position::Id(id) => ids(ctx).customer_cursor(id),
+                    Position::Consent(k) => ids(ctx).consent_cursor(*k),
+                    Position::Ranked(key, id) => ids(ctx).ranked_cursor(*key, id),
                 };
                 (c.id.clone(), cursor)
             })
@@ -229,7 +230,7 @@ impl CustomerQuery {
     /// Any object by global id; null when it does not exist.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         require(ctx, READ)?;
-        let (kind, key) = ids::parse_global_id(&id)?;
+        let (kind, key) = ids(ctx).parse_global_id(&id)?;
         // A kind of object the viewer's schema does not have (orders, for a viewer who may
         // not see them) does not exist for it: decided before any read.
         if !ctx.schema_env.registry.types.contains_key(&kind.to_string()) {

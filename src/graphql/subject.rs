@@ -4,9 +4,10 @@
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use strum::IntoEnumIterator as _;
 
+use super::common::ids;
 use super::common::{admin_only, request};
 use super::customer::Customer;
-use super::ids::{self, Kind};
+use super::ids::Kind;
 use crate::audit::store::AuditFilter;
 use crate::audit::{AuditAction, AuditEntry};
 use crate::error::ApiError;
@@ -45,7 +46,7 @@ impl SubjectQuery {
         if !unseen.is_empty() {
             return Err(ApiError::ExportIncomplete(unseen.join(", ")).into());
         }
-        let key = ids::parse_id_of(Kind::Customer, &id)?;
+        let key = ids(ctx).parse_id_of(Kind::Customer, &id)?;
         let Some(customer) = Customer::load(ctx, key).await? else { return Ok(None) };
         record(ctx, AuditAction::Export, &customer.id, &customer.links).await?;
         let links = customer.links.as_ref().clone();
@@ -88,7 +89,7 @@ impl SubjectMutation {
     /// what. Admins only. Null when there is no such customer and never was.
     async fn erase_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ErasureReport>> {
         admin_only(ctx)?;
-        let key = ids::parse_id_of(Kind::Customer, &id)?;
+        let key = ids(ctx).parse_id_of(Kind::Customer, &id)?;
         let Some(customer) = Customer::load(ctx, key.clone()).await? else {
             let filter =
                 AuditFilter { customer_id: Some(key), action: Some(AuditAction::Erase), ..AuditFilter::default() };
@@ -103,7 +104,7 @@ impl SubjectMutation {
         let report = request(ctx).loaders.admin().erase(&customer.id, &customer.links).await?;
         tracing::info!(customer = %customer.id, "customer erased");
         Ok(Some(ErasureReport {
-            customer_id: ids::global_id(Kind::Customer, &customer.id),
+            customer_id: ids(ctx).global_id(Kind::Customer, &customer.id),
             already_erased: false,
             sources: report
                 .into_iter()

@@ -1,11 +1,12 @@
 //! Helpdesk tickets as GraphQL types.
 
-use async_graphql::{Enum, ID, Object, Result};
+use async_graphql::{Context, Enum, ID, Object, Result};
 use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
 use super::common::enum_value;
-use super::ids::{Kind, global_id};
+use super::common::ids;
+use super::ids::Kind;
 use crate::sources::helpdesk;
 
 /// How the ticket reached the helpdesk.
@@ -77,8 +78,8 @@ pub struct Ticket(pub helpdesk::Ticket);
 #[Object]
 impl Ticket {
     /// Global id (use with `node`).
-    pub async fn id(&self) -> ID {
-        global_id(Kind::Ticket, &self.0.id.to_string())
+    pub async fn id(&self, ctx: &Context<'_>) -> ID {
+        ids(ctx).global_id(Kind::Ticket, &self.0.id.to_string())
     }
 
     #[class(service)]

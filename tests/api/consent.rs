@@ -92,7 +92,7 @@ async fn consent_and_notes(layout: Layout) {
         let bad = app.query_as(&agent, GRANT, json!({ "id": id, "p": p, "u": u })).await;
         assert_eq!(codes(&bad), ["BAD_USER_INPUT"], "{bad:#}");
     }
-    let nobody = c360::graphql::ids::global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
+    let nobody = app.ids().global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
     let missing = app.query_as(&agent, GRANT, json!({ "id": nobody.to_string(), "p": partner })).await;
     assert_eq!(missing["data"]["grantConsent"], Value::Null, "{missing:#}");
     // Still the one (revoked) grant: nothing was written by the refused calls.

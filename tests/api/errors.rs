@@ -58,11 +58,11 @@ async fn bad_input_gets_typed_errors_and_unknown_ids_get_null() {
     }
 
     // Unknown but well-formed ids and keys are simply not there.
-    let unknown = c360::graphql::ids::global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
+    let unknown = app.ids().global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
     let data =
         app.data("query($id: ID!) { customer(id: $id) { id } node(id: $id) { id } }", json!({ "id": unknown })).await;
     assert!(data["customer"].is_null() && data["node"].is_null());
-    let order = c360::graphql::ids::global_id(c360::graphql::ids::Kind::Order, "999999999999");
+    let order = app.ids().global_id(c360::graphql::ids::Kind::Order, "999999999999");
     assert!(app.data("query($id: ID!) { node(id: $id) { id } }", json!({ "id": order })).await["node"].is_null());
     let data = app
         .data("{ a: customerBySourceKey(source: SHOP, key: \"424242\") { id } b: customerBySourceKey(source: CRM, key: \"abc\") { id } c: customerByEmail(email: \"nobody@example.com\") { id } }", json!({}))

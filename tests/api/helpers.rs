@@ -238,6 +238,11 @@ impl TestApp {
         app
     }
 
+    /// The hub's ids and cursors, sealed with its keys (for ids of nobody, say).
+    pub fn ids(&self) -> c360::graphql::ids::Ids {
+        c360::graphql::ids::Ids::load(&self.config).expect("the ids key")
+    }
+
     /// A development token for `role` with `scope` (the role's usual scopes when `None`).
     pub fn token(&self, role: Role, scope: Option<&str>, partner: Option<&str>) -> String {
         self.partner_token(role, scope, partner, None)

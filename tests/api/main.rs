@@ -11,6 +11,7 @@ mod errors;
 mod helpers;
 mod hidden;
 mod identity;
+mod ids;
 mod insights;
 mod jobs;
 mod layers;

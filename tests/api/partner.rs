@@ -114,7 +114,7 @@ async fn partners_see_only_consenting_customers(layout: Layout) {
     let visible = expected(&app, "acme-insurance", None).await;
     let everyone = listed(&app, &app.admin).await.0;
     let hidden: Vec<&String> = everyone.iter().filter(|id| !visible.contains(*id)).take(12).collect();
-    let nobody = c360::graphql::ids::global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
+    let nobody = app.ids().global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
     let probe = "query($id: ID!) { customer(id: $id) { id displayName } node(id: $id) { id } }";
     let not_found = app.query_as(&acme, probe, json!({ "id": nobody.to_string() })).await;
     assert_eq!(without_extensions(&not_found), json!({ "data": { "customer": null, "node": null } }));

@@ -103,8 +103,11 @@ async fn development_tokens_are_minted_in_development_only() {
     let keys = tempfile::tempdir().expect("dir");
     let secret = keys.path().join("hmac.key");
     std::fs::write(&secret, "a production secret of thirty-two bytes or more").expect("write");
+    let ids_key = keys.path().join("ids.key");
+    std::fs::write(&ids_key, "the production ids key, thirty-two bytes or more").expect("write");
     let production = TestApp::spawn_with(Layout::all(Backend::Sqlite), 0, |c| {
         c.environment = Environment::Production;
+        c.ids.key_file = Some(ids_key);
         c.auth.development_key = false;
         let file = KeyFile { kid: "k1".into(), algorithm: jsonwebtoken::Algorithm::HS256, file: secret };
         c.auth.hmac_keys = vec![file];

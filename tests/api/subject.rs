@@ -105,7 +105,7 @@ async fn export_and_erase(layout: Layout) {
     assert!(refused.to_string().contains("service, marketing"), "{refused:#}");
     let (export, request) = app.query_with_id(&app.admin, EXPORT, json!({ "id": id })).await;
     let doc = &export["data"]["exportCustomer"];
-    let golden = c360::graphql::ids::parse_id_of(c360::graphql::ids::Kind::Customer, &id).expect("id");
+    let golden = app.ids().parse_id_of(c360::graphql::ids::Kind::Customer, &id).expect("id");
     assert_eq!(doc["customer_id"], golden.as_str(), "{export:#}");
     for (source, table) in
         [("crm", "customers"), ("shop", "accounts"), ("helpdesk", "requesters"), ("marketing", "contacts")]
@@ -160,7 +160,7 @@ async fn export_and_erase(layout: Layout) {
     for secret in [&person["email"], &person["phone"]] {
         assert!(!text.contains(secret.as_str().expect("value")), "the audit log holds no personal data");
     }
-    let nobody = c360::graphql::ids::global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
+    let nobody = app.ids().global_id(c360::graphql::ids::Kind::Customer, &uuid::Uuid::now_v7().to_string());
     assert_eq!(app.data(ERASE, json!({ "id": nobody.to_string() })).await["eraseCustomer"], Value::Null);
 
     // Nobody finds anything of theirs, by any path, even after the resolver runs again.

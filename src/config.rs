@@ -352,9 +352,15 @@ pub struct AuthConfig {
     /// Accepted signature algorithms (`HS256`, `RS256`, `ES256`, ...); a token with any
     /// other `alg` is rejected before its key is looked up.
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
-    /// Clock skew tolerated for `exp`, `nbf` and `iat`.
+    /// Clock skew tolerated for `exp`, `nbf` and `iat`; a subject's or partner's
+    /// revocation also covers tokens issued up to this long after it.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// The longest a token may be valid, from its `iat` to its `exp`: a token valid for
+    /// longer, or without `iat`, is refused. Bounds what a leaked token is worth, and how
+    /// long an issuer's mistake lasts.
+    #[serde(with = "humantime_serde")]
+    pub max_token_lifetime: Duration,
     /// Accept tokens signed with the development key (`data_dir/dev-signing.key`, made on
     /// first use, kid `dev`). `c360 token` mints such tokens. Refused in production.
     #[serde(deserialize_with = "flag")]
@@ -392,6 +398,7 @@ impl Default for AuthConfig {
                 jsonwebtoken::Algorithm::ES256,
             ],
             leeway: Duration::from_secs(30),
+            max_token_lifetime: Duration::from_secs(24 * 60 * 60),
             development_key: true,
             hmac_keys: Vec::new(),
             public_keys: Vec::new(),

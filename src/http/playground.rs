@@ -112,7 +112,8 @@ pub(super) async fn viewers(State(state): State<Arc<AppState>>) -> Response {
 pub(super) struct DevTokenRequest {
     role: Role,
     partner: Option<String>,
-    /// Seconds the token is valid: 1 to a day, an hour when left out.
+    /// Seconds the token is valid: 1 to a day (or `auth.max_token_lifetime` when shorter),
+    /// an hour when left out.
     ttl_seconds: Option<u64>,
 }
 
@@ -150,9 +151,10 @@ pub(super) async fn dev_token(
     if (request.role == Role::Partner) != request.partner.as_deref().is_some_and(|p| !p.is_empty()) {
         return bad_request("BAD_REQUEST", "a partner is required for role partner and only allowed with it");
     }
-    let ttl = request.ttl_seconds.unwrap_or(3600);
-    if !(1..=LONGEST_DEV_TOKEN).contains(&ttl) {
-        return bad_request("BAD_REQUEST", "ttlSeconds must be from 1 to 86400");
+    let longest = LONGEST_DEV_TOKEN.min(config.auth.max_token_lifetime.as_secs());
+    let ttl = request.ttl_seconds.unwrap_or(3600.min(longest));
+    if !(1..=longest).contains(&ttl) {
+        return bad_request("BAD_REQUEST", &format!("ttlSeconds must be from 1 to {longest}"));
     }
     let scope = request.role.default_scopes();
     let minted = TokenRequest {

@@ -101,8 +101,9 @@ cost_burst = 0
                 return int(line.split()[1]) / 1024
         return 0.0
 
-    def token(self, role, partner=None, subject=None, ttl="48h"):
-        """A token minted by `c360 token` with the hub's development key."""
+    def token(self, role, partner=None, subject=None, ttl="24h"):
+        """A token minted by `c360 token` with the hub's development key (24h: the longest
+        the hub accepts by default, auth.max_token_lifetime)."""
         cmd = [self.binary, "--config", str(self.cfg), "token", "--role", role, "--ttl", ttl,
                "--subject", subject or f"{self.subject_prefix}-{role}"]
         if partner:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fails when the committed bundle (playground/dist) is not what its sources and lockfile
-# build: `npm ci`, `npm run build`, then no change and no new file under dist/.
+# Fails when the playground's unit tests fail (`npm test`), or when the committed bundle
+# (playground/dist) is not what its sources and lockfile build: `npm ci`, `npm run build`,
+# then no change and no new file under dist/.
 #
 #   playground/check-bundle.sh
 set -euo pipefail
@@ -10,6 +11,7 @@ repo=$(git -C "$here" rev-parse --show-toplevel)
 cd "$here"
 
 timeout 600 npm ci --no-audit --no-fund --loglevel=error >/dev/null
+timeout 300 npm test --silent
 timeout 600 npm run build --silent >/dev/null
 
 cd "$repo"

@@ -127,7 +127,7 @@ pub enum Command {
         /// Token subject.
         #[arg(long, default_value = "developer")]
         subject: String,
-        /// How long the token is valid, e.g. `30m`, `8h`.
+        /// How long the token is valid, e.g. `30m`, `8h`; at most `auth.max_token_lifetime`.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
@@ -182,6 +182,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Token { role, scope, partner, purpose, subject, ttl }) = cli.command {
         if (role == Role::Partner) != partner.is_some() {
             anyhow::bail!("--partner is required for role partner and only allowed with it");
+        }
+        let longest = config.auth.max_token_lifetime;
+        if ttl > longest {
+            anyhow::bail!(
+                "--ttl {} is longer than auth.max_token_lifetime ({}): the hub would refuse the token",
+                humantime::format_duration(ttl),
+                humantime::format_duration(longest)
+            );
         }
         let scope = scope.unwrap_or_else(|| role.default_scopes().to_owned());
         let request = TokenRequest { subject, role, scope, partner, purpose, ttl };
@@ -453,6 +461,25 @@ mod tests {
                 tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             let error = runtime.block_on(run(cli)).expect_err("refused");
             assert!(error.to_string().contains("refused in production"), "{error}");
+            Ok(())
+        });
+    }
+
+    /// The hub refuses tokens valid longer than `auth.max_token_lifetime`: `c360 token`
+    /// does not mint them.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error
+    fn tokens_are_minted_within_the_longest_lifetime() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("C360_DATA_DIR", jail.directory().display().to_string());
+            jail.set_env("C360_AUTH__MAX_TOKEN_LIFETIME", "8h");
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            let cli = Cli::parse_from(["c360", "token", "--role", "admin", "--ttl", "9h"]);
+            let error = runtime.block_on(run(cli)).expect_err("refused");
+            assert!(error.to_string().contains("auth.max_token_lifetime (8h)"), "{error}");
+            let cli = Cli::parse_from(["c360", "token", "--role", "admin", "--ttl", "8h"]);
+            assert!(runtime.block_on(run(cli)).is_ok());
             Ok(())
         });
     }

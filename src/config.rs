@@ -20,6 +20,12 @@ use crate::names::{DbName, SourceName};
 pub struct Config {
     /// Where the HTTP server listens (`--listen`, `C360_LISTEN`).
     pub listen: SocketAddr,
+    /// The names the hub is reached by besides its listen address: `c360.example.com`
+    /// (any port) or `c360.example.com:8443` (that port only). The development endpoints
+    /// answer only requests addressed (`Host`) to the listen address or one of these, and
+    /// a browser's websocket must come from one of them (`Origin`), so that a page on a
+    /// name that merely resolves to the hub (DNS rebinding) reaches neither.
+    pub allowed_hosts: Vec<String>,
     /// On SIGTERM or SIGINT, how long requests and websocket operations in flight may
     /// take to finish before they are cut off.
     #[serde(with = "humantime_serde")]
@@ -363,9 +369,15 @@ pub struct AuthConfig {
     /// Accepted signature algorithms (`HS256`, `RS256`, `ES256`, ...); a token with any
     /// other `alg` is rejected before its key is looked up.
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
-    /// Clock skew tolerated for `exp`, `nbf` and `iat`.
+    /// Clock skew tolerated for `exp`, `nbf` and `iat`; a subject's or partner's
+    /// revocation also covers tokens issued up to this long after it.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// The longest a token may be valid, from its `iat` to its `exp`: a token valid for
+    /// longer, or without `iat`, is refused. Bounds what a leaked token is worth, and how
+    /// long an issuer's mistake lasts.
+    #[serde(with = "humantime_serde")]
+    pub max_token_lifetime: Duration,
     /// Accept tokens signed with the development key (`data_dir/dev-signing.key`, made on
     /// first use, kid `dev`). `c360 token` mints such tokens. Refused in production.
     #[serde(deserialize_with = "flag")]
@@ -403,6 +415,7 @@ impl Default for AuthConfig {
                 jsonwebtoken::Algorithm::ES256,
             ],
             leeway: Duration::from_secs(30),
+            max_token_lifetime: Duration::from_secs(24 * 60 * 60),
             development_key: true,
             hmac_keys: Vec::new(),
             public_keys: Vec::new(),
@@ -416,6 +429,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8360)),
+            allowed_hosts: Vec::new(),
             shutdown_timeout: Duration::from_secs(20),
             data_dir: PathBuf::from("data"),
             sources: BTreeMap::new(),
@@ -519,6 +533,7 @@ mod tests {
             assert!(url(&config.sources.get(&SourceName::Shop).cloned()).starts_with("mysql://"));
             assert!(!config.seed.on_empty);
             assert_eq!(config.environment, Environment::Production);
+            assert_eq!(config.allowed_hosts, ["c360.example.com"]);
             assert!(!config.auth.development_key, "the production example turns the development key off");
             assert_eq!(config.auth.public_keys.len(), 2);
             assert!(config.policy.is_some());
@@ -533,8 +548,10 @@ mod tests {
             jail.set_env("C360_TRACE_SQL", "1");
             jail.set_env("C360_SOURCES__CRM", "postgres://root@127.0.0.1/crm");
             jail.set_env("C360_TEST_POSTGRES_URL", "postgres://ignored");
+            jail.set_env("C360_ALLOWED_HOSTS", r#"["c360.example.com", "hub.internal:8443"]"#);
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.port(), 9999);
+            assert_eq!(config.allowed_hosts, ["c360.example.com", "hub.internal:8443"]);
             assert!(config.trace_sql);
             assert_eq!(config.database_urls()[&DbName::Crm].expose_secret(), "postgres://root@127.0.0.1/crm");
             assert_eq!(config.database_urls()[&DbName::Hub].expose_secret(), "sqlite:data/hub.db");

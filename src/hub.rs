@@ -91,7 +91,7 @@ impl Hub {
                 .map_err(|_| anyhow::anyhow!("graphql.introspection_roles, suggestion_roles: no role `{role}`"))?;
         }
         let rates = Arc::new(RateLimits::new(&config.rate_limits));
-        let revocations = Revocations::new(sources.hub().clone());
+        let revocations = Revocations::new(sources.hub().clone(), config.auth.leeway);
         for role in config.rate_limits.roles.keys() {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("rate_limits.roles: no role `{role}`"))?;
         }

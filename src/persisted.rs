@@ -2,10 +2,12 @@
 //! sent once and then named by its SHA-256) and safelists (per role or per partner: only
 //! listed documents run, named by hash or id, or sent in full and found by hash).
 //!
-//! A registered document is kept for its token's subject only: a hash that answers for
-//! one caller tells another nothing about what was asked.
+//! A registered document is kept for the viewer that sent it, by everything that decides
+//! what a document shows (subject, role, scopes, partner, purpose): a hash that answers
+//! for one caller tells another nothing about what was asked, and a document an admin
+//! sent never runs by hash for a partner token of the same subject.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,13 +16,13 @@ use quick_cache::sync::Cache;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::auth::Viewer;
+use crate::auth::{Role, Viewer};
 use crate::config::SafelistsConfig;
 
 /// Why a request's document was not found or not allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// APQ: the hash is not registered (for this subject); the client sends the text.
+    /// APQ: the hash is not registered (for this viewer); the client sends the text.
     #[error("PersistedQueryNotFound")]
     NotFound,
     /// The viewer has a safelist and the document is not on it.
@@ -104,10 +106,33 @@ const REGISTERED: usize = 4096;
 /// Longer documents run but are not registered.
 const LONGEST_REGISTERED: usize = 64 * 1024;
 
+/// Whose an APQ registration is: every part of a viewer that decides what a document
+/// shows. Another token of the same viewer (a fresh one, the same claims) finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Registrant {
+    subject: String,
+    role: Role,
+    scopes: BTreeSet<String>,
+    partner: Option<String>,
+    purpose: Option<String>,
+}
+
+impl Registrant {
+    fn of(viewer: &Viewer) -> Self {
+        Registrant {
+            subject: viewer.subject.clone(),
+            role: viewer.role,
+            scopes: viewer.scopes.clone(),
+            partner: viewer.partner.clone(),
+            purpose: viewer.purpose.clone(),
+        }
+    }
+}
+
 /// The hub's persisted documents.
 pub struct Persisted {
-    /// APQ registrations by token subject and hash; `None` when APQ is off.
-    registered: Option<Cache<(String, String), Arc<str>>>,
+    /// APQ registrations by viewer and hash; `None` when APQ is off.
+    registered: Option<Cache<(Registrant, String), Arc<str>>>,
     roles: HashMap<String, Safelist>,
     partners: HashMap<String, Safelist>,
 }
@@ -156,7 +181,7 @@ impl Persisted {
         }
         let Some(hash) = named else { return Ok(()) };
         let Some(registered) = &self.registered else { return Err(Refusal::NotSupported) };
-        let key = (viewer.subject.clone(), hash.to_ascii_lowercase());
+        let key = (Registrant::of(viewer), hash.to_ascii_lowercase());
         if request.query.is_empty() {
             let document = registered.get(&key).ok_or(Refusal::NotFound)?;
             request.query = document.to_string();
@@ -198,7 +223,6 @@ pub fn sha256_hex(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
 
     const PROFILE: &str = "query Profile($id: ID!) { customer(id: $id) { id } }";
 
@@ -244,6 +268,33 @@ mod tests {
         assert_eq!(persisted.resolve(&jane, &mut by_hash), Ok(()));
         assert_eq!(by_hash.query, PROFILE);
         assert_eq!(persisted.resolve(&other, &mut request("", Some(&hash))), Err(Refusal::NotFound));
+    }
+
+    /// What a document shows depends on the whole viewer, not its subject: a document an
+    /// admin registered does not run by hash for a token of the same subject with another
+    /// role, scopes, partner or purpose.
+    #[test]
+    fn a_registration_is_kept_for_the_viewer_that_made_it() {
+        let (persisted, _dir) = hub(&[]);
+        let hash = sha256_hex(PROFILE);
+        let admin = Viewer { subject: "jane".into(), ..Viewer::with_role(Role::Admin, None) };
+        assert_eq!(persisted.resolve(&admin, &mut request(PROFILE, Some(&hash))), Ok(()));
+        assert_eq!(persisted.resolve(&admin.clone(), &mut request("", Some(&hash))), Ok(()));
+
+        let partner = Viewer { subject: "jane".into(), ..Viewer::with_role(Role::Partner, Some("acme")) };
+        let fewer_scopes = Viewer { scopes: crate::auth::parse_scopes("customers:read"), ..admin.clone() };
+        let other_partner = Viewer { partner: Some("globex".into()), ..partner.clone() };
+        let purpose = Viewer { purpose: Some("offers".into()), ..partner.clone() };
+        let another_token = Viewer { token_id: Some("t2".into()), issued_at: Some(1), ..admin.clone() };
+        for (what, viewer) in [("role", &partner), ("scopes", &fewer_scopes)] {
+            assert_eq!(persisted.resolve(viewer, &mut request("", Some(&hash))), Err(Refusal::NotFound), "{what}");
+        }
+        assert_eq!(persisted.resolve(&partner, &mut request(PROFILE, Some(&hash))), Ok(()));
+        for (what, viewer) in [("partner", &other_partner), ("purpose", &purpose)] {
+            assert_eq!(persisted.resolve(viewer, &mut request("", Some(&hash))), Err(Refusal::NotFound), "{what}");
+        }
+        // Another token of the same viewer (the next one of a session) runs it.
+        assert_eq!(persisted.resolve(&another_token, &mut request("", Some(&hash))), Ok(()));
     }
 
     #[test]

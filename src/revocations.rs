@@ -1,7 +1,10 @@
 //! Revoked tokens, kept in the hub store (`token_revocations`) and read by every replica
 //! every few seconds: a token is refused when its id (`jti`) is revoked, or when its
-//! subject or partner was revoked at or after the token was issued (a token without `iat`
-//! whenever). Requests check an in-memory snapshot: no round trip per request or field.
+//! subject or partner was revoked after the token was issued, or less than the clock skew
+//! allowance (`auth.leeway`) before (an issuer whose clock runs ahead may stamp a token
+//! minted before the revocation with an `iat` after it; a token without `iat`, which
+//! verification refuses anyway, whenever). Requests check an in-memory snapshot: no round
+//! trip per request or field.
 //! Each revocation is recorded in the audit log as well.
 
 use std::collections::HashMap;
@@ -49,10 +52,12 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn refuses(&self, viewer: &Viewer) -> bool {
+    /// Whether `viewer`'s token is revoked, its `iat` trusted to within `leeway`.
+    fn refuses(&self, viewer: &Viewer, leeway: Duration) -> bool {
+        let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
         let revoked_after_issue = |kind, value: &str| {
             self.revoked.get(&(kind, value.to_owned())).is_some_and(|at| match viewer.issued_at {
-                Some(iat) => at.timestamp() >= i64::try_from(iat).unwrap_or(i64::MAX),
+                Some(iat) => at.timestamp().saturating_add(leeway) >= i64::try_from(iat).unwrap_or(i64::MAX),
                 None => true,
             })
         };
@@ -65,21 +70,24 @@ impl Snapshot {
 /// The revocations of the hub store, with the snapshot requests check.
 pub struct Revocations {
     hub: Database,
+    /// The clock skew allowed for `iat` (`auth.leeway`): a subject's or partner's
+    /// revocation covers tokens issued up to this long after it.
+    leeway: Duration,
     snapshot: RwLock<Arc<Snapshot>>,
     /// One read at a time; requests that find it taken use the snapshot they have.
     reading: tokio::sync::Mutex<()>,
 }
 
 impl Revocations {
-    pub fn new(hub: Database) -> Self {
-        Revocations { hub, snapshot: RwLock::default(), reading: tokio::sync::Mutex::new(()) }
+    pub fn new(hub: Database, leeway: Duration) -> Self {
+        Revocations { hub, leeway, snapshot: RwLock::default(), reading: tokio::sync::Mutex::new(()) }
     }
 
     /// Whether `viewer`'s token is revoked. Until the table could be read once, every
     /// token is refused: the hub fails closed.
     pub async fn refuses(&self, viewer: &Viewer) -> bool {
         let snapshot = self.current().await;
-        snapshot.read_at.is_none() || snapshot.refuses(viewer)
+        snapshot.read_at.is_none() || snapshot.refuses(viewer, self.leeway)
     }
 
     async fn current(&self) -> Arc<Snapshot> {
@@ -159,7 +167,7 @@ mod tests {
     use crate::auth::Role;
 
     #[test]
-    fn tokens_issued_before_a_revocation_are_refused() {
+    fn tokens_issued_before_a_revocation_or_within_its_leeway_are_refused() {
         let at = |s: i64| DateTime::from_timestamp(s, 0).expect("time");
         let snapshot = Snapshot {
             revoked: HashMap::from([
@@ -175,12 +183,19 @@ mod tests {
             issued_at: iat,
             ..Viewer::with_role(if partner.is_some() { Role::Partner } else { Role::Agent }, partner)
         };
-        assert!(snapshot.refuses(&viewer("alice", None, Some("t1"), Some(5_000))), "its id, whenever issued");
-        assert!(!snapshot.refuses(&viewer("alice", None, Some("t2"), Some(5_000))));
-        assert!(snapshot.refuses(&viewer("bob", None, None, Some(999))), "issued before the subject's revocation");
-        assert!(snapshot.refuses(&viewer("bob", None, None, None)), "no iat: whenever");
-        assert!(!snapshot.refuses(&viewer("bob", None, None, Some(1_001))), "a token issued after it works");
-        assert!(snapshot.refuses(&viewer("carol", Some("acme"), None, Some(500))));
-        assert!(!snapshot.refuses(&viewer("carol", Some("globex"), None, Some(500))));
+        let leeway = Duration::from_secs(30);
+        let refuses = |viewer: &Viewer| snapshot.refuses(viewer, leeway);
+        assert!(refuses(&viewer("alice", None, Some("t1"), Some(5_000))), "its id, whenever issued");
+        assert!(!refuses(&viewer("alice", None, Some("t2"), Some(5_000))));
+        assert!(refuses(&viewer("bob", None, None, Some(999))), "issued before the subject's revocation");
+        assert!(refuses(&viewer("bob", None, None, None)), "no iat: whenever");
+        assert!(refuses(&viewer("bob", None, None, Some(1_001))), "issued within the leeway after it");
+        assert!(refuses(&viewer("bob", None, None, Some(1_030))), "issued the leeway after it");
+        assert!(!refuses(&viewer("bob", None, None, Some(1_031))), "a token issued after it and its leeway works");
+        assert!(!snapshot.refuses(&viewer("bob", None, None, Some(1_001)), Duration::ZERO), "no leeway");
+        assert!(refuses(&viewer("carol", Some("acme"), None, Some(500))));
+        assert!(refuses(&viewer("carol", Some("acme"), None, Some(1_030))), "a partner's, within the leeway");
+        assert!(!refuses(&viewer("carol", Some("acme"), None, Some(1_031))));
+        assert!(!refuses(&viewer("carol", Some("globex"), None, Some(500))));
     }
 }

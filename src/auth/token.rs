@@ -38,7 +38,8 @@ impl AuthError {
     }
 }
 
-/// The claims the hub reads. `iss`, `aud`, `exp` and `nbf` are checked by `jsonwebtoken`.
+/// The claims the hub reads. `iss`, `aud`, `exp` and `nbf` are checked by `jsonwebtoken`;
+/// `iat` and the lifetime from it to `exp` here.
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
@@ -48,6 +49,7 @@ struct Claims {
     partner_id: Option<String>,
     purpose: Option<String>,
     iat: Option<u64>,
+    exp: u64,
     jti: Option<String>,
 }
 
@@ -81,7 +83,9 @@ impl Verifier {
         })
     }
 
-    /// The viewer a token stands for.
+    /// The viewer a token stands for: signed by a known key, for this issuer and audience,
+    /// issued (`iat`) no later than now and valid (`exp`) no longer than
+    /// `auth.max_token_lifetime` from then, both give or take `auth.leeway`.
     pub fn verify(&self, token: &str) -> Result<Viewer, AuthError> {
         let ring = self.keys();
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
@@ -108,8 +112,16 @@ impl Verifier {
         })?;
         let claims = data.claims;
         let now = jsonwebtoken::get_current_timestamp();
-        if claims.iat.is_some_and(|iat| iat > now + self.auth.leeway.as_secs()) {
+        let Some(iat) = claims.iat else {
+            tracing::debug!("token without iat");
+            return Err(AuthError::Invalid);
+        };
+        if iat > now + self.auth.leeway.as_secs() {
             tracing::debug!("token issued in the future");
+            return Err(AuthError::Invalid);
+        }
+        if claims.exp.saturating_sub(iat) > self.auth.max_token_lifetime.as_secs() {
+            tracing::debug!("token valid for longer than auth.max_token_lifetime");
             return Err(AuthError::Invalid);
         }
         let role: Role = claims.role.parse().map_err(|_| AuthError::Invalid)?;
@@ -125,7 +137,7 @@ impl Verifier {
             partner,
             purpose: claims.purpose.filter(|p| !p.trim().is_empty()),
             token_id: claims.jti.filter(|j| !j.trim().is_empty()),
-            issued_at: claims.iat,
+            issued_at: Some(iat),
         })
     }
 

@@ -2,6 +2,7 @@
 //! policy decisions, statement trace, loaders), over HTTP or a websocket, plus health
 //! checks, metrics and the analysts' playground, which stay public.
 
+mod hosts;
 mod playground;
 mod ws;
 
@@ -32,6 +33,9 @@ struct AppState {
     /// The configuration the playground's development tokens are minted under; `None`
     /// unless the hub runs in development with the development key.
     development: Option<Config>,
+    /// The names the hub answers to: the development endpoints' `Host`, a browser
+    /// websocket's `Origin`.
+    hosts: hosts::AllowedHosts,
     /// Turns true when the server begins to shut down: websockets take no new operation.
     closing: tokio::sync::watch::Sender<bool>,
     /// Open websocket connections, which the server waits for as it shuts down.
@@ -54,24 +58,29 @@ impl Application {
         let verifier = Verifier::new(&config)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let hosts = hosts::AllowedHosts::new(&config.allowed_hosts, listener.local_addr()?)?;
         let grace = config.shutdown_timeout;
         let max_body = config.graphql.max_body_bytes;
         let development = playground::mints_tokens(&config).then_some(config);
-        let mut playground = Router::new().route("/", get(playground::asset)).fallback(playground::asset);
-        if development.is_some() {
-            playground = playground
-                .route("/dev/viewers", get(playground::viewers))
-                .route("/dev/token", axum::routing::post(playground::dev_token));
-        }
-        let playground = playground.layer(CompressionLayer::new());
         let state = Arc::new(AppState {
             hub,
             verifier,
-            development,
+            hosts,
             closing: tokio::sync::watch::Sender::new(false),
             sockets: tokio_util::task::TaskTracker::new(),
             grace,
+            development,
         });
+        let mut playground = Router::new().route("/", get(playground::asset)).fallback(playground::asset);
+        if state.development.is_some() {
+            let development = Router::new()
+                .route("/viewers", get(playground::viewers))
+                .route("/token", axum::routing::post(playground::dev_token))
+                .fallback(|| async { (StatusCode::NOT_FOUND, Json(error_body("NOT_FOUND", "no such resource"))) })
+                .layer(axum::middleware::from_fn_with_state(state.clone(), playground::only_own_hosts));
+            playground = playground.nest("/dev", development);
+        }
+        let playground = playground.layer(CompressionLayer::new());
         let router = Router::new()
             .route(
                 "/graphql",
@@ -194,12 +203,7 @@ async fn graphql_post(
         }
         Err(_) => return bad_request("BAD_REQUEST", "the request body cannot be read"),
     };
-    let json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
+    if !is_json(&headers) {
         let body = error_body("UNSUPPORTED_MEDIA_TYPE", "the body must be a JSON GraphQL request (application/json)");
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
     }
@@ -210,6 +214,16 @@ async fn graphql_post(
         Ok(async_graphql::BatchRequest::Batch(requests)) => graphql_batch(&state, &headers, requests).await,
         Err(_) => bad_request("BAD_REQUEST", "the body is not a GraphQL request: a JSON object with a `query`"),
     }
+}
+
+/// Whether a request's body is declared `application/json` (parameters aside). Browsers
+/// send other bodies (forms, `text/plain`) from any page without asking the server first.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// A JSON array of requests, where `graphql.max_batch` allows batches: each runs as a

@@ -1,7 +1,8 @@
 //! The analysts' playground at `/`: the bundle built from `playground/` (embedded in
 //! release builds, read from `playground/dist` at run time in debug builds), served under
 //! a strict Content-Security-Policy, and in development the endpoints that mint
-//! short-lived tokens for its sign-in.
+//! short-lived tokens for its sign-in, which answer only requests addressed to the hub's
+//! own names (`Host`) and mint for JSON bodies only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +10,12 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, bad_request, error_body};
+use super::{AppState, bad_request, error_body, is_json};
 use crate::auth::token::TokenRequest;
 use crate::auth::{self, Role};
 use crate::config::{Config, Environment};
@@ -77,6 +79,20 @@ pub(super) fn mints_tokens(config: &Config) -> bool {
     config.environment == Environment::Development && config.auth.development_key && config.listen.ip().is_loopback()
 }
 
+/// Lets through only requests addressed (`Host`) to one of the hub's own names: a page on
+/// another name that resolves to the hub (DNS rebinding) is same-origin with it, and
+/// could otherwise read the tokens minted here. 421 Misdirected Request otherwise.
+pub(super) async fn only_own_hosts(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if state.hosts.allows_host(request.headers(), request.uri()) {
+        return next.run(request).await;
+    }
+    let body = error_body(
+        "MISDIRECTED_REQUEST",
+        "the development endpoints answer only requests addressed to the hub's listen address or `allowed_hosts`",
+    );
+    (StatusCode::MISDIRECTED_REQUEST, Json(body)).into_response()
+}
+
 /// The roles the playground offers, with their usual scopes, and the partners that have
 /// consents in the CRM.
 pub(super) async fn viewers(State(state): State<Arc<AppState>>) -> Response {
@@ -96,7 +112,8 @@ pub(super) async fn viewers(State(state): State<Arc<AppState>>) -> Response {
 pub(super) struct DevTokenRequest {
     role: Role,
     partner: Option<String>,
-    /// Seconds the token is valid: 1 to a day, an hour when left out.
+    /// Seconds the token is valid: 1 to a day (or `auth.max_token_lifetime` when shorter),
+    /// an hour when left out.
     ttl_seconds: Option<u64>,
 }
 
@@ -113,20 +130,31 @@ struct DevToken {
 
 const LONGEST_DEV_TOKEN: u64 = 24 * 60 * 60;
 
-/// Mints a development token, as `c360 token` does.
-pub(super) async fn dev_token(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+/// Mints a development token, as `c360 token` does. The body must be declared
+/// `application/json`: a page elsewhere may send a form or `text/plain` body without the
+/// browser asking the hub first (a CORS "simple request").
+pub(super) async fn dev_token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let Some(config) = state.development.as_ref() else {
         return (StatusCode::NOT_FOUND, Json(error_body("NOT_FOUND", "no such resource"))).into_response();
     };
+    if !is_json(&headers) {
+        let body = error_body("UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (application/json)");
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
+    }
     let Ok(request) = serde_json::from_slice::<DevTokenRequest>(&body) else {
         return bad_request("BAD_REQUEST", "expected {\"role\": .., \"partner\": .., \"ttlSeconds\": ..}");
     };
     if (request.role == Role::Partner) != request.partner.as_deref().is_some_and(|p| !p.is_empty()) {
         return bad_request("BAD_REQUEST", "a partner is required for role partner and only allowed with it");
     }
-    let ttl = request.ttl_seconds.unwrap_or(3600);
-    if !(1..=LONGEST_DEV_TOKEN).contains(&ttl) {
-        return bad_request("BAD_REQUEST", "ttlSeconds must be from 1 to 86400");
+    let longest = LONGEST_DEV_TOKEN.min(config.auth.max_token_lifetime.as_secs());
+    let ttl = request.ttl_seconds.unwrap_or(3600.min(longest));
+    if !(1..=longest).contains(&ttl) {
+        return bad_request("BAD_REQUEST", &format!("ttlSeconds must be from 1 to {longest}"));
     }
     let scope = request.role.default_scopes();
     let minted = TokenRequest {

@@ -20,7 +20,7 @@ use async_graphql::{Data, ErrorExtensionValues, Executor, ServerError, Value};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::{AUTHORIZATION, CONNECTION, HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use axum::http::header::{AUTHORIZATION, CONNECTION, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use axum::response::{IntoResponse, Response};
 use futures::stream::BoxStream;
 use futures::{SinkExt as _, StreamExt as _, future};
@@ -43,23 +43,16 @@ pub(super) fn wants_upgrade(headers: &HeaderMap) -> bool {
     has(CONNECTION, "upgrade") && has(UPGRADE, "websocket")
 }
 
-/// Whether a browser's `Origin` names the host the request was sent to. Browsers send
-/// cookies and open websockets to any site; without this check a page elsewhere could
-/// drive a connection in the name of whoever opened it (cross-site websocket hijacking).
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(ORIGIN) else { return true }; // not a browser
-    let origin = origin.to_str().unwrap_or_default();
-    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
-}
-
-/// Accepts the websocket. A browser's `Origin` must be the hub's own (HTTP 403 otherwise),
-/// and an `Authorization` header that is present must be valid (HTTP 401 otherwise), both
-/// before the upgrade.
+/// Accepts the websocket. A browser's `Origin` must be one of the hub's own names, its
+/// listen address or `allowed_hosts` (HTTP 403 otherwise): browsers open websockets to
+/// any site, and without this check a page elsewhere could drive a connection in the
+/// name of whoever opened it (cross-site websocket hijacking). The request's own `Host`
+/// proves nothing: a page on a name that resolves to the hub sends that name as both.
+/// An `Authorization` header that is present must be valid (HTTP 401 otherwise). Both are
+/// checked before the upgrade.
 pub(super) async fn upgrade(state: Arc<AppState>, request: Request) -> Response {
     let (mut parts, _) = request.into_parts();
-    if !same_origin(&parts.headers) {
+    if !state.hosts.allows_origin(&parts.headers) {
         let body = super::error_body("FORBIDDEN", "websocket connections from another origin are refused");
         return (axum::http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     }

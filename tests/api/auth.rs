@@ -45,6 +45,12 @@ fn with(mut claims: Value, key: &str, value: Value) -> Value {
     claims
 }
 
+/// Claims of a token valid for `seconds` from its `iat`.
+fn lasting(seconds: u64) -> Value {
+    let issued = now();
+    with(with(claims(), "iat", json!(issued)), "exp", json!(issued + seconds))
+}
+
 /// A server that trusts an RSA key (kid `rsa-1`), an EC key (`ec-1`) and a JWKS file
 /// (`jwks-1`) besides the development key; key files are re-checked on every request.
 async fn spawn(jwks: &Path) -> TestApp {
@@ -82,6 +88,7 @@ async fn forged_tokens_are_refused() {
         ("ES256", sign(Algorithm::ES256, Some("ec-1"), &claims(), &ec)),
         ("JWKS", sign(Algorithm::RS256, Some("jwks-1"), &claims(), &jwks_key)),
         ("within leeway", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "exp", json!(now() - 5)), &rsa)),
+        ("a day long", sign(Algorithm::RS256, Some("rsa-1"), &lasting(86_400), &rsa)),
     ] {
         let (code, body) = status(&app, &token).await;
         assert_eq!(code, 200, "{what}: {body}");
@@ -111,6 +118,13 @@ async fn forged_tokens_are_refused() {
             c.as_object_mut().expect("object").remove("exp");
             sign(Algorithm::RS256, Some("rsa-1"), &c, &rsa)
         }),
+        ("no iat", {
+            let mut c = claims();
+            c.as_object_mut().expect("object").remove("iat");
+            sign(Algorithm::RS256, Some("rsa-1"), &c, &rsa)
+        }),
+        ("longer than auth.max_token_lifetime", sign(Algorithm::RS256, Some("rsa-1"), &lasting(86_401), &rsa)),
+        ("a hundred years long", sign(Algorithm::RS256, Some("rsa-1"), &lasting(100 * 365 * 86_400), &rsa)),
         ("not yet valid", sign(Algorithm::RS256, Some("rsa-1"), &with(claims(), "nbf", json!(now() + 600)), &rsa)),
         (
             "issued in the future",
@@ -195,7 +209,9 @@ async fn status_becomes(app: &TestApp, token: &str, want: u16) -> u16 {
 
 #[tokio::test]
 async fn revoked_tokens_are_refused_everywhere_within_seconds() {
-    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 5).await;
+    // A short leeway: tokens issued within it after a revocation are refused too.
+    let leeway = Duration::from_secs(2);
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 5, |c| c.auth.leeway = leeway).await;
     let revoke = "mutation($kind: RevocationKind!, $value: String!) {
         revokeTokens(kind: $kind, value: $value, reason: \"leaked\") { kind value revokedAt } }";
     let partner = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
@@ -218,11 +234,20 @@ async fn revoked_tokens_are_refused_everywhere_within_seconds() {
     assert_eq!(body["errors"][0]["message"], "the token has been revoked");
     assert_eq!(status_becomes(&app, &sibling, 200).await, 200);
 
-    // A whole partner: every token issued up to now, over HTTP and the websocket.
+    // A whole partner: every token issued up to now, over HTTP and the websocket, and
+    // those whose issuer's clock runs ahead by up to the leeway (`iat` in the future).
+    let dev = EncodingKey::from_secret(&c360::auth::keys::development_key(&app.config).expect("dev key"));
+    let ahead = json!({
+        "iss": "c360", "aud": "c360", "sub": "skewed", "role": "partner", "partner_id": "acme-insurance",
+        "scope": "customers:read", "iat": now() + leeway.as_secs(), "exp": now() + 600,
+    });
+    let ahead = sign(Algorithm::HS256, Some("dev"), &ahead, &dev);
+    assert_eq!(status_becomes(&app, &ahead, 200).await, 200);
     app.data(revoke, json!({ "kind": "PARTNER", "value": "acme-insurance" })).await;
     assert_eq!(status_becomes(&app, &sibling, 401).await, 401);
-    // Tokens issued after the revocation work again (the next second: `iat` is whole).
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(status_becomes(&app, &ahead, 401).await, 401, "issued within the leeway of the revocation");
+    // Tokens issued after the revocation and its leeway work again (`iat` is whole seconds).
+    tokio::time::sleep(leeway + Duration::from_millis(1_100)).await;
     let fresh = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
     assert_eq!(status_becomes(&app, &fresh, 200).await, 200);
     // Other partners and the admin were never affected.

@@ -14,7 +14,7 @@ fn apq(hash: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_document_sent_once_runs_by_its_hash_for_the_same_subject() {
+async fn a_document_sent_once_runs_by_its_hash_for_the_same_viewer() {
     let app = TestApp::spawn(Layout::all(Backend::Sqlite), 20).await;
     let hash = sha256_hex(COUNT);
     let analyst = format!("Bearer {}", app.token(Role::Analyst, None, None));
@@ -47,6 +47,14 @@ async fn a_document_sent_once_runs_by_its_hash_for_the_same_subject() {
     let frontend = format!("Bearer {}", app.token(Role::Frontend, None, None));
     let (_, body) = app.post(Some(&frontend), json!({ "extensions": apq(&hash) })).await;
     assert_eq!(codes(&body), ["PERSISTED_QUERY_NOT_FOUND"], "{body:#}");
+    // Nor does the same subject with another role or other scopes: what a document shows
+    // depends on them.
+    let admin = app.subject_token("test-analyst", Role::Admin, std::time::Duration::from_secs(600));
+    let fewer_scopes = app.token(Role::Analyst, Some("customers:read"), None);
+    for token in [admin, fewer_scopes] {
+        let (_, body) = app.post(Some(&format!("Bearer {token}")), json!({ "extensions": apq(&hash) })).await;
+        assert_eq!(codes(&body), ["PERSISTED_QUERY_NOT_FOUND"], "{body:#}");
+    }
 
     // A mutation registered over POST does not run over GET by its hash either.
     let note = "mutation { __typename }";

@@ -126,6 +126,47 @@ async fn development_tokens_are_minted_in_development_only() {
     }
 }
 
+/// A page on another name that resolves to the hub (DNS rebinding) is same-origin with
+/// it in the browser: the development endpoints answer only requests addressed to the
+/// hub's own listen address, and mint tokens for JSON bodies only (a form or `text/plain`
+/// body is a request a page elsewhere may send without asking).
+#[tokio::test]
+async fn development_endpoints_answer_only_the_hubs_own_host() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 0).await;
+    let port = app.address.rsplit(':').next().expect("port").to_owned();
+    let client = reqwest::Client::new();
+    let mint = |host: String, media: &'static str| {
+        client
+            .post(format!("{}/dev/token", app.address))
+            .header("host", host)
+            .header("content-type", media)
+            .body(r#"{"role":"admin","ttlSeconds":86400}"#)
+            .send()
+    };
+
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")] {
+        let response = mint(host.clone(), "application/json").await.expect("POST");
+        assert_eq!(response.status().as_u16(), 200, "{host}");
+    }
+    let other_port = format!("127.0.0.1:{}", port.parse::<u16>().expect("port").wrapping_add(1));
+    for host in [format!("attacker.example:{port}"), "attacker.example".to_owned(), other_port] {
+        let response = mint(host.clone(), "application/json").await.expect("POST");
+        assert_eq!(response.status().as_u16(), 421, "{host}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(codes(&body), ["MISDIRECTED_REQUEST"], "{host}");
+        let viewers =
+            client.get(format!("{}/dev/viewers", app.address)).header("host", host.clone()).send().await.expect("GET");
+        assert_eq!(viewers.status().as_u16(), 421, "{host}");
+    }
+
+    for media in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let response = mint(format!("127.0.0.1:{port}"), media).await.expect("POST");
+        assert_eq!(response.status().as_u16(), 415, "{media}");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(codes(&body), ["UNSUPPORTED_MEDIA_TYPE"], "{media}");
+    }
+}
+
 /// The saved queries shipped in `playground/queries/`.
 fn saved_queries() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playground/queries");

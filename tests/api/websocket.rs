@@ -124,6 +124,17 @@ async fn websockets_from_another_origin_are_refused() {
         other => panic!("refused: {other:?}"),
     }
     assert!(open(&app, None).await.is_ok(), "no Origin: not a browser");
+
+    // DNS rebinding: a page on another name that resolves to the hub sends its own name as
+    // both `Host` and `Origin`; the origin is checked against the hub's names, not `Host`.
+    let port = app.address.rsplit(':').next().expect("port").to_owned();
+    let mut rebound = with_origin(&format!("http://attacker.example:{port}"));
+    rebound.headers_mut().insert("host", format!("attacker.example:{port}").parse().expect("header"));
+    match connect_async(rebound).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 403),
+        other => panic!("a rebound origin was let in: {:?}", other.map(|_| ())),
+    }
+    assert!(connect_async(with_origin(&format!("http://localhost:{port}"))).await.is_ok(), "localhost is the hub's");
 }
 
 #[tokio::test]

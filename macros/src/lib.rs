@@ -219,10 +219,13 @@ fn rewrite(f: &mut ImplItemFn, type_name: &str) -> syn::Result<()> {
         } else {
             format!("{}{}.{name}", type_name[..1].to_lowercase(), &type_name[1..])
         };
+        // A mask that keeps the value (a birth year) shows it as it is: audited too.
+        let keeps = mask.as_deref() == Some("keep");
         quote!(
             #privacy::note_read(
                 #ctx,
                 #class_expr,
+                #keeps,
                 #privacy::Subject::subject_id(self),
                 #name,
                 #privacy::Present::present(&__value),

@@ -192,6 +192,8 @@ impl CustomerInsights {
     }
 
     /// RFM scores and segment; null for a customer who had not bought by the model's date.
+    /// Of class financial as well: its days and counts are the customer's purchases.
+    #[class(financial)]
     async fn rfm(&self) -> Option<Rfm> {
         self.insight.scored.as_ref().map(|s| Rfm {
             recency: i32::from(s.scores.recency),
@@ -258,7 +260,8 @@ impl CustomerInsights {
     }
 
     /// Money spent up to the model's date (orders neither cancelled nor returned), in the
-    /// shop's currency.
+    /// shop's currency. Of class financial as well: it is the customer's purchases, summed.
+    #[class(financial)]
     async fn historical_value(&self) -> f64 {
         self.insight.scored.as_ref().map_or(0.0, |s| s.summary.rfm.monetary_cents as f64 / 100.0)
     }
@@ -305,7 +308,9 @@ impl CustomerInsights {
 
     /// Service satisfaction from the helpdesk: up to the model's date for customers who
     /// had bought by then, read now (against the model's population) for the others,
-    /// who are in the tail tier. Null for customers without tickets.
+    /// who are in the tail tier. Null for customers without tickets. Of class service as
+    /// well: its scores and counts are the customer's tickets.
+    #[class(service)]
     async fn satisfaction(&self, ctx: &Context<'_>) -> Result<Option<SatisfactionScore>> {
         let score = |service: ServiceScore| SatisfactionScore {
             average_csat: service.satisfaction.average_csat,

@@ -150,6 +150,12 @@ async fn revealing_reads_are_recorded(layout: Layout) {
         "{seen_by:?}"
     );
 
+    // A mask that keeps the value shows it as it is: an analyst's birth year is recorded.
+    let (seen, request) =
+        app.query_with_id(&analyst, "query($id: ID!) { customer(id: $id) { birthYear } }", json!({ "id": who })).await;
+    assert!(seen["data"]["customer"]["birthYear"].is_i64(), "{seen:#}");
+    assert_eq!(entries_of(&app, &request).await[0]["fields"], json!(["birthYear"]));
+
     // With pii:read, the frontend sees the data, and it is recorded; so is a partner's read.
     let with_pii = app.token(Role::Frontend, Some("customers:read pii:read"), None);
     let (seen, request) =

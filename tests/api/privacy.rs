@@ -107,6 +107,8 @@ fn subselection(field: &str) -> &'static str {
         "insights" => " { valueTier lifecycleStage probabilityAlive }",
         "insightModel" => " { asOf customers }",
         "nextBestActions" => " { kind sku reason }",
+        "rfm" => " { segment purchaseDays }",
+        "satisfaction" => " { tickets }",
         "dataQuality" => " { customers }",
         // What k-anonymity leaves alike for every viewer who sees the class.
         "segments" => " { segment }",

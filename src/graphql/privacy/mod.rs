@@ -104,15 +104,27 @@ impl<T: Present, E> Present for Result<T, E> {
 }
 
 /// Notes that the response shows `field` of `customer_id` as is, when `class` is audited
-/// and the viewer's policy shows it unmasked. Called by every audited field's resolver,
-/// as `#[class(..)]` writes it; never by hand.
-pub fn note_read(ctx: &Context<'_>, class: PrivacyClass, customer_id: &str, field: &'static str, present: bool) {
+/// and the viewer's policy shows it unmasked, or masks it with a format that `keeps` the
+/// value as it is (a birth year). Called by every audited field's resolver, as
+/// `#[class(..)]` writes it; never by hand.
+pub fn note_read(
+    ctx: &Context<'_>,
+    class: PrivacyClass,
+    keeps: bool,
+    customer_id: &str,
+    field: &'static str,
+    present: bool,
+) {
     let class = policy::PrivacyClass::from(class);
     if !present || !class.audited() {
         return;
     }
     // Without an access decision (never in a served request) the read counts as shown.
-    let shown = ctx.data_opt::<Access>().is_none_or(|a| a.decision(class) == Decision::Show);
+    let shown = ctx.data_opt::<Access>().is_none_or(|a| match a.decision(class) {
+        Decision::Show => true,
+        Decision::Mask => keeps,
+        Decision::Hide => false,
+    });
     if shown {
         request(ctx).reveals.record(customer_id, field);
     }

@@ -526,8 +526,10 @@ impl InsightQuery {
     /// The Pareto curve of revenue: `points` (1 to 100) equal steps of the customers who
     /// bought, biggest spenders first, each with the share of revenue the customers up
     /// to it bring (the 80/20 rule reads off it). For viewers who may not see who
-    /// customers are, each step covers at least `insights.min_group_size` customers:
-    /// fewer points when there are too few customers for as many.
+    /// customers are, the points are taken from one fixed grid whose steps cover at
+    /// least `insights.min_group_size` customers each, whatever `points` asks for: fewer
+    /// points when there are too few customers for as many, and no two curves that differ
+    /// by fewer customers.
     #[class(insight)]
     async fn pareto_curve(
         &self,
@@ -539,14 +541,19 @@ impl InsightQuery {
         }
         let population = request(ctx).loaders.population()?;
         let model = population.model().await?;
-        let points = i64::from(points).min(model.customers / min_group(ctx));
-        if points < 1 {
-            return Ok(Vec::new());
-        }
-        let permilles: Vec<i64> = (1..=points).map(|i| (1000 * i + points / 2) / points).collect();
-        Ok(population
-            .pareto(&model, &permilles)
-            .await?
+        let k = min_group(ctx);
+        let curve = if k <= 1 {
+            let points = i64::from(points).min(model.customers);
+            let permilles: Vec<i64> = (1..=points).map(|i| (1000 * i + points / 2) / points).collect();
+            population.pareto(&model, &permilles).await?
+        } else {
+            // Steps picked from one grid, the same whatever `points` is: neighbouring
+            // curves (21 and 22 points) would otherwise differ by one customer's share.
+            let grid = stage::pareto_grid(&population.pareto(&model, &(1..=1000).collect::<Vec<_>>()).await?, k);
+            let (m, p) = (grid.len(), usize::try_from(points).unwrap_or(1).min(grid.len()));
+            (1..=p).map(|i| grid[(i * m).div_ceil(p) - 1]).collect()
+        };
+        Ok(curve
             .into_iter()
             .map(|p| ParetoPointView {
                 customer_share: p.permille as f64 / 1000.0,

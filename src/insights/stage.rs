@@ -275,6 +275,28 @@ pub fn pareto_curve(cents: &[i64]) -> Vec<ParetoPoint> {
         .collect()
 }
 
+/// The points of a Pareto curve (every permille, in order) that a viewer who may not
+/// know who the customers are may be shown: a grid fixed by the data alone, whose steps
+/// (from none to the first point, and between points) each cover at least `k`
+/// customers, ending at everyone. Every curve such a viewer gets is taken from it, so no
+/// two numbers shown, in one answer or in two, differ by fewer than `k` customers.
+pub fn pareto_grid(curve: &[ParetoPoint], k: i64) -> Vec<ParetoPoint> {
+    let mut grid: Vec<ParetoPoint> = Vec::new();
+    for point in curve {
+        if point.customers >= grid.last().map_or(0, |p| p.customers) + k {
+            grid.push(*point);
+        }
+    }
+    // The last step ends at everyone: what is left after the last point (fewer than k)
+    // joins it, else 100% would tell that remainder's share.
+    if let (Some(last), Some(end)) = (grid.last_mut(), curve.last())
+        && last.customers != end.customers
+    {
+        *last = *end;
+    }
+    grid
+}
+
 /// Which groups of an aggregate to withhold from a viewer who may not know who the
 /// customers are, so that every number shown covers at least `k` customers: groups of
 /// 1 to k−1 customers (empty ones reveal no one), and when that is a single group, the

@@ -209,6 +209,20 @@ async fn cdnow(layout: Layout) {
     let capped = capped["data"]["paretoCurve"].as_array().expect("curve").clone();
     assert_eq!(capped.len(), 16);
     assert!(capped.windows(2).all(|w| w[1]["customers"].as_i64() >= w[0]["customers"].as_i64().map(|n| n + 140)));
+    // Whatever `points` an analyst asks for, every point is on one grid: no two points of
+    // any two answers differ by fewer than k customers (neighbouring curves, 21 and 22
+    // points, once differed by one customer, whose share of revenue that gave away).
+    let mut released = std::collections::BTreeSet::from([0]);
+    for points in 1..=100 {
+        let q = format!("{{ paretoCurve(points: {points}) {{ customers }} }}");
+        let answer = app.query_as(&analyst_token(&app), &q, json!({})).await;
+        let curve = answer["data"]["paretoCurve"].as_array().cloned().unwrap_or_default();
+        assert_eq!(curve.len(), points.min(16), "{answer}");
+        released.extend(curve.iter().filter_map(|p| p["customers"].as_i64()));
+    }
+    let released: Vec<i64> = released.into_iter().collect();
+    assert!(released.windows(2).all(|w| w[1] - w[0] >= 140), "{released:?}");
+    assert_eq!(released.last(), Some(&2357), "the last step ends at everyone");
 
     // Lists filtered by insights, paged, counted, and in as many statements as a list
     // without a filter.

@@ -41,6 +41,10 @@ pub enum ApiError {
     /// Aggregates over every customer, asked for by a token that sees some customers only
     /// (a partner's: consenting customers).
     WholePopulation,
+    /// A filtered list that would show fewer customers than `insights.min_group_size` (k)
+    /// to a viewer who may not see who customers are: refused as an aggregate of so few
+    /// is withheld.
+    GroupTooSmall(i64),
     /// Something that should not happen; the details are in the server log.
     Internal,
 }
@@ -69,6 +73,9 @@ impl ApiError {
             ApiError::WholePopulation => {
                 "this aggregates every customer; a token that sees some customers only cannot ask for it".into()
             }
+            ApiError::GroupTooSmall(k) => {
+                format!("this filter matches fewer than {k} customers, too few to list for this token")
+            }
             ApiError::Internal => "internal error".into(),
         }
     }
@@ -77,6 +84,7 @@ impl ApiError {
         match self {
             ApiError::InvalidId(_) => "INVALID_ID",
             ApiError::InvalidCursor => "INVALID_CURSOR",
+            ApiError::GroupTooSmall(_) => "GROUP_TOO_SMALL",
             ApiError::PageSizeOutOfRange { .. } => "PAGE_SIZE_OUT_OF_RANGE",
             ApiError::BadInput(_) => "BAD_USER_INPUT",
             ApiError::AmbiguousMatch(_) => "AMBIGUOUS_MATCH",

@@ -652,7 +652,7 @@ pub struct SourceQuality {
 
 /// Every number an aggregate shows this viewer covers at least this many customers: the
 /// configured k for viewers who may not see who customers are, 1 for the others.
-fn min_group(ctx: &Context<'_>) -> i64 {
+pub(crate) fn min_group(ctx: &Context<'_>) -> i64 {
     match decision(ctx, PrivacyClass::Identity) {
         Decision::Show => 1,
         _ => shared(ctx).config.insights.min_group_size.max(1),

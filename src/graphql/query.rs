@@ -147,6 +147,12 @@ impl CustomerQuery {
         let first = page_size(ctx, first)?;
         let filter = filter.unwrap_or_default();
         let mut criteria = filter.criteria()?;
+        // A group picked by its insights is a group as an aggregate's: for viewers who may
+        // not see who customers are (and see every customer: a partner's list is its own
+        // consenting customers, and it gets no aggregates), one of fewer than k customers
+        // is not listed.
+        let k = super::insights::min_group(ctx);
+        let filtered = !criteria.is_empty();
         criteria.order = order_by.as_ref().map(CustomerOrder::rank).transpose()?;
         let loaders = &request(ctx).loaders;
         let narrowing = match criteria.is_empty() {
@@ -154,6 +160,7 @@ impl CustomerQuery {
             false => Some(criteria.narrowing(&loaders.insight_model().await?.id)),
         };
         let finder = loaders.customers();
+        let grouped = k > 1 && filtered && !finder.consent_ordered();
         let after = match after.as_deref() {
             None => None,
             Some(c) if finder.consent_ordered() => Some(Position::Consent(ids(ctx).parse_consent_cursor(c)?)),
@@ -163,7 +170,12 @@ impl CustomerQuery {
             }
             Some(c) => Some(Position::Id(ids(ctx).parse_customer_cursor(c)?)),
         };
-        let page = finder.page(first as usize, after, filter.has_source, narrowing.as_ref(), wants_total(ctx)).await?;
+        let page = finder
+            .page(first as usize, after, filter.has_source, narrowing.as_ref(), grouped || wants_total(ctx))
+            .await?;
+        if grouped && (1..k).contains(&page.total) {
+            return Err(ApiError::GroupTooSmall(k).into());
+        }
         let cursors: std::collections::HashMap<String, String> = page
             .customers
             .iter()

@@ -290,7 +290,7 @@ pub fn pareto_grid(curve: &[ParetoPoint], k: i64) -> Vec<ParetoPoint> {
     // The last step ends at everyone: what is left after the last point (fewer than k)
     // joins it, else 100% would tell that remainder's share.
     if let (Some(last), Some(end)) = (grid.last_mut(), curve.last())
-        && last.customers != end.customers
+        && last.permille != end.permille
     {
         *last = *end;
     }

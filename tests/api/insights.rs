@@ -224,6 +224,21 @@ async fn cdnow(layout: Layout) {
     assert!(released.windows(2).all(|w| w[1] - w[0] >= 140), "{released:?}");
     assert_eq!(released.last(), Some(&2357), "the last step ends at everyone");
 
+    // A segment withheld from analysts cannot be listed by filter either; a big one can.
+    let segments = app.data("{ segments { segment customers } }", json!({})).await;
+    let segments = segments["segments"].as_array().cloned().unwrap_or_default();
+    let small = |s: &&Value| s["customers"].as_i64().is_some_and(|n| (1..140).contains(&n));
+    let withheld = segments.iter().find(small).expect("a segment of fewer than k customers");
+    let by_segment =
+        "query($s: RfmSegment) { customers(first: 5, filter: {rfmSegment: $s}) { edges { node { id } } } }";
+    let refused = app.query_as(&analyst_token(&app), by_segment, json!({ "s": withheld["segment"] })).await;
+    assert_eq!(codes(&refused), ["GROUP_TOO_SMALL"], "{refused:#}");
+    assert!(refused["data"]["customers"].is_null(), "{refused:#}");
+    let listed = app.query(by_segment, json!({ "s": withheld["segment"] })).await;
+    assert!(listed.get("errors").is_none(), "admins see who customers are: {listed:#}");
+    let champions = app.query_as(&analyst_token(&app), by_segment, json!({ "s": "CHAMPIONS" })).await;
+    assert!(champions.get("errors").is_none(), "{champions:#}");
+
     // Lists filtered by insights, paged, counted, and in as many statements as a list
     // without a filter.
     let list = "query($f: CustomerFilter, $after: String) { customers(first: 100, after: $after, filter: $f) {

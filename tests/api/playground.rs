@@ -195,6 +195,14 @@ async fn every_saved_query_runs_for_analysts_and_admins() {
         let token = app.token(role, None, None);
         for (name, query) in &queries {
             let body = app.query_as(&token, query, json!({})).await;
+            // A list filtered down to fewer than k customers is not shown to analysts
+            // (k-anonymity, README: Threat model); admins get it.
+            if role == Role::Analyst
+                && query.contains("filter:")
+                && body["errors"][0]["extensions"]["code"] == "GROUP_TOO_SMALL"
+            {
+                continue;
+            }
             assert!(body.get("errors").is_none(), "{name} as {role}: {body:#}");
             let data = body["data"].as_object().expect("data");
             assert!(!data.is_empty() && data.values().all(|v| !v.is_null()), "{name} as {role}: {body:#}");

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
 use crate::graphql::ids::Ids;
-use crate::graphql::limits::{self, Limits, PageSizes};
+use crate::graphql::limits::{self, Limits};
 use crate::graphql::privacy::PrivacyTable;
 use crate::graphql::privacy::viewer::ViewerSchemas;
 use crate::graphql::{self, RequestContext, Shared, inputs};
@@ -48,8 +48,6 @@ pub struct Hub {
     documents: Cache<String, Arc<ExecutableDocument>>,
     /// Operation limits, page sizes and the request timeout.
     graphql: GraphqlConfig,
-    /// The default page size of each list field, for the cost of documents that do not say.
-    pages: PageSizes,
     /// `None` only in [`Hub::unguarded`].
     rates: Option<Arc<RateLimits>>,
     /// Revoked tokens; `None` only in [`Hub::unguarded`].
@@ -106,7 +104,6 @@ impl Hub {
             trace_sql,
             documents: Cache::new(DOCUMENTS),
             graphql,
-            pages: page_sizes(),
             rates: Some(rates),
             revocations: Some(revocations),
             persisted,
@@ -132,7 +129,6 @@ impl Hub {
             trace_sql,
             documents: Cache::new(DOCUMENTS),
             graphql,
-            pages: page_sizes(),
             rates: None,
             revocations: None,
             persisted,
@@ -244,10 +240,11 @@ impl Hub {
             let message = "introspection is not available to this token";
             return (refused(message, "GRAPHQL_VALIDATION_FAILED", []), request_id);
         }
+        let viewer_schema = self.schemas.of(&access);
         let limits = Limits::for_role(&self.graphql, role);
         let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
         let checked = match self.hardened {
-            true => limits::check(&document, &request.variables, &self.pages, &access, max_page, &limits),
+            true => limits::check(&document, &request.variables, &viewer_schema.types, max_page, &limits),
             false => Ok(0),
         };
         let cost = match checked {
@@ -456,11 +453,6 @@ fn outcome(response: &async_graphql::Response) -> &'static str {
     ];
     let code = first.extensions.as_ref().and_then(|e| e.get("code"));
     CODES.iter().find(|c| code == Some(&Value::from(**c))).copied().unwrap_or("error")
-}
-
-/// The schema's page sizes; the schema is the hub's own, so its SDL always parses.
-fn page_sizes() -> PageSizes {
-    PageSizes::from_sdl(&graphql::sdl()).unwrap_or_default()
 }
 
 /// Every error gets the code clients branch on: those of the request as a whole

@@ -3,20 +3,17 @@
 //! directives and cost, all counted with every fragment expanded where it is spread (a
 //! fragment spread ten times counts ten times). Cost is one per field, times the page
 //! sizes of the lists around it (`first` or `last`, literal or variable, else the
-//! argument's default in the schema): `customers(first: 50) { edges { node { orders(first:
-//! 5) { totalCount } } } }` costs 1 + 50 + 50 + 250 + 250.
+//! argument's default in the viewer's schema, so a field hidden from the viewer costs
+//! what a name that never existed costs): `customers(first: 50) { edges { node {
+//! orders(first: 5) { totalCount } } } }` costs 1 + 50 + 50 + 50 + 250.
 
-use std::collections::HashMap;
-
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Selection, SelectionSet, TypeSystemDefinition,
-};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::registry::MetaTypeName;
 use async_graphql::{Name, Positioned, Value as ConstValue, Variables};
 use async_graphql_value::Value;
 
-use super::privacy::schema::read_directive;
+use super::privacy::viewer::Types;
 use crate::config::GraphqlConfig;
-use crate::policy::{Access, PrivacyClass};
 
 /// What a document may not exceed, for one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,57 +126,12 @@ pub fn tokens(query: &str, max: usize) -> Result<usize, Exceeded> {
     Ok(count)
 }
 
-/// The page-size arguments' defaults per field name, each with the field's privacy
-/// class, read from the schema's SDL: what a list costs when the document does not say.
-/// A viewer gets the defaults of the fields it may see only: a field hidden from it costs
-/// what an unknown name costs, so the cost (`found`, or crossing the limit) never tells
-/// that a hidden field exists.
-#[derive(Debug, Clone, Default)]
-pub struct PageSizes(HashMap<String, Vec<(u64, Option<PrivacyClass>)>>);
-
-impl PageSizes {
-    pub fn from_sdl(sdl: &str) -> Result<PageSizes, String> {
-        let schema = async_graphql::parser::parse_schema(sdl).map_err(|e| e.to_string())?;
-        let mut sizes: HashMap<String, Vec<(u64, Option<PrivacyClass>)>> = HashMap::new();
-        for definition in &schema.definitions {
-            let TypeSystemDefinition::Type(ty) = definition else { continue };
-            let async_graphql::parser::types::TypeKind::Object(object) = &ty.node.kind else { continue };
-            for field in &object.fields {
-                let Some(first) = field.node.arguments.iter().find(|a| a.node.name.node == "first") else { continue };
-                let default = match first.node.default_value.as_ref().map(|v| &v.node) {
-                    Some(ConstValue::Number(n)) => n.as_u64().unwrap_or(1),
-                    _ => 1,
-                };
-                let mut class = None;
-                for directive in &field.node.directives {
-                    let lookup = match directive.node.name.node.as_str() {
-                        "privacy" => false,
-                        "lookup" => true,
-                        _ => continue,
-                    };
-                    class = Some(read_directive(&directive.node.arguments, lookup)?.class);
-                }
-                sizes.entry(field.node.name.node.to_string()).or_default().push((default, class));
-            }
-        }
-        Ok(PageSizes(sizes))
-    }
-
-    /// The default page size of the fields named `field` that `access` may see; `None`
-    /// when there is none.
-    fn default_for(&self, field: &str, access: &Access) -> Option<u64> {
-        let fields = self.0.get(field)?;
-        fields.iter().filter(|(_, class)| class.is_none_or(|c| !access.hides(c))).map(|(size, _)| *size).max()
-    }
-}
-
 /// Checks every operation of `document` against `limits`: their cost (the most of any
 /// operation: one runs), or the first limit exceeded.
 pub fn check(
     document: &ExecutableDocument,
     variables: &Variables,
-    pages: &PageSizes,
-    access: &Access,
+    types: &Types,
     max_page: u64,
     limits: &Limits,
 ) -> Result<u64, Exceeded> {
@@ -189,18 +141,22 @@ pub fn check(
         DocumentOperations::Multiple(ops) => ops.values().collect(),
     };
     for operation in operations {
+        let root = match operation.node.ty {
+            OperationType::Query => Some(types.query.as_str()),
+            OperationType::Mutation => types.mutation.as_deref(),
+            OperationType::Subscription => types.subscription.as_deref(),
+        };
         let mut walk = Walk {
             document,
             variables,
-            pages,
-            access,
+            types,
             max_page,
             limits,
             counts: Counts { directives: operation.node.directives.len(), ..Counts::default() },
             spreading: Vec::new(),
             introspecting: false,
         };
-        let depth = walk.selection_set(&operation.node.selection_set.node, 1, 1, true)?;
+        let depth = walk.selection_set(&operation.node.selection_set.node, root.unwrap_or(""), 1, 1, true)?;
         walk.counts.depth = depth;
         walk.over()?;
         cost = cost.max(walk.counts.cost);
@@ -259,8 +215,8 @@ const INTROSPECTION_DEPTH: usize = 32;
 struct Walk<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Variables,
-    pages: &'a PageSizes,
-    access: &'a Access,
+    /// The viewer's schema: page sizes' defaults, and the type of each field.
+    types: &'a Types,
     max_page: u64,
     limits: &'a Limits,
     counts: Counts,
@@ -271,10 +227,12 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    /// The depth of `set`, at `depth`, inside lists multiplying its cost by `multiplier`.
+    /// The depth of `set` (of type `parent`, "" when it is not in the viewer's schema), at
+    /// `depth`, inside lists multiplying its cost by `multiplier`.
     fn selection_set(
         &mut self,
         set: &'a SelectionSet,
+        parent: &'a str,
         depth: usize,
         multiplier: u64,
         root: bool,
@@ -300,10 +258,16 @@ impl<'a> Walk<'a> {
                     if field.selection_set.node.items.is_empty() {
                         depth
                     } else {
-                        let inner = multiplier.saturating_mul(self.page_size(&field.name.node, &field.arguments));
+                        let defined = self.types.types.get(parent).and_then(|t| t.field_by_name(&field.name.node));
+                        let ty = defined.map_or("", |f| MetaTypeName::concrete_typename(&f.ty));
+                        let default = defined
+                            .and_then(|f| f.args.get("first"))
+                            .and_then(|a| a.default_value.as_deref())
+                            .and_then(|d| d.parse().ok());
+                        let inner = multiplier.saturating_mul(self.page_size(default, &field.arguments));
                         let introspection = root && matches!(field.name.node.as_str(), "__schema" | "__type");
                         self.introspecting |= introspection;
-                        let reached = self.selection_set(&field.selection_set.node, depth + 1, inner, false)?;
+                        let reached = self.selection_set(&field.selection_set.node, ty, depth + 1, inner, false)?;
                         if introspection {
                             self.introspecting = false;
                             // Within its own limit, which the walk below held it to.
@@ -315,7 +279,8 @@ impl<'a> Walk<'a> {
                 }
                 Selection::InlineFragment(fragment) => {
                     self.counts.directives += fragment.node.directives.len();
-                    self.selection_set(&fragment.node.selection_set.node, depth + 1, multiplier, root)?
+                    let on = fragment.node.type_condition.as_ref().map_or(parent, |c| c.node.on.node.as_str());
+                    self.selection_set(&fragment.node.selection_set.node, on, depth + 1, multiplier, root)?
                 }
                 Selection::FragmentSpread(spread) => {
                     self.counts.directives += spread.node.directives.len();
@@ -323,8 +288,9 @@ impl<'a> Walk<'a> {
                     match self.document.fragments.get(name) {
                         Some(fragment) if !self.spreading.contains(&name) => {
                             self.spreading.push(name);
+                            let on = fragment.node.type_condition.node.on.node.as_str();
                             let reached =
-                                self.selection_set(&fragment.node.selection_set.node, depth + 1, multiplier, root)?;
+                                self.selection_set(&fragment.node.selection_set.node, on, depth + 1, multiplier, root)?;
                             self.spreading.pop();
                             reached
                         }
@@ -342,8 +308,9 @@ impl<'a> Walk<'a> {
     }
 
     /// How many items a field's list holds at most: its `first` or `last`, else the
-    /// schema's default for `first`, else one (not a list, or a short one).
-    fn page_size(&self, field: &Name, arguments: &[(Positioned<Name>, Positioned<Value>)]) -> u64 {
+    /// default for `first` in the viewer's schema, else one (not a list, a short one, or
+    /// a field the viewer's schema does not have).
+    fn page_size(&self, default: Option<u64>, arguments: &[(Positioned<Name>, Positioned<Value>)]) -> u64 {
         let given =
             arguments.iter().find(|(name, _)| name.node == "first" || name.node == "last").map(
                 |(_, value)| match &value.node {
@@ -359,7 +326,7 @@ impl<'a> Walk<'a> {
             Some(Some(n)) => n.min(self.max_page),
             // A page size that is not a number fails at execution; count the most.
             Some(None) => self.max_page,
-            None => self.pages.default_for(field.as_str(), self.access).unwrap_or(1),
+            None => default.unwrap_or(1),
         }
     }
 
@@ -391,24 +358,15 @@ mod tests {
         Limits { depth: 6, aliases: 3, root_fields: 4, directives: 4, cost: 1_000 }
     }
 
-    fn pages() -> PageSizes {
-        PageSizes::from_sdl(
-            "type Query { customers(first: Int! = 20): [Customer!]! }
-             type Customer { id: ID! orders(first: Int! = 10): [Order!]! }
-             type Order { id: ID! }",
-        )
-        .expect("sdl")
+    /// The types of the schema of a viewer who sees every class.
+    fn everything() -> Types {
+        crate::graphql::privacy::viewer::build(None, 0).types
     }
 
     fn run(query: &str, variables: serde_json::Value) -> Result<u64, Exceeded> {
         let document = async_graphql::parser::parse_query(query).expect("parses");
         let variables = Variables::from_json(variables);
-        check(&document, &variables, &pages(), &everything(), 100, &limits())
-    }
-
-    /// The access of a viewer who sees every class.
-    fn everything() -> Access {
-        crate::policy::Policy::show_all().access(crate::auth::Viewer::with_role(crate::auth::Role::Admin, None))
+        check(&document, &variables, &everything(), 100, &limits())
     }
 
     fn limit(query: &str) -> Option<&'static str> {
@@ -433,15 +391,17 @@ mod tests {
 
     #[test]
     fn cost_multiplies_by_page_sizes() {
-        // 1 + 20 + 20 + 20·10 = 241 with the defaults; 1 + 50 + 50·30 is over.
-        assert_eq!(run("{ customers { id orders { id } } }", serde_json::json!({})), Ok(241));
+        // 1 + 20 + 20 + 20 + 20·10 = 261 with the defaults; 1 + 50 + 50 + 50 + 50·30 is over.
+        let orders = "{ customers { edges { node { orders { totalCount } } } } }";
+        assert_eq!(run(orders, serde_json::json!({})), Ok(261));
         let over = run(
-            "query($n: Int!) { customers(first: $n) { orders(first: 30) { id } } }",
+            "query($n: Int!) { customers(first: $n) { edges { node { orders(first: 30) { totalCount } } } } }",
             serde_json::json!({ "n": 50 }),
         );
         assert_eq!(over.map_err(|e| (e.limit, e.max)), Err(("cost", 1_000)));
         // A page size that is not a number counts as the largest page.
-        assert_eq!(limit("{ customers(first: \"x\") { orders(first: 100) { id } } }"), Some("cost"));
+        let odd = "{ customers(first: \"x\") { edges { node { orders(first: 100) { totalCount } } } } }";
+        assert_eq!(limit(odd), Some("cost"));
     }
 
     #[test]
@@ -473,19 +433,18 @@ mod tests {
     #[test]
     fn a_hidden_field_costs_what_an_unknown_name_costs() {
         use crate::auth::{Role, Viewer};
-        let sdl = crate::graphql::sdl();
-        let pages = PageSizes::from_sdl(&sdl).expect("the schema");
-        let table = crate::graphql::privacy::PrivacyTable::from_sdl(&sdl).expect("the schema");
+        let table = crate::graphql::privacy::PrivacyTable::from_sdl(&crate::graphql::sdl()).expect("the schema");
         let policy = crate::policy::Policy::load(None, &table.value_fields()).expect("the shipped policy");
-        let partner = policy.access(Viewer::with_role(Role::Partner, Some("acme")));
+        let hidden = policy.access(Viewer::with_role(Role::Partner, Some("acme"))).hidden_set();
+        let partner = crate::graphql::privacy::viewer::build(None, hidden).types;
         let generous = Limits { depth: 100, aliases: 100, root_fields: 100, directives: 100, cost: u64::MAX };
-        let cost = |field: &str, access: &Access| {
+        let cost = |field: &str, types: &Types| {
             let query = format!("{{ customers(first: 40) {{ edges {{ node {{ {field} {{ totalCount }} }} }} }} }}");
             let document = async_graphql::parser::parse_query(&query).expect("parses");
-            check(&document, &Variables::default(), &pages, access, 100, &generous).expect("within")
+            check(&document, &Variables::default(), types, 100, &generous).expect("within")
         };
-        // Notes (internal) and orders (financial) are hidden from partners: their page
-        // sizes do not count, as for a name that does not exist.
+        // Notes (internal) and orders (financial) are not in a partner's schema: their
+        // page sizes do not count, as for a name that does not exist.
         assert_eq!(cost("notes", &partner), cost("nopes", &partner));
         assert_eq!(cost("orders", &partner), cost("nopes", &partner));
         // Whoever sees them pays for their default pages of ten.
@@ -534,7 +493,7 @@ mod tests {
         query += " fragment F8 on Query { customers { id } }";
         let document = async_graphql::parser::parse_query(&query).expect("parses");
         let generous = Limits { depth: 100, aliases: 100, root_fields: usize::MAX, directives: 100, cost: u64::MAX };
-        let found = check(&document, &Variables::default(), &pages(), &everything(), 100, &generous);
+        let found = check(&document, &Variables::default(), &everything(), 100, &generous);
         assert_eq!(found.map_err(|e| e.limit), Err("cost"));
     }
 }

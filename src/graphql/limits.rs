@@ -7,6 +7,8 @@
 //! what a name that never existed costs): `customers(first: 50) { edges { node {
 //! orders(first: 5) { totalCount } } } }` costs 1 + 50 + 50 + 50 + 250.
 
+use std::collections::HashSet;
+
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::registry::MetaTypeName;
 use async_graphql::{Name, Positioned, Value as ConstValue, Variables};
@@ -165,21 +167,18 @@ pub fn check(
 }
 
 /// Whether any operation of `document` asks for `__schema` or `__type` (at its root,
-/// where they live, fragments included).
+/// where they live, fragments included). Each fragment is looked into once, however
+/// often it is spread: the work is bounded by the document's size (a fragment spreading
+/// the next one twice, 26 deep, once took 2^26 steps here, before any limit).
 pub fn introspects(document: &ExecutableDocument) -> bool {
-    fn at_root(document: &ExecutableDocument, set: &SelectionSet, spreading: &mut Vec<Name>) -> bool {
+    fn at_root<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet, seen: &mut HashSet<&'a Name>) -> bool {
         set.items.iter().any(|item| match &item.node {
             Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
-            Selection::InlineFragment(f) => at_root(document, &f.node.selection_set.node, spreading),
+            Selection::InlineFragment(f) => at_root(document, &f.node.selection_set.node, seen),
             Selection::FragmentSpread(s) => {
                 let name = &s.node.fragment_name.node;
                 match document.fragments.get(name) {
-                    Some(fragment) if !spreading.contains(name) => {
-                        spreading.push(name.clone());
-                        let found = at_root(document, &fragment.node.selection_set.node, spreading);
-                        spreading.pop();
-                        found
-                    }
+                    Some(fragment) if seen.insert(name) => at_root(document, &fragment.node.selection_set.node, seen),
                     _ => false,
                 }
             }
@@ -189,7 +188,8 @@ pub fn introspects(document: &ExecutableDocument) -> bool {
         DocumentOperations::Single(op) => vec![op],
         DocumentOperations::Multiple(ops) => ops.values().collect(),
     };
-    operations.iter().any(|op| at_root(document, &op.node.selection_set.node, &mut Vec::new()))
+    let mut seen = HashSet::new();
+    operations.iter().any(|op| at_root(document, &op.node.selection_set.node, &mut seen))
 }
 
 #[derive(Debug, Default)]
@@ -481,6 +481,13 @@ mod tests {
         assert!(found("{ ...F } fragment F on Query { s: __schema { queryType { name } } }"));
         assert!(!found("{ __typename customers { id } }"));
         assert!(!found("{ ...A } fragment A on Query { ...A }"));
+        // Each fragment spreading the next one twice: 2^60 spreads, looked into once each.
+        let mut doubling = String::from("{ ...F0 }");
+        for i in 0..60 {
+            doubling += &format!(" fragment F{i} on Query {{ ...F{next} ...F{next} }}", next = i + 1);
+        }
+        assert!(!found(&(doubling.clone() + " fragment F60 on Query { __typename }")));
+        assert!(found(&(doubling + " fragment F60 on Query { __schema { types { name } } }")));
     }
 
     #[test]

@@ -29,6 +29,7 @@ What it does:
 
 import argparse
 import base64
+import functools
 import json
 import os
 import random
@@ -280,9 +281,12 @@ def token(env, role):
 # ---------------------------------------------------------------- requests
 
 
-def c360_ids(binary, env, goldens):
-    """The hub's global ids of golden ids, sealed with its ids key (`c360 ids`). A build
-    from before sealed ids (`--base`) does not know the command: its ids were plain."""
+@functools.cache
+def c360_ids(binary, env_items, goldens):
+    """The hub's global ids of golden ids, sealed with its ids key (`c360 ids`), once per
+    binary and environment. A build from before sealed ids (`--base`) does not know the
+    command: its ids were plain."""
+    env = dict(env_items)
     out = subprocess.run([binary, "ids", "Customer"], env=env, input="\n".join(goldens) + "\n",
                          capture_output=True, text=True)
     if out.returncode != 0:
@@ -434,7 +438,7 @@ def main():
                 for op in TARGET_OPS[target]:
                     if op in ops:
                         sample = bodies(op, False, ids, emails, c360_cursors, random.Random(1), 20,
-                                        c360_ids(C360, env, ids))
+                                        c360_ids(C360, tuple(env.items()), tuple(ids)))
                         statements[(target, op)] = check(traced, tokens[target], op, sample, False)
         servers.pop("c360 traced").stop()
 
@@ -467,7 +471,7 @@ def main():
                 if op not in ops:
                     continue
                 binary, server_env = (args.base, base_env) if target.startswith("base") else (C360, env)
-                sealed = None if pg else c360_ids(binary, server_env, ids)
+                sealed = None if pg else c360_ids(binary, tuple(server_env.items()), tuple(ids))
                 sample = bodies(op, pg, ids, emails, cursor_list, random.Random(op), 10_000, sealed)
                 check(servers[target], tokens[target], op, sample[:20], pg)
                 path = work / f"{target.replace(' ', '-')}-{op}.jsonl"

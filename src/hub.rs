@@ -258,7 +258,6 @@ impl Hub {
             let message = format!("too many operations; retry in {seconds} s");
             return (refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())]), request_id);
         }
-        let viewer_schema = self.schemas.of(&access);
         let invalid =
             inputs::check(&viewer_schema.types, &document, request.operation_name.as_deref(), &request.variables);
         if !invalid.is_empty() {

@@ -545,11 +545,11 @@ impl InsightQuery {
         let curve = if k <= 1 {
             let points = i64::from(points).min(model.customers);
             let permilles: Vec<i64> = (1..=points).map(|i| (1000 * i + points / 2) / points).collect();
-            population.pareto(&model, &permilles).await?
+            population.pareto(&model, Some(&permilles)).await?
         } else {
             // Steps picked from one grid, the same whatever `points` is: neighbouring
             // curves (21 and 22 points) would otherwise differ by one customer's share.
-            let grid = stage::pareto_grid(&population.pareto(&model, &(1..=1000).collect::<Vec<_>>()).await?, k);
+            let grid = stage::pareto_grid(&population.pareto(&model, None).await?, k);
             let (m, p) = (grid.len(), usize::try_from(points).unwrap_or(1).min(grid.len()));
             (1..=p).map(|i| grid[(i * m).div_ceil(p) - 1]).collect()
         };

@@ -161,14 +161,15 @@ impl CustomerQuery {
         };
         let finder = loaders.customers();
         let grouped = k > 1 && filtered && !finder.consent_ordered();
+        let ids = ids(ctx);
         let after = match after.as_deref() {
             None => None,
-            Some(c) if finder.consent_ordered() => Some(Position::Consent(ids(ctx).parse_consent_cursor(c)?)),
+            Some(c) if finder.consent_ordered() => Some(Position::Consent(ids.parse_consent_cursor(c)?)),
             Some(c) if criteria.order.is_some() => {
-                let (key, id) = ids(ctx).parse_ranked_cursor(c)?;
+                let (key, id) = ids.parse_ranked_cursor(c)?;
                 Some(Position::Ranked(key, id))
             }
-            Some(c) => Some(Position::Id(ids(ctx).parse_customer_cursor(c)?)),
+            Some(c) => Some(Position::Id(ids.parse_customer_cursor(c)?)),
         };
         let page = finder
             .page(first as usize, after, filter.has_source, narrowing.as_ref(), grouped || wants_total(ctx))
@@ -181,9 +182,9 @@ impl CustomerQuery {
             .iter()
             .map(|(c, position)| {
                 let cursor = match position {
-                    Position::Id(id) => ids(ctx).customer_cursor(id),
-                    Position::Consent(k) => ids(ctx).consent_cursor(*k),
-                    Position::Ranked(key, id) => ids(ctx).ranked_cursor(*key, id),
+                    Position::Id(id) => ids.customer_cursor(id),
+                    Position::Consent(k) => ids.consent_cursor(*k),
+                    Position::Ranked(key, id) => ids.ranked_cursor(*key, id),
                 };
                 (c.id.clone(), cursor)
             })

@@ -354,21 +354,24 @@ pub async fn write_pareto(hub: &Database, model: &str, curve: &[ParetoPoint]) ->
     hub.transaction(&insert_rows(hub, "insight_pareto", &columns, rows)).await.map(|_| ())
 }
 
-/// The points of a model's Pareto curve at these permilles.
+/// The points of a model's Pareto curve at these permilles (`None`: every point).
 #[tracing::instrument(skip_all)]
 pub async fn pareto(
     hub: &Database,
     trace: &SqlTrace,
     model: &str,
-    permilles: &[i64],
+    permilles: Option<&[i64]>,
 ) -> Result<Vec<ParetoPoint>, sqlx::Error> {
+    let only = match permilles {
+        Some(permilles) => format!("and permille in ({})", in_list(permilles.len())),
+        None => String::new(),
+    };
     let sql = format!(
         "select permille, customers, revenue_share from insight_pareto
-         where model_id = ? and permille in ({}) order by permille",
-        in_list(permilles.len())
+         where model_id = ? {only} order by permille"
     );
     let mut args = vec![Arg::from(model)];
-    args.extend(permilles.iter().map(|p| Arg::from(*p)));
+    args.extend(permilles.into_iter().flatten().map(|p| Arg::from(*p)));
     let rows: Vec<ParetoRow> = hub.fetch_all(trace, &sql, &args).await?;
     Ok(rows
         .into_iter()

@@ -75,8 +75,8 @@ impl Population<'_> {
         store::groups(&s.db, &s.trace, &model.id, by).await.map_err(|e| s.fail(e))
     }
 
-    /// The model's Pareto curve at these permilles.
-    pub async fn pareto(&self, model: &Model, permilles: &[i64]) -> Result<Vec<ParetoPoint>, ApiError> {
+    /// The model's Pareto curve at these permilles (`None`: every point).
+    pub async fn pareto(&self, model: &Model, permilles: Option<&[i64]>) -> Result<Vec<ParetoPoint>, ApiError> {
         let s = self.source;
         store::pareto(&s.db, &s.trace, &model.id, permilles).await.map_err(|e| s.fail(e))
     }

@@ -63,13 +63,17 @@ pub fn build(shared: Option<Shared>, hidden: usize) -> ViewerSchema {
     let restrict = Restrict { hidden, out: slot.clone() };
     let schema = crate::graphql::builder(shared).directive(restrict).finish();
     let types = slot.lock().ok().and_then(|mut s| s.take());
-    // `register` runs inside `directive`: the slot is always filled by now.
-    let types = types.unwrap_or_else(|| Types {
-        types: BTreeMap::new(),
-        directives: BTreeMap::new(),
-        query: String::new(),
-        mutation: None,
-        subscription: None,
+    // `register` runs inside `directive`: the slot is always filled by now. Were it not,
+    // the input check refuses every document of this schema (it has no query type).
+    let types = types.unwrap_or_else(|| {
+        tracing::error!("a viewer schema was built without its types");
+        Types {
+            types: BTreeMap::new(),
+            directives: BTreeMap::new(),
+            query: String::new(),
+            mutation: None,
+            subscription: None,
+        }
     });
     ViewerSchema { schema, types }
 }

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::registry::MetaTypeName;
 use async_graphql::{Name, Positioned, Value as ConstValue, Variables};
+use indexmap::IndexMap;
 use async_graphql_value::Value;
 
 use super::privacy::viewer::Types;
@@ -157,6 +158,9 @@ pub fn check(
             counts: Counts { directives: operation.node.directives.len(), ..Counts::default() },
             spreading: Vec::new(),
             introspecting: false,
+            lists: 0,
+            introspection_items: 1,
+            fan_out: None,
         };
         let depth = walk.selection_set(&operation.node.selection_set.node, root.unwrap_or(""), 1, 1, true)?;
         walk.counts.depth = depth;
@@ -201,6 +205,8 @@ struct Counts {
     cost: u64,
     /// Selections visited: bounds the work of a document built to expand exponentially.
     visited: usize,
+    /// The size of the introspection answer, at most (lists at their longest).
+    introspection: u64,
 }
 
 /// Selections visited before the walk gives up on a document (it is then over the cost
@@ -211,6 +217,18 @@ const MAX_VISITED: usize = 100_000;
 /// references (`ofType`) through fragments past the usual limit (16 levels for
 /// graphql-js's, more with deeper type references). Its cost is still counted.
 const INTROSPECTION_DEPTH: usize = 32;
+
+/// How many lists introspection may nest: graphql-js's query reads `types`, their
+/// `fields` and those fields' `args` (three). A fourth multiplies the answer by a list of
+/// the whole schema again: `possibleTypes { interfaces { possibleTypes { … } } }` once
+/// answered gigabytes.
+const INTROSPECTION_LISTS: usize = 3;
+
+/// The most items an introspection answer may hold, counted with each list as long as
+/// the longest of its kind in the viewer's schema (every type, the most fields of any
+/// type, …): an upper bound of the answer's size, known before it is built. graphql-js's
+/// query counts about a fifth of it on the whole schema (365,000).
+pub const INTROSPECTION_COST: u64 = 2_000_000;
 
 struct Walk<'a> {
     document: &'a ExecutableDocument,
@@ -224,6 +242,82 @@ struct Walk<'a> {
     spreading: Vec<&'a Name>,
     /// Inside `__schema` or `__type`, held to [`INTROSPECTION_DEPTH`] instead.
     introspecting: bool,
+    /// Introspection lists around the selection being walked.
+    lists: usize,
+    /// How many times the selection being walked is answered, at most: the product of
+    /// the introspection lists around it.
+    introspection_items: u64,
+    /// The longest introspection list of each kind, found at the first one.
+    fan_out: Option<FanOut>,
+}
+
+/// The longest list of each kind introspection can answer with in one viewer's schema.
+#[derive(Debug, Clone, Copy)]
+struct FanOut {
+    types: u64,
+    directives: u64,
+    fields: u64,
+    input_fields: u64,
+    enum_values: u64,
+    possible_types: u64,
+    interfaces: u64,
+    args: u64,
+}
+
+impl FanOut {
+    fn of(types: &Types) -> FanOut {
+        use async_graphql::registry::MetaType as T;
+        let most = |f: &dyn Fn(&T) -> usize| types.types.values().map(f).max().unwrap_or(0) as u64;
+        let field_args = types
+            .types
+            .values()
+            .flat_map(|t| t.fields().into_iter().flat_map(|fs| fs.values()))
+            .map(|f| f.args.len())
+            .chain(types.directives.values().map(IndexMap::len))
+            .max()
+            .unwrap_or(0) as u64;
+        FanOut {
+            types: types.types.len() as u64,
+            directives: types.directives.len() as u64,
+            fields: most(&|t| t.fields().map_or(0, |fs| fs.len())),
+            input_fields: most(&|t| match t {
+                T::InputObject { input_fields, .. } => input_fields.len(),
+                _ => 0,
+            }),
+            enum_values: most(&|t| match t {
+                T::Enum { enum_values, .. } => enum_values.len(),
+                _ => 0,
+            }),
+            possible_types: most(&|t| match t {
+                T::Interface { possible_types, .. } | T::Union { possible_types, .. } => possible_types.len(),
+                _ => 0,
+            }),
+            interfaces: most(&|t| match t {
+                T::Object { .. } | T::Interface { .. } => {
+                    types.types.values().filter(|i| i.possible_types().is_some_and(|p| p.contains(t.name()))).count()
+                }
+                _ => 0,
+            }),
+            args: field_args,
+        }
+    }
+
+    /// The longest list an introspection field answers with: a list of a kind not named
+    /// here (directive `locations`) at most as long as the list of every type.
+    fn of_field(&self, name: &str) -> u64 {
+        match name {
+            "types" => self.types,
+            "directives" => self.directives,
+            "fields" => self.fields,
+            "inputFields" => self.input_fields,
+            "enumValues" => self.enum_values,
+            "possibleTypes" => self.possible_types,
+            "interfaces" => self.interfaces,
+            "args" => self.args,
+            _ => self.types,
+        }
+        .max(1)
+    }
 }
 
 impl<'a> Walk<'a> {
@@ -254,11 +348,29 @@ impl<'a> Walk<'a> {
                     self.counts.aliases += usize::from(field.alias.is_some());
                     self.counts.root_fields += usize::from(root);
                     self.counts.cost = self.counts.cost.saturating_add(multiplier);
+                    if self.introspecting {
+                        self.counts.introspection = self.counts.introspection.saturating_add(self.introspection_items);
+                    }
                     self.over()?;
                     if field.selection_set.node.items.is_empty() {
                         depth
                     } else {
                         let defined = self.types.types.get(parent).and_then(|t| t.field_by_name(&field.name.node));
+                        // An introspection list: its items multiply the answer.
+                        let list = self.introspecting
+                            && parent.starts_with("__")
+                            && defined.is_some_and(|f| f.ty.starts_with('['));
+                        let outer_items = self.introspection_items;
+                        if list {
+                            self.lists += 1;
+                            if self.lists > INTROSPECTION_LISTS {
+                                let (max, found) = (INTROSPECTION_LISTS as u64, self.lists as u64);
+                                return Err(Exceeded { limit: "introspection lists", max, found });
+                            }
+                            let fan_out = *self.fan_out.get_or_insert_with(|| FanOut::of(self.types));
+                            self.introspection_items =
+                                self.introspection_items.saturating_mul(fan_out.of_field(&field.name.node));
+                        }
                         let ty = defined.map_or("", |f| MetaTypeName::concrete_typename(&f.ty));
                         let default = defined
                             .and_then(|f| f.args.get("first"))
@@ -268,6 +380,10 @@ impl<'a> Walk<'a> {
                         let introspection = root && matches!(field.name.node.as_str(), "__schema" | "__type");
                         self.introspecting |= introspection;
                         let reached = self.selection_set(&field.selection_set.node, ty, depth + 1, inner, false)?;
+                        if list {
+                            self.lists -= 1;
+                            self.introspection_items = outer_items;
+                        }
                         if introspection {
                             self.introspecting = false;
                             // Within its own limit, which the walk below held it to.
@@ -342,6 +458,9 @@ impl<'a> Walk<'a> {
         }
         if c.directives > l.directives {
             return Err(exceeded("directives", l.directives, c.directives));
+        }
+        if c.introspection > INTROSPECTION_COST {
+            return Err(Exceeded { limit: "introspection size", max: INTROSPECTION_COST, found: c.introspection });
         }
         if c.cost > l.cost {
             return Err(Exceeded { limit: "cost", max: l.cost, found: c.cost });
@@ -471,6 +590,57 @@ mod tests {
             limit(&format!("{{ __schema {{ types {{ name }} }} customers(first: 1) {{ {deep} }} }}")),
             Some("depth")
         );
+    }
+
+    #[test]
+    fn introspection_answers_are_bounded_by_their_size() {
+        let generous = Limits { depth: 15, aliases: 30, root_fields: 30, directives: 30, cost: u64::MAX };
+        let walk = |q: &str| {
+            let document = async_graphql::parser::parse_query(q).expect("parses");
+            check(&document, &Variables::default(), &everything(), 100, &generous).map_err(|e| e.limit)
+        };
+        // What tools send passes, with room.
+        let graphql_js = include_str!("../../tests/fixtures/introspection.graphql");
+        assert_eq!(walk(graphql_js).map(|_| ()), Ok(()));
+        let document = async_graphql::parser::parse_query(graphql_js).expect("parses");
+        let mut bound = Walk {
+            document: &document,
+            variables: &Variables::default(),
+            types: &everything(),
+            max_page: 100,
+            limits: &generous,
+            counts: Counts::default(),
+            spreading: Vec::new(),
+            introspecting: false,
+            lists: 0,
+            introspection_items: 1,
+            fan_out: None,
+        };
+        let DocumentOperations::Multiple(ops) = &document.operations else { panic!("a named operation") };
+        let op = ops.values().next().expect("one");
+        bound.selection_set(&op.node.selection_set.node, "Query", 1, 1, true).expect("within");
+        let size = bound.counts.introspection;
+        assert!(size > 0 && size * 4 < INTROSPECTION_COST, "graphql-js's query: {size}");
+        // A fourth list (each hop once multiplied the answer by four).
+        let hops = |n: usize| {
+            let inner = (0..n).fold(String::from("name"), |inner, i| {
+                format!("{} {{ {inner} }}", if i % 2 == 0 { "possibleTypes" } else { "interfaces" })
+            });
+            format!("{{ __type(name: \"Node\") {{ {inner} }} }}")
+        };
+        assert_eq!(walk(&hops(3)).map(|_| ()), Ok(()));
+        assert_eq!(walk(&hops(4)), Err("introspection lists"));
+        assert_eq!(walk(&hops(15)), Err("introspection lists"));
+        // Through fragments, and through `__schema` too.
+        let spread = "{ __schema { types { ...A } } } fragment A on __Type { fields { type { ...B } } }
+                      fragment B on __Type { interfaces { possibleTypes { name } } }";
+        assert_eq!(walk(spread), Err("introspection lists"));
+        // Three lists, the middle one aliased thirty times: each alias is answered in full.
+        let full = "args { name description defaultValue type { ...TypeRef } }";
+        let aliases = (0..30).map(|i| format!("f{i}: fields {{ {full} }}")).collect::<Vec<_>>().join(" ");
+        let type_ref = (0..7).fold(String::from("name"), |inner, _| format!("kind name ofType {{ {inner} }}"));
+        let wide = format!("{{ __schema {{ types {{ {aliases} }} }} }} fragment TypeRef on __Type {{ {type_ref} }}");
+        assert_eq!(walk(&wide), Err("introspection size"));
     }
 
     #[test]

@@ -261,3 +261,24 @@ async fn suggestions_name_only_fields_the_viewer_may_see() {
     let (_, none) = post(&app, &partner, "{ customers(first: 1) { edges { node { idd } } } }").await;
     assert_eq!(message(&none), "Unknown field \"idd\" on type \"Customer\".", "{none:#}");
 }
+
+/// Introspection's answer is bounded before it is built: a fourth nested list
+/// (`possibleTypes { interfaces { … } }` multiplied the answer by four per hop, until the
+/// process was killed) is refused, while graphql-js's full introspection query runs.
+#[tokio::test]
+async fn introspection_cannot_take_all_memory() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 3).await;
+    let hops = (0..15).fold(String::from("name"), |inner, i| {
+        format!("{} {{ {inner} }}", if i % 2 == 0 { "possibleTypes" } else { "interfaces" })
+    });
+    let (status, body) = post(&app, &app.admin, &format!("{{ __type(name: \"Node\") {{ {hops} }} }}")).await;
+    assert_eq!(codes(&body), ["LIMIT_EXCEEDED"], "{status} {body:#}");
+    assert!(body.get("data").is_none_or(Value::is_null), "{body:#}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("introspection lists limit of 3"), "{message}");
+
+    let (status, body) = post(&app, &app.admin, include_str!("../fixtures/introspection.graphql")).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert!(body.get("errors").is_none(), "{body:#}");
+    assert!(body["data"]["__schema"]["types"].as_array().is_some_and(|t| t.len() > 50), "{body:#}");
+}

@@ -44,11 +44,21 @@ use syn::{
 };
 
 /// The privacy classes, as written in the attribute (`crate::policy::PrivacyClass`).
-const CLASSES: [&str; 8] =
-    ["identity", "contact", "sensitive", "financial", "service", "marketing", "internal", "insight"];
+const CLASSES: [&str; 10] = [
+    "identity",
+    "contact",
+    "sensitive",
+    "financial",
+    "service",
+    "marketing",
+    "internal",
+    "insight",
+    "timing",
+    "receipt",
+];
 
 /// The mask formats, as written in the attribute (`crate::policy::MaskFormat`).
-const MASKS: [&str; 6] = ["email", "phone", "initials", "city_country", "remove", "keep"];
+const MASKS: [&str; 7] = ["email", "phone", "initials", "city_country", "remove", "keep", "month"];
 
 /// The classes whose unmasked reads are audited; checked against `PrivacyClass::audited`
 /// at compile time in every expansion.

@@ -90,43 +90,43 @@ impl CampaignResponse {
     }
 
     /// When it was sent to the customer.
-    #[class(marketing)]
+    #[class(timing, mask = month)]
     async fn sent_at(&self) -> DateTime<Utc> {
         self.0.sent_at
     }
 
     /// Null when delivery failed (bounced, unknown number).
-    #[class(marketing)]
+    #[class(timing, mask = month)]
     async fn delivered_at(&self) -> Option<DateTime<Utc>> {
         self.0.delivered_at
     }
 
     /// When the customer first opened it; null when never (or not measurable).
-    #[class(marketing)]
+    #[class(timing, mask = month)]
     async fn opened_at(&self) -> Option<DateTime<Utc>> {
         self.0.opened_at
     }
 
     /// When the customer first followed a link in it; null when never.
-    #[class(marketing)]
+    #[class(timing, mask = month)]
     async fn clicked_at(&self) -> Option<DateTime<Utc>> {
         self.0.clicked_at
     }
 
     /// When the customer bought because of this campaign.
-    #[class(marketing)]
+    #[class(timing, mask = month)]
     async fn converted_at(&self) -> Option<DateTime<Utc>> {
         self.0.converted_at
     }
 
     /// When the customer unsubscribed through it; null when they did not.
-    #[class(marketing)]
+    #[class(timing, mask = month)]
     async fn unsubscribed_at(&self) -> Option<DateTime<Utc>> {
         self.0.unsubscribed_at
     }
 
     /// The personal coupon code the send carried, for coupon campaigns.
-    #[class(marketing)]
+    #[class(receipt)]
     async fn coupon_code(&self) -> Option<&str> {
         self.0.coupon_code.as_deref()
     }

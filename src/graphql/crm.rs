@@ -1,6 +1,7 @@
 //! The CRM's consent ledger and notes as GraphQL types (`crm_writes` writes them).
 
-use async_graphql::SimpleObject;
+use async_graphql::{ComplexObject, SimpleObject};
+use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
 use super::common::connection;
@@ -8,17 +9,34 @@ use crate::sources::crm;
 
 /// One grant in the consent ledger: the customer agreed to share their data with a partner.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct Consent {
     /// The partner firm (as in partner tokens' `partner_id`).
     pub partner: String,
     /// What the data may be used for; null: any purpose.
     pub purpose: Option<String>,
-    /// When the customer agreed.
+    #[graphql(skip)]
     pub granted_at: DateTime<Utc>,
-    /// When the grant was withdrawn; null while it stands.
+    #[graphql(skip)]
     pub revoked_at: Option<DateTime<Utc>>,
     /// Granted and not revoked.
     pub active: bool,
+}
+
+#[classified]
+#[ComplexObject]
+impl Consent {
+    /// When the customer agreed.
+    #[class(timing, mask = month)]
+    async fn granted_at(&self) -> DateTime<Utc> {
+        self.granted_at
+    }
+
+    /// When the grant was withdrawn; null while it stands.
+    #[class(timing, mask = month)]
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.revoked_at
+    }
 }
 
 impl From<&crm::Consent> for Consent {

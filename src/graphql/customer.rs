@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
 use c360_macros::classified;
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -182,6 +182,7 @@ impl MaskValue for Gender {}
 
 /// Purchases across all of the customer's shop accounts.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct PurchaseSummary {
     /// Orders that were neither cancelled nor returned.
     pub order_count: i64,
@@ -191,10 +192,26 @@ pub struct PurchaseSummary {
     pub returned_count: i64,
     /// What those orders came to, one entry per currency (most customers have one).
     pub total_spent: Vec<Money>,
-    /// The first of those orders; null when none.
+    #[graphql(skip)]
     pub first_order_at: Option<DateTime<Utc>>,
-    /// The latest of those orders; null when none.
+    #[graphql(skip)]
     pub last_order_at: Option<DateTime<Utc>>,
+}
+
+#[classified]
+#[ComplexObject]
+impl PurchaseSummary {
+    /// The first of those orders; null when none.
+    #[class(timing, mask = month)]
+    async fn first_order_at(&self) -> Option<DateTime<Utc>> {
+        self.first_order_at
+    }
+
+    /// The latest of those orders; null when none.
+    #[class(timing, mask = month)]
+    async fn last_order_at(&self) -> Option<DateTime<Utc>> {
+        self.last_order_at
+    }
 }
 
 /// The customer's contact with service, across all their helpdesk requesters.
@@ -331,7 +348,7 @@ impl Customer {
     }
 
     /// When the customer first appeared: the CRM record's creation, else the shop account's.
-    #[class(insight)]
+    #[class(timing, mask = month)]
     async fn customer_since(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
         Ok(match self.profile(ctx).await? {
             (Some(c), _) => Some(c.created_at),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use strum::IntoEnumIterator as _;
 
@@ -117,6 +117,7 @@ pub struct SatisfactionScore {
 /// Recency, frequency and money, each scored 1–5 against every customer who bought
 /// (quintiles: 5 is the best fifth).
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct Rfm {
     /// 5: among the fifth who bought most recently.
     pub recency: i32,
@@ -128,10 +129,21 @@ pub struct Rfm {
     pub score: i32,
     /// The segment of the score code.
     pub segment: RfmSegment,
-    /// Days from the last purchase to the model's date.
+    #[graphql(skip)]
     pub days_since_last_purchase: i32,
     /// Days with a purchase (several orders on one day are one purchase).
     pub purchase_days: i32,
+}
+
+#[classified]
+#[ComplexObject]
+impl Rfm {
+    /// Days from the last purchase to the model's date (whole months of 30 days where the
+    /// policy masks times).
+    #[class(timing, mask = month)]
+    async fn days_since_last_purchase(&self) -> i32 {
+        self.days_since_last_purchase
+    }
 }
 
 /// What the insight models say of one customer, as of the latest fit.

@@ -1,6 +1,6 @@
 //! Shop orders as GraphQL types.
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
 use c360_macros::classified;
 use chrono::{DateTime, Utc};
 
@@ -55,13 +55,13 @@ impl Order {
     }
 
     /// The order number customers see on their receipt.
-    #[class(financial)]
+    #[class(receipt)]
     async fn number(&self) -> &str {
         &self.0.number
     }
 
     /// When the order was placed.
-    #[class(financial)]
+    #[class(timing, mask = month)]
     async fn ordered_at(&self) -> DateTime<Utc> {
         self.0.ordered_at
     }
@@ -79,7 +79,7 @@ impl Order {
     }
 
     /// The order total, in the order's currency.
-    #[class(financial)]
+    #[class(receipt)]
     async fn total(&self) -> Money {
         Money::from_cents(self.0.total_cents, &self.0.currency)
     }
@@ -101,6 +101,7 @@ impl Order {
 
 /// One line of an order.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct OrderLine {
     /// Position in the order, from 1.
     pub line_no: i32,
@@ -112,10 +113,26 @@ pub struct OrderLine {
     pub category: Option<String>,
     /// How many were ordered.
     pub quantity: i32,
-    /// The price of one, in the order's currency.
+    #[graphql(skip)]
     pub unit_price: Money,
-    /// `quantity` × `unitPrice`.
+    #[graphql(skip)]
     pub line_total: Money,
+}
+
+#[classified]
+#[ComplexObject]
+impl OrderLine {
+    /// The price of one, in the order's currency.
+    #[class(receipt)]
+    async fn unit_price(&self) -> Money {
+        self.unit_price.clone()
+    }
+
+    /// `quantity` × `unitPrice`.
+    #[class(receipt)]
+    async fn line_total(&self) -> Money {
+        self.line_total.clone()
+    }
 }
 
 impl From<&shop::OrderLine> for OrderLine {

@@ -82,14 +82,14 @@ impl Ticket {
         ids(ctx).global_id(Kind::Ticket, &self.0.id.to_string())
     }
 
-    #[class(service)]
     /// When the ticket was opened.
+    #[class(timing, mask = month)]
     async fn opened_at(&self) -> DateTime<Utc> {
         self.0.opened_at
     }
 
     /// Null while the ticket is open or pending.
-    #[class(service)]
+    #[class(timing, mask = month)]
     async fn closed_at(&self) -> Option<DateTime<Utc>> {
         self.0.closed_at
     }
@@ -119,7 +119,7 @@ impl Ticket {
     }
 
     /// The subject line as the requester or agent wrote it.
-    #[class(service)]
+    #[class(receipt)]
     async fn subject(&self) -> &str {
         &self.0.subject
     }

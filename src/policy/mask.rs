@@ -1,6 +1,8 @@
 //! Mask formats on plain values: what a masked value looks like. Each keeps only what
 //! the format documents and nothing that could be reversed (no lengths, no separators).
 
+use chrono::{DateTime, Datelike, NaiveTime, Utc};
+
 /// `jane.doe@example.com` → `j***@example.com`.
 pub fn email(address: &str) -> String {
     match address.rsplit_once('@') {
@@ -26,6 +28,17 @@ pub fn initials(name: &str) -> String {
         .map(|c| format!("{}.", c.to_uppercase()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The first instant of the time's month (UTC): `2026-03-17T09:41:07Z` → `2026-03-01T00:00:00Z`.
+pub fn month(at: DateTime<Utc>) -> DateTime<Utc> {
+    let first = at.date_naive().with_day(1).unwrap_or(at.date_naive());
+    first.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// A count of days down to whole months of 30 days: 59 → 30.
+pub fn whole_months(days: i32) -> i32 {
+    days - days.rem_euclid(30)
 }
 
 #[cfg(test)]

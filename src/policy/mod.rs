@@ -52,10 +52,16 @@ pub enum PrivacyClass {
     Internal,
     /// Derived figures: tenure, segments, scores.
     Insight,
+    /// When one thing happened, to the second: an order, a ticket, a campaign send, a
+    /// consent, the sign-up. Masked, to its month.
+    Timing,
+    /// What one receipt, ticket or message carries that its holder can recognise: order
+    /// numbers, one order's amounts and prices, ticket subjects, coupon codes.
+    Receipt,
 }
 
 /// How many classes there are (the size of a decision table).
-pub const CLASSES: usize = 8;
+pub const CLASSES: usize = 10;
 
 impl PrivacyClass {
     fn index(self) -> usize {
@@ -85,6 +91,9 @@ pub enum MaskFormat {
     Remove,
     /// Kept: the value is coarse already (a birth year), so masked it stays as it is.
     Keep,
+    /// A time to the first instant of its month (UTC): `2026-03-17T09:41:07Z` →
+    /// `2026-03-01T00:00:00Z`; a count of days down to whole months of 30 days.
+    Month,
 }
 
 /// What a viewer gets of a field.

@@ -43,6 +43,12 @@ pub enum PrivacyClass {
     Internal,
     /// Derived figures: tenure, segments, scores.
     Insight,
+    /// When one thing happened, to the second: an order, a ticket, a campaign send, a
+    /// consent, the sign-up. Masked, to its month.
+    Timing,
+    /// What one receipt, ticket or message carries that its holder can recognise: order
+    /// numbers, one order's amounts and prices, ticket subjects, coupon codes.
+    Receipt,
 }
 
 /// How a field's value is masked when the policy says `mask`; every format keeps the
@@ -63,6 +69,9 @@ pub enum MaskFormat {
     Remove,
     /// Kept as it is: the value is coarse already (a birth year).
     Keep,
+    /// A time to the first instant of its month (UTC); a count of days down to whole
+    /// months of 30 days.
+    Month,
 }
 
 /// The privacy class (and mask format) of a field.
@@ -175,6 +184,36 @@ pub trait MaskValue: Sized {
     }
 }
 
+/// A time that must be there has one masked form: its month (`keep` keeps it).
+impl Masked for chrono::DateTime<chrono::Utc> {
+    fn masked(self, format: policy::MaskFormat) -> Self {
+        match format {
+            policy::MaskFormat::Keep => self,
+            _ => mask::month(self),
+        }
+    }
+}
+
+/// A count of days that must be there has one masked form: whole months of 30 days.
+impl Masked for i32 {
+    fn masked(self, format: policy::MaskFormat) -> Self {
+        match format {
+            policy::MaskFormat::Keep => self,
+            _ => mask::whole_months(self),
+        }
+    }
+}
+
+impl MaskValue for chrono::DateTime<chrono::Utc> {
+    fn mask(self, format: policy::MaskFormat) -> Option<Self> {
+        match format {
+            policy::MaskFormat::Keep => Some(self),
+            policy::MaskFormat::Month => Some(mask::month(self)),
+            _ => None,
+        }
+    }
+}
+
 impl MaskValue for String {
     fn mask(self, format: policy::MaskFormat) -> Option<Self> {
         use policy::MaskFormat as F;
@@ -183,7 +222,7 @@ impl MaskValue for String {
             F::Phone => Some(mask::phone(&self)),
             F::Initials => Some(mask::initials(&self)),
             F::Keep => Some(self),
-            F::CityCountry | F::Remove => None,
+            F::CityCountry | F::Remove | F::Month => None,
         }
     }
 }
@@ -204,6 +243,11 @@ mod tests {
         assert_eq!(s("Jane Doe").masked(F::Initials), s("J. D."));
         assert_eq!(chrono::NaiveDate::from_ymd_opt(1984, 5, 12).masked(F::Remove), None);
         assert_eq!(Some(1984).masked(F::Keep), Some(1984));
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        assert_eq!(at("2026-03-17T09:41:07.5Z").masked(F::Month), at("2026-03-01T00:00:00Z"));
+        assert_eq!(Some(at("2026-12-31T23:59:59Z")).masked(F::Month), Some(at("2026-12-01T00:00:00Z")));
+        assert_eq!(None::<chrono::DateTime<chrono::Utc>>.masked(F::Month), None);
+        assert_eq!((0..3).chain([29, 30, 59, 61, 365]).map(|d| d.masked(F::Month)).collect::<Vec<i32>>(), [0, 0, 0, 0, 30, 30, 60, 360]);
         assert_eq!(None::<String>.masked(F::Email), None);
         assert_eq!(Ok::<_, ()>(s("secret")).masked(F::Remove), Ok(None));
         // A string format never applies to another type, and a string never keeps a city.

@@ -143,6 +143,8 @@ impl PrivacyTable {
                 }),
                 MaskFormat::Remove => ty.nullable,
                 MaskFormat::Keep => true,
+                // A time, or a count of days (`daysSince…`): both have a month.
+                MaskFormat::Month => ty.named == "DateTime" || (ty.named == "Int" && f.starts_with("days")),
             };
             if !fits {
                 errors.push(format!("{t}.{f}: mask {mask:?} does not fit its type {}", ty.named));
@@ -180,6 +182,7 @@ pub(crate) fn read_directive(
         Some("CITY_COUNTRY") => Some(MaskFormat::CityCountry),
         Some("REMOVE") => Some(MaskFormat::Remove),
         Some("KEEP") => Some(MaskFormat::Keep),
+        Some("MONTH") => Some(MaskFormat::Month),
         Some(other) => return Err(format!("unknown mask format {other}")),
     };
     Ok(FieldPrivacy { class, mask, lookup })

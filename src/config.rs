@@ -59,6 +59,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The keys ids and cursors are sealed with.
     pub ids: IdsConfig,
+    /// How long a client may take to send what the hub must read before it can answer.
+    pub http: HttpConfig,
     /// The privacy policy file; the shipped `policy.toml` when unset.
     pub policy: Option<PathBuf>,
     /// The audit log's writer.
@@ -349,6 +351,34 @@ pub struct IdsConfig {
     pub previous_key_files: Vec<PathBuf>,
 }
 
+/// Time bounds on what clients send: a client that trickles its request in holds a
+/// connection (and memory) for as long as the hub waits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// From a connection's opening (or its previous response) to the end of a request's
+    /// headers; then the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// For the whole body of a request, once its headers are in: HTTP 408 after it.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// From a websocket's opening to its `connection_init`: closed with 4408 after it
+    /// (pings do not count).
+    #[serde(with = "humantime_serde")]
+    pub websocket_init_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            websocket_init_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Where the hub runs; production forbids development conveniences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -445,6 +475,7 @@ impl Default for Config {
             environment: Environment::Development,
             auth: AuthConfig::default(),
             ids: IdsConfig::default(),
+            http: HttpConfig::default(),
             policy: None,
             audit: AuditConfig::default(),
             trace_sql: false,

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::registry::MetaTypeName;
 use async_graphql::{Name, Positioned, Value as ConstValue, Variables};
-use indexmap::IndexMap;
 use async_graphql_value::Value;
+use indexmap::IndexMap;
 
 use super::privacy::viewer::Types;
 use crate::config::GraphqlConfig;

@@ -24,7 +24,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthError, Verifier, Viewer};
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::hub::{Hub, Operations};
 
 struct AppState {
@@ -42,6 +42,10 @@ struct AppState {
     sockets: tokio_util::task::TaskTracker,
     /// How long requests and operations in flight may take to finish on shutdown.
     grace: std::time::Duration,
+    /// How long a client may take to send a request, and a websocket its `connection_init`.
+    http: HttpConfig,
+    /// The largest request body, and websocket message.
+    max_body: usize,
 }
 
 /// A bound, ready-to-run server.
@@ -61,7 +65,7 @@ impl Application {
         let hosts = hosts::AllowedHosts::new(&config.allowed_hosts, listener.local_addr()?)?;
         let grace = config.shutdown_timeout;
         let max_body = config.graphql.max_body_bytes;
-        let development = playground::mints_tokens(&config).then_some(config);
+        let development = playground::mints_tokens(&config).then_some(config.clone());
         let state = Arc::new(AppState {
             hub,
             verifier,
@@ -69,6 +73,8 @@ impl Application {
             closing: tokio::sync::watch::Sender::new(false),
             sockets: tokio_util::task::TaskTracker::new(),
             grace,
+            http: config.http.clone(),
+            max_body,
             development,
         });
         let mut playground = Router::new().route("/", get(playground::asset)).fallback(playground::asset);
@@ -77,17 +83,21 @@ impl Application {
                 .route("/viewers", get(playground::viewers))
                 .route("/token", axum::routing::post(playground::dev_token))
                 .fallback(|| async { (StatusCode::NOT_FOUND, Json(error_body("NOT_FOUND", "no such resource"))) })
-                .layer(axum::middleware::from_fn_with_state(state.clone(), playground::only_own_hosts));
+                .layer(axum::middleware::from_fn_with_state(state.clone(), playground::only_own_hosts))
+                .layer(axum::middleware::map_response(no_store));
             playground = playground.nest("/dev", development);
         }
         let playground = playground.layer(CompressionLayer::new());
         let router = Router::new()
             .route(
                 "/graphql",
-                get(graphql_get).post(graphql_post).fallback(|| async {
-                    let body = error_body("METHOD_NOT_ALLOWED", "/graphql takes GET and POST");
-                    (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "GET, POST")], Json(body))
-                }),
+                get(graphql_get)
+                    .post(graphql_post)
+                    .fallback(|| async {
+                        let body = error_body("METHOD_NOT_ALLOWED", "/graphql takes GET and POST");
+                        (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "GET, POST")], Json(body))
+                    })
+                    .layer(axum::middleware::map_response(no_store)),
             )
             .merge(playground)
             .route("/healthz", get(|| async { "ok" }))
@@ -129,7 +139,7 @@ impl Application {
                 state.sockets.close();
             }
         };
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(closing).into_future();
+        let serve = serve(self.listener, self.router, state.http.header_timeout, closing);
         let (mut closed, grace) = (state.closing.subscribe(), state.grace);
         let deadline = async move {
             let _ = closed.wait_for(|closing| *closing).await;
@@ -150,6 +160,63 @@ impl Application {
         state.hub.close().await;
         served
     }
+}
+
+/// Accepts connections until `closing` completes, then lets those open finish their
+/// request in flight and closes them (`axum::serve`, with a deadline on each request's
+/// headers: a client that trickles them in is cut off after `header_timeout`).
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: std::time::Duration,
+    closing: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
+    let connections = tokio_util::task::TaskTracker::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    futures::pin_mut!(closing);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors, or a connection reset before it was accepted.
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut closing => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut stopped = stopped.clone();
+        connections.spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            futures::pin_mut!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopped.wait_for(|stop| *stop) => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    stop.send_replace(true);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// Answers that may carry personal data (or a token) are kept by no cache, and read by
+/// browsers as nothing but what they declare.
+async fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// A GET is a query in the URL (`query`, `operationName`, `variables` as JSON), or the
@@ -190,11 +257,20 @@ async fn graphql_get(State(state): State<Arc<AppState>>, request: Request) -> Re
 
 /// A POST carries a JSON GraphQL request (`application/json`); other bodies are refused
 /// (415) before anything runs.
-async fn graphql_post(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+async fn graphql_post(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    use axum::extract::FromRequest as _;
+
+    let headers = request.headers().clone();
+    // The whole body within its time: a client that sends a byte now and then does not
+    // hold the connection.
+    let body = match tokio::time::timeout(state.http.body_timeout, Bytes::from_request(request, &())).await {
+        Err(_) => {
+            let body = error_body("REQUEST_TIMEOUT", "the request body did not arrive within http.body_timeout");
+            return (StatusCode::REQUEST_TIMEOUT, [(axum::http::header::CONNECTION, "close")], Json(body))
+                .into_response();
+        }
+        Ok(body) => body,
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {

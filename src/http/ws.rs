@@ -76,7 +76,12 @@ pub(super) async fn upgrade(state: Arc<AppState>, request: Request) -> Response 
         Err(rejection) => return rejection.into_response(),
     };
     let sockets = state.sockets.clone();
+    // A message (fragmented or not) is held to the body limit of HTTP requests: read in
+    // full before anything looks at it, it would otherwise take up to 64 MiB before the
+    // token in it is checked.
     socket
+        .max_message_size(state.max_body)
+        .max_frame_size(state.max_body)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| sockets.track_future(serve(socket, state, header_token, protocol)))
 }
@@ -150,8 +155,17 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<Str
     let mut failed: HashSet<String> = HashSet::new();
     let deadline = tokio::time::sleep(Duration::MAX);
     futures::pin_mut!(deadline);
+    // A connection must be acknowledged (a valid token) in time; pings do not count.
+    let unacknowledged = tokio::time::sleep(state.http.websocket_init_timeout);
+    futures::pin_mut!(unacknowledged);
     let mut shutting_down = false;
+    let mut init_timed_out = false;
     loop {
+        if init_timed_out {
+            let close = CloseFrame { code: 4408, reason: "Connection initialisation timeout".into() };
+            let _ = sink.send(Message::Close(Some(close))).await;
+            return;
+        }
         let idle = running.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
         if shutting_down && idle {
             break;
@@ -164,6 +178,10 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<Str
                 continue;
             }
             () = &mut deadline => break,
+            () = &mut unacknowledged, if !acknowledged.load(Ordering::SeqCst) => {
+                init_timed_out = true;
+                continue;
+            }
         };
         let Some(message) = message else {
             if too_early.load(Ordering::SeqCst) {

@@ -23,5 +23,6 @@ mod playground;
 mod privacy;
 mod schema;
 mod shutdown;
+mod slow;
 mod subject;
 mod websocket;

@@ -5,9 +5,9 @@
 //! and hidden fields are indistinguishable from fields that do not exist.
 
 use c360::auth::Role;
-use chrono::Datelike;
 use c360::graphql::privacy::PrivacyTable;
 use c360::policy::PrivacyClass;
+use chrono::Datelike;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Layout, TestApp, assert_unknown_field};

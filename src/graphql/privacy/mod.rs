@@ -247,7 +247,10 @@ mod tests {
         assert_eq!(at("2026-03-17T09:41:07.5Z").masked(F::Month), at("2026-03-01T00:00:00Z"));
         assert_eq!(Some(at("2026-12-31T23:59:59Z")).masked(F::Month), Some(at("2026-12-01T00:00:00Z")));
         assert_eq!(None::<chrono::DateTime<chrono::Utc>>.masked(F::Month), None);
-        assert_eq!((0..3).chain([29, 30, 59, 61, 365]).map(|d| d.masked(F::Month)).collect::<Vec<i32>>(), [0, 0, 0, 0, 30, 30, 60, 360]);
+        assert_eq!(
+            (0..3).chain([29, 30, 59, 61, 365]).map(|d| d.masked(F::Month)).collect::<Vec<i32>>(),
+            [0, 0, 0, 0, 30, 30, 60, 360]
+        );
         assert_eq!(None::<String>.masked(F::Email), None);
         assert_eq!(Ok::<_, ()>(s("secret")).masked(F::Remove), Ok(None));
         // A string format never applies to another type, and a string never keeps a city.

@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(s("Jane Doe").masked(F::Initials), s("J. D."));
         assert_eq!(chrono::NaiveDate::from_ymd_opt(1984, 5, 12).masked(F::Remove), None);
         assert_eq!(Some(1984).masked(F::Keep), Some(1984));
-        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("a time");
         assert_eq!(at("2026-03-17T09:41:07.5Z").masked(F::Month), at("2026-03-01T00:00:00Z"));
         assert_eq!(Some(at("2026-12-31T23:59:59Z")).masked(F::Month), Some(at("2026-12-01T00:00:00Z")));
         assert_eq!(None::<chrono::DateTime<chrono::Utc>>.masked(F::Month), None);

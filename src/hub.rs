@@ -218,9 +218,32 @@ impl Hub {
         if let Err(refusal) = self.persisted.resolve(&viewer, &mut request) {
             return (refused(&refusal.to_string(), refusal.code(), []), request_id);
         }
+        let role: &'static str = viewer.role.into();
+        let limits = Limits::for_role(&self.graphql, role);
+        // What a request refused before it runs costs its caller: nothing (a document that
+        // does not parse, one over a limit) is free to send over and over.
+        let charge = |cost: u64| -> Result<(), async_graphql::Response> {
+            let Some(rates) = &self.rates else { return Ok(()) };
+            rates.charge(role, viewer.partner.as_deref(), &viewer.subject, cost).map_err(|wait| {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let message = format!("too many operations; retry in {seconds} s");
+                refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())])
+            })
+        };
         let document = match self.parsed(&request.query) {
             Ok(document) => document,
-            Err(error) => return (async_graphql::Response::from_errors(vec![error]), request_id),
+            Err(error) => {
+                // Over the token limit, it is charged as the costliest operation allowed.
+                let over = error
+                    .extensions
+                    .as_ref()
+                    .and_then(|e| e.get("code"))
+                    .is_some_and(|c| *c == async_graphql::Value::from("LIMIT_EXCEEDED"));
+                if let Err(limited) = charge(if over { limits.cost } else { 1 }) {
+                    return (limited, request_id);
+                }
+                return (async_graphql::Response::from_errors(vec![error]), request_id);
+            }
         };
         if operations == Operations::QueriesOnly
             && operation(&document, request.operation_name.as_deref()).map(|o| o.ty) == Some(OperationType::Mutation)
@@ -234,29 +257,29 @@ impl Hub {
         {
             *name = operations.keys().next().map(ToString::to_string);
         }
-        let role: &'static str = viewer.role.into();
         let introspection = self.graphql.introspection_roles.iter().any(|r| r == role);
         if !introspection && limits::introspects(&document) {
+            if let Err(limited) = charge(1) {
+                return (limited, request_id);
+            }
             let message = "introspection is not available to this token";
             return (refused(message, "GRAPHQL_VALIDATION_FAILED", []), request_id);
         }
         let viewer_schema = self.schemas.of(&access);
-        let limits = Limits::for_role(&self.graphql, role);
         let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
+        let operation_name = request.operation_name.as_deref();
         let checked = match self.hardened {
-            true => limits::check(&document, &request.variables, &viewer_schema.types, max_page, &limits),
+            true => {
+                limits::check(&document, operation_name, &request.variables, &viewer_schema.types, max_page, &limits)
+            }
             false => Ok(0),
         };
-        let cost = match checked {
-            Ok(cost) => cost,
-            Err(e) => return (async_graphql::Response::from_errors(vec![exceeded(&e)]), request_id),
-        };
-        if let Some(rates) = &self.rates
-            && let Err(wait) = rates.charge(role, viewer.partner.as_deref(), &viewer.subject, cost)
-        {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let message = format!("too many operations; retry in {seconds} s");
-            return (refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())]), request_id);
+        // Over a limit, it is charged as the costliest operation allowed.
+        if let Err(limited) = charge(checked.as_ref().map_or(limits.cost, |cost| *cost)) {
+            return (limited, request_id);
+        }
+        if let Err(e) = checked {
+            return (async_graphql::Response::from_errors(vec![exceeded(&e)]), request_id);
         }
         let invalid =
             inputs::check(&viewer_schema.types, &document, request.operation_name.as_deref(), &request.variables);
@@ -373,7 +396,8 @@ impl Hub {
             })
             .collect();
         let queued = self.audit.as_ref().map_or(0, |a| i64::try_from(a.queued()).unwrap_or(i64::MAX));
-        self.metrics.render(&pools, queued, self.kept.models.age_seconds())
+        let dead_letters = self.audit.as_ref().map_or(0, AuditLog::dead_letters);
+        self.metrics.render(&pools, (queued, dead_letters), self.kept.models.age_seconds())
     }
 
     /// The partners with consents in the CRM (the playground's sign-in offers them).

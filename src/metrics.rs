@@ -75,6 +75,7 @@ pub struct Metrics {
     link_lookups: Family<LinksFrom, Counter>,
     pool: Family<Pool, Gauge>,
     audit_queue: Gauge,
+    audit_dead_letters: Counter,
     model_age: Gauge,
     names: Mutex<HashSet<String>>,
 }
@@ -93,6 +94,7 @@ impl Default for Metrics {
         let link_lookups = Family::<LinksFrom, Counter>::default();
         let pool = Family::<Pool, Gauge>::default();
         let (audit_queue, model_age) = (Gauge::default(), Gauge::default());
+        let audit_dead_letters = Counter::default();
         registry.register(
             "operations",
             "GraphQL operations by name and outcome (ok, partial or the error code)",
@@ -128,6 +130,11 @@ impl Default for Metrics {
         );
         registry.register("pool_connections", "Database connections by state (idle, busy)", pool.clone());
         registry.register("audit_queue_depth", "Responses whose audit entries wait to be written", audit_queue.clone());
+        registry.register(
+            "audit_dead_letters",
+            "Audit entries the store refused while it took others: set apart in the server log (alert on any)",
+            audit_dead_letters.clone(),
+        );
         registry.register("insight_model_age_seconds", "Age of the insight model served", model_age.clone());
         Metrics {
             registry,
@@ -142,6 +149,7 @@ impl Default for Metrics {
             link_lookups,
             pool,
             audit_queue,
+            audit_dead_letters,
             model_age,
             names: Mutex::default(),
         }
@@ -201,13 +209,19 @@ impl Metrics {
     }
 
     /// The Prometheus text, with the gauges read now: `pools` as (database, idle, busy),
-    /// the audit queue's depth and the model's age in seconds.
-    pub fn render(&self, pools: &[(String, i64, i64)], audit_queue: i64, model_age: Option<i64>) -> String {
+    /// the audit queue's depth and its dead letters so far, and the model's age in seconds.
+    pub fn render(
+        &self,
+        pools: &[(String, i64, i64)],
+        (audit_queue, dead_letters): (i64, u64),
+        model_age: Option<i64>,
+    ) -> String {
         for (db, idle, busy) in pools {
             self.pool.get_or_create(&Pool { db: db.clone(), state: "idle" }).set(*idle);
             self.pool.get_or_create(&Pool { db: db.clone(), state: "busy" }).set(*busy);
         }
         self.audit_queue.set(audit_queue);
+        self.audit_dead_letters.inc_by(dead_letters.saturating_sub(self.audit_dead_letters.get()));
         self.model_age.set(model_age.unwrap_or(-1));
         let mut out = String::new();
         // Writing to a String does not fail.
@@ -239,7 +253,8 @@ mod tests {
         }
         metrics.rejected("rate");
         metrics.link_lookups(3, 1);
-        let text = metrics.render(&[("hub".into(), 3, 1)], 2, Some(60));
+        let text = metrics.render(&[("hub".into(), 3, 1)], (2, 1), Some(60));
+        assert!(text.contains("c360_audit_dead_letters_total 1"), "{text}");
         assert!(text.contains(r#"c360_operations_total{operation="CustomerView",outcome="ok"} 2"#), "{text}");
         assert!(text.contains(r#"c360_operations_total{operation="other",outcome="GRAPHQL_PARSE_FAILED"} 1"#));
         assert!(text.contains(r#"c360_operations_total{operation="other",outcome="ok"} 6"#), "{text}");

@@ -8,12 +8,16 @@
 //! - [`AuditLog::close`] (graceful shutdown) stops taking entries and writes every one
 //!   already taken;
 //! - while the store is failing, responses that would reveal personal data are refused
-//!   (`AUDIT_UNAVAILABLE`): the hub fails closed.
+//!   (`AUDIT_UNAVAILABLE`): the hub fails closed;
+//! - one entry the store refuses while it takes others (a value it cannot hold, a rule of
+//!   its own) does not stop the log: it is set apart in the server log and counted
+//!   (`c360_audit_dead_letters_total`), and the others are written. An entry whose values
+//!   do not fit the table is refused before its response leaves.
 
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +61,10 @@ pub struct AuditEntry {
     pub target: Option<String>,
 }
 
+/// The most characters each column of `audit_log` holds (see its migration).
+const COLUMNS: [(&str, usize); 6] =
+    [("request_id", 36), ("subject", 200), ("partner", 64), ("customer_id", 36), ("fields", 1000), ("target", 320)];
+
 impl AuditEntry {
     pub fn new(viewer: &Viewer, request_id: &str, action: AuditAction, customer_id: &str, fields: Vec<String>) -> Self {
         AuditEntry {
@@ -79,6 +87,26 @@ impl AuditEntry {
             target: Some(target.to_owned()),
             ..AuditEntry::new(viewer, request_id, AuditAction::Revoke, "", vec![kind.to_owned()])
         }
+    }
+}
+
+impl AuditEntry {
+    /// The first of its values the table cannot hold, by column name.
+    fn too_long(&self) -> Option<&'static str> {
+        let fields = self.fields.join(",");
+        let values = [
+            Some(self.request_id.as_str()),
+            Some(self.subject.as_str()),
+            self.partner.as_deref(),
+            Some(self.customer_id.as_str()),
+            Some(fields.as_str()),
+            self.target.as_deref(),
+        ];
+        COLUMNS
+            .iter()
+            .zip(values)
+            .find(|((_, max), v)| v.is_some_and(|v| v.chars().count() > *max))
+            .map(|((c, _), _)| *c)
     }
 }
 
@@ -116,6 +144,10 @@ pub struct AuditLog {
     healthy: Arc<AtomicBool>,
     enqueue_timeout: Duration,
     writer: Arc<Mutex<Option<Writer>>>,
+    /// Set when the log closes: a write that keeps failing then gives up at a deadline.
+    closing: Arc<AtomicBool>,
+    /// Entries the store refused while it took others.
+    dead_letters: Arc<AtomicU64>,
 }
 
 /// The writer task and the signal that closes it.
@@ -130,13 +162,23 @@ impl AuditLog {
         let (queue, entries) = mpsc::channel(config.queue.max(1));
         let (close, closing) = oneshot::channel();
         let healthy = Arc::new(AtomicBool::new(true));
-        let task = tokio::spawn(write_loop(hub, entries, closing, healthy.clone(), config.flush_interval));
+        let (shutting, dead_letters) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let store =
+            Store { hub, healthy: healthy.clone(), closing: shutting.clone(), dead_letters: dead_letters.clone() };
+        let task = tokio::spawn(write_loop(store, entries, closing, config.flush_interval));
         AuditLog {
             queue,
             healthy,
             enqueue_timeout: config.enqueue_timeout,
             writer: Arc::new(Mutex::new(Some(Writer { close, task }))),
+            closing: shutting,
+            dead_letters,
         }
+    }
+
+    /// Entries the store refused while it took others, since the start.
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters.load(Ordering::Relaxed)
     }
 
     /// Responses whose entries wait in the queue.
@@ -158,12 +200,18 @@ impl AuditLog {
         if !self.available() {
             return Err(AuditUnavailable);
         }
+        // Refused now, with its response, rather than by the store later.
+        if let Some(column) = entries.iter().find_map(AuditEntry::too_long) {
+            tracing::error!(column, "an audit entry's value is longer than its column; the response is withheld");
+            return Err(AuditUnavailable);
+        }
         self.queue.send_timeout(entries, self.enqueue_timeout).await.map_err(|_| AuditUnavailable)
     }
 
     /// Stops taking entries and returns once every entry taken is written.
     pub async fn close(&self) {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.closing.store(true, Ordering::Release);
         if let Some(Writer { close, task }) = writer {
             let _ = close.send(());
             if let Err(e) = task.await {
@@ -179,11 +227,18 @@ const BATCH: usize = 500;
 /// How long shutdown waits for a failing store before the entries go to the server log.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-async fn write_loop(
+/// The writer's side: the hub store, and what it reports.
+struct Store {
     hub: Database,
+    healthy: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
+    dead_letters: Arc<AtomicU64>,
+}
+
+async fn write_loop(
+    store: Store,
     mut queue: mpsc::Receiver<Vec<AuditEntry>>,
     mut closing: oneshot::Receiver<()>,
-    healthy: Arc<AtomicBool>,
     flush_interval: Duration,
 ) {
     let mut closed = false;
@@ -227,43 +282,88 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let deadline = closed.then(|| *give_up.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE));
-        write_until_stored(&hub, &batch, &healthy, deadline).await;
+        store.write(&batch, &mut give_up).await;
         batch.clear();
     }
 }
 
-/// Writes a batch, retrying with backoff while the store fails (marking the log
-/// unavailable meanwhile): entries already taken are never dropped. Past `deadline`
-/// (shutting down), what cannot be stored is written to the server log instead.
-async fn write_until_stored(
-    hub: &Database,
-    batch: &[AuditEntry],
-    healthy: &AtomicBool,
-    deadline: Option<tokio::time::Instant>,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match store::insert(hub, batch).await {
-            Ok(()) => {
-                if !healthy.swap(true, Ordering::AcqRel) {
-                    tracing::warn!("the audit log is available again");
-                }
+impl Store {
+    /// Writes a batch, retrying with backoff while the store is down (marking the log
+    /// unavailable meanwhile): entries already taken are never dropped. When the store is
+    /// up and refuses the batch, each entry is written on its own, and one it refuses is
+    /// set apart. Once the log closes, what cannot be stored within [`SHUTDOWN_GRACE`]
+    /// (counted from `give_up`, set at the first failure after closing) goes to the
+    /// server log instead.
+    async fn write(&self, batch: &[AuditEntry], give_up: &mut Option<tokio::time::Instant>) {
+        let mut pending = batch;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let Err(e) = store::insert(&self.hub, pending).await else {
+                self.available();
                 return;
-            }
-            Err(e) => {
-                if healthy.swap(false, Ordering::AcqRel) {
-                    tracing::error!(error = %e, pending = batch.len(), "cannot write the audit log; refusing revealing requests");
+            };
+            if refuses_entry(&e) {
+                // Up, and refusing an entry it cannot take: each on its own, then.
+                pending = self.one_by_one(pending).await;
+                if pending.is_empty() {
+                    self.available();
+                    return;
                 }
-                if deadline.is_some_and(|d| tokio::time::Instant::now() + backoff > d) {
-                    for entry in batch {
+                // Down after all, from the entry `pending` starts with.
+            }
+            if self.healthy.swap(false, Ordering::AcqRel) {
+                tracing::error!(error = %e, pending = pending.len(), "cannot write the audit log; refusing revealing requests");
+            }
+            if self.closing.load(Ordering::Acquire) {
+                let deadline = *give_up.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                if tokio::time::Instant::now() + backoff > deadline {
+                    for entry in pending {
                         tracing::error!(?entry, "audit entry not stored: the store is down at shutdown");
                     }
                     return;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
+
+    /// Writes `entries` one at a time, setting apart each one the store refuses while it
+    /// answers. Returns what is left when the store stops answering (nothing when done).
+    async fn one_by_one<'e>(&self, entries: &'e [AuditEntry]) -> &'e [AuditEntry] {
+        let mut rest = entries;
+        while let Some((entry, tail)) = rest.split_first() {
+            if let Err(e) = store::insert(&self.hub, std::slice::from_ref(entry)).await {
+                if !refuses_entry(&e) {
+                    return rest;
+                }
+                self.dead_letters.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, ?entry, "audit entry refused by the store: set apart, the log goes on");
+            }
+            rest = tail;
+        }
+        rest
+    }
+
+    fn available(&self) {
+        if !self.healthy.swap(true, Ordering::AcqRel) {
+            tracing::warn!("the audit log is available again");
+        }
+    }
+}
+
+/// Whether the store refused what it was given rather than failed: a value it cannot hold
+/// (SQLSTATE class 22), a rule of its own (class 23, a check, a trigger's abort; SQLite's
+/// constraint, size and type codes; MySQL's check constraint 3819). A missing table, a
+/// lost connection or a full disk are failures: the log then fails closed.
+fn refuses_entry(error: &sqlx::Error) -> bool {
+    use sqlx::error::ErrorKind;
+    let sqlx::Error::Database(db) = error else { return false };
+    if !matches!(db.kind(), ErrorKind::Other) {
+        return true;
+    }
+    let code = db.code().unwrap_or_default();
+    let sqlite = || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 18..=20));
+    let mysql = || db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == 3819);
+    code.starts_with("22") || code.starts_with("23") || sqlite() || mysql()
 }

@@ -110,6 +110,25 @@ impl Viewer {
     }
 }
 
+/// The longest token subject, in characters (the audit log's column holds it).
+pub const MAX_SUBJECT: usize = 200;
+
+/// The longest token id (`jti`), in characters (a revocation holds it).
+pub const MAX_TOKEN_ID: usize = 320;
+
+/// Whether `value` is a partner id or purpose: 1 to 64 characters of `a-z`, `0-9`, `-`,
+/// `_` and `.` (`acme-insurance`, `offers`). Tokens and consents hold them alike.
+pub fn is_name(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+}
+
+/// Whether `value` is an identifier as sent: 1 to `max` characters, no control characters,
+/// and no space at either end (it is compared, and revoked, exactly as it stands).
+pub fn is_identifier(value: &str, max: usize) -> bool {
+    !value.is_empty() && value.chars().count() <= max && value.trim() == value && !value.chars().any(char::is_control)
+}
+
 /// Space-separated scopes, as in the `scope` claim.
 pub fn parse_scopes(scope: &str) -> BTreeSet<String> {
     scope.split_whitespace().map(str::to_owned).collect()

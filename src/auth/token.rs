@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, DEVELOPMENT_KID, KeyError, KeyRing};
-use super::{Role, Viewer, parse_scopes};
+use super::{MAX_SUBJECT, MAX_TOKEN_ID, Role, Viewer, is_identifier, is_name, parse_scopes};
 use crate::config::{AuthConfig, Config};
 
 /// Why a request is not authenticated. Every kind is HTTP 401 `UNAUTHENTICATED`; the
@@ -125,9 +125,22 @@ impl Verifier {
             return Err(AuthError::Invalid);
         }
         let role: Role = claims.role.parse().map_err(|_| AuthError::Invalid)?;
-        let partner = claims.partner_id.filter(|p| !p.trim().is_empty());
+        let partner = claims.partner_id.filter(|p| !p.is_empty());
         // A partner token must name its partner, and only partner tokens may.
-        if (role == Role::Partner) != partner.is_some() || claims.sub.trim().is_empty() {
+        if (role == Role::Partner) != partner.is_some() {
+            return Err(AuthError::Invalid);
+        }
+        // What the hub stores and compares (the audit log, revocations, consents) is
+        // bounded here, so that no token gets past with a value the store cannot hold.
+        let purpose = claims.purpose.filter(|p| !p.is_empty());
+        let token_id = claims.jti.filter(|j| !j.is_empty());
+        let fits = is_identifier(&claims.sub, MAX_SUBJECT)
+            && partner.as_deref().is_none_or(is_name)
+            && purpose.as_deref().is_none_or(is_name)
+            && token_id.as_deref().is_none_or(|j| is_identifier(j, MAX_TOKEN_ID))
+            && claims.scope.len() <= 1000;
+        if !fits {
+            tracing::debug!("token with a claim out of bounds");
             return Err(AuthError::Invalid);
         }
         Ok(Viewer {
@@ -135,8 +148,8 @@ impl Verifier {
             role,
             scopes: parse_scopes(&claims.scope),
             partner,
-            purpose: claims.purpose.filter(|p| !p.trim().is_empty()),
-            token_id: claims.jti.filter(|j| !j.trim().is_empty()),
+            purpose,
+            token_id,
             issued_at: Some(iat),
         })
     }

@@ -20,9 +20,7 @@ const MAX_NOTE: usize = 4000;
 /// Partner ids and purposes: short lowercase names (`acme-insurance`, `offers`).
 fn name(what: &'static str, value: &str) -> Result<String, ApiError> {
     let value = value.trim();
-    let ok = (1..=64).contains(&value.len())
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
-    if ok {
+    if crate::auth::is_name(value) {
         Ok(value.to_owned())
     } else {
         Err(ApiError::BadInput(format!("`{what}` must be 1 to 64 characters of a-z, 0-9, `-`, `_` or `.`")))

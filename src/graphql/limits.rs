@@ -129,21 +129,26 @@ pub fn tokens(query: &str, max: usize) -> Result<usize, Exceeded> {
     Ok(count)
 }
 
-/// Checks every operation of `document` against `limits`: their cost (the most of any
-/// operation: one runs), or the first limit exceeded.
+/// Checks the operation of `document` that runs (`name`, or the only one) against
+/// `limits`: its cost, or the first limit exceeded. The others are not walked: a document
+/// of a thousand operations spreading the same fragments costs what the one that runs
+/// costs, as async-graphql runs none when the name matches none (and costs nothing).
 pub fn check(
     document: &ExecutableDocument,
+    name: Option<&str>,
     variables: &Variables,
     types: &Types,
     max_page: u64,
     limits: &Limits,
 ) -> Result<u64, Exceeded> {
     let mut cost = 0;
-    let operations: Vec<_> = match &document.operations {
-        DocumentOperations::Single(op) => vec![op],
-        DocumentOperations::Multiple(ops) => ops.values().collect(),
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
     };
-    for operation in operations {
+    if let Some(operation) = operation {
         let root = match operation.node.ty {
             OperationType::Query => Some(types.query.as_str()),
             OperationType::Mutation => types.mutation.as_deref(),
@@ -485,7 +490,7 @@ mod tests {
     fn run(query: &str, variables: serde_json::Value) -> Result<u64, Exceeded> {
         let document = async_graphql::parser::parse_query(query).expect("parses");
         let variables = Variables::from_json(variables);
-        check(&document, &variables, &everything(), 100, &limits())
+        check(&document, None, &variables, &everything(), 100, &limits())
     }
 
     fn limit(query: &str) -> Option<&'static str> {
@@ -560,7 +565,7 @@ mod tests {
         let cost = |field: &str, types: &Types| {
             let query = format!("{{ customers(first: 40) {{ edges {{ node {{ {field} {{ totalCount }} }} }} }} }}");
             let document = async_graphql::parser::parse_query(&query).expect("parses");
-            check(&document, &Variables::default(), types, 100, &generous).expect("within")
+            check(&document, None, &Variables::default(), types, 100, &generous).expect("within")
         };
         // Notes (internal) and orders (financial) are not in a partner's schema: their
         // page sizes do not count, as for a name that does not exist.
@@ -597,7 +602,7 @@ mod tests {
         let generous = Limits { depth: 15, aliases: 30, root_fields: 30, directives: 30, cost: u64::MAX };
         let walk = |q: &str| {
             let document = async_graphql::parser::parse_query(q).expect("parses");
-            check(&document, &Variables::default(), &everything(), 100, &generous).map_err(|e| e.limit)
+            check(&document, None, &Variables::default(), &everything(), 100, &generous).map_err(|e| e.limit)
         };
         // What tools send passes, with room.
         let graphql_js = include_str!("../../tests/fixtures/introspection.graphql");
@@ -661,6 +666,27 @@ mod tests {
     }
 
     #[test]
+    fn only_the_operation_that_runs_is_walked() {
+        // Each operation spreads a fragment of 37,000 selections: walked one by one, 1,000
+        // of them once took seconds per request.
+        let fan =
+            (0..5).fold(String::from("customers { id }"), |inner, _| format!("...on Query {{ {} }}", inner.repeat(8)));
+        let operations: String = (0..1000).map(|i| format!("query Op{i} {{ ...F }} ")).collect();
+        let query = format!("{operations} fragment F on Query {{ {fan} }}");
+        let document = async_graphql::parser::parse_query(&query).expect("parses");
+        let generous = Limits { depth: 100, aliases: 100, root_fields: usize::MAX, directives: 100, cost: u64::MAX };
+        let walk = |name| check(&document, name, &Variables::default(), &everything(), 100, &generous);
+        let one = async_graphql::parser::parse_query(format!("query Op7 {{ ...F }} fragment F on Query {{ {fan} }}"))
+            .expect("parses");
+        let alone = check(&one, None, &Variables::default(), &everything(), 100, &generous);
+        assert!(alone.as_ref().is_ok_and(|cost| *cost > 30_000), "{alone:?}");
+        assert_eq!(walk(Some("Op7")), alone);
+        // No name among several: nothing runs, nothing is walked.
+        assert_eq!(walk(None), Ok(0));
+        assert_eq!(walk(Some("Nope")), Ok(0));
+    }
+
+    #[test]
     fn an_exponential_document_stops_early() {
         // Each fragment spreads the next one ten times: 10^8 fields if expanded.
         let mut query = String::from("{ ...F0 }");
@@ -670,7 +696,7 @@ mod tests {
         query += " fragment F8 on Query { customers { id } }";
         let document = async_graphql::parser::parse_query(&query).expect("parses");
         let generous = Limits { depth: 100, aliases: 100, root_fields: usize::MAX, directives: 100, cost: u64::MAX };
-        let found = check(&document, &Variables::default(), &everything(), 100, &generous);
+        let found = check(&document, None, &Variables::default(), &everything(), 100, &generous);
         assert_eq!(found.map_err(|e| e.limit), Err("cost"));
     }
 }

@@ -35,9 +35,11 @@ impl RevocationMutation {
         reason: Option<String>,
     ) -> Result<Revocation> {
         admin_only(ctx)?;
-        let value = value.trim().to_owned();
-        if value.is_empty() || value.len() > 320 {
-            return Err(ApiError::BadInput("`value` must be 1 to 320 characters".into()).into());
+        // As tokens carry it: a token's subject, partner or id has no space at either end
+        // (a token with one is refused), so a value with one would match nothing.
+        if !crate::auth::is_identifier(&value, 320) {
+            let message = "`value` must be 1 to 320 characters, without control characters or spaces at either end";
+            return Err(ApiError::BadInput(message.into()).into());
         }
         if reason.as_ref().is_some_and(|r| r.len() > 500) {
             return Err(ApiError::BadInput("`reason` must be at most 500 characters".into()).into());

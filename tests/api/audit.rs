@@ -340,3 +340,89 @@ async fn audit_loses_nothing_at_shutdown_on_postgres() {
 async fn audit_loses_nothing_at_shutdown_on_mysql() {
     nothing_lost_at_shutdown(Layout::all(Backend::Mysql)).await;
 }
+
+/// A rule of the store's own that refuses the entries of one subject (`poison`): an
+/// entry the store will not take while it takes others.
+async fn refuse_subject(app: &TestApp, backend: Backend) {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "create trigger audit_poison before insert on audit_log when new.subject = 'poison'
+             begin select raise(abort, 'poison'); end"
+        }
+        Backend::Postgres | Backend::Mysql => {
+            "alter table audit_log add constraint audit_poison check (subject <> 'poison')"
+        }
+    };
+    app.sources.hub().execute(&SqlTrace::default(), sql, &[]).await.expect("the poison rule");
+}
+
+/// One entry the store refuses does not stop the log for everyone (it once retried that
+/// batch forever, refusing every revealing response and never finishing a shutdown);
+/// claims the store could not hold are refused with the token.
+async fn one_bad_entry_does_not_jam_the_log(backend: Backend) {
+    let app =
+        TestApp::spawn_with(Layout::all(backend), 20, |c| c.audit.flush_interval = Duration::from_millis(20)).await;
+    let who = &full_customers(&app, 1).await[0];
+    let reveal = "query($id: ID!) { customer(id: $id) { email } }";
+
+    // A subject longer than the log holds is no subject: the token is refused.
+    let long = app.subject_token(&"s".repeat(201), Role::Admin, Duration::from_secs(600));
+    let response = app.send(Some(&format!("Bearer {long}")), json!({ "query": "{ __typename }" })).await.expect("send");
+    assert_eq!(response.status(), 401);
+    let padded = app.subject_token("padded ", Role::Admin, Duration::from_secs(600));
+    let response =
+        app.send(Some(&format!("Bearer {padded}")), json!({ "query": "{ __typename }" })).await.expect("send");
+    assert_eq!(response.status(), 401);
+    // The longest one is stored whole.
+    let longest = "s".repeat(200);
+    let token = app.subject_token(&longest, Role::Admin, Duration::from_secs(600));
+    let (seen, id) = app.query_with_id(&token, reveal, json!({ "id": who })).await;
+    assert!(seen["data"]["customer"]["email"].is_string(), "{seen:#}");
+    assert_eq!(entries_of(&app, &id).await.first().map(|e| e["subject"].clone()), Some(json!(longest)));
+
+    refuse_subject(&app, backend).await;
+    let poison = app.subject_token("poison", Role::Admin, Duration::from_secs(600));
+    let (seen, poisoned) = app.query_with_id(&poison, reveal, json!({ "id": who })).await;
+    assert!(seen["data"]["customer"]["email"].is_string(), "{seen:#}");
+    // Everyone else goes on being served and recorded, the poisoned entry set apart.
+    for _ in 0..5 {
+        let (seen, id) = app.query_with_id(&app.admin, reveal, json!({ "id": who })).await;
+        assert!(seen.get("errors").is_none(), "{seen:#}");
+        assert!(!entries_of(&app, &id).await.is_empty(), "the log goes on after a refused entry");
+    }
+    assert!(entries_of(&app, &poisoned).await.is_empty());
+    let ready = reqwest::get(format!("{}/readyz", app.address)).await.expect("ready");
+    assert_eq!(ready.status().as_u16(), 200);
+    let metrics = reqwest::get(format!("{}/metrics", app.address)).await.expect("GET").text().await.expect("text");
+    assert!(metrics.contains("c360_audit_dead_letters_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn one_bad_entry_does_not_jam_the_log_on_sqlite() {
+    one_bad_entry_does_not_jam_the_log(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set C360_TEST_POSTGRES_URL and run `cargo test -- --include-ignored`"]
+async fn one_bad_entry_does_not_jam_the_log_on_postgres() {
+    one_bad_entry_does_not_jam_the_log(Backend::Postgres).await;
+}
+
+#[tokio::test]
+#[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
+async fn one_bad_entry_does_not_jam_the_log_on_mysql() {
+    one_bad_entry_does_not_jam_the_log(Backend::Mysql).await;
+}
+
+/// A shutdown keeps its deadline while the store is down: what it cannot write goes to
+/// the server log after ten seconds, instead of a retry that never ends.
+#[tokio::test]
+async fn shutdown_keeps_its_deadline_while_the_audit_fails() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 20).await;
+    let who = &full_customers(&app, 1).await[0];
+    audit_table(&app, "audit_log", "audit_log_away").await;
+    let (seen, _) =
+        app.query_with_id(&app.admin, "query($id: ID!) { customer(id: $id) { email } }", json!({ "id": who })).await;
+    assert!(seen["data"]["customer"]["email"].is_string(), "{seen:#}");
+    tokio::time::timeout(Duration::from_secs(60), app.stop()).await.expect("the shutdown finishes");
+}

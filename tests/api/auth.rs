@@ -222,6 +222,10 @@ async fn revoked_tokens_are_refused_everywhere_within_seconds() {
     let agent = app.token(Role::Agent, None, None);
     let refused = app.query_as(&agent, revoke, json!({ "kind": "PARTNER", "value": "acme-insurance" })).await;
     assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused:#}");
+    // Values are compared as tokens carry them: one padded with a space (it was trimmed,
+    // and so matched no token whose subject had one) is refused, as such tokens are.
+    let padded = app.query(revoke, json!({ "kind": "SUBJECT", "value": "test-agent " })).await;
+    assert_eq!(padded["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{padded:#}");
 
     // One token by its id: refused with 401, its sibling still works.
     let done = app.data(revoke, json!({ "kind": "TOKEN_ID", "value": token_id(&partner) })).await;

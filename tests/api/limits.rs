@@ -282,3 +282,39 @@ async fn introspection_cannot_take_all_memory() {
     assert!(body.get("errors").is_none(), "{body:#}");
     assert!(body["data"]["__schema"]["types"].as_array().is_some_and(|t| t.len() > 50), "{body:#}");
 }
+
+/// A request refused before it runs (over a limit, not parsing, introspection where it is
+/// not allowed) is charged to its token: a burst of them once all got `LIMIT_EXCEEDED`,
+/// none `RATE_LIMITED`, however many.
+#[tokio::test]
+async fn refused_requests_count_against_the_rate() {
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 3, |c| {
+        let partner = c360::config::RateLimit { operations_per_second: 1, burst: 5, ..Default::default() };
+        c.rate_limits.roles.insert("partner".to_owned(), partner);
+    })
+    .await;
+    let deep = (0..40).fold(String::from("id"), |inner, _| format!("orders(first: 1) {{ {inner} }}"));
+    for (query, code) in [
+        (format!("{{ customers(first: 1) {{ edges {{ node {{ {deep} }} }} }} }}"), "LIMIT_EXCEEDED"),
+        ("{ customers(first: 1) { ".to_owned(), "GRAPHQL_PARSE_FAILED"),
+        ("{ __schema { types { name } } }".to_owned(), "GRAPHQL_VALIDATION_FAILED"),
+    ] {
+        // A subject of its own for each kind: allowances are per subject.
+        let request = c360::auth::token::TokenRequest {
+            subject: format!("burst-{code}"),
+            role: Role::Partner,
+            scope: Role::Partner.default_scopes().to_owned(),
+            partner: Some("acme-insurance".to_owned()),
+            purpose: None,
+            ttl: std::time::Duration::from_secs(600),
+        };
+        let partner = c360::auth::token::mint_development(&app.config, &request).expect("mint");
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            let (_, body) = post(&app, &partner, &query).await;
+            seen.push(codes(&body).first().cloned().unwrap_or_default());
+        }
+        let limited = seen.iter().filter(|c| *c == "RATE_LIMITED").count();
+        assert_eq!((limited, &seen[0]), (3, &code.to_owned()), "{query}: {seen:?}");
+    }
+}

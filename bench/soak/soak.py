@@ -56,10 +56,10 @@ PAGE = ("query($after: String) { customers(first: 20, after: $after) { totalCoun
 SEGMENTS = ("{ segments { segment customers revenueShare averagePredictedClv averageChurnRisk suppressed } "
             "lifecycleDistribution { stage customers share suppressed } }")
 ANALYST_CUSTOMER = ("query($id: ID!) { customer(id: $id) { id birthYear purchaseSummary { orderCount totalSpent { amount } } "
-                    "orders(first: 5) { edges { node { orderedAt status total { amount currency } } } } "
+                    "orders(first: 5) { edges { node { orderedAt status lines { sku quantity } } } } "
                     "serviceSummary { ticketCount openTickets } } }")
 ANALYST_PAGE = ("query($after: String) { customers(first: 20, after: $after) { edges { cursor node { id birthYear "
-                "orders(first: 5) { edges { node { orderedAt total { amount } } } } } } } }")
+                "orders(first: 5) { edges { node { orderedAt status } } } } } } }")
 PARTNER_PROFILE = "query($id: ID!) { customer(id: $id) { id displayName email phone address { city country } } }"
 PARTNER_PAGE = "{ customers(first: 10) { totalCount edges { node { id displayName email } } } }"
 

@@ -186,7 +186,7 @@ impl Hub {
         }
         let elapsed = started.elapsed();
         if self.hardened {
-            self.metrics.operation(name.as_deref(), outcome, elapsed.as_secs_f64());
+            self.metrics.operation(role, name.as_deref(), outcome, elapsed.as_secs_f64());
         }
         span.record("outcome", outcome).record("ms", elapsed.as_secs_f64() * 1e3);
         if let Some(name) = name.as_deref().filter(|n| crate::metrics::is_name(n)) {

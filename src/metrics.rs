@@ -4,7 +4,7 @@
 //! when scraped, pool connections, the audit queue and the insight model's age. One
 //! registry per hub; no personal data and no tokens in any label.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -14,9 +14,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Distinct operation names kept as labels; later ones count as `other`, so that
-/// clients cannot grow the metrics without bound.
-const MAX_OPERATIONS: usize = 200;
+/// Distinct operation names kept as labels, per role; later ones count as `other`, so
+/// that clients cannot grow the metrics without bound, nor one role's clients (junk
+/// names from a partner) push another's out of them.
+const MAX_OPERATIONS: usize = 50;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Operation {
@@ -77,7 +78,8 @@ pub struct Metrics {
     audit_queue: Gauge,
     audit_dead_letters: Counter,
     model_age: Gauge,
-    names: Mutex<HashSet<String>>,
+    /// The operation names labelled, by role.
+    names: Mutex<HashMap<&'static str, HashSet<String>>>,
 }
 
 impl Default for Metrics {
@@ -157,13 +159,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// An operation answered: its name (as the client sent it, when it is a GraphQL
-    /// name), outcome and time.
-    pub fn operation(&self, name: Option<&str>, outcome: &str, seconds: f64) {
+    /// An operation of a `role`'s token answered: its name (as the client sent it, when it
+    /// is a GraphQL name), outcome and time. A name takes one of its role's label slots
+    /// only once an operation of that name has run (`ok`, `partial`): refused documents
+    /// take none.
+    pub fn operation(&self, role: &'static str, name: Option<&str>, outcome: &str, seconds: f64) {
         let operation = match name {
             Some(n) if is_name(n) => {
                 let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-                if names.contains(n) || (names.len() < MAX_OPERATIONS && names.insert(n.to_owned())) {
+                let names = names.entry(role).or_default();
+                let ran = matches!(outcome, "ok" | "partial");
+                if names.contains(n) || (ran && names.len() < MAX_OPERATIONS && names.insert(n.to_owned())) {
                     n.to_owned()
                 } else {
                     "other".to_owned()
@@ -245,19 +251,24 @@ mod tests {
     #[test]
     fn operations_are_counted_by_bounded_names() {
         let metrics = Metrics::default();
-        metrics.operation(Some("CustomerView"), "ok", 0.002);
-        metrics.operation(Some("CustomerView"), "ok", 0.004);
-        metrics.operation(Some("bad name {"), "GRAPHQL_PARSE_FAILED", 0.0);
+        metrics.operation("frontend", Some("CustomerView"), "ok", 0.002);
+        metrics.operation("frontend", Some("CustomerView"), "ok", 0.004);
+        metrics.operation("frontend", Some("bad name {"), "GRAPHQL_PARSE_FAILED", 0.0);
+        // Names that never ran take no slot; another role's names take none of frontend's.
         for i in 0..MAX_OPERATIONS + 5 {
-            metrics.operation(Some(&format!("Op{i}")), "ok", 0.001);
+            metrics.operation("frontend", Some(&format!("Junk{i}")), "GRAPHQL_VALIDATION_FAILED", 0.001);
+            metrics.operation("partner", Some(&format!("Op{i}")), "ok", 0.001);
         }
+        metrics.operation("frontend", Some("Orders"), "ok", 0.001);
         metrics.rejected("rate");
         metrics.link_lookups(3, 1);
         let text = metrics.render(&[("hub".into(), 3, 1)], (2, 1), Some(60));
         assert!(text.contains("c360_audit_dead_letters_total 1"), "{text}");
         assert!(text.contains(r#"c360_operations_total{operation="CustomerView",outcome="ok"} 2"#), "{text}");
         assert!(text.contains(r#"c360_operations_total{operation="other",outcome="GRAPHQL_PARSE_FAILED"} 1"#));
-        assert!(text.contains(r#"c360_operations_total{operation="other",outcome="ok"} 6"#), "{text}");
+        assert!(text.contains(r#"c360_operations_total{operation="other",outcome="ok"} 5"#), "{text}");
+        assert!(text.contains(r#"c360_operations_total{operation="Orders",outcome="ok"} 1"#), "{text}");
+        assert!(text.contains(r#"c360_operations_total{operation="other",outcome="GRAPHQL_VALIDATION_FAILED"} 55"#));
         assert!(text.contains(r#"c360_rejections_total{reason="rate"} 1"#));
         assert!(text.contains(r#"c360_link_lookups_total{from="memory"} 3"#), "{text}");
         assert!(text.contains(r#"c360_link_lookups_total{from="store"} 1"#));

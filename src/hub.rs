@@ -322,6 +322,9 @@ impl Hub {
         {
             graphql::suggestions::suggest(&mut response.errors, &viewer_schema.types);
         }
+        if let Some(audit) = &self.audit {
+            audit.keep(reveals.noted(&viewer, &request_id));
+        }
         if let Some(audit) = &self.audit
             && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()
         {

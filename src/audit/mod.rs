@@ -41,6 +41,16 @@ pub enum AuditAction {
     Erase,
     /// Tokens were revoked (no customer: `target` says whose).
     Revoke,
+    /// The customer consented to share with a partner (`target`), for a purpose
+    /// (`fields`, `*` for any); written before the consent is.
+    ConsentGranted,
+    /// The customer's consents for a partner (`target`) were withdrawn, for a purpose
+    /// (`fields`, `*` for every one); written before they are.
+    ConsentRevoked,
+    /// The audit log was read (`fields`: the filters used).
+    AuditRead,
+    /// A privileged operation (`fields` names it) was refused to the token.
+    Refused,
 }
 
 /// One customer's personal data, seen by one viewer in one request.
@@ -110,9 +120,10 @@ impl AuditEntry {
     }
 }
 
-/// What one response revealed unmasked: customer → fields. Filled by resolvers.
+/// What one response revealed unmasked (customer → fields), filled by resolvers, and
+/// what else it is to leave in the audit log (a refused attempt, a read of the log).
 #[derive(Debug, Default)]
-pub struct Reveals(Mutex<BTreeMap<String, BTreeSet<&'static str>>>);
+pub struct Reveals(Mutex<BTreeMap<String, BTreeSet<&'static str>>>, Mutex<Vec<(AuditAction, String, Vec<String>)>>);
 
 impl Reveals {
     pub fn record(&self, customer_id: &str, field: &'static str) {
@@ -120,7 +131,12 @@ impl Reveals {
         map.entry(customer_id.to_owned()).or_default().insert(field);
     }
 
-    /// The audit entries of this response, one per customer.
+    /// Notes an entry of `action` about `customer_id` (empty: none), with `fields`.
+    pub fn note(&self, action: AuditAction, customer_id: &str, fields: Vec<String>) {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).push((action, customer_id.to_owned(), fields));
+    }
+
+    /// The audit entries of what this response revealed, one per customer.
     pub fn entries(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.iter()
@@ -128,6 +144,15 @@ impl Reveals {
                 let fields = fields.iter().map(|f| (*f).to_owned()).collect();
                 AuditEntry::new(viewer, request_id, AuditAction::Read, customer, fields)
             })
+            .collect()
+    }
+
+    /// The other entries noted in this response (a refused attempt, a read of the log).
+    pub fn noted(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
+        let noted = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        noted
+            .iter()
+            .map(|(action, customer, fields)| AuditEntry::new(viewer, request_id, *action, customer, fields.clone()))
             .collect()
     }
 }
@@ -206,6 +231,22 @@ impl AuditLog {
             return Err(AuditUnavailable);
         }
         self.queue.send_timeout(entries, self.enqueue_timeout).await.map_err(|_| AuditUnavailable)
+    }
+
+    /// Queues entries of a response that revealed nothing (a refused attempt, a read of the
+    /// log), which is not withheld for them: they wait for the store like the others, and
+    /// only a full queue drops them (in the server log).
+    pub fn keep(&self, entries: Vec<AuditEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        if entries.iter().any(|e| e.too_long().is_some()) {
+            tracing::error!(?entries, "audit entries longer than their columns, not stored");
+            return;
+        }
+        if let Err(e) = self.queue.try_send(entries) {
+            tracing::error!(error = %e, "audit queue full or closed: entries not stored");
+        }
     }
 
     /// Stops taking entries and returns once every entry taken is written.

@@ -10,8 +10,9 @@ use crate::audit::AuditAction;
 use crate::audit::store::{AuditFilter, AuditRow};
 use crate::error::ApiError;
 
-/// One customer's personal data seen, exported or erased in one request, or a revocation
-/// of tokens.
+/// One customer's personal data seen, exported or erased in one request, a change of
+/// their consents, a revocation of tokens, a read of this log, or a privileged operation
+/// refused.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct AuditEntry {
     /// When it happened.
@@ -24,15 +25,20 @@ pub struct AuditEntry {
     pub role: String,
     /// The token's partner, for partner tokens.
     pub partner: Option<String>,
-    /// What was done: read, exported, erased, or tokens revoked.
+    /// What was done.
     pub action: AuditAction,
-    /// The customer's id; null for a revocation.
+    /// The customer's id; null when the entry is about no customer (a revocation, a read
+    /// of the whole log, a refusal).
     pub customer_id: Option<ID>,
     /// The fields shown unmasked (names, never values); for a revocation, what kind of
-    /// thing was revoked (`token_id`, `subject` or `partner`).
+    /// thing was revoked (`token_id`, `subject` or `partner`); for a consent change, the
+    /// purpose (`*`: any, or every); for a read of the log, the filters used; for a
+    /// refusal, the operation refused.
     pub fields: Vec<String>,
     /// For a revocation: the token id, subject or partner id revoked.
     pub revoked: Option<String>,
+    /// For a consent change: the partner.
+    pub consent_partner: Option<String>,
     #[graphql(skip)]
     pub id: i64,
 }
@@ -52,7 +58,10 @@ impl AuditEntry {
             partner: row.partner,
             action,
             customer_id: (!row.customer_id.is_empty()).then(|| ids.global_id(Kind::Customer, &row.customer_id)),
-            revoked: row.target,
+            revoked: row.target.clone().filter(|_| action == AuditAction::Revoke),
+            consent_partner: row
+                .target
+                .filter(|_| matches!(action, AuditAction::ConsentGranted | AuditAction::ConsentRevoked)),
             fields: row.fields.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
             id: row.id,
         })
@@ -77,7 +86,7 @@ impl AuditQuery {
         customer_id: Option<ID>,
         since: Option<DateTime<Utc>>,
     ) -> Result<AuditConnection> {
-        admin_only(ctx)?;
+        admin_only(ctx, "auditLog")?;
         let first = page_size(ctx, first)?;
         let before = after.as_deref().map(|c| ids(ctx).parse_audit_cursor(c)).transpose()?;
         let filter = AuditFilter {
@@ -86,6 +95,11 @@ impl AuditQuery {
             since,
             action: None,
         };
+        // Who read whose trail is in the log too (the filters by name, never by value).
+        let used = [("subject", filter.subject.is_some()), ("since", since.is_some()), ("after", before.is_some())];
+        let used = used.iter().filter(|(_, on)| *on).map(|(name, _)| (*name).to_owned()).collect();
+        let whose = filter.customer_id.as_deref().unwrap_or_default();
+        request(ctx).reveals.note(crate::audit::AuditAction::AuditRead, whose, used);
         let admin = request(ctx).loaders.admin();
         let rows = admin.audit_page(&filter, before, i64::from(first) + 1).await?;
         let total = if wants_total(ctx) { admin.audit_count(&filter).await? } else { 0 };

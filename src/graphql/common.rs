@@ -73,9 +73,17 @@ pub fn require(ctx: &Context<'_>, scope: &'static str) -> Result<(), ApiError> {
     if request(ctx).viewer.has_scope(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope)) }
 }
 
-/// For operations only admins may run, whatever the scopes.
-pub fn admin_only(ctx: &Context<'_>) -> Result<(), ApiError> {
-    if request(ctx).viewer.role == Role::Admin { Ok(()) } else { Err(ApiError::AdminOnly) }
+/// For operations only admins may run, whatever the scopes: `what` (the field's name) is
+/// recorded in the audit log when it is refused.
+pub fn admin_only(ctx: &Context<'_>, what: &'static str) -> Result<(), ApiError> {
+    if request(ctx).viewer.role == Role::Admin { Ok(()) } else { Err(refused(ctx, what, ApiError::AdminOnly)) }
+}
+
+/// A privileged operation (`what`) refused to the token: recorded in the audit log (after
+/// the response, with its other entries), and the error returned.
+pub fn refused(ctx: &Context<'_>, what: &'static str, error: ApiError) -> ApiError {
+    request(ctx).reveals.note(crate::audit::AuditAction::Refused, "", vec![what.to_owned()]);
+    error
 }
 
 /// Checks `first` against the configured maximum.

@@ -6,10 +6,11 @@ use c360_macros::classified;
 use chrono::Utc;
 
 use super::common::ids;
-use super::common::{request, require};
+use super::common::{refused, request, require};
 use super::crm::{Consent, Note};
 use super::customer::Customer;
 use super::ids::Kind;
+use crate::audit::{AuditAction, AuditEntry};
 use crate::error::ApiError;
 use crate::policy::ConsentScope;
 use crate::sources::SourceName;
@@ -41,12 +42,34 @@ async fn target(ctx: &Context<'_>, id: &ID) -> Result<Option<(Customer, i64)>, A
 /// The partner and purpose a consent mutation is about, once the viewer may change
 /// consents: the company's own staff and applications with `consent:write`; partners
 /// never, whatever their token's scopes.
-fn consent_change(ctx: &Context<'_>, partner: &str, purpose: Option<&str>) -> Result<ConsentScope, ApiError> {
-    require(ctx, "consent:write")?;
+fn consent_change(
+    ctx: &Context<'_>,
+    what: &'static str,
+    partner: &str,
+    purpose: Option<&str>,
+) -> Result<ConsentScope, ApiError> {
+    require(ctx, "consent:write").map_err(|e| refused(ctx, what, e))?;
     if request(ctx).viewer.partner.is_some() {
-        return Err(ApiError::Forbidden("consent:write"));
+        return Err(refused(ctx, what, ApiError::Forbidden("consent:write")));
     }
     Ok(ConsentScope { partner: name("partner", partner)?, purpose: purpose.map(|p| name("purpose", p)).transpose()? })
+}
+
+/// Stores the audit entry of a consent change now, before the change: who changed whose
+/// consent, for which partner (`target`) and purpose (`fields`, `*` for any or every).
+async fn record(
+    ctx: &Context<'_>,
+    action: AuditAction,
+    customer: &Customer,
+    scope: &ConsentScope,
+) -> Result<(), ApiError> {
+    let rc = request(ctx);
+    let purpose = scope.purpose.clone().unwrap_or_else(|| "*".to_owned());
+    let entry = AuditEntry {
+        target: Some(scope.partner.clone()),
+        ..AuditEntry::new(&rc.viewer, &rc.request_id, action, &customer.id, vec![purpose])
+    };
+    rc.loaders.admin().record_now(entry).await
 }
 
 #[derive(Default)]
@@ -66,7 +89,7 @@ impl CrmMutation {
         partner: String,
         purpose: Option<String>,
     ) -> Result<Option<Customer>> {
-        let scope = consent_change(ctx, &partner, purpose.as_deref())?;
+        let scope = consent_change(ctx, "grantConsent", &partner, purpose.as_deref())?;
         let Some((customer, crm_key)) = target(ctx, &customer_id).await? else { return Ok(None) };
         let loaders = &request(ctx).loaders;
         let ledger = loaders.consent_ledger.load_many(customer.keys(SourceName::Crm)).await?;
@@ -76,6 +99,7 @@ impl CrmMutation {
             .map(Consent::from)
             .any(|c| c.active && c.partner == scope.partner && c.purpose == scope.purpose);
         if !standing {
+            record(ctx, AuditAction::ConsentGranted, &customer, &scope).await?;
             loaders.crm_writes().grant_consent(crm_key, &scope, Utc::now()).await?;
             tracing::info!(partner = %scope.partner, "consent granted");
         }
@@ -92,8 +116,10 @@ impl CrmMutation {
         partner: String,
         purpose: Option<String>,
     ) -> Result<Option<Customer>> {
-        let ConsentScope { partner, purpose } = consent_change(ctx, &partner, purpose.as_deref())?;
+        let scope = consent_change(ctx, "revokeConsent", &partner, purpose.as_deref())?;
         let Some((customer, _)) = target(ctx, &customer_id).await? else { return Ok(None) };
+        record(ctx, AuditAction::ConsentRevoked, &customer, &scope).await?;
+        let ConsentScope { partner, purpose } = scope;
         let keys = customer.keys(SourceName::Crm);
         let writes = request(ctx).loaders.crm_writes();
         let revoked = writes.revoke_consent(&keys, &partner, purpose.as_deref(), Utc::now()).await?;

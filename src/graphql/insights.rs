@@ -691,7 +691,7 @@ impl InsightMutation {
         as_of: Option<NaiveDate>,
         #[graphql(default = false)] changed_only: bool,
     ) -> Result<InsightModel> {
-        admin_only(ctx)?;
+        admin_only(ctx, "refreshInsights")?;
         let as_of = as_of.unwrap_or_else(|| Utc::now().date_naive());
         let loaders = &request(ctx).loaders;
         loaders.admin().refresh_insights(as_of, changed_only).await?;

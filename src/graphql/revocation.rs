@@ -34,7 +34,7 @@ impl RevocationMutation {
         value: String,
         reason: Option<String>,
     ) -> Result<Revocation> {
-        admin_only(ctx)?;
+        admin_only(ctx, "revokeTokens")?;
         // As tokens carry it: a token's subject, partner or id has no space at either end
         // (a token with one is refused), so a value with one would match nothing.
         if !crate::auth::is_identifier(&value, 320) {

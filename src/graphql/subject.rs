@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use strum::IntoEnumIterator as _;
 
 use super::common::ids;
-use super::common::{admin_only, request};
+use super::common::{admin_only, refused, request};
 use super::customer::Customer;
 use super::ids::Kind;
 use crate::audit::store::AuditFilter;
@@ -37,14 +37,14 @@ impl SubjectQuery {
     /// policy requires, say `tickets:read`, would get a partial export that passes for a
     /// whole one): otherwise `FORBIDDEN`, naming the classes it does not see.
     async fn export_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Json<Export>>> {
-        admin_only(ctx)?;
+        admin_only(ctx, "exportCustomer")?;
         let access = ctx.data_opt::<Access>();
         let unseen: Vec<String> = PrivacyClass::iter()
             .filter(|c| access.is_none_or(|a| a.decision(*c) != Decision::Show))
             .map(|c| c.to_string())
             .collect();
         if !unseen.is_empty() {
-            return Err(ApiError::ExportIncomplete(unseen.join(", ")).into());
+            return Err(refused(ctx, "exportCustomer", ApiError::ExportIncomplete(unseen.join(", "))).into());
         }
         let key = ids(ctx).parse_id_of(Kind::Customer, &id)?;
         let Some(customer) = Customer::load(ctx, key).await? else { return Ok(None) };
@@ -88,7 +88,7 @@ impl SubjectMutation {
     /// erasing again reports `alreadyErased`. The audit log keeps who erased whom, never
     /// what. Admins only. Null when there is no such customer and never was.
     async fn erase_customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ErasureReport>> {
-        admin_only(ctx)?;
+        admin_only(ctx, "eraseCustomer")?;
         let key = ids(ctx).parse_id_of(Kind::Customer, &id)?;
         let Some(customer) = Customer::load(ctx, key.clone()).await? else {
             let filter =

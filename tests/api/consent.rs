@@ -179,3 +179,83 @@ async fn consent_and_notes_on_postgres() {
 async fn consent_and_notes_on_mysql() {
     consent_and_notes(Layout::all(Backend::Mysql)).await;
 }
+
+/// Every consent change is in the audit log with who made it, for whom, for which
+/// partner and purpose (twenty aliased grants in one mutation once left no trace), and so
+/// are privileged operations refused and reads of the log itself.
+#[tokio::test]
+async fn changes_and_refusals_are_attributed_in_the_audit_log() {
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 60, |c| {
+        c.audit.flush_interval = std::time::Duration::from_millis(20);
+    })
+    .await;
+    let agent = app.token(Role::Agent, None, None);
+    let page = app.data("{ customers(first: 60) { edges { node { id sourceRecords { source } } } } }", json!({})).await;
+    let ids: Vec<String> = page["customers"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|n| n["sourceRecords"].as_array().expect("records").iter().any(|r| r["source"] == "CRM"))
+        .map(|n| n["id"].as_str().expect("id").to_owned())
+        .take(20)
+        .collect();
+    assert_eq!(ids.len(), 20);
+    let grants: String = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            format!("g{i}: grantConsent(customerId: \"{id}\", partner: \"audit-test\", purpose: \"offers\") {{ id }} ")
+        })
+        .collect();
+    let (granted, request) = app.query_with_id(&agent, &format!("mutation {{ {grants} }}"), json!({})).await;
+    assert!(granted.get("errors").is_none(), "{granted:#}");
+    let (revoked, revocation) =
+        app.query_with_id(&agent, REVOKE, json!({ "id": ids[0], "p": "audit-test", "u": null })).await;
+    assert!(revoked.get("errors").is_none(), "{revoked:#}");
+    // Refused: an agent may not read the log, nor a token without consent:write grant.
+    let (_, refused_log) = app.query_with_id(&agent, "{ auditLog { totalCount } }", json!({})).await;
+    let reader = app.token(Role::Agent, Some("customers:read campaigns:read"), None);
+    let (refused, refused_grant) =
+        app.query_with_id(&reader, GRANT, json!({ "id": ids[0], "p": "audit-test", "u": null })).await;
+    assert_eq!(codes(&refused), ["FORBIDDEN"], "{refused:#}");
+
+    let log = "query($after: String) { auditLog(first: 100, after: $after) { edges { node {
+        requestId subject action customerId fields consentPartner } } pageInfo { hasNextPage endCursor } } }";
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        entries.clear();
+        let mut after = Value::Null;
+        loop {
+            let page = app.data(log, json!({ "after": after })).await;
+            entries.extend(page["auditLog"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()));
+            if page["auditLog"]["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = page["auditLog"]["pageInfo"]["endCursor"].clone();
+        }
+        if entries.iter().any(|e| e["requestId"] == refused_grant) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let of = |id: &str| entries.iter().filter(|e| e["requestId"] == id).collect::<Vec<_>>();
+    let grants = of(&request);
+    assert_eq!(grants.len(), 20, "{grants:#?}");
+    for entry in &grants {
+        assert_eq!((&entry["action"], &entry["subject"]), (&json!("CONSENT_GRANTED"), &json!("test-agent")));
+        assert_eq!((&entry["consentPartner"], &entry["fields"]), (&json!("audit-test"), &json!(["offers"])));
+    }
+    let customers: std::collections::BTreeSet<_> =
+        grants.iter().map(|e| e["customerId"].as_str().expect("id")).collect();
+    assert_eq!(customers.len(), 20);
+    let revocation = of(&revocation);
+    assert_eq!(revocation.len(), 1);
+    assert_eq!((&revocation[0]["action"], &revocation[0]["fields"]), (&json!("CONSENT_REVOKED"), &json!(["*"])));
+    for (id, what) in [(&refused_log, "auditLog"), (&refused_grant, "grantConsent")] {
+        let refusal = of(id);
+        assert_eq!(refusal.len(), 1, "{what}: {refusal:#?}");
+        assert_eq!((&refusal[0]["action"], &refusal[0]["fields"]), (&json!("REFUSED"), &json!([what])));
+    }
+    assert!(entries.iter().any(|e| e["action"] == "AUDIT_READ" && e["subject"] == "test-admin"));
+}

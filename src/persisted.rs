@@ -189,7 +189,9 @@ impl Persisted {
             if sha256_hex(&request.query) != key.1 {
                 return Err(Refusal::HashMismatch);
             }
-            if request.query.len() <= LONGEST_REGISTERED {
+            // A document that writes an email or a phone number out is run, not kept: the
+            // hub keeps no personal data that an erasure would not find.
+            if request.query.len() <= LONGEST_REGISTERED && !holds_contact_literal(&request.query) {
                 registered.insert(key, request.query.as_str().into());
             }
         }
@@ -216,6 +218,38 @@ fn hash_of(persisted: &Value) -> Option<String> {
 }
 
 /// The lowercase hex SHA-256 of a document's text, as APQ clients compute it.
+/// Whether a string literal of `query` looks like an email (an `@`) or a phone number
+/// (seven digits or more, whatever separates them).
+fn holds_contact_literal(query: &str) -> bool {
+    let mut rest = query;
+    while let Some(start) = rest.find('"') {
+        let after = &rest[start..];
+        let (quote, body) = if after.starts_with("\"\"\"") { ("\"\"\"", &after[3..]) } else { ("\"", &after[1..]) };
+        // The end of the literal: its closing quote, not an escaped one.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && quote == "\"" {
+                escaped = true;
+            } else if body[i..].starts_with(quote) {
+                end = Some(i);
+                break;
+            }
+        }
+        let literal = &body[..end.unwrap_or(body.len())];
+        let digits = literal.chars().filter(char::is_ascii_digit).count();
+        let phone_like = digits >= 7 && literal.chars().all(|c| c.is_ascii_digit() || " +-()./".contains(c));
+        if literal.contains('@') || phone_like {
+            return true;
+        }
+        let Some(end) = end else { return false };
+        rest = &body[end + quote.len()..];
+    }
+    false
+}
+
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -250,6 +284,32 @@ mod tests {
             config.roles.insert((*role).to_owned(), path);
         }
         (Persisted::load(&config, true).expect("load"), dir)
+    }
+
+    #[test]
+    fn documents_that_write_contact_data_out_are_run_not_kept() {
+        for literal in [
+            r#"{ customerByEmail(email: "jane@example.com") { id } }"#,
+            r#"{ customerByPhone(phone: "+49 151 2345-678") { id } }"#,
+            r#"{ a: __typename b: customerByEmail(email: """ x@y.z """) { id } }"#,
+            r#"{ x: customerByEmail(email: "say \"hi\" jane@example.com") { id } }"#,
+        ] {
+            assert!(holds_contact_literal(literal), "{literal}");
+        }
+        for clean in [
+            PROFILE,
+            r#"{ customers(first: 5, filter: { rfmSegment: CHAMPIONS }) { totalCount } }"#,
+            r#"{ insights { expectedPurchases(days: 1234567) } x: node(id: "Q3VzdG9tZXI6MQ") { id } }"#,
+            r#"{ __type(name: "Customer") { name } }"#,
+        ] {
+            assert!(!holds_contact_literal(clean), "{clean}");
+        }
+        let (persisted, _dir) = hub(&[]);
+        let jane = Viewer::with_role(Role::Agent, None);
+        let query = r#"query { customerByEmail(email: "jane@example.com") { id } }"#;
+        let hash = sha256_hex(query);
+        assert_eq!(persisted.resolve(&jane, &mut request(query, Some(&hash))), Ok(()));
+        assert_eq!(persisted.resolve(&jane, &mut request("", Some(&hash))), Err(Refusal::NotFound));
     }
 
     #[test]

@@ -90,5 +90,13 @@ pub async fn erase(sources: &Sources, customer_id: &str, links: &[Link]) -> Resu
     }
     let hub = store::forget(sources.hub(), customer_id, links).await.map_err(|e| SourceFailed(DbName::Hub, e))?;
     report.push(Erased { db: DbName::Hub, deleted: hub, anonymized: 0 });
+    // What the deletions leave behind them: old pages in SQLite's write-ahead log, and
+    // the hub's statistics, which sample the normalised emails and phones.
+    for source in SourceName::ALL.into_iter().filter(|s| !store::source_keys(links, *s).is_empty()) {
+        let db = sources.source(source);
+        db.scrub(&[]).await.map_err(|e| SourceFailed(db.name, e))?;
+    }
+    let hub = sources.hub();
+    hub.scrub(&["identity_links", "customers", "ambiguous_keys"]).await.map_err(|e| SourceFailed(hub.name, e))?;
     Ok(report)
 }

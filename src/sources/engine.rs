@@ -471,6 +471,9 @@ impl Database {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
+                    // Deleted content is overwritten, not left in free pages for a copy
+                    // of the file to give back (erasure).
+                    .pragma("secure_delete", "on")
                     .foreign_keys(false);
                 Pool::Sqlite(
                     SqlitePoolOptions::new()
@@ -669,7 +672,6 @@ impl Database {
         Ok(())
     }
 
-    /// Checks the database answers (health checks, startup).
     /// Refreshes the planner's statistics of `tables`, after writes that grew them a lot:
     /// a table the planner still believes empty gets plans for an empty table (on a
     /// PostgreSQL without autovacuum, the first resolution of 100,000 customers took
@@ -684,6 +686,22 @@ impl Database {
         self.transaction(&statements).await.map(|_| ())
     }
 
+    /// After an erasure: the planner's statistics of `tables` gathered again (SQLite's
+    /// `sqlite_stat4` and PostgreSQL's `pg_stats` keep samples of values, erased keys
+    /// among them), and on SQLite the write-ahead log checkpointed and truncated (its
+    /// frames held the pages as they were before the deletion). The deleted rows themselves
+    /// are overwritten where they stood: SQLite databases run with `secure_delete`.
+    pub async fn scrub(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
+        if !tables.is_empty() {
+            self.analyze(tables).await?;
+        }
+        if self.engine == Engine::Sqlite {
+            self.execute(&SqlTrace::default(), "pragma wal_checkpoint(truncate)", &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks the database answers (health checks, startup).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         let _: Vec<Count> = self.fetch_all(&SqlTrace::default(), "select 1 as n", &[]).await?;
         Ok(())

@@ -192,3 +192,45 @@ async fn export_and_erase_on_postgres() {
 async fn export_and_erase_on_mysql() {
     export_and_erase(Layout::all(Backend::Mysql)).await;
 }
+
+/// The bytes a copy of the SQLite files gives back: after an erasure, nothing of the
+/// person (a copy once recovered their CRM row, their note, and their email from the
+/// hub's planner statistics).
+#[tokio::test]
+async fn erased_data_is_not_left_in_the_sqlite_files() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 120).await;
+    let person = someone_everywhere(&app).await;
+    let id = person["id"].as_str().expect("id");
+    let note = "zq-erasure-canary-7731";
+    let added = app
+        .data(
+            "mutation($id: ID!, $b: String!) { addNote(customerId: $id, body: $b) { body } }",
+            json!({ "id": id, "b": note }),
+        )
+        .await;
+    assert_eq!(added["addNote"]["body"], note);
+    // The hub's statistics sample the normalised emails once gathered.
+    app.sources.hub().analyze(&["identity_links"]).await.expect("analyze");
+    let email = person["email"].as_str().expect("email").to_lowercase();
+    let files = || {
+        std::fs::read_dir(&app.config.data_dir)
+            .expect("data dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.to_string_lossy().contains(".db"))
+            .collect::<Vec<_>>()
+    };
+    let holding = |needle: &str| {
+        files()
+            .into_iter()
+            .filter(|p| {
+                let bytes = std::fs::read(p).unwrap_or_default().to_ascii_lowercase();
+                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            })
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(!holding(note).is_empty() && !holding(&email).is_empty(), "the canaries are on disk before");
+    app.data(ERASE, json!({ "id": id })).await;
+    assert_eq!(holding(note), Vec::<String>::new(), "the note");
+    assert_eq!(holding(&email), Vec::<String>::new(), "the email");
+}

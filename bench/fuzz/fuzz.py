@@ -36,11 +36,17 @@ Only the standard library; no cargo. What it does:
      wrong content types and Accept headers, GET with query strings, other methods, batch
      arrays, empty bodies, APQ hashes, missing or forged tokens (signed with the dev key:
      expired, wrong role, partner without partner_id, alg none, ...).
+   * about 2% of the rest: bombs, small documents built to make the hub work before its
+     limits: fragments that each spread the next one twice (up to 2^60), introspection
+     lists nested up to 20 deep or aliased 100 wide, 1,500 operations spreading one
+     fan-out fragment. The slowest answer is reported; one over 10 s is a finding.
 5. Checks every response: status < 500, a JSON body, `extensions.code` on every error, no
    canary the token may not see (anywhere in the body, unless the request itself carried it;
    in `data` always), no internal details (sqlx, SQLite, panics, Rust debug output, parser
    traces), hidden fields refused, invalid tokens refused.
-6. Afterwards: the hub is alive, /readyz is 200, /metrics answers, a fixed query per role
+6. Afterwards: websockets (raw frames) put fragmented messages together, close on a
+   message over the body limit (1009, fragmented, before any token) and on frames that
+   break the protocol (1002); the hub is alive, /readyz is 200, /metrics answers, a fixed query per role
    answers as before the run, and the hub log has no panic or stack overflow. If the hub
    died, the last requests of every worker are replayed one by one against a restarted hub
    to find the one that kills it. Findings are minimised (delta debugging) and written to
@@ -837,7 +843,40 @@ class Gen:
         if r.random() < 0.2:
             req["hidden"] = False      # mutated: the document may not even parse any more
             self.mutate(req, body)
+        elif r.random() < 0.02:
+            req["hidden"] = False
+            self.bomb(req)
         return req
+
+    def bomb(self, req):
+        """Small documents built to make the hub work before its limits: fragments that
+        double, introspection that multiplies, a thousand operations spreading fan-outs."""
+        r = self.r
+        req["kind"] = "bomb"
+        k = r.randrange(4)
+        if k == 0:      # each fragment spreads the next one twice
+            n = r.randint(10, 60)
+            frags = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(n))
+            query = "query { ...F0 } " + frags + f" fragment F{n} on Query {{ __typename }}"
+            body = {"query": query}
+        elif k == 1:    # introspection lists nested in each other
+            hops = r.randint(2, 20)
+            inner = "name"
+            for i in range(hops):
+                inner = ("possibleTypes" if i % 2 == 0 else "interfaces") + " { " + inner + " }"
+            body = {"query": '{ __type(name: "Node") { ' + inner + " } }"}
+        elif k == 2:    # introspection aliased wide
+            n = r.choice([5, 30, 100])
+            aliases = " ".join(f"f{i}: fields {{ args {{ name type {{ name }} }} }}" for i in range(n))
+            body = {"query": "{ __schema { types { " + aliases + " } } }"}
+        else:           # many operations, each spreading the same fan-out
+            n = r.choice([10, 300, 1500])
+            fan = "__typename"
+            for _ in range(r.randint(2, 5)):
+                fan = "... on Query { " + " ".join([fan] * 8) + " }"
+            ops = " ".join(f"query Op{i} {{ ...F }}" for i in range(n))
+            body = {"query": ops + " fragment F on Query { " + fan + " }", "operationName": f"Op{r.randrange(n)}"}
+        req["body"] = json.dumps(body).encode()
 
     def mutate(self, req, body):
         r = self.r
@@ -1195,6 +1234,126 @@ def port_open(port):
         return False
 
 
+# ------------------------------------------------------------------------- websocket
+
+def ws_open(port, token=None):
+    """A raw websocket on /graphql (graphql-transport-ws): (socket, HTTP status)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    key = base64.b64encode(random.randbytes(16)).decode()
+    lines = ["GET /graphql HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Protocol: graphql-transport-ws"]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    return sock, int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
+
+
+def ws_frame(opcode, payload, fin=True, masked=True):
+    """One client frame (masked, as clients must send them, unless told not to)."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    length = bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big") if n < 65536 else \
+        bytes([127]) + n.to_bytes(8, "big")
+    if not masked:
+        return head + length + payload
+    mask = random.randbytes(4)
+    return head + bytes([length[0] | 0x80]) + length[1:] + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_read(sock):
+    """The next frame from the hub: (opcode, payload); (None, b"") when the connection ends,
+    ("timeout", b"") when the hub says nothing for 15 s."""
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+    try:
+        b0, b1 = exactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(exactly(2), "big")
+        elif n == 127:
+            n = int.from_bytes(exactly(8), "big")
+        return b0 & 0x0F, exactly(n)
+    except TimeoutError:
+        return "timeout", b""
+    except (OSError, ConnectionError):
+        return None, b""
+
+
+def ws_until(sock, want):
+    """Reads frames until one of opcode `want` (or the end): its payload, None at the end,
+    "timeout" when the hub stays silent."""
+    for _ in range(20):
+        opcode, payload = ws_read(sock)
+        if opcode is None or opcode == "timeout":
+            return opcode
+        if opcode == want:
+            return payload
+    return None
+
+
+def websocket_probes(port, admin):
+    """Fragmented and oversized frames, and frames that break the protocol: each must be
+    answered as the protocol says and leave the hub serving. name -> "ok" or the problem."""
+    out = {}
+
+    def fragments(text, parts):
+        data = text.encode()
+        step = max(1, len(data) // parts)
+        chunks = [data[i:i + step] for i in range(0, len(data), step)]
+        return b"".join(ws_frame(0x1 if i == 0 else 0x0, c, fin=i == len(chunks) - 1) for i, c in enumerate(chunks))
+
+    try:
+        sock, status = ws_open(port)
+        init = json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {admin}"}})
+        sock.sendall(fragments(init, 3))
+        ack = ws_until(sock, 0x1)
+        sub = json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }"}})
+        sock.sendall(fragments(sub, 4))
+        nxt = ws_until(sock, 0x1)
+        ok = status == 101 and isinstance(ack, bytes) and b"connection_ack" in ack and isinstance(nxt, bytes) \
+            and b'"Query"' in nxt
+        out["fragmented messages are put together"] = "ok" if ok else f"status {status}, {ack!r}, {nxt!r}"
+        sock.close()
+    except OSError as e:
+        out["fragmented messages are put together"] = f"{type(e).__name__}: {e}"
+
+    probes = {
+        # 2 MiB in 64 KiB fragments, before any token: closed at the 1 MiB limit (1009).
+        "a message over the body limit closes the connection":
+            (b"".join(ws_frame(0x1 if i == 0 else 0x0, b"x" * 65536, fin=i == 31) for i in range(32)), {1009}),
+        "a reserved opcode is a protocol error": (ws_frame(0x3, b"x"), {1002}),
+        "an unmasked client frame is a protocol error": (ws_frame(0x1, b"{}", masked=False), {1002}),
+        "a continuation without a start is a protocol error": (ws_frame(0x0, b"x"), {1002}),
+    }
+    for name, (frames, codes) in probes.items():
+        try:
+            sock, status = ws_open(port)
+            try:
+                sock.sendall(frames)
+            except OSError:
+                pass    # the hub may close before it has read everything
+            close = ws_until(sock, 0x8)
+            code = int.from_bytes(close[:2], "big") if isinstance(close, bytes) and len(close) >= 2 else close
+            # A connection ended without a close frame (reset mid-write) is refused too.
+            out[name] = "ok" if status == 101 and (code in codes or close is None) else f"status {status}, close {code}"
+            sock.close()
+        except OSError as e:
+            out[name] = f"{type(e).__name__}: {e}"
+    return out
+
+
 def worker(w, count, seed, deadline, progress, stop, results, crashes, crashq, keep_going):
     ctx = CTX
     rng = random.Random(f"{seed}/{w}")
@@ -1210,7 +1369,11 @@ def worker(w, count, seed, deadline, progress, stop, results, crashes, crashq, k
                 break
             req = gen.request()
             seen_crashes = crashes.value
+            sent_at = time.time()
             status, headers, body = client.send(req)
+            took = time.time() - sent_at
+            if req["kind"] == "bomb":
+                st["bomb_seconds"] = max(st.get("bomb_seconds", 0.0), took)
             last.append((i, req))
             del last[:-12]
             if status is None:
@@ -1242,7 +1405,9 @@ def worker(w, count, seed, deadline, progress, stop, results, crashes, crashq, k
             st["status"][str(status)] = st["status"].get(str(status), 0) + 1
             for c in codes_of(body):
                 st["codes"][c] = st["codes"].get(c, 0) + 1
-            for kind, detail in check(req, status, headers, body, ctx):
+            # A bomb answered slowly is the hub working before its limits (once 2^n steps).
+            slow = [("slow-bomb", f"{took:.1f} s")] if req["kind"] == "bomb" and took > 10 else []
+            for kind, detail in check(req, status, headers, body, ctx) + slow:
                 sig = f"{kind} | {detail}"
                 f = st["findings"].setdefault(sig, {"kind": kind, "count": 0, "examples": []})
                 f["count"] += 1
@@ -1597,13 +1762,14 @@ def main():
         hub_died = bool(crash_events)
 
         # -- aggregate -------------------------------------------------------------------
-        agg = {"sent": 0, "by_role": {}, "by_kind": {}, "status": {}, "codes": {}}
+        agg = {"sent": 0, "by_role": {}, "by_kind": {}, "status": {}, "codes": {}, "bomb_seconds": 0.0}
         findings = {}
         for w in sorted(stats):
             st = stats[w]
             if st.get("crash"):
                 findings_setup.append({"kind": "fuzzer-error", "detail": st["crash"]})
             agg["sent"] += st["sent"]
+            agg["bomb_seconds"] = max(agg["bomb_seconds"], st.get("bomb_seconds", 0.0))
             for key in ["by_role", "by_kind", "status", "codes"]:
                 for k, v in st[key].items():
                     agg[key][k] = agg[key].get(k, 0) + v
@@ -1639,6 +1805,11 @@ def main():
             after["alive"] = False
         else:
             after["alive"] = True
+            ws = websocket_probes(ctx["port"], ctx["tokens"]["admin"])
+            after["websocket"] = ws
+            for name, problem in ws.items():
+                if problem != "ok":
+                    findings[f"websocket | {name}"] = {"kind": "websocket", "count": 1, "detail": problem}
             status, _ = hub.get("/readyz")
             after["readyz"] = status
             if status != 200:
@@ -1711,7 +1882,7 @@ def main():
             "by_role": dict(sorted(agg["by_role"].items())), "by_kind": dict(sorted(agg["by_kind"].items())),
             "status": dict(sorted(agg["status"].items())),
             "error_codes": dict(sorted(agg["codes"].items(), key=lambda kv: -kv[1])),
-            "after": after, "hub_died": hub_died,
+            "after": after, "hub_died": hub_died, "slowest_bomb_seconds": round(agg["bomb_seconds"], 2),
             "findings": len(all_findings), "setup_seconds": round(t0 - t_start, 1),
         }
         report.update(summary=summary, findings=all_findings)
@@ -1762,6 +1933,7 @@ def print_summary(s, findings, report):
           f"setup {s['setup_seconds']} s")
     print("by role:   " + ", ".join(f"{k} {v:,}" for k, v in s["by_role"].items()))
     print("by kind:   " + ", ".join(f"{k} {v:,}" for k, v in s["by_kind"].items()))
+    print(f"bombs:     the slowest answered in {s['slowest_bomb_seconds']} s")
     print("status:    " + ", ".join(f"{k} {v:,}" for k, v in s["status"].items()))
     print("codes:     " + ", ".join(f"{k} {v:,}" for k, v in s["error_codes"].items()))
     print(f"after:     hub {'DIED' if s['hub_died'] else 'alive'}, {json.dumps(s['after'], ensure_ascii=False)[:400]}")

@@ -183,6 +183,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         if (role == Role::Partner) != partner.is_some() {
             anyhow::bail!("--partner is required for role partner and only allowed with it");
         }
+        if let Some(partner) = partner.as_ref().filter(|p| !config.partners.contains(p)) {
+            anyhow::bail!("no partner `{partner}`: the hub knows {:?} (config `partners`)", config.partners);
+        }
         let longest = config.auth.max_token_lifetime;
         if ttl > longest {
             anyhow::bail!(

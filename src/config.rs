@@ -61,6 +61,9 @@ pub struct Config {
     pub ids: IdsConfig,
     /// How long a client may take to send what the hub must read before it can answer.
     pub http: HttpConfig,
+    /// The partner firms the company shares data with, by id (`acme-insurance`): the
+    /// only ids a partner token or a consent may name. The demo's two by default.
+    pub partners: Vec<String>,
     /// The privacy policy file; the shipped `policy.toml` when unset.
     pub policy: Option<PathBuf>,
     /// The audit log's writer.
@@ -476,6 +479,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             ids: IdsConfig::default(),
             http: HttpConfig::default(),
+            partners: vec!["acme-insurance".to_owned(), "northwind-travel".to_owned()],
             policy: None,
             audit: AuditConfig::default(),
             trace_sql: false,

@@ -135,7 +135,7 @@ impl Verifier {
         let purpose = claims.purpose.filter(|p| !p.is_empty());
         let token_id = claims.jti.filter(|j| !j.is_empty());
         let fits = is_identifier(&claims.sub, MAX_SUBJECT)
-            && partner.as_deref().is_none_or(is_name)
+            && partner.as_deref().is_none_or(|p| is_name(p) && self.config.partners.iter().any(|k| k == p))
             && purpose.as_deref().is_none_or(is_name)
             && token_id.as_deref().is_none_or(|j| is_identifier(j, MAX_TOKEN_ID))
             && claims.scope.len() <= 1000;
@@ -255,11 +255,23 @@ mod tests {
     fn minted_tokens_verify_into_their_viewer() {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = config(dir.path());
-        let token = mint_development(&config, &request(Role::Partner, Some("acme"))).expect("mint");
+        let token = mint_development(&config, &request(Role::Partner, Some("acme-insurance"))).expect("mint");
         let viewer = Verifier::new(&config).expect("keys").verify(&token).expect("valid");
         assert_eq!(viewer.role, Role::Partner);
-        assert_eq!(viewer.partner.as_deref(), Some("acme"));
+        assert_eq!(viewer.partner.as_deref(), Some("acme-insurance"));
         assert!(viewer.has_scope("customers:read"));
+    }
+
+    #[test]
+    fn a_partner_token_names_a_registered_partner() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = config(dir.path());
+        let verifier = Verifier::new(&config).expect("keys");
+        // A typo, a path, a dash: not partners the company has.
+        for partner in ["acme-insurence", "..", "-", "ACME-INSURANCE", "acme-insurance "] {
+            let token = mint_development(&config, &request(Role::Partner, Some(partner))).expect("mint");
+            assert_eq!(verifier.verify(&token), Err(AuthError::Invalid), "{partner}");
+        }
     }
 
     #[test]

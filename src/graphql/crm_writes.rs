@@ -6,7 +6,7 @@ use c360_macros::classified;
 use chrono::Utc;
 
 use super::common::ids;
-use super::common::{refused, request, require};
+use super::common::{refused, request, require, shared};
 use super::crm::{Consent, Note};
 use super::customer::Customer;
 use super::ids::Kind;
@@ -52,7 +52,11 @@ fn consent_change(
     if request(ctx).viewer.partner.is_some() {
         return Err(refused(ctx, what, ApiError::Forbidden("consent:write")));
     }
-    Ok(ConsentScope { partner: name("partner", partner)?, purpose: purpose.map(|p| name("purpose", p)).transpose()? })
+    let partner = name("partner", partner)?;
+    if !shared(ctx).config.partners.contains(&partner) {
+        return Err(ApiError::BadInput(format!("`partner`: no partner `{partner}` (config `partners`)")));
+    }
+    Ok(ConsentScope { partner, purpose: purpose.map(|p| name("purpose", p)).transpose()? })
 }
 
 /// Stores the audit entry of a consent change now, before the change: who changed whose

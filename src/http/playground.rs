@@ -151,6 +151,11 @@ pub(super) async fn dev_token(
     if (request.role == Role::Partner) != request.partner.as_deref().is_some_and(|p| !p.is_empty()) {
         return bad_request("BAD_REQUEST", "a partner is required for role partner and only allowed with it");
     }
+    if let Some(partner) = &request.partner
+        && !config.partners.contains(partner)
+    {
+        return bad_request("BAD_REQUEST", "no such partner (config `partners`)");
+    }
     let longest = LONGEST_DEV_TOKEN.min(config.auth.max_token_lifetime.as_secs());
     let ttl = request.ttl_seconds.unwrap_or(3600.min(longest));
     if !(1..=longest).contains(&ttl) {

@@ -142,14 +142,14 @@ async fn a_mutation_sees_the_writes_before_it() {
     let app = TestApp::spawn(Layout::all(Backend::Sqlite), 30).await;
     let id = with_crm_record(&app).await;
     let both = "mutation($id: ID!) {
-        a: grantConsent(customerId: $id, partner: \"zz\") { consents { partner active } notes(first: 1) { totalCount } }
+        a: grantConsent(customerId: $id, partner: \"test-partner\") { consents { partner active } notes(first: 1) { totalCount } }
         n: addNote(customerId: $id, body: \"in between\") { body }
-        b: revokeConsent(customerId: $id, partner: \"zz\") { consents { partner active } notes(first: 1) { totalCount } }
+        b: revokeConsent(customerId: $id, partner: \"test-partner\") { consents { partner active } notes(first: 1) { totalCount } }
     }";
     let answer = app.query(both, json!({ "id": id })).await;
     assert!(answer.get("errors").is_none(), "{answer:#}");
     let zz = |field: &str| -> Vec<bool> {
-        ledger(&answer, field, "zz").iter().map(|c| c["active"].as_bool().expect("active")).collect()
+        ledger(&answer, field, "test-partner").iter().map(|c| c["active"].as_bool().expect("active")).collect()
     };
     assert_eq!(zz("a"), [true], "{answer:#}");
     assert_eq!(zz("b"), [false], "the revocation's answer shows it revoked: {answer:#}");
@@ -158,9 +158,13 @@ async fn a_mutation_sees_the_writes_before_it() {
     // And a fresh request agrees.
     let fresh =
         app.data("query($id: ID!) { customer(id: $id) { consents { partner active } } }", json!({ "id": id })).await;
-    let fresh: Vec<&Value> =
-        fresh["customer"]["consents"].as_array().expect("consents").iter().filter(|c| c["partner"] == "zz").collect();
-    assert_eq!(fresh, [&json!({ "partner": "zz", "active": false })]);
+    let fresh: Vec<&Value> = fresh["customer"]["consents"]
+        .as_array()
+        .expect("consents")
+        .iter()
+        .filter(|c| c["partner"] == "test-partner")
+        .collect();
+    assert_eq!(fresh, [&json!({ "partner": "test-partner", "active": false })]);
 }
 
 #[tokio::test]
@@ -215,6 +219,9 @@ async fn changes_and_refusals_are_attributed_in_the_audit_log() {
     assert!(revoked.get("errors").is_none(), "{revoked:#}");
     // Refused: an agent may not read the log, nor a token without consent:write grant.
     let (_, refused_log) = app.query_with_id(&agent, "{ auditLog { totalCount } }", json!({})).await;
+    // A partner the company does not have (a typo) is no consent at all.
+    let typo = app.query_as(&agent, GRANT, json!({ "id": ids[1], "p": "acme-insurence", "u": null })).await;
+    assert_eq!(codes(&typo), ["BAD_USER_INPUT"], "{typo:#}");
     let reader = app.token(Role::Agent, Some("customers:read campaigns:read"), None);
     let (refused, refused_grant) =
         app.query_with_id(&reader, GRANT, json!({ "id": ids[0], "p": "audit-test", "u": null })).await;

@@ -187,6 +187,8 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut dbs = Vec::new();
         let mut config = Config { data_dir: dir.path().to_owned(), trace_sql: true, ..Config::default() };
+        // The demo's partners, and those the tests make up.
+        config.partners.extend(["globex", "test-partner", "audit-test"].map(str::to_owned));
         config.listen = "127.0.0.1:0".parse().expect("address");
         config.identity.resolve_interval = std::time::Duration::ZERO;
         for db in DbName::ALL {

@@ -19,8 +19,8 @@ use crate::sources::{self, Database, DbName, Erasure, SourceName, Sources, SqlTr
 
 pub use crate::sources::ERASED_TEXT;
 
-/// Everything about one customer, source by source (`crm`, `shop`, …), and how the hub
-/// linked their records.
+/// Everything about one customer, source by source (`crm`, `shop`, …), how the hub
+/// linked their records, and what the hub itself holds of them.
 #[derive(Debug, Serialize)]
 pub struct Export {
     pub customer_id: String,
@@ -30,6 +30,76 @@ pub struct Export {
     pub sources: BTreeMap<String, serde_json::Value>,
     /// How the hub resolved the records into this customer.
     pub identity_links: Vec<Link>,
+    /// What the hub derives and keeps: the normalised keys it matches by, the insight
+    /// models' scores, and the audit trail of who saw, exported or changed their data.
+    pub hub: HubRecords,
+}
+
+/// What the hub's own store holds of one customer.
+#[derive(Debug, Serialize)]
+pub struct HubRecords {
+    pub normalised_keys: Vec<NormalisedKey>,
+    pub insights: Vec<InsightScores>,
+    pub audit_trail: Vec<AuditTrail>,
+}
+
+crate::row! {
+    /// The keys a source record is matched by, as the hub normalised them.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct NormalisedKey {
+        pub source: String,
+        pub source_key: String,
+        pub email_norm: Option<String>,
+        pub phone_norm: Option<String>,
+    }
+}
+
+crate::row! {
+    /// One insight model's scores of the customer.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct InsightScores {
+        pub model_id: String,
+        pub frequency: i32,
+        pub recency_days: i32,
+        pub monetary_cents: i64,
+        pub r_score: i16,
+        pub f_score: i16,
+        pub m_score: i16,
+        pub segment: String,
+        pub p_alive: Option<f64>,
+        pub clv_12m: Option<f64>,
+        pub lifecycle: String,
+        pub value_tier: String,
+    }
+}
+
+crate::row! {
+    /// One audit entry about the customer: who, when, what (never values).
+    #[derive(Debug, Clone, Serialize)]
+    pub struct AuditTrail {
+        pub at: DateTime<Utc>,
+        pub subject: String,
+        pub role: String,
+        pub partner: Option<String>,
+        pub action: String,
+        pub fields: String,
+    }
+}
+
+/// What the hub's store holds of `customer_id`.
+async fn hub_records(hub: &Database, trace: &SqlTrace, customer_id: &str) -> Result<HubRecords, sqlx::Error> {
+    let id = [sources::Arg::from(customer_id)];
+    let keys = "select source, source_key, email_norm, phone_norm from identity_links where customer_id = ?
+                order by source, source_key";
+    let insights = "select model_id, frequency, recency_days, monetary_cents, r_score, f_score, m_score, segment,
+                           p_alive, clv_12m, lifecycle, value_tier
+                    from customer_insights where customer_id = ? order by model_id";
+    let trail = "select at, subject, role, partner, action, fields from audit_log where customer_id = ? order by id";
+    Ok(HubRecords {
+        normalised_keys: hub.fetch_all(trace, keys, &id).await?,
+        insights: hub.fetch_all(trace, insights, &id).await?,
+        audit_trail: hub.fetch_all(trace, trail, &id).await?,
+    })
 }
 
 /// A source that failed, and why (logged, never sent).
@@ -50,11 +120,13 @@ pub async fn export(
         let rows = (sources::def(source).export)(db, trace, &keys).await.map_err(|e| SourceFailed(db.name, e))?;
         by_source.insert(source.to_string(), rows);
     }
+    let hub = hub_records(sources.hub(), trace, customer_id).await.map_err(|e| SourceFailed(DbName::Hub, e))?;
     Ok(Export {
         customer_id: customer_id.to_owned(),
         exported_at: Utc::now(),
         sources: by_source,
         identity_links: links,
+        hub,
     })
 }
 

@@ -90,6 +90,7 @@ async fn assert_gone(app: &TestApp, person: &Value, tokens: &[(String, String)])
 
 async fn export_and_erase(layout: Layout) {
     let app = TestApp::spawn(layout, 120).await;
+    c360::insights::refresh::refresh(&app.sources, crate::helpers::as_of()).await.expect("fit the insight models");
     let person = someone_everywhere(&app).await;
     let id = person["id"].as_str().expect("id").to_owned();
     let agent = app.token(Role::Agent, None, None);
@@ -114,6 +115,17 @@ async fn export_and_erase(layout: Layout) {
     }
     assert!(!doc["crm"]["consents"].as_array().expect("consents").is_empty());
     assert!(doc.to_string().contains(person["email"].as_str().expect("email")), "the export holds the email");
+    // What the hub derives and keeps is the person's too: the keys it matches by, the
+    // insight scores, and who saw their data (this export first of all).
+    let keys = doc["hub"]["normalised_keys"].as_array().expect("normalised keys");
+    assert!(keys.iter().any(|k| k["email_norm"] == person["email"]), "{doc:#}");
+    let scores = doc["hub"]["insights"].as_array().expect("insights");
+    assert!(
+        !scores.is_empty() && scores.iter().all(|s| s["segment"].is_string() && s["r_score"].is_number()),
+        "{doc:#}"
+    );
+    let trail = doc["hub"]["audit_trail"].as_array().expect("audit trail");
+    assert!(trail.iter().any(|e| e["action"] == "export" && e["subject"] == "test-admin"), "{doc:#}");
     let links = doc["identity_links"].as_array().expect("links").len();
     assert_eq!(links, person["sourceRecords"].as_array().expect("records").len());
     let log = app

@@ -86,6 +86,23 @@ crate::row! {
     }
 }
 
+crate::row! {
+    struct Sharing {
+        customer_id: String,
+    }
+}
+
+/// The other customers with an email or phone of `customer_id`'s records: the same person,
+/// maybe, whom the resolver kept apart (a shared household address, a typo). Erasure names
+/// them for the operator to confirm; it does not guess.
+pub async fn sharing_keys(hub: &Database, trace: &SqlTrace, customer_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    let sql = "select distinct o.customer_id from identity_links l
+               join identity_links o on (o.email_norm = l.email_norm or o.phone_norm = l.phone_norm)
+               where l.customer_id = ? and o.customer_id <> l.customer_id order by o.customer_id";
+    let rows: Vec<Sharing> = hub.fetch_all(trace, sql, &[sources::Arg::from(customer_id)]).await?;
+    Ok(rows.into_iter().map(|r| r.customer_id).collect())
+}
+
 /// What the hub's store holds of `customer_id`.
 async fn hub_records(hub: &Database, trace: &SqlTrace, customer_id: &str) -> Result<HubRecords, sqlx::Error> {
     let id = [sources::Arg::from(customer_id)];

@@ -76,6 +76,9 @@ pub struct ErasureReport {
     pub already_erased: bool,
     /// Per database, what was done (empty when already erased).
     pub sources: Vec<SourceErasure>,
+    /// Other customers with an email or phone this one had: possibly the same person,
+    /// kept apart by the resolver. Not erased: check each, and erase it too if it is them.
+    pub sharing_identifiers: Vec<ID>,
 }
 
 #[derive(Default)]
@@ -98,9 +101,11 @@ impl SubjectMutation {
                 customer_id: id,
                 already_erased: true,
                 sources: vec![],
+                sharing_identifiers: vec![],
             }));
         };
         record(ctx, AuditAction::Erase, &customer.id, &customer.links).await?;
+        let sharing = request(ctx).loaders.admin().sharing_keys(&customer.id).await?;
         let report = request(ctx).loaders.admin().erase(&customer.id, &customer.links).await?;
         tracing::info!(customer = %customer.id, "customer erased");
         Ok(Some(ErasureReport {
@@ -114,6 +119,7 @@ impl SubjectMutation {
                     anonymized: i64::try_from(r.anonymized).unwrap_or(i64::MAX),
                 })
                 .collect(),
+            sharing_identifiers: sharing.iter().map(|c| ids(ctx).global_id(Kind::Customer, c)).collect(),
         }))
     }
 }

@@ -104,6 +104,11 @@ impl Admin<'_> {
         subject::export(self.sources, self.trace, customer_id, links).await.map_err(failed)
     }
 
+    /// The other customers sharing an email or phone with this one.
+    pub async fn sharing_keys(&self, customer_id: &str) -> Result<Vec<String>, ApiError> {
+        subject::sharing_keys(&self.hub.db, &self.hub.trace, customer_id).await.map_err(|e| self.hub.fail(e))
+    }
+
     /// Erases the customer with these links from every source, then from the hub.
     pub async fn erase(&self, customer_id: &str, links: &[Link]) -> Result<Vec<Erased>, ApiError> {
         let erased = subject::erase(self.sources, customer_id, links).await;

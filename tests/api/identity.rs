@@ -112,10 +112,13 @@ async fn new_records_are_linked_incrementally_and_merges_keep_old_ids() {
     let ambiguous = app.query("{ customerByEmail(email: \"ada@example.org\") { id } }", json!({})).await;
     assert_eq!(crate::helpers::codes(&ambiguous), ["AMBIGUOUS_MATCH"]);
 
-    // Erasure forgets a shared key, once nobody holds it any more.
-    let erase = "mutation($id: ID!) { eraseCustomer(id: $id) { alreadyErased } }";
+    // Erasure forgets a shared key, once nobody holds it any more; it names the other
+    // customers with the erased one's email or phone (the same person, maybe: a human
+    // decides), and erases none of them.
+    let erase = "mutation($id: ID!) { eraseCustomer(id: $id) { alreadyErased sharingIdentifiers } }";
     assert_eq!(shared_emails(&app).await, ["ada@example.org"]);
-    app.data(erase, json!({ "id": byron["id"] })).await;
+    let erased = app.data(erase, json!({ "id": byron["id"] })).await;
+    assert_eq!(erased["eraseCustomer"]["sharingIdentifiers"], json!([ada["id"]]));
     assert_eq!(shared_emails(&app).await, ["ada@example.org"], "Ada still has it");
     app.data(erase, json!({ "id": ada["id"] })).await;
     assert!(shared_emails(&app).await.is_empty());

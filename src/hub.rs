@@ -245,6 +245,18 @@ impl Hub {
                 return (async_graphql::Response::from_errors(vec![error]), request_id);
             }
         };
+        let document = match limits::only_selected(&document, request.operation_name.as_deref()) {
+            Ok(None) => document,
+            Ok(Some(selected)) => Arc::new(selected),
+            Err(message) => {
+                if let Err(limited) = charge(1) {
+                    return (limited, request_id);
+                }
+                let mut errors = vec![ServerError::new(message, None)];
+                coded(&mut errors);
+                return (async_graphql::Response::from_errors(errors), request_id);
+            }
+        };
         if operations == Operations::QueriesOnly
             && operation(&document, request.operation_name.as_deref()).map(|o| o.ty) == Some(OperationType::Mutation)
         {

@@ -1714,7 +1714,13 @@ def main():
         crash_events = []      # exit status, log tail
         crash_reports = []     # (worker, its last requests) from workers whose request got no answer
         last_print = t0
+        rss_start = rss_max = hub.rss_mib()
         while len(stats) < W:
+            if hub.alive():
+                try:
+                    rss_max = max(rss_max, hub.rss_mib())
+                except OSError:
+                    pass
             try:
                 w, st = results.get(timeout=0.2)
                 stats[w] = st
@@ -1875,6 +1881,11 @@ def main():
             crash["curl"] = curl_for(req, path) + (f"   # TOKEN: c360 token --role {req['role']}"
                                                    if req["role"] in ROLES else "")
 
+        # No request may take the hub's memory (introspection once took 23 GB): a bound far
+        # above what the largest body (1 MiB) per worker can explain.
+        if rss_max > rss_start + 512:
+            findings["rss | the hub grew by more than 512 MiB"] = {
+                "kind": "memory", "count": 1, "detail": f"{rss_start:.0f} -> {rss_max:.0f} MiB"}
         all_findings = findings_setup + [dict(f, signature=sig) for sig, f in sorted(findings.items())]
         summary = {
             "documents_sent": agg["sent"], "documents_requested": args.documents, "seconds": round(elapsed, 1),
@@ -1883,6 +1894,7 @@ def main():
             "status": dict(sorted(agg["status"].items())),
             "error_codes": dict(sorted(agg["codes"].items(), key=lambda kv: -kv[1])),
             "after": after, "hub_died": hub_died, "slowest_bomb_seconds": round(agg["bomb_seconds"], 2),
+            "rss_mib": {"start": round(rss_start), "max": round(rss_max)},
             "findings": len(all_findings), "setup_seconds": round(t0 - t_start, 1),
         }
         report.update(summary=summary, findings=all_findings)
@@ -1933,7 +1945,8 @@ def print_summary(s, findings, report):
           f"setup {s['setup_seconds']} s")
     print("by role:   " + ", ".join(f"{k} {v:,}" for k, v in s["by_role"].items()))
     print("by kind:   " + ", ".join(f"{k} {v:,}" for k, v in s["by_kind"].items()))
-    print(f"bombs:     the slowest answered in {s['slowest_bomb_seconds']} s")
+    print(f"bombs:     the slowest answered in {s['slowest_bomb_seconds']} s; hub RSS {s['rss_mib']['start']} MiB at the "
+          f"start, at most {s['rss_mib']['max']} MiB")
     print("status:    " + ", ".join(f"{k} {v:,}" for k, v in s["status"].items()))
     print("codes:     " + ", ".join(f"{k} {v:,}" for k, v in s["error_codes"].items()))
     print(f"after:     hub {'DIED' if s['hub_died'] else 'alive'}, {json.dumps(s['after'], ensure_ascii=False)[:400]}")

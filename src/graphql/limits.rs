@@ -175,6 +175,50 @@ pub fn check(
     Ok(cost)
 }
 
+/// The operation of a document of several that runs, alone with the fragments it spreads
+/// (each looked into once): what the hub validates, checks and runs, so that the other
+/// operations of a document cost nothing beyond their parsing (a thousand operations
+/// spreading one fan-out once took seconds, each validated in full). `Ok(None)`: the
+/// document holds one operation, and is used as it is. `Err`: the name matches none of
+/// them, or several and no name (async-graphql's own messages).
+pub fn only_selected(document: &ExecutableDocument, name: Option<&str>) -> Result<Option<ExecutableDocument>, String> {
+    fn spread<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet, used: &mut HashSet<&'a Name>) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => spread(document, &f.node.selection_set.node, used),
+                Selection::InlineFragment(f) => spread(document, &f.node.selection_set.node, used),
+                Selection::FragmentSpread(s) => {
+                    let name = &s.node.fragment_name.node;
+                    if let Some(fragment) = document.fragments.get(name)
+                        && used.insert(name)
+                    {
+                        spread(document, &fragment.node.selection_set.node, used);
+                    }
+                }
+            }
+        }
+    }
+    let DocumentOperations::Multiple(operations) = &document.operations else { return Ok(None) };
+    if operations.len() == 1 {
+        return Ok(None);
+    }
+    let Some(name) = name else { return Err("Operation name required in request.".to_owned()) };
+    let Some((key, operation)) = operations.get_key_value(name) else {
+        return Err(format!(r#"Unknown operation named "{name}""#));
+    };
+    let mut used = HashSet::new();
+    spread(document, &operation.node.selection_set.node, &mut used);
+    Ok(Some(ExecutableDocument {
+        operations: DocumentOperations::Multiple([(key.clone(), operation.clone())].into_iter().collect()),
+        fragments: document
+            .fragments
+            .iter()
+            .filter(|(n, _)| used.contains(n))
+            .map(|(n, f)| (n.clone(), f.clone()))
+            .collect(),
+    }))
+}
+
 /// Whether any operation of `document` asks for `__schema` or `__type` (at its root,
 /// where they live, fragments included). Each fragment is looked into once, however
 /// often it is spread: the work is bounded by the document's size (a fragment spreading
@@ -684,6 +728,30 @@ mod tests {
         // No name among several: nothing runs, nothing is walked.
         assert_eq!(walk(None), Ok(0));
         assert_eq!(walk(Some("Nope")), Ok(0));
+    }
+
+    #[test]
+    fn the_operation_that_runs_is_kept_alone_with_its_fragments() {
+        let parse = |q: &str| async_graphql::parser::parse_query(q).expect("parses");
+        let document = parse(
+            "query A { ...X } query B { ...Y } fragment X on Query { ...Z } fragment Y on Query { __typename }
+             fragment Z on Query { __typename }",
+        );
+        let kept = only_selected(&document, Some("A")).expect("A").expect("pruned");
+        let DocumentOperations::Multiple(ops) = &kept.operations else { panic!("named") };
+        assert_eq!(ops.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["A"]);
+        let mut fragments: Vec<&str> = kept.fragments.keys().map(|k| k.as_str()).collect();
+        fragments.sort_unstable();
+        assert_eq!(fragments, ["X", "Z"]);
+        assert_eq!(only_selected(&document, None).err().as_deref(), Some("Operation name required in request."));
+        assert_eq!(only_selected(&document, Some("C")).err().as_deref(), Some(r#"Unknown operation named "C""#));
+        // One operation: the document as it is, unused fragments and all (validation's to refuse).
+        assert!(
+            only_selected(&parse("query A { __typename } fragment U on Query { __typename }"), None)
+                .expect("one")
+                .is_none()
+        );
+        assert!(only_selected(&parse("{ __typename }"), Some("A")).expect("anonymous").is_none());
     }
 
     #[test]

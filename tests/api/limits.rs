@@ -318,3 +318,26 @@ async fn refused_requests_count_against_the_rate() {
         assert_eq!((limited, &seen[0]), (3, &code.to_owned()), "{query}: {seen:?}");
     }
 }
+
+/// Only the operation that runs is validated and checked, with the fragments it spreads:
+/// the others of the document cost their parsing and nothing more (a thousand operations
+/// spreading one fan-out once took seconds, each validated in full).
+#[tokio::test]
+async fn only_the_operation_that_runs_is_checked() {
+    let app = TestApp::spawn(Layout::all(Backend::Sqlite), 3).await;
+    let document =
+        "query A { ...X } query B { nope ...Y } fragment X on Query { __typename } fragment Y on Query { no }";
+    let body = json!({ "query": document, "operationName": "A" });
+    let response = app.send(Some(&format!("Bearer {}", app.admin)), body).await.expect("send");
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["data"], json!({ "__typename": "Query" }), "{answer:#}");
+    for (name, message) in
+        [(Value::Null, "Operation name required in request."), (json!("C"), "Unknown operation named \"C\"")]
+    {
+        let body = json!({ "query": document, "operationName": name });
+        let response = app.send(Some(&format!("Bearer {}", app.admin)), body).await.expect("send");
+        let answer: Value = response.json().await.expect("JSON");
+        assert_eq!(codes(&answer), ["GRAPHQL_VALIDATION_FAILED"], "{answer:#}");
+        assert_eq!(answer["errors"][0]["message"], message, "{answer:#}");
+    }
+}

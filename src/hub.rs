@@ -222,12 +222,12 @@ impl Hub {
         let limits = Limits::for_role(&self.graphql, role);
         // What a request refused before it runs costs its caller: nothing (a document that
         // does not parse, one over a limit) is free to send over and over.
-        let charge = |cost: u64| -> Result<(), async_graphql::Response> {
+        let charge = |cost: u64| -> Result<(), Box<async_graphql::Response>> {
             let Some(rates) = &self.rates else { return Ok(()) };
             rates.charge(role, viewer.partner.as_deref(), &viewer.subject, cost).map_err(|wait| {
                 let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let message = format!("too many operations; retry in {seconds} s");
-                refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())])
+                Box::new(refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())]))
             })
         };
         let document = match self.parsed(&request.query) {
@@ -240,7 +240,7 @@ impl Hub {
                     .and_then(|e| e.get("code"))
                     .is_some_and(|c| *c == async_graphql::Value::from("LIMIT_EXCEEDED"));
                 if let Err(limited) = charge(if over { limits.cost } else { 1 }) {
-                    return (limited, request_id);
+                    return (*limited, request_id);
                 }
                 return (async_graphql::Response::from_errors(vec![error]), request_id);
             }
@@ -250,7 +250,7 @@ impl Hub {
             Ok(Some(selected)) => Arc::new(selected),
             Err(message) => {
                 if let Err(limited) = charge(1) {
-                    return (limited, request_id);
+                    return (*limited, request_id);
                 }
                 let mut errors = vec![ServerError::new(message, None)];
                 coded(&mut errors);
@@ -272,7 +272,7 @@ impl Hub {
         let introspection = self.graphql.introspection_roles.iter().any(|r| r == role);
         if !introspection && limits::introspects(&document) {
             if let Err(limited) = charge(1) {
-                return (limited, request_id);
+                return (*limited, request_id);
             }
             let message = "introspection is not available to this token";
             return (refused(message, "GRAPHQL_VALIDATION_FAILED", []), request_id);
@@ -288,7 +288,7 @@ impl Hub {
         };
         // Over a limit, it is charged as the costliest operation allowed.
         if let Err(limited) = charge(checked.as_ref().map_or(limits.cost, |cost| *cost)) {
-            return (limited, request_id);
+            return (*limited, request_id);
         }
         if let Err(e) = checked {
             return (async_graphql::Response::from_errors(vec![exceeded(&e)]), request_id);

@@ -224,7 +224,10 @@ fn holds_contact_literal(query: &str) -> bool {
     let mut rest = query;
     while let Some(start) = rest.find('"') {
         let after = &rest[start..];
-        let (quote, body) = if after.starts_with("\"\"\"") { ("\"\"\"", &after[3..]) } else { ("\"", &after[1..]) };
+        let (quote, body) = match after.strip_prefix("\"\"\"") {
+            Some(body) => ("\"\"\"", body),
+            None => ("\"", after.get(1..).unwrap_or_default()),
+        };
         // The end of the literal: its closing quote, not an escaped one.
         let mut end = None;
         let mut escaped = false;

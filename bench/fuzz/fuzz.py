@@ -805,15 +805,26 @@ class Gen:
         else:
             nops = 1 if r.random() < 0.9 else r.choice([2, 3])
             names = [None] if nops == 1 and r.random() < 0.7 else [self.fresh("Op") for _ in range(nops)]
-            ops = [self.operation(n) for n in names]
+            # Which operations name hidden fields (with the fragments each spreads): of a
+            # document of several, only the one that runs is validated and run.
+            ops, hides = [], {}
+            for n in names:
+                self.doc["hidden"] = False
+                ops.append(self.operation(n))
+                hides[n] = self.doc["hidden"]
             q = " ".join(ops + self.doc["frags"])
             if r.random() < 0.02:
+                self.doc["hidden"] = False
                 q += " " + self.operation(names[0])     # a duplicate operation name
+                hides[names[0]] = hides[names[0]] or self.doc["hidden"]
             kk = r.random()
             if len(names) > 1 or names[0]:
                 op_name = r.choice([n for n in names if n]) if kk < 0.8 else (None if kk < 0.9 else "Nope")
             elif kk < 0.05:
                 op_name = "Nope"
+            # One operation: it runs whatever the name says (or nothing does). Several:
+            # the one named, or none.
+            self.doc["hidden"] = any(hides.values()) if len(names) == 1 else hides.get(op_name, False)
         body = {"query": q}
         if self.doc["vars"] or r.random() < 0.3:
             body["variables"] = self.doc["vars"]

@@ -71,10 +71,6 @@ pub struct AuditEntry {
     pub target: Option<String>,
 }
 
-/// The most characters each column of `audit_log` holds (see its migration).
-const COLUMNS: [(&str, usize); 6] =
-    [("request_id", 36), ("subject", 200), ("partner", 64), ("customer_id", 36), ("fields", 1000), ("target", 320)];
-
 impl AuditEntry {
     pub fn new(viewer: &Viewer, request_id: &str, action: AuditAction, customer_id: &str, fields: Vec<String>) -> Self {
         AuditEntry {
@@ -90,6 +86,27 @@ impl AuditEntry {
         }
     }
 
+    /// The first of its values the table cannot hold, by column name (the sizes of the
+    /// `audit_log` migration). Cheap where every value is short: a string of at most `max`
+    /// bytes holds at most `max` characters.
+    fn too_long(&self) -> Option<&'static str> {
+        let over = |v: &str, max: usize| v.len() > max && v.chars().count() > max;
+        // The fields are stored joined with commas.
+        let commas = self.fields.len().saturating_sub(1);
+        let fields = self.fields.iter().map(String::len).sum::<usize>() + commas > 1000
+            && self.fields.iter().map(|f| f.chars().count()).sum::<usize>() + commas > 1000;
+        [
+            ("request_id", over(&self.request_id, 36)),
+            ("subject", over(&self.subject, 200)),
+            ("partner", self.partner.as_deref().is_some_and(|p| over(p, 64))),
+            ("customer_id", over(&self.customer_id, 36)),
+            ("fields", fields),
+            ("target", self.target.as_deref().is_some_and(|t| over(t, 320))),
+        ]
+        .into_iter()
+        .find_map(|(column, long)| long.then_some(column))
+    }
+
     /// The entry of a revocation by `viewer`: `kind` (`token_id`, `subject` or `partner`)
     /// and what was revoked.
     pub fn revocation(viewer: &Viewer, request_id: &str, kind: &str, target: &str) -> Self {
@@ -100,45 +117,30 @@ impl AuditEntry {
     }
 }
 
-impl AuditEntry {
-    /// The first of its values the table cannot hold, by column name.
-    fn too_long(&self) -> Option<&'static str> {
-        let fields = self.fields.join(",");
-        let values = [
-            Some(self.request_id.as_str()),
-            Some(self.subject.as_str()),
-            self.partner.as_deref(),
-            Some(self.customer_id.as_str()),
-            Some(fields.as_str()),
-            self.target.as_deref(),
-        ];
-        COLUMNS
-            .iter()
-            .zip(values)
-            .find(|((_, max), v)| v.is_some_and(|v| v.chars().count() > *max))
-            .map(|((c, _), _)| *c)
-    }
-}
-
 /// What one response revealed unmasked (customer → fields), filled by resolvers, and
 /// what else it is to leave in the audit log (a refused attempt, a read of the log).
 #[derive(Debug, Default)]
-pub struct Reveals(Mutex<BTreeMap<String, BTreeSet<&'static str>>>, Mutex<Vec<(AuditAction, String, Vec<String>)>>);
+pub struct Reveals {
+    /// Customer → the fields shown of them.
+    reads: Mutex<BTreeMap<String, BTreeSet<&'static str>>>,
+    /// Other entries: action, customer (empty: none), fields.
+    noted: Mutex<Vec<(AuditAction, String, Vec<String>)>>,
+}
 
 impl Reveals {
     pub fn record(&self, customer_id: &str, field: &'static str) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.reads.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(customer_id.to_owned()).or_default().insert(field);
     }
 
     /// Notes an entry of `action` about `customer_id` (empty: none), with `fields`.
     pub fn note(&self, action: AuditAction, customer_id: &str, fields: Vec<String>) {
-        self.1.lock().unwrap_or_else(|e| e.into_inner()).push((action, customer_id.to_owned(), fields));
+        self.noted.lock().unwrap_or_else(|e| e.into_inner()).push((action, customer_id.to_owned(), fields));
     }
 
     /// The audit entries of what this response revealed, one per customer.
     pub fn entries(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.reads.lock().unwrap_or_else(|e| e.into_inner());
         map.iter()
             .map(|(customer, fields)| {
                 let fields = fields.iter().map(|f| (*f).to_owned()).collect();
@@ -149,7 +151,7 @@ impl Reveals {
 
     /// The other entries noted in this response (a refused attempt, a read of the log).
     pub fn noted(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
-        let noted = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        let noted = self.noted.lock().unwrap_or_else(|e| e.into_inner());
         noted
             .iter()
             .map(|(action, customer, fields)| AuditEntry::new(viewer, request_id, *action, customer, fields.clone()))
@@ -407,4 +409,25 @@ fn refuses_entry(error: &sqlx::Error) -> bool {
     let sqlite = || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 18..=20));
     let mysql = || db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == 3819);
     code.starts_with("22") || code.starts_with("23") || sqlite() || mysql()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_measured_against_its_columns_in_characters() {
+        let viewer = Viewer::with_role(Role::Admin, None);
+        let entry = |fields: Vec<String>| AuditEntry::new(&viewer, "r-1", AuditAction::Read, "c-1", fields);
+        assert_eq!(entry(vec!["email".into(), "phone".into()]).too_long(), None);
+        // 200 characters of two bytes each fit a column of 200 characters.
+        let wide = AuditEntry { subject: "é".repeat(200), ..entry(vec![]) };
+        assert_eq!(wide.too_long(), None);
+        assert_eq!(AuditEntry { subject: "s".repeat(201), ..entry(vec![]) }.too_long(), Some("subject"));
+        assert_eq!(AuditEntry { partner: Some("p".repeat(65)), ..entry(vec![]) }.too_long(), Some("partner"));
+        // Fields are stored joined with commas: 500 of one letter need 999 characters.
+        assert_eq!(entry(vec!["f".into(); 500]).too_long(), None);
+        assert_eq!(entry(vec!["f".into(); 501]).too_long(), Some("fields"));
+        assert_eq!(AuditEntry { target: Some("t".repeat(321)), ..entry(vec![]) }.too_long(), Some("target"));
+    }
 }

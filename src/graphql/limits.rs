@@ -144,7 +144,11 @@ pub fn check(
     let mut cost = 0;
     let operation = match (&document.operations, name) {
         (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        // A name that matches none runs nothing; of a lone operation, that one is walked
+        // all the same (a check that cannot tell refuses rather than passes).
+        (DocumentOperations::Multiple(ops), Some(name)) => {
+            ops.get(name).or_else(|| ops.values().next().filter(|_| ops.len() == 1))
+        }
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
     };

@@ -48,6 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 C360 = ROOT / "target" / "release" / "c360"  # the debug build with --smoke
+# The ladder's floor (bench/bare): async-graphql and sqlx over the same tables, nothing else.
+BARE = ROOT / "target" / "release" / "c360-bare"
 PG_ADMIN_URL = os.environ.get("C360_BENCH_PG", "postgres://root@127.0.0.1:5432/test")
 AS_OF = "2026-11-01"
 DBS = ["crm", "shop", "helpdesk", "marketing", "hub"]
@@ -88,6 +90,8 @@ OPS = {
 # Which operations each target runs.
 TARGET_OPS = {
     "postgraphile": ["q1", "q2", "q2f", "q3", "q4"],
+    # PostgreSQL only: the floor, c360's documents over golden ids.
+    "bare": ["q1", "q2", "q2f", "q3", "q4"],
     "c360 admin": ["q1", "q2", "q3", "q4"],
     "c360 frontend": ["q1", "q2f", "q3", "q4"],
     "c360 unguarded": ["q1", "q2", "q3", "q4"],
@@ -223,7 +227,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise SystemExit(f"{self.name} exited; see {self.log.name}")
             try:
-                if not self.name.startswith("postgraphile"):
+                if not self.name.startswith(("postgraphile", "bare")):
                     urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/ready", timeout=5).read()
                 else:
                     post(self.url, json.dumps({"query": "{ __typename }"}), None)
@@ -318,7 +322,7 @@ def bodies(op, postgraphile, ids, emails, cursor_list, rng, n, sealed=None):
     for _ in range(n):
         if kind == "id":
             golden = rng.choice(ids)
-            variables = {"id": golden if postgraphile else sealed[golden]}
+            variables = {"id": sealed[golden] if sealed else golden}
         elif kind == "email":
             variables = {"email": rng.choice(emails)}
         else:
@@ -396,17 +400,20 @@ def main():
     else:
         targets = [t for t in targets if not t.startswith("base")]
     if args.engine != "postgres":
-        targets = [t for t in targets if t != "postgraphile"]
+        targets = [t for t in targets if t not in ("postgraphile", "bare")]
     ops = args.ops.split(",")
 
     if not args.no_build:
         run(["cargo", "build", "--quiet"] + ([] if args.smoke else ["--release"]), cwd=ROOT)
+        if "bare" in targets:
+            run(["cargo", "build", "--quiet", "--release", "-p", "c360-bare"], cwd=ROOT)
     install_tools("postgraphile" in targets)
     db, env = prepare_data(args.engine, args.customers, args.connections, args.smoke)
     rng = random.Random(360)
     ids, emails = sample_keys(args.engine, db, 5_000, rng)
     tokens = {"c360 admin": token(env, "admin"), "c360 frontend": token(env, "frontend"),
-              "c360 unguarded": token(env, "admin"), "c360 unhardened": token(env, "admin"), "postgraphile": None}
+              "c360 unguarded": token(env, "admin"), "c360 unhardened": token(env, "admin"), "postgraphile": None,
+              "bare": None}
     tokens["base admin"], tokens["base frontend"] = tokens["c360 admin"], tokens["c360 frontend"]
     base_env = env
     if args.base and args.base_hub_migrations is not None:
@@ -448,6 +455,10 @@ def main():
                 pg_env = {**os.environ, "DATABASE_URL": pg_url(db), "PORT": str(port),
                           "POOL_MAX": str(args.connections), "NODE_ENV": "production"}
                 servers[target] = Server(target, [node_binary(), "server.mjs"], pg_env, port, BENCH / "postgraphile")
+            elif target == "bare":
+                bare_env = {**os.environ, "DATABASE_URL": pg_url(db), "PORT": str(port),
+                            "POOL_MAX": str(args.connections)}
+                servers[target] = Server(target, [BARE], bare_env, port)
             elif target in ("c360 unguarded", "c360 unhardened"):
                 command = "serve-unguarded" if target == "c360 unguarded" else "serve-unhardened"
                 servers[target] = Server(target, [C360, "--listen", f"127.0.0.1:{port}", command], env, port)
@@ -471,7 +482,7 @@ def main():
                 if op not in ops:
                     continue
                 binary, server_env = (args.base, base_env) if target.startswith("base") else (C360, env)
-                sealed = None if pg else c360_ids(binary, tuple(server_env.items()), tuple(ids))
+                sealed = None if pg or target == "bare" else c360_ids(binary, tuple(server_env.items()), tuple(ids))
                 sample = bodies(op, pg, ids, emails, cursor_list, random.Random(op), 10_000, sealed)
                 check(servers[target], tokens[target], op, sample[:20], pg)
                 path = work / f"{target.replace(' ', '-')}-{op}.jsonl"
@@ -530,14 +541,16 @@ def report(args, targets, ops, results, statements):
                 f"{max(x['rss'] for x in runs):.0f} |")
     ratio = lambda a, b, op: (med([x["rps"] for x in results[(a, op)]]) / med([x["rps"] for x in results[(b, op)]])
                               if (a, op) in results and (b, op) in results else None)
-    lines += ["", "| op | admin / PostGraphile | frontend / PostGraphile | admin / unguarded (policy cost) "
-              "| admin / unhardened (limits, rates, metrics cost) | admin / base admin | frontend / base frontend |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| op | admin / PostGraphile | frontend / PostGraphile | admin / bare | frontend / bare "
+              "| admin / unguarded (policy cost) | admin / unhardened (limits, rates, metrics cost) "
+              "| admin / base admin | frontend / base frontend |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for op in ops:
         if op == "q2f":
             continue
         front = "q2f" if op == "q2" else op
         cells = [ratio("c360 admin", "postgraphile", op), ratio("c360 frontend", "postgraphile", front),
+                 ratio("c360 admin", "bare", op), ratio("c360 frontend", "bare", front),
                  ratio("c360 admin", "c360 unguarded", op), ratio("c360 admin", "c360 unhardened", op),
                  ratio("c360 admin", "base admin", op),
                  ratio("c360 frontend", "base frontend", front)]

@@ -8,7 +8,7 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Opera
 use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use quick_cache::sync::Cache;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Reveals};
 use crate::auth::Viewer;
 use crate::config::Config;
 use crate::config::GraphqlConfig;
@@ -16,13 +16,13 @@ use crate::error::ApiError;
 use crate::graphql::ids::Ids;
 use crate::graphql::limits::{self, Limits};
 use crate::graphql::privacy::PrivacyTable;
-use crate::graphql::privacy::viewer::ViewerSchemas;
+use crate::graphql::privacy::viewer::{ViewerSchema, ViewerSchemas};
 use crate::graphql::{self, RequestContext, Shared, inputs};
 use crate::loaders::Kept;
 use crate::loaders::batch::{self, BatchQueue};
 use crate::metrics::Metrics;
 use crate::persisted::Persisted;
-use crate::policy::Policy;
+use crate::policy::{Access, Policy};
 use crate::ratelimit::RateLimits;
 use crate::revocations::Revocations;
 use crate::sources::{Sources, SqlTrace};
@@ -196,11 +196,12 @@ impl Hub {
         (response, request_id)
     }
 
-    /// [`Hub::execute`], telling `name` the operation's name once the document is parsed.
+    /// [`Hub::execute`], telling `name` the operation's name once the document is parsed:
+    /// admission, then execution, then what the response owes the audit log.
     async fn run(
         &self,
         viewer: Viewer,
-        mut request: async_graphql::Request,
+        request: async_graphql::Request,
         name: &mut Option<String>,
         operations: Operations,
     ) -> (async_graphql::Response, String) {
@@ -209,20 +210,46 @@ impl Hub {
             true => trace.limited(self.graphql.max_concurrent_statements).measured(self.metrics.clone()),
             false => trace,
         };
-        let queue = BatchQueue::default();
-        let access = self.policy.access(viewer.clone());
-        let context =
-            RequestContext::new(&self.sources, &self.kept, viewer.clone(), access.rows.clone(), trace.clone(), &queue);
-        let (request_id, reveals) = (context.request_id.clone(), context.reveals.clone());
+        let request_id = uuid::Uuid::now_v7().to_string();
         tracing::Span::current().record("request_id", request_id.as_str());
-        if let Err(refusal) = self.persisted.resolve(&viewer, &mut request) {
-            return (refused(&refusal.to_string(), refusal.code(), []), request_id);
+        let admitted = match self.admit(&viewer, request, name, operations) {
+            Ok(admitted) => admitted,
+            Err(refusal) => return (*refusal, request_id),
+        };
+        let queue = BatchQueue::default();
+        let context = RequestContext::new(
+            &self.sources,
+            &self.kept,
+            viewer.clone(),
+            admitted.access.rows.clone(),
+            trace.clone(),
+            &queue,
+            request_id,
+        );
+        let reveals = context.reveals.clone();
+        let request_id = context.request_id.clone();
+        let response = self.answer(admitted, context, queue).await;
+        (self.finish(response, &viewer, &request_id, &reveals, &trace).await, request_id)
+    }
+
+    /// Whether the request may run, and if so its document, checked: parsed (or taken
+    /// from the cache), its operation selected, within the role's limits, valid against
+    /// the viewer's schema, and charged to the caller's rate. Refused requests are charged
+    /// too: nothing (a document that does not parse, one over a limit) is free to send
+    /// over and over.
+    fn admit(
+        &self,
+        viewer: &Viewer,
+        mut request: async_graphql::Request,
+        name: &mut Option<String>,
+        operations: Operations,
+    ) -> Result<Admitted, Refusal> {
+        if let Err(refusal) = self.persisted.resolve(viewer, &mut request) {
+            return Err(Box::new(refused(&refusal.to_string(), refusal.code(), [])));
         }
         let role: &'static str = viewer.role.into();
         let limits = Limits::for_role(&self.graphql, role);
-        // What a request refused before it runs costs its caller: nothing (a document that
-        // does not parse, one over a limit) is free to send over and over.
-        let charge = |cost: u64| -> Result<(), Box<async_graphql::Response>> {
+        let charge = |cost: u64| -> Result<(), Refusal> {
             let Some(rates) = &self.rates else { return Ok(()) };
             rates.charge(role, viewer.partner.as_deref(), &viewer.subject, cost).map_err(|wait| {
                 let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -230,37 +257,29 @@ impl Hub {
                 Box::new(refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())]))
             })
         };
+        // A refusal, charged `cost` first (a caller out of rate hears that instead).
+        let refuse = |cost: u64, errors: Vec<ServerError>| -> Refusal {
+            if let Err(limited) = charge(cost) {
+                return limited;
+            }
+            let mut response = async_graphql::Response::from_errors(errors);
+            coded(&mut response.errors);
+            Box::new(response)
+        };
         let document = match self.parsed(&request.query) {
             Ok(document) => document,
-            Err(error) => {
-                // Over the token limit, it is charged as the costliest operation allowed.
-                let over = error
-                    .extensions
-                    .as_ref()
-                    .and_then(|e| e.get("code"))
-                    .is_some_and(|c| *c == async_graphql::Value::from("LIMIT_EXCEEDED"));
-                if let Err(limited) = charge(if over { limits.cost } else { 1 }) {
-                    return (*limited, request_id);
-                }
-                return (async_graphql::Response::from_errors(vec![error]), request_id);
-            }
+            // Over the token limit, it is charged as the costliest operation allowed.
+            Err(error) => return Err(refuse(if is_limit(&error) { limits.cost } else { 1 }, vec![error])),
         };
         let document = match limits::only_selected(&document, request.operation_name.as_deref()) {
             Ok(None) => document,
             Ok(Some(selected)) => Arc::new(selected),
-            Err(message) => {
-                if let Err(limited) = charge(1) {
-                    return (*limited, request_id);
-                }
-                let mut errors = vec![ServerError::new(message, None)];
-                coded(&mut errors);
-                return (async_graphql::Response::from_errors(errors), request_id);
-            }
+            Err(message) => return Err(refuse(1, vec![ServerError::new(message, None)])),
         };
         if operations == Operations::QueriesOnly
             && operation(&document, request.operation_name.as_deref()).map(|o| o.ty) == Some(OperationType::Mutation)
         {
-            return (refused("mutations are sent with POST", "METHOD_NOT_ALLOWED", []), request_id);
+            return Err(Box::new(refused("mutations are sent with POST", "METHOD_NOT_ALLOWED", [])));
         }
         // A named operation alone in its document is the one that runs.
         if name.is_none()
@@ -271,43 +290,46 @@ impl Hub {
         }
         let introspection = self.graphql.introspection_roles.iter().any(|r| r == role);
         if !introspection && limits::introspects(&document) {
-            if let Err(limited) = charge(1) {
-                return (*limited, request_id);
-            }
             let message = "introspection is not available to this token";
-            return (refused(message, "GRAPHQL_VALIDATION_FAILED", []), request_id);
+            return Err(refuse(1, vec![refusal(message, "GRAPHQL_VALIDATION_FAILED", [])]));
         }
-        let viewer_schema = self.schemas.of(&access);
-        let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
+        let access = self.policy.access(viewer.clone());
+        let schema = self.schemas.of(&access).clone();
         let operation_name = request.operation_name.as_deref();
         let checked = match self.hardened {
             true => {
-                limits::check(&document, operation_name, &request.variables, &viewer_schema.types, max_page, &limits)
+                let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
+                limits::check(&document, operation_name, &request.variables, &schema.types, max_page, &limits)
             }
             false => Ok(0),
         };
         // Over a limit, it is charged as the costliest operation allowed.
-        if let Err(limited) = charge(checked.as_ref().map_or(limits.cost, |cost| *cost)) {
-            return (*limited, request_id);
-        }
+        charge(checked.as_ref().map_or(limits.cost, |cost| *cost))?;
         if let Err(e) = checked {
-            return (async_graphql::Response::from_errors(vec![exceeded(&e)]), request_id);
+            return Err(Box::new(async_graphql::Response::from_errors(vec![exceeded(&e)])));
         }
-        let invalid =
-            inputs::check(&viewer_schema.types, &document, request.operation_name.as_deref(), &request.variables);
+        let invalid = inputs::check(&schema.types, &document, operation_name, &request.variables);
         if !invalid.is_empty() {
             let mut response = async_graphql::Response::from_errors(invalid);
             coded(&mut response.errors);
-            return (response, request_id);
+            return Err(Box::new(response));
         }
+        let suggest = self.graphql.suggestion_roles.iter().any(|r| r == role);
+        Ok(Admitted { request, document, access, schema, introspection, suggest })
+    }
+
+    /// Runs an admitted request on its viewer's schema, within the request timeout, and
+    /// puts the response in the shape clients are promised: fields in selection order,
+    /// errors in document order and coded, suggestions where the role may have them.
+    async fn answer(&self, admitted: Admitted, context: RequestContext, queue: BatchQueue) -> async_graphql::Response {
+        let Admitted { request, document, access, schema, introspection, suggest } = admitted;
         let operation_name = request.operation_name.clone();
         let mut request = request.data(access).data(context);
         request.set_parsed_query(ExecutableDocument::clone(&document));
         if !introspection {
             request = request.disable_introspection();
         }
-        let schema = &viewer_schema.schema;
-        let run = batch::drive(queue, schema.execute(request));
+        let run = batch::drive(queue, schema.schema.execute(request));
         let started = std::time::Instant::now();
         let answered = tokio::time::timeout(self.graphql.timeout, run).await;
         // A response finished after its time (before the timer was seen to fire) is late
@@ -315,7 +337,7 @@ impl Hub {
         let Some(mut response) = answered.ok().filter(|_| started.elapsed() <= self.graphql.timeout) else {
             // Nothing was answered, so nothing was revealed: no audit entry.
             let message = format!("the request ran longer than {:?}", self.graphql.timeout);
-            return (refused(&message, "TIMEOUT", []), request_id);
+            return refused(&message, "TIMEOUT", []);
         };
         // An operation that ran without an error has an object, if an empty one: every
         // field skipped (`{ __typename @skip(if: true) }`) is `{"data": {}}`, not null.
@@ -329,26 +351,35 @@ impl Hub {
             response.errors.sort_by(|a, b| (&a.locations, &a.message).cmp(&(&b.locations, &b.message)));
         }
         coded(&mut response.errors);
-        if self.graphql.suggestion_roles.iter().any(|r| r == role)
-            && response.errors.iter().any(|e| e.message.starts_with("Unknown field"))
-        {
-            graphql::suggestions::suggest(&mut response.errors, &viewer_schema.types);
+        if suggest && response.errors.iter().any(|e| e.message.starts_with("Unknown field")) {
+            graphql::suggestions::suggest(&mut response.errors, &schema.types);
         }
+        response
+    }
+
+    /// What the response owes before it leaves: its audit entries queued (else it is
+    /// withheld, `AUDIT_UNAVAILABLE`), and the statement counts when traced.
+    async fn finish(
+        &self,
+        mut response: async_graphql::Response,
+        viewer: &Viewer,
+        request_id: &str,
+        reveals: &Reveals,
+        trace: &SqlTrace,
+    ) -> async_graphql::Response {
         if let Some(audit) = &self.audit {
-            audit.keep(reveals.noted(&viewer, &request_id));
-        }
-        if let Some(audit) = &self.audit
-            && audit.submit(reveals.entries(&viewer, &request_id)).await.is_err()
-        {
-            let mut error = ServerError::new(ApiError::AuditUnavailable.message(), None);
-            error.extensions = ApiError::AuditUnavailable.extend().extensions;
-            response = async_graphql::Response::from_errors(vec![error]);
+            audit.keep(reveals.noted(viewer, request_id));
+            if audit.submit(reveals.entries(viewer, request_id)).await.is_err() {
+                let mut error = ServerError::new(ApiError::AuditUnavailable.message(), None);
+                error.extensions = ApiError::AuditUnavailable.extend().extensions;
+                response = async_graphql::Response::from_errors(vec![error]);
+            }
         }
         if let Some(counts) = trace.snapshot() {
             let by_source = counts.into_iter().map(|(db, n)| (Name::new(db.to_string()), Value::from(n))).collect();
             response.extensions.insert("sqlStatements".into(), Value::Object(by_source));
         }
-        (response, request_id)
+        response
     }
 
     /// `query` parsed, from the cache or parsed now (and kept if [`cacheable`]); else the
@@ -426,6 +457,28 @@ impl Hub {
             audit.close().await;
         }
     }
+}
+
+/// A request refused before it runs: the whole response.
+type Refusal = Box<async_graphql::Response>;
+
+/// A request [`Hub::admit`] let through, with what running it needs.
+struct Admitted {
+    request: async_graphql::Request,
+    /// Parsed, with only the operation that runs (and its fragments).
+    document: Arc<ExecutableDocument>,
+    access: Access,
+    /// The viewer's schema: what the policy hides from it is not in it.
+    schema: Arc<ViewerSchema>,
+    /// Whether the role may introspect, and may be told the names it misspelt.
+    introspection: bool,
+    suggest: bool,
+}
+
+/// Whether `error` is a limit's (`LIMIT_EXCEEDED`).
+fn is_limit(error: &ServerError) -> bool {
+    let code = error.extensions.as_ref().and_then(|e| e.get("code"));
+    code.is_some_and(|c| *c == Value::from("LIMIT_EXCEEDED"))
 }
 
 /// Which operations a request may run.

@@ -38,9 +38,9 @@ impl RequestContext {
         rows: Rows,
         trace: SqlTrace,
         queue: &BatchQueue,
+        request_id: String,
     ) -> Self {
         let loaders = Loaders::new(sources, kept, &trace, queue, rows, &viewer.subject);
-        let request_id = uuid::Uuid::now_v7().to_string();
         RequestContext { viewer, request_id, trace, loaders, reveals: Arc::default() }
     }
 }

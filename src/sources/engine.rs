@@ -446,6 +446,25 @@ pub struct Database {
     statement_timeout: Duration,
 }
 
+/// How long a pooled connection may have been idle and still be handed out without a
+/// ping. sqlx pings every connection when it returns to the pool, and by default again
+/// when it is taken out: a second round trip per statement, a seventh of a profile
+/// request's CPU (BENCHMARKS.md, the ladder). A connection idle for longer (one a server
+/// or a proxy may have closed meanwhile) is still pinged first.
+const FRESH_FOR: Duration = Duration::from_secs(10);
+
+/// sqlx's `before_acquire`: pings a connection only when it has been idle for longer
+/// than [`FRESH_FOR`]; a connection that fails the ping is dropped and another taken.
+async fn ping_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    if meta.idle_for > FRESH_FOR {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
+
 /// Pool settings of one database.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -479,6 +498,8 @@ impl Database {
                     SqlitePoolOptions::new()
                         .max_connections(settings.max_connections)
                         .acquire_timeout(settings.connect_timeout)
+                        .test_before_acquire(false)
+                        .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                         .connect_with(opts)
                         .await?,
                 )
@@ -489,6 +510,8 @@ impl Database {
                     PgPoolOptions::new()
                         .max_connections(settings.max_connections)
                         .acquire_timeout(settings.connect_timeout)
+                        .test_before_acquire(false)
+                        .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                         .connect_with(opts)
                         .await?,
                 )
@@ -500,6 +523,8 @@ impl Database {
                     MySqlPoolOptions::new()
                         .max_connections(settings.max_connections)
                         .acquire_timeout(settings.connect_timeout)
+                        .test_before_acquire(false)
+                        .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                         // Store and read DATETIME values as UTC whatever the server's zone.
                         .after_connect(|conn, _| {
                             Box::pin(async move {

@@ -21,8 +21,10 @@ What it does:
    connections for c360 (spread over its five pools) and PostGraphile (one pool).
 4. Checks every operation once per target (no errors, data present) and counts c360's
    SQL statements per request (a short run with the statement trace on).
-5. Drives each operation with wrk (N connections, T seconds), targets interleaved within
-   each round, and prints medians over rounds: requests/s, p50/p90/p99, errors, hub CPU
+5. Drives each operation with wrk (N connections, T seconds, after a short warm-up), each
+   target's server started for its turn in each round and stopped after it (a dozen
+   servers' pools at once would pass PostgreSQL's connection limit), targets in a rotating
+   order, and prints medians over rounds: requests/s, p50/p90/p99, errors, hub CPU
    and RSS, and the ratios that matter. Request bodies (ids, emails, cursors) are drawn
    beforehand from a seeded generator.
 """
@@ -102,6 +104,13 @@ TARGET_OPS = {
     "base admin": ["q1", "q2", "q3", "q4"],
     "base frontend": ["q1", "q2f", "q3", "q4"],
 }
+# The ladder (--ladder): c360 admin with the layers of its request path left out one more
+# at a time (`c360 serve-without`), from the top down to what async-graphql alone does
+# (`bare`). Each rung is measured against the rung above it, in the same run.
+LADDER = ["audit", "policy", "metrics", "spans", "limits", "rates", "gate", "order", "inputs"]
+RUNGS = {f"c360 -{layer}": LADDER[:i + 1] for i, layer in enumerate(LADDER)}
+TARGET_OPS |= {rung: ["q1", "q2", "q3", "q4"] for rung in RUNGS}
+WITHOUT = {"c360 unguarded": ["policy", "audit"], "c360 unhardened": ["limits", "rates", "metrics", "gate"]} | RUNGS
 
 
 def log(*args):
@@ -221,7 +230,8 @@ class Server:
                                      start_new_session=True)
 
     def wait_ready(self, timeout=300):
-        """Waits until the server answers: c360's readiness check, PostGraphile's GraphQL."""
+        """Waits until the server answers (c360's readiness check, the others' GraphQL);
+        returns the server."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -375,10 +385,12 @@ def main():
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=2, help="seconds of load before each measurement")
     ap.add_argument("--connections", type=int, default=20,
                     help="database connections per server: c360 splits them over its five pools")
     ap.add_argument("--ops", default="q1,q2,q2f,q3,q4")
-    ap.add_argument("--targets", default=",".join(TARGET_OPS))
+    ap.add_argument("--targets", default=",".join(t for t in TARGET_OPS if t not in RUNGS))
+    ap.add_argument("--ladder", action="store_true", help="add the ladder's rungs (and bare) to the targets")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--base", type=Path, help="another c360 binary (a copy of an earlier build) to compare against")
     ap.add_argument("--base-hub-migrations", type=int,
@@ -392,9 +404,11 @@ def main():
     global C360
     if args.smoke:
         # The CI slice: the debug binary `cargo test` has built, small data, a second each.
-        args.customers, args.seconds, args.rounds, args.clients = 500, 1, 1, 4
+        args.customers, args.seconds, args.rounds, args.clients, args.warmup = 500, 1, 1, 4, 1
         C360 = ROOT / "target" / "debug" / "c360"
     targets = [t for t in args.targets.split(",") if t in TARGET_OPS]
+    if args.ladder:
+        targets += [t for t in ["c360 admin", *RUNGS, "bare"] if t not in targets]
     if args.base:
         targets += [t for t in ["base admin", "base frontend"] if t not in targets]
     else:
@@ -415,6 +429,7 @@ def main():
               "c360 unguarded": token(env, "admin"), "c360 unhardened": token(env, "admin"), "postgraphile": None,
               "bare": None}
     tokens["base admin"], tokens["base frontend"] = tokens["c360 admin"], tokens["c360 frontend"]
+    tokens |= {rung: tokens["c360 admin"] for rung in RUNGS}
     base_env = env
     if args.base and args.base_hub_migrations is not None:
         if args.engine != "sqlite":
@@ -449,56 +464,64 @@ def main():
                         statements[(target, op)] = check(traced, tokens[target], op, sample, False)
         servers.pop("c360 traced").stop()
 
-        for target in targets:
+        # Each server runs only while it is prepared for or measured: a dozen servers with
+        # their pools at once would take more connections than PostgreSQL allows.
+        def launch(target):
             port = free_port()
             if target == "postgraphile":
                 pg_env = {**os.environ, "DATABASE_URL": pg_url(db), "PORT": str(port),
                           "POOL_MAX": str(args.connections), "NODE_ENV": "production"}
-                servers[target] = Server(target, [node_binary(), "server.mjs"], pg_env, port, BENCH / "postgraphile")
-            elif target == "bare":
+                return Server(target, [node_binary(), "server.mjs"], pg_env, port, BENCH / "postgraphile")
+            if target == "bare":
                 bare_env = {**os.environ, "DATABASE_URL": pg_url(db), "PORT": str(port),
                             "POOL_MAX": str(args.connections)}
-                servers[target] = Server(target, [BARE], bare_env, port)
-            elif target in ("c360 unguarded", "c360 unhardened"):
-                command = "serve-unguarded" if target == "c360 unguarded" else "serve-unhardened"
-                servers[target] = Server(target, [C360, "--listen", f"127.0.0.1:{port}", command], env, port)
-            elif target in ("c360 admin", "base admin"):
-                binary, server_env = (C360, env) if target == "c360 admin" else (args.base, base_env)
-                servers[target] = Server(target, [binary, "--listen", f"127.0.0.1:{port}"], server_env, port)
-        for admin, frontend, binary, server_env in [("c360 admin", "c360 frontend", C360, env),
-                                                    ("base admin", "base frontend", args.base, base_env)]:
-            if frontend in targets:
-                port = free_port()
-                servers[frontend] = servers.get(admin) or Server(
-                    f"{frontend} server", [binary, "--listen", f"127.0.0.1:{port}"], server_env, port)
-        for server in set(servers.values()):
-            server.wait_ready()
+                return Server(target, [BARE], bare_env, port)
+            if target in WITHOUT:
+                command = ["serve-without", ",".join(WITHOUT[target])]
+                return Server(target, [C360, "--listen", f"127.0.0.1:{port}"] + command, env, port)
+            binary, server_env = (args.base, base_env) if target.startswith("base") else (C360, env)
+            return Server(target, [binary, "--listen", f"127.0.0.1:{port}"], server_env, port)
+
+        # Admin and frontend tokens share one server.
+        shared_with = {"c360 frontend": "c360 admin", "base frontend": "base admin"}
+        groups = {}
+        for target in targets:
+            groups.setdefault(shared_with.get(target, target) if shared_with.get(target) in targets else target,
+                              []).append(target)
 
         files = {}
-        for target in targets:
-            pg = target == "postgraphile"
-            cursor_list = cursors(servers[target], tokens[target], pg)
-            for op in TARGET_OPS[target]:
-                if op not in ops:
-                    continue
-                binary, server_env = (args.base, base_env) if target.startswith("base") else (C360, env)
-                sealed = None if pg or target == "bare" else c360_ids(binary, tuple(server_env.items()), tuple(ids))
-                sample = bodies(op, pg, ids, emails, cursor_list, random.Random(op), 10_000, sealed)
-                check(servers[target], tokens[target], op, sample[:20], pg)
-                path = work / f"{target.replace(' ', '-')}-{op}.jsonl"
-                path.write_text("\n".join(sample) + "\n")
-                files[(target, op)] = path
+        for lead, members in groups.items():
+            server = servers[lead] = launch(lead).wait_ready()
+            for target in members:
+                pg = target == "postgraphile"
+                cursor_list = cursors(server, tokens[target], pg)
+                for op in TARGET_OPS[target]:
+                    if op not in ops:
+                        continue
+                    binary, server_env = (args.base, base_env) if target.startswith("base") else (C360, env)
+                    sealed = None if pg or target == "bare" else c360_ids(binary, tuple(server_env.items()), tuple(ids))
+                    sample = bodies(op, pg, ids, emails, cursor_list, random.Random(op), 10_000, sealed)
+                    check(server, tokens[target], op, sample[:20], pg)
+                    path = work / f"{target.replace(' ', '-')}-{op}.jsonl"
+                    path.write_text("\n".join(sample) + "\n")
+                    files[(target, op)] = path
+            servers.pop(lead).stop()
 
         results = {}
+        leads = list(groups)
         for r in range(args.rounds):
-            order = targets[r % len(targets):] + targets[:r % len(targets)]
-            for op in ops:
-                for target in order:
-                    if (target, op) not in files:
-                        continue
-                    result = load(servers[target], tokens[target], files[(target, op)], args.clients, args.seconds)
-                    results.setdefault((target, op), []).append(result)
-                    log(f"round {r + 1} {op:4} {target:15} {result['rps']:8.0f} req/s  p99 {result['p99']:7.1f} ms")
+            for lead in leads[r % len(leads):] + leads[:r % len(leads)]:
+                server = servers[lead] = launch(lead).wait_ready()
+                for op in ops:
+                    for target in groups[lead]:
+                        if (target, op) not in files:
+                            continue
+                        # Warm: the server's caches, PostgreSQL's plans, the JIT of Node.
+                        load(server, tokens[target], files[(target, op)], args.clients, args.warmup)
+                        result = load(server, tokens[target], files[(target, op)], args.clients, args.seconds)
+                        results.setdefault((target, op), []).append(result)
+                        log(f"round {r + 1} {op:4} {target:15} {result['rps']:8.0f} req/s  p99 {result['p99']:7.1f} ms")
+                servers.pop(lead).stop()
         table = report(args, targets, ops, results, statements)
         print(table)
         if args.out:
@@ -555,6 +578,21 @@ def report(args, targets, ops, results, statements):
                  ratio("c360 admin", "base admin", op),
                  ratio("c360 frontend", "base frontend", front)]
         lines.append(f"| {op} | " + " | ".join("" if c is None else f"{c:.2f}x" for c in cells) + " |")
+    rungs = [r for r in ["c360 admin", *RUNGS, "bare"] if r in targets]
+    if len(rungs) > 1:
+        ladder_ops = [op for op in ops if op != "q2f"]
+        lines += ["", "The ladder: each rung against the rung above it (req/s of this rung / req/s of the one above)", "",
+                  "| rung | left out | " + " | ".join(f"{op} req/s | {op} step" for op in ladder_ops) + " |",
+                  "|---|---|" + "---:|---:|" * len(ladder_ops)]
+        for above, rung in zip([None] + rungs, rungs):
+            left_out = "" if rung == "c360 admin" else ("everything of c360's" if rung == "bare" else RUNGS[rung][-1])
+            cells = []
+            for op in ladder_ops:
+                runs = results.get((rung, op))
+                cells.append("" if not runs else f"{med([x['rps'] for x in runs]):.0f}")
+                step = ratio(rung, above, op) if above else None
+                cells.append("" if step is None else f"{step:.2f}x")
+            lines.append(f"| {rung} | {left_out} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

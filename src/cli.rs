@@ -14,7 +14,7 @@ use crate::auth::token::TokenRequest;
 use crate::auth::{self, Role};
 use crate::config::{Config, Environment};
 use crate::http::Application;
-use crate::hub::Hub;
+use crate::hub::{Hub, Layer, Layers};
 use crate::identity::{self, Resolver};
 use crate::jobs::{self, Children, Job};
 use crate::seed::{self, SeedOptions};
@@ -95,15 +95,15 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
-    /// Serve with no privacy policy and no audit log: the baseline the benchmark measures
-    /// the policy's cost against (`bench/compare.py`). Refused in production; not in help.
+    /// Serve without some layers of the request path, a comma-separated list of `audit`,
+    /// `policy`, `limits`, `rates`, `metrics`, `gate`, `order`, `spans` and `inputs`: the
+    /// baselines and the ladder of `bench/compare.py` (`policy,audit` is the hub
+    /// unguarded). Refused in production; not in help.
     #[command(hide = true)]
-    ServeUnguarded,
-    /// Serve with the policy and the audit log but without operation limits, rate limits,
-    /// revocation checks and metrics: the baseline the benchmark measures their cost
-    /// against. Refused in production; not in help.
-    #[command(hide = true)]
-    ServeUnhardened,
+    ServeWithout {
+        #[arg(value_delimiter = ',', required = true)]
+        layers: Vec<Layer>,
+    },
     /// Run one of `serve`'s jobs and exit (`serve` runs them in child processes, so
     /// that their memory goes back to the system when they are done). Exits with 0 when
     /// done, 1 when failed, 3 when an update found no model, 4 when another replica holds
@@ -220,11 +220,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seed { .. } | Command::ImportTransactions { .. } | Command::Job { job: Job::Seed } if production => {
             anyhow::bail!("`c360 seed` and `import-transactions` write into the sources; refused in production")
         }
-        Command::ServeUnguarded if production => {
-            anyhow::bail!("serving without the privacy policy is refused in production")
-        }
-        Command::ServeUnhardened if production => {
-            anyhow::bail!("serving without operation limits is refused in production")
+        Command::ServeWithout { .. } if production => {
+            anyhow::bail!("serving without a layer of the request path is refused in production")
         }
         // A job's server has migrated what it may.
         Command::Check | Command::Job { .. } => Migrate::Nothing,
@@ -235,11 +232,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let sources = Sources::connect(&config, migrate).await.map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), config.identity.batch_size);
     match command {
-        Command::Serve | Command::ServeUnguarded | Command::ServeUnhardened => {
+        Command::Serve | Command::ServeWithout { .. } => {
             let served = match command {
-                Command::ServeUnguarded => Served::Unguarded,
-                Command::ServeUnhardened => Served::Unhardened,
-                _ => Served::Whole,
+                Command::ServeWithout { layers } => Layers::of(&layers),
+                _ => Layers::default(),
             };
             let children = Children { config_file: cli.config };
             serve(config, sources, resolver, children, served).await.map(|()| ExitCode::SUCCESS)
@@ -345,23 +341,13 @@ async fn check(sources: &Sources) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a server leaves out: nothing, but for the benchmark's baselines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Served {
-    Whole,
-    /// No privacy policy, no audit log.
-    Unguarded,
-    /// No operation limits, rate limits, revocation checks or metrics.
-    Unhardened,
-}
-
 /// Serves until a signal.
 async fn serve(
     config: Config,
     sources: Sources,
     resolver: Resolver,
     children: Children,
-    served: Served,
+    served: Layers,
 ) -> anyhow::Result<()> {
     let production = config.environment == Environment::Production;
     if production && config.seed.on_empty {
@@ -391,17 +377,10 @@ async fn serve(
         .then(|| tokio::spawn(jobs::fit_periodically(sources.clone(), children, every, changes_every, stop_rx)));
 
     let app_uses_development_key = config.auth.development_key;
-    let hub = match served {
-        Served::Whole => Hub::new(config.clone(), sources.clone())?,
-        Served::Unguarded => {
-            tracing::warn!("serving WITHOUT the privacy policy and the audit log: for benchmarks only");
-            Hub::unguarded(config.clone(), sources.clone())?
-        }
-        Served::Unhardened => {
-            tracing::warn!("serving WITHOUT operation limits, rate limits and metrics: for benchmarks only");
-            Hub::new(config.clone(), sources.clone())?.unhardened()
-        }
-    };
+    if !served.is_empty() {
+        tracing::warn!(without = ?served, "serving WITHOUT layers of the request path: for benchmarks only");
+    }
+    let hub = Hub::without(config.clone(), sources.clone(), served)?;
     let app = Application::build(config, hub).await?;
     if app_uses_development_key {
         tracing::warn!(

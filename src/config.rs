@@ -91,6 +91,10 @@ pub struct DatabaseConfig {
     /// A source's own statement timeout, in place of `statement_timeout`
     /// (`statement_timeouts.shop = "2s"`).
     pub statement_timeouts: BTreeMap<SourceName, humantime_serde::Serde<Duration>>,
+    /// Whether a loader's statement that finds another of its kind running waits for it
+    /// and runs merged with the others that arrived meanwhile (one statement for many
+    /// requests' keys; each request gets only its own keys' rows).
+    pub merge_statements: bool,
 }
 
 impl DatabaseConfig {
@@ -107,6 +111,7 @@ impl Default for DatabaseConfig {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
             statement_timeouts: BTreeMap::new(),
+            merge_statements: true,
         }
     }
 }

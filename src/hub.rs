@@ -38,7 +38,7 @@ pub struct Hub {
     /// What loaders keep across requests: the current insight model, as this process
     /// last saw it, and customers' identity links.
     kept: Kept,
-    /// `None` only in [`Hub::unguarded`].
+    /// `None` only without [`Layer::Audit`].
     audit: Option<AuditLog>,
     policy: Policy,
     trace_sql: bool,
@@ -48,15 +48,65 @@ pub struct Hub {
     documents: Cache<String, Arc<ExecutableDocument>>,
     /// Operation limits, page sizes and the request timeout.
     graphql: GraphqlConfig,
-    /// `None` only in [`Hub::unguarded`].
+    /// `None` only without [`Layer::Rates`].
     rates: Option<Arc<RateLimits>>,
-    /// Revoked tokens; `None` only in [`Hub::unguarded`].
+    /// Revoked tokens; `None` only without [`Layer::Rates`].
     revocations: Option<Revocations>,
     /// Documents named by hash (APQ) and the safelists.
     persisted: Persisted,
     metrics: Arc<Metrics>,
-    /// Operation limits and metrics on: off only in [`Hub::unhardened`].
-    hardened: bool,
+    /// The layers left out: none, but in a benchmark's ladder.
+    without: Layers,
+}
+
+/// A part of the request path that a benchmark may leave out (`c360 serve-without`) to
+/// measure what it costs (BENCHMARKS.md, the ladder). A served hub has every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::Display, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
+pub enum Layer {
+    /// The audit log: nothing recorded, no response waits for it.
+    Audit,
+    /// The privacy policy: every field of every customer shown (its checks still run).
+    Policy,
+    /// Operation limits and cost, and the token count before parsing.
+    Limits,
+    /// Rate limits and revocation checks.
+    Rates,
+    /// Metrics of requests and statements.
+    Metrics,
+    /// The statement gate: a request's concurrent statements unbounded.
+    Gate,
+    /// Fields in selection order: the response as the executor builds it.
+    Order,
+    /// The request's span (`graphql`).
+    Spans,
+    /// The checks of input values against the viewer's schema.
+    Inputs,
+}
+
+/// A set of [`Layer`]s.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layers(u16);
+
+impl std::fmt::Debug for Layers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use strum::VariantArray;
+        f.debug_set().entries(Layer::VARIANTS.iter().filter(|l| self.has(**l))).finish()
+    }
+}
+
+impl Layers {
+    pub fn of(layers: &[Layer]) -> Self {
+        Layers(layers.iter().fold(0, |set, layer| set | 1 << *layer as u16))
+    }
+
+    pub fn has(self, layer: Layer) -> bool {
+        self.0 & 1 << layer as u16 != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 /// Documents kept parsed, and the longest one kept (longer ones are parsed each time).
@@ -75,11 +125,20 @@ impl Hub {
     /// The hub as served: the policy file's decisions enforced by the guard, personal data
     /// reads audited.
     pub fn new(config: Config, sources: Sources) -> anyhow::Result<Self> {
+        Self::without(config, sources, Layers::default())
+    }
+
+    /// The hub without the layers `without`: a benchmark's baseline, never served.
+    pub fn without(config: Config, sources: Sources, without: Layers) -> anyhow::Result<Self> {
         let table = PrivacyTable::from_sdl(&graphql::sdl()).map_err(anyhow::Error::msg)?;
-        let policy = Policy::load(config.policy.as_deref(), &table.value_fields())?;
+        let policy = match without.has(Layer::Policy) {
+            true => Policy::show_all(),
+            false => Policy::load(config.policy.as_deref(), &table.value_fields())?,
+        };
         let trace_sql = config.trace_sql;
         let link_cache = config.identity.link_cache_entries;
-        let audit = AuditLog::start(sources.hub().clone(), &config.audit);
+        let config_merge = config.database.merge_statements;
+        let audit = (!without.has(Layer::Audit)).then(|| AuditLog::start(sources.hub().clone(), &config.audit));
         let graphql = config.graphql.clone();
         for role in graphql.cost_by_role.keys() {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("graphql.cost_by_role: no role `{role}`"))?;
@@ -88,59 +147,38 @@ impl Hub {
             role.parse::<crate::auth::Role>()
                 .map_err(|_| anyhow::anyhow!("graphql.introspection_roles, suggestion_roles: no role `{role}`"))?;
         }
-        let rates = Arc::new(RateLimits::new(&config.rate_limits));
-        let revocations = Revocations::new(sources.hub().clone(), config.auth.leeway);
         for role in config.rate_limits.roles.keys() {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("rate_limits.roles: no role `{role}`"))?;
         }
-        let persisted = Persisted::load(&config.safelists, graphql.automatic_persisted_queries)?;
+        let rated = !without.has(Layer::Rates);
+        let rates = rated.then(|| Arc::new(RateLimits::new(&config.rate_limits)));
+        let revocations = rated.then(|| Revocations::new(sources.hub().clone(), config.auth.leeway));
+        let persisted = match without.has(Layer::Policy) {
+            true => Persisted::automatic(graphql.automatic_persisted_queries),
+            false => Persisted::load(&config.safelists, graphql.automatic_persisted_queries)?,
+        };
         let ids = Arc::new(Ids::load(&config)?);
         Ok(Hub {
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
-            kept: Kept::new(link_cache),
-            audit: Some(audit),
+            kept: Kept::new(link_cache, config_merge),
+            audit,
             policy,
             trace_sql,
             documents: Cache::new(DOCUMENTS),
             graphql,
-            rates: Some(rates),
-            revocations: Some(revocations),
+            rates,
+            revocations,
             persisted,
             metrics: Arc::default(),
-            hardened: true,
+            without,
         })
     }
 
     /// The same schema with no policy guard (everything shown) and no audit log: the
     /// baseline that benchmarks compare the policy's cost against. Never served.
     pub fn unguarded(config: Config, sources: Sources) -> anyhow::Result<Self> {
-        let trace_sql = config.trace_sql;
-        let link_cache = config.identity.link_cache_entries;
-        let graphql = config.graphql.clone();
-        let persisted = Persisted::automatic(graphql.automatic_persisted_queries);
-        let ids = Arc::new(Ids::load(&config)?);
-        Ok(Hub {
-            schemas: ViewerSchemas::new(Some(Shared { config, ids })),
-            sources,
-            kept: Kept::new(link_cache),
-            audit: None,
-            policy: Policy::show_all(),
-            trace_sql,
-            documents: Cache::new(DOCUMENTS),
-            graphql,
-            rates: None,
-            revocations: None,
-            persisted,
-            metrics: Arc::default(),
-            hardened: true,
-        })
-    }
-
-    /// The same hub without operation limits, rate limits, revocation checks and metrics:
-    /// the baseline that benchmarks compare their cost against. Never served.
-    pub fn unhardened(self) -> Self {
-        Hub { hardened: false, rates: None, revocations: None, ..self }
+        Self::without(config, sources, Layers::of(&[Layer::Policy, Layer::Audit]))
     }
 
     /// Runs one request for `viewer`. Returns the response and the request's id. A
@@ -162,18 +200,22 @@ impl Hub {
         let started = std::time::Instant::now();
         let mut name = request.operation_name.clone();
         let role: &'static str = viewer.role.into();
-        let span = tracing::info_span!(
+        let span = match self.without.has(Layer::Spans) {
+            true => tracing::Span::none(),
+            false => tracing::info_span!(
             "graphql",
             request_id = tracing::field::Empty,
             operation = tracing::field::Empty,
             role,
             outcome = tracing::field::Empty,
             ms = tracing::field::Empty,
-        );
+        ),
+        };
         let run = self.run(viewer, request, &mut name, operations);
         let (response, request_id) = tracing::Instrument::instrument(run, span.clone()).await;
         let outcome = outcome(&response);
-        if self.hardened
+        let measured = !self.without.has(Layer::Metrics);
+        if measured
             && let Some(reason) = match outcome {
                 "LIMIT_EXCEEDED" => Some("limit"),
                 "RATE_LIMITED" => Some("rate"),
@@ -185,7 +227,7 @@ impl Hub {
             self.metrics.rejected(reason);
         }
         let elapsed = started.elapsed();
-        if self.hardened {
+        if measured {
             self.metrics.operation(role, name.as_deref(), outcome, elapsed.as_secs_f64());
         }
         span.record("outcome", outcome).record("ms", elapsed.as_secs_f64() * 1e3);
@@ -206,9 +248,13 @@ impl Hub {
         operations: Operations,
     ) -> (async_graphql::Response, String) {
         let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
-        let trace = match self.hardened {
-            true => trace.limited(self.graphql.max_concurrent_statements).measured(self.metrics.clone()),
-            false => trace,
+        let trace = match self.without.has(Layer::Gate) {
+            false => trace.limited(self.graphql.max_concurrent_statements),
+            true => trace,
+        };
+        let trace = match self.without.has(Layer::Metrics) {
+            false => trace.measured(self.metrics.clone()),
+            true => trace,
         };
         let request_id = uuid::Uuid::now_v7().to_string();
         tracing::Span::current().record("request_id", request_id.as_str());
@@ -296,7 +342,7 @@ impl Hub {
         let access = self.policy.access(viewer.clone());
         let schema = self.schemas.of(&access).clone();
         let operation_name = request.operation_name.as_deref();
-        let checked = match self.hardened {
+        let checked = match !self.without.has(Layer::Limits) {
             true => {
                 let max_page = u64::try_from(self.graphql.max_page_size).unwrap_or(0);
                 limits::check(&document, operation_name, &request.variables, &schema.types, max_page, &limits)
@@ -308,7 +354,10 @@ impl Hub {
         if let Err(e) = checked {
             return Err(Box::new(async_graphql::Response::from_errors(vec![exceeded(&e)])));
         }
-        let invalid = inputs::check(&schema.types, &document, operation_name, &request.variables);
+        let invalid = match self.without.has(Layer::Inputs) {
+            false => inputs::check(&schema.types, &document, operation_name, &request.variables),
+            true => Vec::new(),
+        };
         if !invalid.is_empty() {
             let mut response = async_graphql::Response::from_errors(invalid);
             coded(&mut response.errors);
@@ -344,7 +393,9 @@ impl Hub {
         if response.data == Value::Null && response.errors.is_empty() {
             response.data = Value::Object(Default::default());
         }
-        graphql::field_order::reorder(&document, operation_name.as_deref(), &mut response.data);
+        if !self.without.has(Layer::Order) {
+            graphql::field_order::reorder(&document, operation_name.as_deref(), &mut response.data);
+        }
         if response.data == Value::Null {
             // Validation's errors come in the order of a hash map of the fragments: put them
             // in the document's, so the same document always gets the same answer.
@@ -389,7 +440,7 @@ impl Hub {
         if cacheable && let Some(document) = self.documents.get(query) {
             return Ok(document);
         }
-        if self.hardened
+        if !self.without.has(Layer::Limits)
             && let Err(e) = limits::tokens(query, self.graphql.max_tokens)
         {
             return Err(exceeded(&e));

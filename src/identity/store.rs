@@ -57,7 +57,7 @@ crate::row! {
 /// One page of customers in the order of `narrowing`'s rank, after the customer `after`
 /// with rank key `after.0` (keyset paging), as their links in that order with each
 /// customer's key: one statement, like [`customers_page`].
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn ranked_page(
     hub: &Database,
     trace: &SqlTrace,
@@ -118,7 +118,7 @@ fn list_filter(
 
 /// One page of customers in id order, returned as their links (one statement: the page
 /// and everything needed to reach each customer's source records).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn customers_page(
     hub: &Database,
     trace: &SqlTrace,

@@ -111,7 +111,7 @@ const MODEL_COLUMNS: &str = "id, as_of, finished_at, customers, bgnbd_r, bgnbd_a
                              bgnbd_log_likelihood, spend_p, spend_q, spend_v, cuts, watermarks, updated_at";
 
 /// The newest ready model, if any fit has completed.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn current_model(hub: &Database, trace: &SqlTrace) -> Result<Option<Model>, sqlx::Error> {
     let sql = format!(
         "select {MODEL_COLUMNS} from insight_models where status = 'ready' order by finished_at desc, id desc limit 1"
@@ -228,7 +228,7 @@ impl TryFrom<InsightRow> for (String, Scored) {
 
 /// The insights of these customers under `model` (customers without a row have not
 /// bought up to the model's date).
-#[tracing::instrument(skip_all, fields(db.ids = customers.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = customers.len()))]
 pub async fn insights(
     hub: &Database,
     trace: &SqlTrace,
@@ -355,7 +355,7 @@ pub async fn write_pareto(hub: &Database, model: &str, curve: &[ParetoPoint]) ->
 }
 
 /// The points of a model's Pareto curve at these permilles (`None`: every point).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn pareto(
     hub: &Database,
     trace: &SqlTrace,
@@ -417,7 +417,7 @@ crate::row! {
 
 /// Counts, money and means of a model's customers per group, as summed when the model
 /// was fitted.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn groups(hub: &Database, trace: &SqlTrace, model: &str, by: GroupBy) -> Result<Vec<Group>, sqlx::Error> {
     let sql = "select group_kind, value, customers, monetary_cents, clv_sum, clv_count, p_alive_sum, p_alive_count
                from insight_groups where model_id = ? and group_kind = ?";
@@ -719,7 +719,7 @@ crate::row! {
 }
 
 /// The affinities of these products under `model`.
-#[tracing::instrument(skip_all, fields(db.ids = skus.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = skus.len()))]
 pub async fn affinities(
     hub: &Database,
     trace: &SqlTrace,
@@ -757,7 +757,7 @@ crate::row! {
 }
 
 /// The products of these categories under `model`, cheapest first.
-#[tracing::instrument(skip_all, fields(db.ids = categories.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = categories.len()))]
 pub async fn products_in(
     hub: &Database,
     trace: &SqlTrace,

@@ -11,7 +11,7 @@ use crate::policy::ConsentScope;
 use crate::sources::Page;
 use crate::sources::crm::{self, Consent, Consenting, CrmCustomer, Note, NoteCount};
 
-loader!(CustomerLoader: one crm::customers => CrmCustomer, entry |c: CrmCustomer| (c.id, c));
+loader!(CustomerLoader: one crm::customers => CrmCustomer as CrmCustomer, key |c| c.id, entry |c: CrmCustomer| (c.id, c));
 loader!(
     /// The newest notes of each CRM record.
     NotePageLoader: page crm::notes_page => Note, key |n: &Note| n.customer_id
@@ -22,7 +22,7 @@ loader!(
 );
 loader!(
     /// How many notes each CRM record has.
-    NoteCountLoader: one crm::note_counts => i64, entry |c: NoteCount| (c.customer_id, c.n)
+    NoteCountLoader: one crm::note_counts => NoteCount as i64, key |c| c.customer_id, entry |c: NoteCount| (c.customer_id, c.n)
 );
 
 /// Which CRM records have an active consent for the request's partner (row rule for

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::insights::refresh::RECENT_SERVICE_DAYS;
 use crate::sources::helpdesk::{self, ServiceFigures, Ticket, TicketAggregate};
 
-loader!(TicketLoader: one helpdesk::tickets => Ticket, entry |t: Ticket| (t.id, t));
+loader!(TicketLoader: one helpdesk::tickets => Ticket as Ticket, key |t| t.id, entry |t: Ticket| (t.id, t));
 loader!(
     /// The newest tickets of a requester, one page.
     TicketPageLoader: page helpdesk::tickets_page => Ticket, key |t: &Ticket| t.requester_id

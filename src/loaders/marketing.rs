@@ -7,5 +7,5 @@ loader!(
     /// The newest sends of a contact, one page.
     SendPageLoader: page marketing::sends_page => Send, key |x: &Send| x.contact_id
 );
-loader!(SendCountLoader: one marketing::send_counts => i64, entry |r: SendCount| (r.contact_id, r.sends));
-loader!(CampaignLoader: one marketing::campaigns => Campaign, entry |c: Campaign| (c.id, c));
+loader!(SendCountLoader: one marketing::send_counts => SendCount as i64, key |r| r.contact_id, entry |r: SendCount| (r.contact_id, r.sends));
+loader!(CampaignLoader: one marketing::campaigns => Campaign as Campaign, key |c| c.id, entry |c: Campaign| (c.id, c));

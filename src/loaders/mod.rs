@@ -16,6 +16,7 @@ pub mod helpdesk;
 pub mod hub;
 pub mod insights;
 pub mod marketing;
+pub mod merged;
 pub mod shop;
 
 use std::collections::HashMap;
@@ -34,12 +35,19 @@ pub struct Kept {
     pub models: Arc<insights::ModelCache>,
     /// Customers' identity links, per viewer.
     pub links: Arc<hub::LinkCache>,
+    /// Where concurrent requests' statements meet to be merged; `None` when they are not
+    /// (`database.merge_statements`).
+    pub merges: Option<Arc<merged::Merges>>,
 }
 
 impl Kept {
-    /// With up to `links` customers' links kept (none at 0).
-    pub fn new(links: usize) -> Self {
-        Kept { models: Arc::default(), links: Arc::new(hub::LinkCache::new(links)) }
+    /// With up to `links` customers' links kept (none at 0), statements merged or not.
+    pub fn new(links: usize, merge: bool) -> Self {
+        Kept {
+            models: Arc::default(),
+            links: Arc::new(hub::LinkCache::new(links)),
+            merges: merge.then(Arc::default),
+        }
     }
 }
 
@@ -97,7 +105,11 @@ impl Loaders {
         fn loader<T: Send + Sync + 'static>(inner: T, queue: &batch::BatchQueue) -> DataLoader<T, HashMapCache> {
             DataLoader::with_cache(inner, queue.spawner(), HashMapCache::default()).delay(std::time::Duration::ZERO)
         }
-        let ctx = |db: &crate::sources::Database| Source { db: db.clone(), trace: trace.clone() };
+        let ctx = |db: &crate::sources::Database| Source {
+            db: db.clone(),
+            trace: trace.clone(),
+            merges: kept.merges.clone(),
+        };
         let links =
             || hub::LinkSource { source: ctx(sources.hub()), cache: kept.links.clone(), viewer: viewer.clone() };
         let consent = match &rows {
@@ -207,7 +219,7 @@ impl Loaders {
 /// - `page`: a newest-first page of each parent (the query takes the parents and a
 ///   [`Page`]; `key` reads a row's parent).
 macro_rules! loader {
-    ($(#[$m:meta])* $name:ident: one $query:path => $value:ty, entry $entry:expr) => {
+    ($(#[$m:meta])* $name:ident: one $query:path => $row:ty as $value:ty, key $key:expr, entry $entry:expr) => {
         $(#[$m])*
         pub struct $name(pub $crate::loaders::Source);
 
@@ -218,7 +230,10 @@ macro_rules! loader {
             async fn load(&self, keys: &[i64]) -> Result<std::collections::HashMap<i64, $value>, Self::Error> {
                 let s = &self.0;
                 let span = s.batch(stringify!($name), keys.len());
-                let rows = tracing::Instrument::instrument($query(&s.db, &s.trace, keys), span).await.map_err(|e| s.fail(e))?;
+                let fetch: $crate::loaders::merged::Fetch<$row> = |s, keys, _| {
+                    Box::pin(async move { $query(&s.db, &s.trace, &keys).await.map_err(|e| s.fail(e)) })
+                };
+                let rows = tracing::Instrument::instrument(s.merged::<Self, $row>(keys, None, fetch, $key), span).await?;
                 Ok(rows.into_iter().map($entry).collect())
             }
         }
@@ -234,8 +249,12 @@ macro_rules! loader {
             async fn load(&self, keys: &[i64]) -> Result<std::collections::HashMap<i64, Self::Value>, Self::Error> {
                 let s = &self.0;
                 let span = s.batch(stringify!($name), keys.len());
-                let rows = tracing::Instrument::instrument($query(&s.db, &s.trace, keys), span).await.map_err(|e| s.fail(e))?;
-                Ok($crate::loaders::group(rows, $key))
+                let fetch: $crate::loaders::merged::Fetch<$row> = |s, keys, _| {
+                    Box::pin(async move { $query(&s.db, &s.trace, &keys).await.map_err(|e| s.fail(e)) })
+                };
+                let key: fn(&$row) -> i64 = $key;
+                let rows = tracing::Instrument::instrument(s.merged::<Self, $row>(keys, None, fetch, key), span).await?;
+                Ok($crate::loaders::group(rows, key))
             }
         }
     };
@@ -253,8 +272,15 @@ macro_rules! loader {
             ) -> Result<std::collections::HashMap<(i64, $crate::sources::Page), Self::Value>, Self::Error> {
                 let s = &self.0;
                 let span = s.batch(stringify!($name), keys.len());
-                let load = $crate::loaders::paged(keys, $key, |parents, page| async move {
-                    $query(&s.db, &s.trace, &parents, &page).await.map_err(|e| s.fail(e))
+                let fetch: $crate::loaders::merged::Fetch<$row> = |s, parents, page| {
+                    Box::pin(async move {
+                        let page = page.unwrap_or($crate::sources::Page { limit: 0, before: None });
+                        $query(&s.db, &s.trace, &parents, &page).await.map_err(|e| s.fail(e))
+                    })
+                };
+                let key: fn(&$row) -> i64 = $key;
+                let load = $crate::loaders::paged(keys, key, |parents, page| async move {
+                    s.merged::<Self, $row>(&parents, Some(page), fetch, key).await
                 });
                 tracing::Instrument::instrument(load, span).await
             }
@@ -263,13 +289,32 @@ macro_rules! loader {
 }
 pub(crate) use loader;
 
-/// What every loader holds: its database and the request's statement trace.
+/// What every loader holds: its database, the request's statement trace, and the
+/// process's lanes for merging statements of concurrent requests (none where they are
+/// not merged).
+#[derive(Clone)]
 pub struct Source {
     pub db: crate::sources::Database,
     pub trace: SqlTrace,
+    pub merges: Option<Arc<merged::Merges>>,
 }
 
 impl Source {
+    /// The rows of `keys` (and `page`) fetched by `fetch`, merged with other requests'
+    /// statements of loader `L` when this source merges ([`merged`]).
+    pub async fn merged<L: 'static, R: Clone + Send + 'static>(
+        &self,
+        keys: &[i64],
+        page: Option<Page>,
+        fetch: merged::Fetch<R>,
+        key: fn(&R) -> i64,
+    ) -> Result<Vec<R>, ApiError> {
+        match &self.merges {
+            Some(merges) => merges.of::<L, R>().load(self, keys.to_vec(), page, fetch, key).await,
+            None => fetch(self.clone(), keys.to_vec(), page).await,
+        }
+    }
+
     /// One batch of `loader` for `keys` keys: its size goes into the metrics, and its
     /// statements run in the span returned.
     pub fn batch(&self, loader: &'static str, keys: usize) -> tracing::Span {

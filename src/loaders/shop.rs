@@ -4,8 +4,8 @@
 use super::loader;
 use crate::sources::shop::{self, Account, Bought, Order, OrderAggregate, OrderLine};
 
-loader!(AccountLoader: one shop::accounts => Account, entry |a: Account| (a.id, a));
-loader!(OrderLoader: one shop::orders => Order, entry |o: Order| (o.id, o));
+loader!(AccountLoader: one shop::accounts => Account as Account, key |a| a.id, entry |a: Account| (a.id, a));
+loader!(OrderLoader: one shop::orders => Order as Order, key |o| o.id, entry |o: Order| (o.id, o));
 loader!(
     /// The newest orders of an account, one page.
     OrderPageLoader: page shop::orders_page => Order, key |o: &Order| o.account_id

@@ -82,7 +82,7 @@ crate::row! {
 }
 
 /// Profiles by CRM id, one statement for the batch.
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn customers(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<CrmCustomer>, sqlx::Error> {
     let sql = format!(
         "select id, first_name, last_name, email, phone, birth_date, gender, street, postal_code, city, country, created_at
@@ -125,7 +125,7 @@ crate::row! {
 }
 
 /// Which of `ids` have an active consent in `scope`.
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn consenting(
     db: &Database,
     trace: &SqlTrace,
@@ -144,7 +144,7 @@ pub async fn consenting(
 
 /// CRM ids with an active consent in `scope`, ascending, after `after`, at most `limit`
 /// (every one when `limit` is `None`).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn consenting_page(
     db: &Database,
     trace: &SqlTrace,
@@ -194,14 +194,14 @@ pub(crate) const NOTE_COLUMNS: &str = "id, customer_id, author, body, created_at
 const CONSENT_COLUMNS: &str = "id, customer_id, partner_id, purpose, granted_at, revoked_at";
 
 /// The newest notes of each CRM record, one statement for all.
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn notes_page(db: &Database, trace: &SqlTrace, ids: &[i64], page: &Page) -> Result<Vec<Note>, sqlx::Error> {
     let (sql, args) = newest_first(NOTE_COLUMNS, "notes", "customer_id", "created_at", ids, page);
     db.fetch_all(trace, &sql, &args).await
 }
 
 /// Adds a note and returns it.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn add_note(
     db: &Database,
     trace: &SqlTrace,
@@ -221,7 +221,7 @@ pub async fn add_note(
 }
 
 /// The whole consent ledger of these CRM records, oldest grant first.
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn consents(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Consent>, sqlx::Error> {
     let sql = format!(
         "select {CONSENT_COLUMNS} from consents where customer_id in ({}) order by granted_at, id",
@@ -231,7 +231,7 @@ pub async fn consents(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Ve
 }
 
 /// The partners named in the consent ledger, in order.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn partners(db: &Database, trace: &SqlTrace) -> Result<Vec<String>, sqlx::Error> {
     crate::row! {
         struct Partner {
@@ -244,7 +244,7 @@ pub async fn partners(db: &Database, trace: &SqlTrace) -> Result<Vec<String>, sq
 }
 
 /// Records a grant.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn grant_consent(
     db: &Database,
     trace: &SqlTrace,
@@ -260,7 +260,7 @@ pub async fn grant_consent(
 
 /// Revokes every active grant of these CRM records for the partner (for one purpose, or
 /// for all when `purpose` is `None`). Returns how many grants it revoked.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn revoke_consent(
     db: &Database,
     trace: &SqlTrace,
@@ -296,7 +296,7 @@ crate::row! {
 }
 
 /// Note counts per CRM record.
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn note_counts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<NoteCount>, sqlx::Error> {
     let sql = format!(
         "select customer_id, count(*) as n from notes where customer_id in ({}) group by customer_id",

@@ -398,11 +398,16 @@ impl SqlTrace {
         }
     }
 
-    /// Counts a statement on `source` and waits for the request's turn to run it.
-    async fn start(&self, source: DbName) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    /// Counts a statement on `source` that another request's trace ran (merged).
+    pub fn count(&self, source: DbName) {
         if let Some(counts) = &self.counts {
             counts[source as usize].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a statement on `source` and waits for the request's turn to run it.
+    async fn start(&self, source: DbName) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.count(source);
         match &self.gate {
             // The semaphore is never closed.
             Some(gate) => gate.acquire().await.ok(),

@@ -83,7 +83,7 @@ pub(crate) const TICKET_COLUMNS: &str =
     "id, requester_id, channel, category, priority, status, subject, opened_at, closed_at, csat";
 
 /// The newest tickets of each requester, one statement for all requesters.
-#[tracing::instrument(skip_all, fields(db.ids = requesters.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = requesters.len()))]
 pub async fn tickets_page(
     db: &Database,
     trace: &SqlTrace,
@@ -94,14 +94,14 @@ pub async fn tickets_page(
     db.fetch_all(trace, &sql, &args).await
 }
 
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn tickets(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Ticket>, sqlx::Error> {
     let sql = format!("select {TICKET_COLUMNS} from tickets where id in ({})", in_list(ids.len()));
     db.fetch_all(trace, &sql, &ints(ids)).await
 }
 
 /// Ticket counts and CSAT per requester, status and category.
-#[tracing::instrument(skip_all, fields(db.ids = requesters.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = requesters.len()))]
 pub async fn ticket_aggregates(
     db: &Database,
     trace: &SqlTrace,
@@ -137,7 +137,7 @@ crate::row! {
 /// Every requester's service figures for tickets opened up to the end of `as_of`, CSAT
 /// counted as recent from the start of `recent`, handed to `each` as they stream (one
 /// grouped statement).
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn service_figures(
     db: &Database,
     recent: NaiveDate,
@@ -151,7 +151,7 @@ pub async fn service_figures(
 
 /// These requesters' service figures up to now (a request's read, for customers the
 /// insight snapshot has no row for), CSAT counted as recent for `recent_days`.
-#[tracing::instrument(skip_all, fields(db.ids = keys.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = keys.len()))]
 pub async fn service_figures_now(
     db: &Database,
     trace: &SqlTrace,

@@ -106,7 +106,7 @@ crate::row! {
 pub(crate) const SEND_COLUMNS: &str = "id, campaign_id, contact_id, sent_at, delivered_at, opened_at, clicked_at, converted_at, unsubscribed_at, coupon_code";
 
 /// The newest sends of each contact, one statement for all contacts.
-#[tracing::instrument(skip_all, fields(db.ids = contacts.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = contacts.len()))]
 pub async fn sends_page(
     db: &Database,
     trace: &SqlTrace,
@@ -117,7 +117,7 @@ pub async fn sends_page(
     db.fetch_all(trace, &sql, &args).await
 }
 
-#[tracing::instrument(skip_all, fields(db.ids = contacts.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = contacts.len()))]
 pub async fn send_counts(db: &Database, trace: &SqlTrace, contacts: &[i64]) -> Result<Vec<SendCount>, sqlx::Error> {
     let sql = format!(
         "select contact_id, count(*) as sends from sends where contact_id in ({}) group by contact_id",
@@ -126,7 +126,7 @@ pub async fn send_counts(db: &Database, trace: &SqlTrace, contacts: &[i64]) -> R
     db.fetch_all(trace, &sql, &ints(contacts)).await
 }
 
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn campaigns(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Campaign>, sqlx::Error> {
     let sql = format!(
         "select id, name, channel, offer_type, starts_at, ends_at from campaigns where id in ({})",

@@ -126,7 +126,7 @@ crate::row! {
 
 pub(crate) const ORDER_COLUMNS: &str = "id, account_id, number, ordered_at, status, channel, currency, total_cents";
 
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn accounts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Account>, sqlx::Error> {
     let sql = format!(
         "select id, email, phone, name, country, is_guest, created_at from accounts where id in ({})",
@@ -136,7 +136,7 @@ pub async fn accounts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Ve
 }
 
 /// The newest orders of each account, one statement for all accounts.
-#[tracing::instrument(skip_all, fields(db.ids = accounts.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = accounts.len()))]
 pub async fn orders_page(
     db: &Database,
     trace: &SqlTrace,
@@ -147,7 +147,7 @@ pub async fn orders_page(
     db.fetch_all(trace, &sql, &args).await
 }
 
-#[tracing::instrument(skip_all, fields(db.ids = ids.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
 pub async fn orders(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Order>, sqlx::Error> {
     let sql = format!("select {ORDER_COLUMNS} from orders where id in ({})", in_list(ids.len()));
     db.fetch_all(trace, &sql, &ints(ids)).await
@@ -155,7 +155,7 @@ pub async fn orders(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<
 
 /// Lines of many orders, with product name and category (a product missing from the
 /// catalogue still shows its line).
-#[tracing::instrument(skip_all, fields(db.ids = orders.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = orders.len()))]
 pub async fn order_lines(db: &Database, trace: &SqlTrace, orders: &[i64]) -> Result<Vec<OrderLine>, sqlx::Error> {
     let sql = format!(
         "select l.order_id, l.line_no, l.sku, p.name as product_name, p.category, l.quantity, l.unit_price_cents, o.currency
@@ -170,7 +170,7 @@ pub async fn order_lines(db: &Database, trace: &SqlTrace, orders: &[i64]) -> Res
 }
 
 /// Order counts, totals and first/last order time per account, currency and status.
-#[tracing::instrument(skip_all, fields(db.ids = accounts.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = accounts.len()))]
 pub async fn order_aggregates(
     db: &Database,
     trace: &SqlTrace,
@@ -201,7 +201,7 @@ crate::row! {
 /// Every account's purchase days up to and including `as_of`, in account order, handed
 /// to `each` as they stream (one grouped statement for the whole shop). Amounts are
 /// summed across currencies: the models assume the shop sells in one.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn purchase_days(
     db: &Database,
     as_of: NaiveDate,
@@ -241,7 +241,7 @@ crate::row! {
 /// The lines of the orders bought from `from` to the end of `until`, in order-id order,
 /// of one order in `every` (by id: a sample that reads the lines in their own order, so
 /// the database neither sorts nor decodes the rest), handed to `each` as they stream.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn sold_lines(
     db: &Database,
     from: NaiveDate,
@@ -291,7 +291,7 @@ crate::row! {
 }
 
 /// The products these accounts bought (orders not cancelled or returned).
-#[tracing::instrument(skip_all, fields(db.ids = accounts.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(db.ids = accounts.len()))]
 pub async fn bought(db: &Database, trace: &SqlTrace, accounts: &[i64]) -> Result<Vec<Bought>, sqlx::Error> {
     let sql = format!(
         "select o.account_id, l.sku, p.category, max(l.unit_price_cents) as price_cents

@@ -104,6 +104,6 @@ impl AuditQuery {
         let rows = admin.audit_page(&filter, before, i64::from(first) + 1).await?;
         let total = if wants_total(ctx) { admin.audit_count(&filter).await? } else { 0 };
         let entries = rows.into_iter().map(|row| AuditEntry::read(row, ids(ctx))).collect::<Result<Vec<_>, _>>()?;
-        Ok(AuditConnection::from_items(entries, first, |e| ids(ctx).audit_cursor(e.id), total))
+        Ok(AuditConnection::from_items(entries, first, |e| Ids::audit_cursor(e.id), total))
     }
 }

@@ -99,15 +99,29 @@ pub fn wants_total(ctx: &Context<'_>) -> bool {
 
 /// Relay page information.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct PageInfo {
     /// More items follow the last edge.
     pub has_next_page: bool,
     /// Always false: lists are read forwards only.
     pub has_previous_page: bool,
+    #[graphql(skip)]
+    pub start: Option<super::ids::Cursor>,
+    #[graphql(skip)]
+    pub end: Option<super::ids::Cursor>,
+}
+
+#[async_graphql::ComplexObject]
+impl PageInfo {
     /// Cursor of the first edge.
-    pub start_cursor: Option<String>,
+    async fn start_cursor(&self, ctx: &Context<'_>) -> Option<String> {
+        self.start.as_ref().map(|c| ids(ctx).seal_cursor(c))
+    }
+
     /// Cursor of the last edge; pass it as `after` for the next page.
-    pub end_cursor: Option<String>,
+    async fn end_cursor(&self, ctx: &Context<'_>) -> Option<String> {
+        self.end.as_ref().map(|c| ids(ctx).seal_cursor(c))
+    }
 }
 
 /// Declares a Relay connection and its edge type for one node type.
@@ -115,11 +129,20 @@ macro_rules! connection {
     ($connection:ident, $edge:ident, $node:ty, $what:literal) => {
         #[doc = concat!("One ", $what, " of a list, with the cursor that continues after it.")]
         #[derive(async_graphql::SimpleObject)]
+        #[graphql(complex)]
         pub struct $edge {
             #[doc = concat!("The ", $what, ".")]
             pub node: $node,
+            #[graphql(skip)]
+            pub position: $crate::graphql::ids::Cursor,
+        }
+
+        #[async_graphql::ComplexObject]
+        impl $edge {
             /// Opaque; pass it as `after` to read on from here.
-            pub cursor: String,
+            async fn cursor(&self, ctx: &async_graphql::Context<'_>) -> String {
+                $crate::graphql::common::ids(ctx).seal_cursor(&self.position)
+            }
         }
 
         #[doc = concat!("A page of ", $what, "s (Relay connection).")]
@@ -139,17 +162,18 @@ macro_rules! connection {
             pub fn from_items(
                 mut items: Vec<$node>,
                 first: i32,
-                cursor: impl Fn(&$node) -> String,
+                cursor: impl Fn(&$node) -> $crate::graphql::ids::Cursor,
                 total_count: i64,
             ) -> Self {
                 let has_next_page = items.len() > first as usize;
                 items.truncate(first as usize);
-                let edges: Vec<$edge> = items.into_iter().map(|node| $edge { cursor: cursor(&node), node }).collect();
+                let edges: Vec<$edge> =
+                    items.into_iter().map(|node| $edge { position: cursor(&node), node }).collect();
                 let page_info = $crate::graphql::common::PageInfo {
                     has_next_page,
                     has_previous_page: false,
-                    start_cursor: edges.first().map(|e| e.cursor.clone()),
-                    end_cursor: edges.last().map(|e| e.cursor.clone()),
+                    start: edges.first().map(|e| e.position.clone()),
+                    end: edges.last().map(|e| e.position.clone()),
                 };
                 $connection { edges, page_info, total_count }
             }

@@ -16,7 +16,7 @@ use super::campaign::CampaignResponseConnection;
 use super::common::ids;
 use super::common::{Money, connection, page_size, request, shared, wants_total};
 use super::crm::{Consent, Note, NoteConnection};
-use super::ids::Kind;
+use super::ids::{Ids, Kind};
 use super::insights::CustomerInsights;
 use super::order::{Order, OrderConnection};
 use super::privacy::{MaskValue, Subject};
@@ -454,7 +454,7 @@ impl Customer {
         Ok(Some(OrderConnection::from_items(
             orders,
             first,
-            |o| ids(ctx).time_cursor("o", o.0.ordered_at, o.0.id),
+            |o| Ids::time_cursor("o", o.0.ordered_at, o.0.id),
             total,
         )))
     }
@@ -481,7 +481,7 @@ impl Customer {
         Ok(Some(TicketConnection::from_items(
             tickets,
             first,
-            |t| ids(ctx).time_cursor("t", t.0.opened_at, t.0.id),
+            |t| Ids::time_cursor("t", t.0.opened_at, t.0.id),
             total,
         )))
     }
@@ -506,7 +506,7 @@ impl Customer {
         Ok(Some(CampaignResponseConnection::from_items(
             sends,
             first,
-            |s| ids(ctx).time_cursor("s", s.0.sent_at, s.0.id),
+            |s| Ids::time_cursor("s", s.0.sent_at, s.0.id),
             total,
         )))
     }
@@ -540,7 +540,7 @@ impl Customer {
         let mut notes: Vec<Note> = pages?.values().flat_map(|p| p.iter().map(Note::from)).collect();
         notes.sort_by_key(|n| Reverse((n.created_at, n.id)));
         let total = totals?.values().sum();
-        Ok(Some(NoteConnection::from_items(notes, first, |n| ids(ctx).time_cursor("n", n.created_at, n.id), total)))
+        Ok(Some(NoteConnection::from_items(notes, first, |n| Ids::time_cursor("n", n.created_at, n.id), total)))
     }
 
     /// The source records resolved into this customer, and why.

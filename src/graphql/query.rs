@@ -8,7 +8,7 @@ use super::campaign::Campaign;
 use super::common::ids;
 use super::common::{page_size, request, require, shared, wants_total};
 use super::customer::{Customer, CustomerConnection};
-use super::ids::Kind;
+use super::ids::{Cursor, Ids, Kind};
 use super::insights::{LifecycleStage, Quadrant, RfmSegment, ValueTier};
 use super::order::Order;
 use super::ticket::Ticket;
@@ -177,14 +177,14 @@ impl CustomerQuery {
         if grouped && (1..k).contains(&page.total) {
             return Err(ApiError::GroupTooSmall(k).into());
         }
-        let cursors: std::collections::HashMap<String, String> = page
+        let cursors: std::collections::HashMap<String, Cursor> = page
             .customers
             .iter()
             .map(|(c, position)| {
                 let cursor = match position {
-                    Position::Id(id) => ids.customer_cursor(id),
-                    Position::Consent(k) => ids.consent_cursor(*k),
-                    Position::Ranked(key, id) => ids.ranked_cursor(*key, id),
+                    Position::Id(id) => Ids::customer_cursor(id),
+                    Position::Consent(k) => Ids::consent_cursor(*k),
+                    Position::Ranked(key, id) => Ids::ranked_cursor(*key, id),
                 };
                 (c.id.clone(), cursor)
             })

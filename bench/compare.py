@@ -14,10 +14,11 @@ What it does:
    URL sets its `search_path`), plus a schema `api` of views over them for PostGraphile
    (bench/postgraphile/views.sql): the very rows c360 serves, joined through the hub's
    identity links. On SQLite, files under bench/.data/.
-3. Serves c360 with the policy and audit on, c360 with both off (`serve-unguarded`, the
-   baseline of what privacy costs), c360 without operation limits, rate limits,
-   revocation checks and metrics (`serve-unhardened`, what hardening costs) and
-   PostGraphile; the same number of database
+3. Serves c360 with the policy and audit on, c360 with both off (`serve-without
+   policy,audit`, the baseline of what privacy costs), c360 without operation limits,
+   rate limits, revocation checks and metrics (`serve-without limits,rates,metrics,gate`,
+   what hardening costs), PostGraphile, and the floor (`bench/bare`); with `--ladder`,
+   c360 with one more layer left out at a time; the same number of database
    connections for c360 (spread over its five pools) and PostGraphile (one pool).
 4. Checks every operation once per target (no errors, data present) and counts c360's
    SQL statements per request (a short run with the statement trace on).

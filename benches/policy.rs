@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use c360::auth::{Role, Viewer};
 use c360::config::Config;
-use c360::hub::Hub;
 use c360::identity::Resolver;
+use c360::request::Engine;
 use c360::seed::{SeedOptions, seed};
 use c360::sources::Sources;
 
@@ -56,13 +56,13 @@ async fn run() -> anyhow::Result<()> {
     seed(&sources, &SeedOptions { customers: 2_000, seed: 7, as_of, progress: false }).await?;
     Resolver::new(sources.clone(), config.identity.default_region.clone(), 5_000).run().await?;
 
-    let guarded = Hub::new(config.clone(), sources.clone())?;
-    let baseline = Hub::unguarded(config.clone(), sources.clone()).expect("ids key");
+    let guarded = Engine::new(config.clone(), sources.clone())?;
+    let baseline = Engine::unguarded(config.clone(), sources.clone()).expect("ids key");
     let admin = Viewer::with_role(Role::Admin, None);
     let frontend = Viewer::with_role(Role::Frontend, None);
     let narrow = frontend_query();
     // (name, hub, viewer, query, index of its baseline)
-    let variants: [(&str, &Hub, &Viewer, &str, usize); 4] = [
+    let variants: [(&str, &Engine, &Viewer, &str, usize); 4] = [
         ("baseline (no policy, no audit)", &baseline, &admin, QUERY, 0),
         ("admin (policy + audit)", &guarded, &admin, QUERY, 0),
         ("baseline, frontend's query", &baseline, &admin, &narrow, 2),
@@ -94,7 +94,7 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn once(hub: &Hub, viewer: &Viewer, query: &str) -> async_graphql::Response {
+async fn once(hub: &Engine, viewer: &Viewer, query: &str) -> async_graphql::Response {
     let request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(serde_json::json!({ "first": 20 })));
     hub.execute(viewer.clone(), request).await.0

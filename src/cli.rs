@@ -14,9 +14,9 @@ use crate::auth::token::TokenRequest;
 use crate::auth::{self, Role};
 use crate::config::{Config, Environment};
 use crate::http::Application;
-use crate::hub::{Hub, Layer, Layers};
 use crate::identity::{self, Resolver};
 use crate::jobs::{self, Children, Job};
+use crate::request::{Engine, Layer, Layers};
 use crate::seed::{self, SeedOptions};
 use crate::sources::{Migrate, SourceName, Sources, SqlTrace};
 
@@ -380,7 +380,7 @@ async fn serve(
     if !served.is_empty() {
         tracing::warn!(without = ?served, "serving WITHOUT layers of the request path: for benchmarks only");
     }
-    let hub = Hub::without(config.clone(), sources.clone(), served)?;
+    let hub = Engine::without(config.clone(), sources.clone(), served)?;
     let app = Application::build(config, hub).await?;
     if app_uses_development_key {
         tracing::warn!(
@@ -438,7 +438,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("C360_ENVIRONMENT", "production");
             jail.set_env("C360_HUB", "postgres://nobody@127.0.0.1:1/none");
-            let cli = Cli::parse_from(["c360", "serve-unguarded"]);
+            let cli = Cli::parse_from(["c360", "serve-without", "policy,audit"]);
             let runtime =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             let error = runtime.block_on(run(cli)).expect_err("refused");

@@ -194,7 +194,7 @@ impl Default for InsightsConfig {
 }
 
 /// What one GraphQL request may ask for. Documents over a limit are refused before they
-/// run, with `LIMIT_EXCEEDED` (see `graphql::limits` for how each is counted).
+/// run, with `LIMIT_EXCEEDED` (see `graphql::document::limits` for how each is counted).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlConfig {

@@ -4,8 +4,9 @@
 //!
 //! A request travels down and back up:
 //! - [`http`]: the one entry point over HTTP and websockets (the bearer token → viewer);
-//! - [`hub`]: the request engine (policy decisions, statement trace, loaders and batching
-//!   per request, the audit of what a response revealed);
+//! - [`request`]: the request engine (admission: documents parsed, limited, checked and
+//!   charged to rate limits; execution under the policy with the statement trace and the
+//!   request's loaders; the audit of what a response revealed);
 //! - [`graphql`]: types and thin resolvers;
 //! - [`loaders`]: one batched query per source per batch;
 //! - [`sources`]: the SQL of each source, over [`sources::engine`] (one code path for
@@ -16,9 +17,8 @@
 //! [`insights`] holds the customer models (RFM, BG/NBD); [`auth`] says who is asking
 //! (bearer tokens);
 //! [`policy`] decides what they may see of each field (show, mask, hide); [`audit`]
-//! records who saw whose personal data; [`metrics`] counts for operators; [`ratelimit`]
-//! keeps each token to its allowance, [`revocations`] refuses revoked tokens and
-//! [`persisted`] serves documents named by hash and keeps safelisted tokens to their lists;
+//! records who saw whose personal data; [`metrics`] counts for operators; [`revocations`]
+//! refuses revoked tokens;
 //! [`config`] and [`cli`] start it all, [`telemetry`] logs it; [`error`] is what clients see when something goes
 //! wrong.
 
@@ -29,16 +29,14 @@ pub mod config;
 pub mod error;
 pub mod graphql;
 pub mod http;
-pub mod hub;
 pub mod identity;
 pub mod insights;
 pub mod jobs;
 pub mod loaders;
 pub mod metrics;
 pub mod names;
-pub mod persisted;
 pub mod policy;
-pub mod ratelimit;
+pub mod request;
 pub mod revocations;
 pub mod seed;
 pub mod sources;

@@ -167,8 +167,7 @@ macro_rules! connection {
             ) -> Self {
                 let has_next_page = items.len() > first as usize;
                 items.truncate(first as usize);
-                let edges: Vec<$edge> =
-                    items.into_iter().map(|node| $edge { position: cursor(&node), node }).collect();
+                let edges: Vec<$edge> = items.into_iter().map(|node| $edge { position: cursor(&node), node }).collect();
                 let page_info = $crate::graphql::common::PageInfo {
                     has_next_page,
                     has_previous_page: false,

@@ -451,12 +451,7 @@ impl Customer {
         let mut orders: Vec<Order> = pages?.values().flat_map(|p| p.iter().cloned().map(Order)).collect();
         orders.sort_by_key(|o| Reverse((o.0.ordered_at, o.0.id)));
         let total = totals?.values().flat_map(|a| a.iter()).map(|a| a.orders).sum();
-        Ok(Some(OrderConnection::from_items(
-            orders,
-            first,
-            |o| Ids::time_cursor("o", o.0.ordered_at, o.0.id),
-            total,
-        )))
+        Ok(Some(OrderConnection::from_items(orders, first, |o| Ids::time_cursor("o", o.0.ordered_at, o.0.id), total)))
     }
 
     /// Helpdesk tickets from all of the customer's requesters, newest first.
@@ -478,12 +473,7 @@ impl Customer {
         let mut tickets: Vec<Ticket> = pages?.values().flat_map(|p| p.iter().cloned().map(Ticket)).collect();
         tickets.sort_by_key(|t| Reverse((t.0.opened_at, t.0.id)));
         let total = totals?.values().flat_map(|a| a.iter()).map(|a| a.tickets).sum();
-        Ok(Some(TicketConnection::from_items(
-            tickets,
-            first,
-            |t| Ids::time_cursor("t", t.0.opened_at, t.0.id),
-            total,
-        )))
+        Ok(Some(TicketConnection::from_items(tickets, first, |t| Ids::time_cursor("t", t.0.opened_at, t.0.id), total)))
     }
 
     /// Campaigns sent to the customer and the responses, newest first.

@@ -7,17 +7,15 @@ pub mod common;
 pub mod crm;
 pub mod crm_writes;
 pub mod customer;
-pub mod field_order;
+pub mod document;
 pub mod ids;
 pub mod inputs;
 pub mod insights;
-pub mod limits;
 pub mod order;
 pub mod privacy;
 pub mod query;
 pub mod revocation;
 pub mod subject;
-pub mod suggestions;
 pub mod ticket;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};

@@ -25,10 +25,10 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthError, Verifier, Viewer};
 use crate::config::{Config, HttpConfig};
-use crate::hub::{Hub, Operations};
+use crate::request::{Engine, Operations};
 
 struct AppState {
-    hub: Hub,
+    hub: Engine,
     verifier: Verifier,
     /// The configuration the playground's development tokens are minted under; `None`
     /// unless the hub runs in development with the development key.
@@ -57,8 +57,8 @@ pub struct Application {
 
 impl Application {
     /// Loads the verification keys, binds `config.listen` (port 0 picks a free port) and
-    /// assembles the routes around `hub` (see [`Hub::new`]).
-    pub async fn build(config: Config, hub: Hub) -> anyhow::Result<Self> {
+    /// assembles the routes around `hub` (see [`Engine::new`]).
+    pub async fn build(config: Config, hub: Engine) -> anyhow::Result<Self> {
         let verifier = Verifier::new(&config)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;

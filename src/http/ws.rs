@@ -1,5 +1,5 @@
 //! GraphQL over websocket (`graphql-transport-ws`, and the older `graphql-ws`): the same
-//! requests as over HTTP, run by the same [`Hub`](crate::hub::Hub) under the same policy and
+//! requests as over HTTP, run by the same [`Engine`](crate::request::Engine) under the same policy and
 //! audit log.
 //!
 //! The token comes with the upgrade request's `Authorization` header or, from browsers,

@@ -5,8 +5,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Source;
-use super::hub::LinkCache;
 use super::insights::ModelCache;
+use super::links::LinkCache;
 use crate::audit::AuditEntry;
 use crate::audit::store::{self, AuditFilter, AuditRow};
 use crate::auth::Viewer;

@@ -68,8 +68,7 @@ struct Waiter<R> {
 }
 
 /// Runs a statement for keys: `(source, keys, page)` to rows.
-pub type Fetch<R> =
-    fn(Source, Vec<i64>, Option<Page>) -> futures::future::BoxFuture<'static, Result<Vec<R>, ApiError>>;
+pub type Fetch<R> = fn(Source, Vec<i64>, Option<Page>) -> futures::future::BoxFuture<'static, Result<Vec<R>, ApiError>>;
 
 impl<R: Clone + Send + 'static> Lanes<R> {
     /// The rows of `keys` (each row's key read by `key`), from a statement of this
@@ -132,7 +131,8 @@ impl<R: Clone + Send + 'static> Lanes<R> {
                 lane.waiting.drain(..split).collect::<Vec<_>>()
             };
             let mut seen = HashSet::new();
-            let keys: Vec<i64> = waiters.iter().flat_map(|w| w.keys.iter().copied()).filter(|k| seen.insert(*k)).collect();
+            let keys: Vec<i64> =
+                waiters.iter().flat_map(|w| w.keys.iter().copied()).filter(|k| seen.insert(*k)).collect();
             let rows = fetch(waiters[0].source.clone(), keys, page).await;
             // Each request counts the statement it took part in.
             for waiter in &waiters[1..] {
@@ -190,8 +190,132 @@ fn hand_out<R: Clone>(waiters: Vec<Waiter<R>>, rows: Result<Vec<R>, ApiError>, k
     for row in rows {
         by_key.entry(key(&row)).or_default().push(row);
     }
+    // How many waiters still ask for each key: the last one takes the rows, the others
+    // get copies (requests rarely ask for the same key at the same moment).
+    let mut asked: HashMap<i64, usize> = HashMap::new();
+    for waiter in &waiters {
+        for k in &waiter.keys {
+            *asked.entry(*k).or_default() += 1;
+        }
+    }
     for waiter in waiters {
-        let mine = waiter.keys.iter().filter_map(|k| by_key.get(k)).flatten().cloned().collect();
+        let mut mine = Vec::new();
+        for k in &waiter.keys {
+            let left = asked.entry(*k).or_default();
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                mine.extend(by_key.remove(k).unwrap_or_default());
+            } else if let Some(rows) = by_key.get(k) {
+                mine.extend(rows.iter().cloned());
+            }
+        }
         let _ = waiter.answer.send(Ok(mine));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sources::engine::{Database, DbName, PoolSettings, SqlTrace};
+
+    /// Statements run by [`counted_fetch`], and the keys of each.
+    static STATEMENTS: Mutex<Vec<Vec<i64>>> = Mutex::new(Vec::new());
+
+    struct Merging;
+    struct Dropping;
+
+    /// A statement that takes 30 ms and returns rows `(key, key * 10)`; it fails for keys
+    /// from 10,000 on.
+    fn slow_fetch(
+        _: Source,
+        keys: Vec<i64>,
+        _: Option<Page>,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<(i64, i64)>, ApiError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            if keys.iter().any(|k| *k >= 10_000) {
+                return Err(ApiError::Internal);
+            }
+            Ok(keys.iter().map(|k| (*k, k * 10)).collect())
+        })
+    }
+
+    /// [`slow_fetch`], its keys recorded in [`STATEMENTS`].
+    fn counted_fetch(
+        source: Source,
+        keys: Vec<i64>,
+        page: Option<Page>,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<(i64, i64)>, ApiError>> {
+        STATEMENTS.lock().unwrap_or_else(|e| e.into_inner()).push(keys.clone());
+        slow_fetch(source, keys, page)
+    }
+
+    async fn source() -> Source {
+        let settings = PoolSettings {
+            max_connections: 1,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let db = Database::connect(DbName::Shop, "sqlite::memory:", &settings).await.expect("connect");
+        Source { db, trace: SqlTrace::enabled(), merges: Some(Arc::default()) }
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_statements_and_each_gets_only_its_own_rows() {
+        let source = source().await;
+        let lanes = source.merges.as_ref().expect("merges").of::<Merging, (i64, i64)>();
+        // Arrange: 12 requests at once, each with two keys of its own and one shared key.
+        let requests: Vec<Vec<i64>> = (0..12).map(|i| vec![i, 100 + i, 999]).collect();
+        let loads = requests.iter().map(|keys| {
+            let (lanes, source, keys) = (lanes.clone(), source.clone(), keys.clone());
+            tokio::spawn(async move { lanes.load(&source, keys, None, counted_fetch, |r| r.0).await })
+        });
+        // Act
+        let answers = futures::future::join_all(loads).await;
+        // Assert: fewer statements than requests, none over its keys; every request got
+        // exactly the rows of its keys, the shared key's included.
+        let statements = std::mem::take(&mut *STATEMENTS.lock().unwrap_or_else(|e| e.into_inner()));
+        assert!(statements.len() < requests.len(), "{} statements for 12 requests", statements.len());
+        assert!(statements.iter().all(|keys| keys.iter().filter(|k| **k == 999).count() == 1), "keys deduplicated");
+        for (keys, answer) in requests.iter().zip(answers) {
+            let mut rows = answer.expect("joined").expect("rows");
+            rows.sort_unstable();
+            let mut expected: Vec<(i64, i64)> = keys.iter().map(|k| (*k, k * 10)).collect();
+            expected.sort_unstable();
+            assert_eq!(rows, expected);
+        }
+        // Every slot was given back.
+        assert!(lanes.lanes.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_mid_statement_and_a_failing_statement_leave_no_one_waiting() {
+        let source = source().await;
+        let lanes = source.merges.as_ref().expect("merges").of::<Dropping, (i64, i64)>();
+        let spawn = |keys: Vec<i64>| {
+            let (lanes, source) = (lanes.clone(), source.clone());
+            tokio::spawn(async move {
+                lanes.load(&source, keys, Some(Page { limit: 1, before: None }), slow_fetch, |r| r.0).await
+            })
+        };
+        // Arrange: two running statements, then waiters; the runners are dropped midway.
+        let (first, second) = (spawn(vec![1]), spawn(vec![2]));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let waiters: Vec<_> = (3..8).map(|k| spawn(vec![k])).collect();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        first.abort();
+        second.abort();
+        // Act and assert: the waiters are served all the same.
+        for (k, waiter) in (3..8).zip(waiters) {
+            assert_eq!(waiter.await.expect("joined").expect("rows"), vec![(k, k * 10)]);
+        }
+        // A failing statement fails every request merged into it, and frees its lane.
+        let failing: Vec<_> = (10_000..10_005).map(|k| spawn(vec![k])).collect();
+        for waiter in failing {
+            assert!(waiter.await.expect("joined").is_err());
+        }
+        assert!(lanes.lanes.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
     }
 }

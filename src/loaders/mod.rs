@@ -13,8 +13,8 @@ pub mod batch;
 pub mod crm;
 pub mod customers;
 pub mod helpdesk;
-pub mod hub;
 pub mod insights;
+pub mod links;
 pub mod marketing;
 pub mod merged;
 pub mod shop;
@@ -34,7 +34,7 @@ pub struct Kept {
     /// The current insight model, as this process last saw it.
     pub models: Arc<insights::ModelCache>,
     /// Customers' identity links, per viewer.
-    pub links: Arc<hub::LinkCache>,
+    pub links: Arc<links::LinkCache>,
     /// Where concurrent requests' statements meet to be merged; `None` when they are not
     /// (`database.merge_statements`).
     pub merges: Option<Arc<merged::Merges>>,
@@ -43,18 +43,14 @@ pub struct Kept {
 impl Kept {
     /// With up to `links` customers' links kept (none at 0), statements merged or not.
     pub fn new(links: usize, merge: bool) -> Self {
-        Kept {
-            models: Arc::default(),
-            links: Arc::new(hub::LinkCache::new(links)),
-            merges: merge.then(Arc::default),
-        }
+        Kept { models: Arc::default(), links: Arc::new(links::LinkCache::new(links)), merges: merge.then(Arc::default) }
     }
 }
 
 /// Every loader of one request.
 pub struct Loaders {
-    pub links: DataLoader<hub::LinksLoader, HashMapCache>,
-    pub key_links: DataLoader<hub::KeyLinksLoader, HashMapCache>,
+    pub links: DataLoader<links::LinksLoader, HashMapCache>,
+    pub key_links: DataLoader<links::KeyLinksLoader, HashMapCache>,
     pub crm_customers: DataLoader<crm::CustomerLoader, HashMapCache>,
     pub consents: DataLoader<crm::ConsentLoader, HashMapCache>,
     pub consent_ledger: DataLoader<crm::ConsentLedgerLoader, HashMapCache>,
@@ -100,7 +96,7 @@ impl Loaders {
         viewer: &str,
     ) -> Self {
         let models = &kept.models;
-        // Viewers who see every customer only: see [`hub::LinkCache`].
+        // Viewers who see every customer only: see [`links::LinkCache`].
         let viewer: Option<Arc<str>> = matches!(rows, Rows::All).then(|| Arc::from(viewer));
         fn loader<T: Send + Sync + 'static>(inner: T, queue: &batch::BatchQueue) -> DataLoader<T, HashMapCache> {
             DataLoader::with_cache(inner, queue.spawner(), HashMapCache::default()).delay(std::time::Duration::ZERO)
@@ -111,7 +107,7 @@ impl Loaders {
             merges: kept.merges.clone(),
         };
         let links =
-            || hub::LinkSource { source: ctx(sources.hub()), cache: kept.links.clone(), viewer: viewer.clone() };
+            || links::LinkSource { source: ctx(sources.hub()), cache: kept.links.clone(), viewer: viewer.clone() };
         let consent = match &rows {
             Rows::All => None,
             Rows::ConsentedTo(scope) => Some(scope.clone()),
@@ -120,8 +116,8 @@ impl Loaders {
         let model = Arc::new(tokio::sync::OnceCell::new());
         let model_table = |models: &Arc<insights::ModelCache>| (ctx(sources.hub()), models.clone(), model.clone());
         Loaders {
-            links: loader(hub::LinksLoader(links()), queue),
-            key_links: loader(hub::KeyLinksLoader(links()), queue),
+            links: loader(links::LinksLoader(links()), queue),
+            key_links: loader(links::KeyLinksLoader(links()), queue),
             crm_customers: loader(crm::CustomerLoader(ctx(sources.crm())), queue),
             consents: loader(
                 crm::ConsentLoader { source: ctx(sources.crm()), scope: consent, now: chrono::Utc::now() },

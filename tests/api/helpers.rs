@@ -9,8 +9,8 @@ use c360::auth::Role;
 use c360::auth::token::TokenRequest;
 use c360::config::Config;
 use c360::http::Application;
-use c360::hub::Hub;
 use c360::identity::Resolver;
+use c360::request::Engine;
 use c360::seed::{SeedOptions, seed};
 use c360::sources::{DbName, Sources};
 use chrono::NaiveDate;
@@ -210,7 +210,7 @@ impl TestApp {
         resolver.run().await.expect("resolve");
 
         configure(&mut config);
-        let hub = Hub::new(config.clone(), sources.clone()).expect("policy");
+        let hub = Engine::new(config.clone(), sources.clone()).expect("policy");
         let app = Application::build(config.clone(), hub).await.expect("bind");
         let address = format!("http://{}", app.local_addr().expect("address"));
         let (stop, stopping) = tokio::sync::oneshot::channel::<()>();

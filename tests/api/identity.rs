@@ -225,7 +225,7 @@ async fn links_are_kept_per_viewer_and_follow_other_processes_changes(backend: B
     // Another process merges the guest into Ada: the kept links go within the interval.
     add_account(&app, 8, Some("ada@example.org"), "+44 7700 900123", "Ada Lovelace", false).await;
     assert_eq!(app.resolver.run().await.expect("resolve").merged, 1);
-    let deadline = std::time::Instant::now() + c360::loaders::hub::LINKS_CHECKED_EVERY * 5;
+    let deadline = std::time::Instant::now() + c360::loaders::links::LINKS_CHECKED_EVERY * 5;
     loop {
         let response = read(app.admin.clone(), guest.clone()).await;
         if response["data"]["customer"]["id"] == ada {

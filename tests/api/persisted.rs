@@ -2,7 +2,7 @@
 //! safelists per role and per partner, tokens per document, and batches.
 
 use c360::auth::Role;
-use c360::persisted::sha256_hex;
+use c360::request::persisted::sha256_hex;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Layout, TestApp, codes};

@@ -271,10 +271,11 @@ impl Loader<i64> for Campaigns {
     type Error = Failure;
 
     async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Campaign>, Failure> {
-        let rows: Vec<Campaign> = sqlx::query_as("select id, name, channel from marketing.campaigns where id = any($1)")
-            .bind(ids)
-            .fetch_all(&self.0)
-            .await?;
+        let rows: Vec<Campaign> =
+            sqlx::query_as("select id, name, channel from marketing.campaigns where id = any($1)")
+                .bind(ids)
+                .fetch_all(&self.0)
+                .await?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
     }
 }
@@ -490,7 +491,11 @@ impl Customer {
         Ok(self.crm(ctx).await?.map(|c| Address { city: c.city, country: c.country }))
     }
 
-    async fn orders(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> async_graphql::Result<OrderConnection> {
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> async_graphql::Result<OrderConnection> {
         let keys = self.keys("shop").into_iter().map(|a| (a, i64::from(first)));
         let pages = loaders(ctx).order_pages.load_many(keys).await.map_err(failed)?;
         let mut orders: Vec<Order> = pages.into_values().flatten().collect();
@@ -498,7 +503,11 @@ impl Customer {
         Ok(OrderConnection::of(orders, first, |o| format!("{}:{}", o.ordered_at.timestamp_micros(), o.id)))
     }
 
-    async fn tickets(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> async_graphql::Result<TicketConnection> {
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> async_graphql::Result<TicketConnection> {
         let keys = self.keys("helpdesk").into_iter().map(|r| (r, i64::from(first)));
         let pages = loaders(ctx).ticket_pages.load_many(keys).await.map_err(failed)?;
         let mut tickets: Vec<Ticket> = pages.into_values().flatten().collect();
@@ -659,7 +668,10 @@ impl CampaignSend {
 
 type BareSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
-async fn graphql(State(schema): State<BareSchema>, Json(request): Json<async_graphql::Request>) -> Json<async_graphql::Response> {
+async fn graphql(
+    State(schema): State<BareSchema>,
+    Json(request): Json<async_graphql::Request>,
+) -> Json<async_graphql::Response> {
     Json(schema.execute(request).await)
 }
 
@@ -673,10 +685,8 @@ async fn main() -> anyhow::Result<()> {
     let port: u16 = env_or("PORT", 8400);
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(env_or("POOL_MAX", 20)).connect(&url).await?;
     let delay = Duration::from_micros(env_or("BARE_DELAY_US", 1_000));
-    let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
-        .data(Loaders::new(&pool, delay))
-        .data(pool)
-        .finish();
+    let schema =
+        Schema::build(Query, EmptyMutation, EmptySubscription).data(Loaders::new(&pool, delay)).data(pool).finish();
     let app = axum::Router::new().route("/graphql", post(graphql)).with_state(schema);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     axum::serve(listener, app).await?;

@@ -15,7 +15,7 @@ use async_graphql::{Name, Positioned, Value as ConstValue, Variables};
 use async_graphql_value::Value;
 use indexmap::IndexMap;
 
-use super::privacy::viewer::Types;
+use crate::graphql::privacy::viewer::Types;
 use crate::config::GraphqlConfig;
 
 /// What a document may not exceed, for one viewer.

@@ -5,7 +5,7 @@
 
 use async_graphql::ServerError;
 
-use super::privacy::viewer::Types;
+use crate::graphql::privacy::viewer::Types;
 
 /// Suggestions offered at most.
 const MOST: usize = 5;

@@ -1,5 +1,5 @@
 //! Per-token rate limits: operations per second and cost per second (the cost of
-//! `graphql::limits`), each with a burst, configured per role and per partner (a
+//! `graphql::document::limits`), each with a burst, configured per role and per partner (a
 //! partner's own limits take the place of its role's). Each token subject has its own
 //! allowance, in this process: with several replicas behind a balancer, each allows it.
 

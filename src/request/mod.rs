@@ -1,6 +1,9 @@
 //! The request engine: runs one GraphQL request for one viewer, under the policy, with
 //! per-request loaders and batching, and hands what the response revealed to the audit
-//! log. HTTP, the websocket and the benchmarks all call [`Hub::execute`].
+//! log. HTTP, the websocket and the benchmarks all call [`Engine::execute`].
+
+pub mod persisted;
+pub mod ratelimit;
 
 use std::sync::Arc;
 
@@ -8,28 +11,28 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Opera
 use async_graphql::{ErrorExtensions, Name, ServerError, Value};
 use quick_cache::sync::Cache;
 
+use self::persisted::Persisted;
+use self::ratelimit::RateLimits;
 use crate::audit::{AuditLog, Reveals};
 use crate::auth::Viewer;
 use crate::config::Config;
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
+use crate::graphql::document::limits::{self, Limits};
 use crate::graphql::ids::Ids;
-use crate::graphql::limits::{self, Limits};
 use crate::graphql::privacy::PrivacyTable;
 use crate::graphql::privacy::viewer::{ViewerSchema, ViewerSchemas};
 use crate::graphql::{self, RequestContext, Shared, inputs};
 use crate::loaders::Kept;
 use crate::loaders::batch::{self, BatchQueue};
 use crate::metrics::Metrics;
-use crate::persisted::Persisted;
 use crate::policy::{Access, Policy};
-use crate::ratelimit::RateLimits;
 use crate::revocations::Revocations;
 use crate::sources::{Sources, SqlTrace};
 
 /// Runs GraphQL requests for viewers: the schema under the policy, with the audit log.
 /// The HTTP handler is this plus authentication; benchmarks use it directly.
-pub struct Hub {
+pub struct Engine {
     /// Each viewer's schema, without what the policy hides from it: every document is
     /// validated and run on its viewer's. (Without extensions: each field resolves
     /// without an extension's hook; the resolvers mask and audit by themselves.)
@@ -121,7 +124,7 @@ fn cacheable(query: &str) -> bool {
     query.len() <= LONGEST_CACHED && !query.contains('"')
 }
 
-impl Hub {
+impl Engine {
     /// The hub as served: the policy file's decisions enforced by the guard, personal data
     /// reads audited.
     pub fn new(config: Config, sources: Sources) -> anyhow::Result<Self> {
@@ -158,7 +161,7 @@ impl Hub {
             false => Persisted::load(&config.safelists, graphql.automatic_persisted_queries)?,
         };
         let ids = Arc::new(Ids::load(&config)?);
-        Ok(Hub {
+        Ok(Engine {
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
             kept: Kept::new(link_cache, config_merge),
@@ -188,7 +191,7 @@ impl Hub {
         self.execute_as(viewer, request, Operations::All).await
     }
 
-    /// [`Hub::execute`], running only `operations`: a request that may not change data
+    /// [`Engine::execute`], running only `operations`: a request that may not change data
     /// (an HTTP GET) has a mutation, also one named by a persisted hash, refused with
     /// `METHOD_NOT_ALLOWED`.
     pub async fn execute_as(
@@ -203,13 +206,13 @@ impl Hub {
         let span = match self.without.has(Layer::Spans) {
             true => tracing::Span::none(),
             false => tracing::info_span!(
-            "graphql",
-            request_id = tracing::field::Empty,
-            operation = tracing::field::Empty,
-            role,
-            outcome = tracing::field::Empty,
-            ms = tracing::field::Empty,
-        ),
+                "graphql",
+                request_id = tracing::field::Empty,
+                operation = tracing::field::Empty,
+                role,
+                outcome = tracing::field::Empty,
+                ms = tracing::field::Empty,
+            ),
         };
         let run = self.run(viewer, request, &mut name, operations);
         let (response, request_id) = tracing::Instrument::instrument(run, span.clone()).await;
@@ -238,7 +241,7 @@ impl Hub {
         (response, request_id)
     }
 
-    /// [`Hub::execute`], telling `name` the operation's name once the document is parsed:
+    /// [`Engine::execute`], telling `name` the operation's name once the document is parsed:
     /// admission, then execution, then what the response owes the audit log.
     async fn run(
         &self,
@@ -394,7 +397,7 @@ impl Hub {
             response.data = Value::Object(Default::default());
         }
         if !self.without.has(Layer::Order) {
-            graphql::field_order::reorder(&document, operation_name.as_deref(), &mut response.data);
+            graphql::document::field_order::reorder(&document, operation_name.as_deref(), &mut response.data);
         }
         if response.data == Value::Null {
             // Validation's errors come in the order of a hash map of the fragments: put them
@@ -403,7 +406,7 @@ impl Hub {
         }
         coded(&mut response.errors);
         if suggest && response.errors.iter().any(|e| e.message.starts_with("Unknown field")) {
-            graphql::suggestions::suggest(&mut response.errors, &schema.types);
+            graphql::document::suggestions::suggest(&mut response.errors, &schema.types);
         }
         response
     }
@@ -513,7 +516,7 @@ impl Hub {
 /// A request refused before it runs: the whole response.
 type Refusal = Box<async_graphql::Response>;
 
-/// A request [`Hub::admit`] let through, with what running it needs.
+/// A request [`Engine::admit`] let through, with what running it needs.
 struct Admitted {
     request: async_graphql::Request,
     /// Parsed, with only the operation that runs (and its fragments).
@@ -612,7 +615,7 @@ fn coded(errors: &mut [ServerError]) {
     }
 }
 
-impl Hub {
+impl Engine {
     /// Ready when the audit log is written and every database answers; else what is
     /// degraded (`audit`, and the databases that do not answer), all checked at once.
     pub async fn ready(&self) -> Result<(), Vec<String>> {

@@ -1,0 +1,7 @@
+//! What the hub does with a GraphQL document apart from running it: its limits and cost
+//! ([`limits`]), the names a misspelt field may have meant ([`suggestions`]), and the
+//! response's fields put in the document's order ([`field_order`]).
+
+pub mod field_order;
+pub mod limits;
+pub mod suggestions;

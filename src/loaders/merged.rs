@@ -218,7 +218,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::sources::engine::{Database, DbName, PoolSettings, SqlTrace};
+    use crate::names::DbName;
+    use crate::sources::engine::{Database, PoolSettings, SqlTrace};
 
     /// Statements run by [`counted_fetch`], and the keys of each.
     static STATEMENTS: Mutex<Vec<Vec<i64>>> = Mutex::new(Vec::new());

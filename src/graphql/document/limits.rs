@@ -653,7 +653,7 @@ mod tests {
             check(&document, None, &Variables::default(), &everything(), 100, &generous).map_err(|e| e.limit)
         };
         // What tools send passes, with room.
-        let graphql_js = include_str!("../../tests/fixtures/introspection.graphql");
+        let graphql_js = include_str!("../../../tests/fixtures/introspection.graphql");
         assert_eq!(walk(graphql_js).map(|_| ()), Ok(()));
         let document = async_graphql::parser::parse_query(graphql_js).expect("parses");
         let mut bound = Walk {

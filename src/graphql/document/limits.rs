@@ -15,8 +15,8 @@ use async_graphql::{Name, Positioned, Value as ConstValue, Variables};
 use async_graphql_value::Value;
 use indexmap::IndexMap;
 
-use crate::graphql::privacy::viewer::Types;
 use crate::config::GraphqlConfig;
+use crate::graphql::privacy::viewer::Types;
 
 /// What a document may not exceed, for one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

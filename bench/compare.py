@@ -4,6 +4,7 @@
     python3 bench/compare.py                      # PostgreSQL, 100,000 customers, ~10 min
     python3 bench/compare.py --customers 1000000  # the full run
     python3 bench/compare.py --engine sqlite --customers 1000000   # embedded default, no PostGraphile
+    python3 bench/compare.py --engine mysql       # every database on MariaDB: c360 only
     python3 bench/compare.py --smoke              # seconds: the CI slice, so the command never rots
 
 What it does:
@@ -54,6 +55,8 @@ C360 = ROOT / "target" / "release" / "c360"  # the debug build with --smoke
 # The ladder's floor (bench/bare): async-graphql and sqlx over the same tables, nothing else.
 BARE = ROOT / "target" / "release" / "c360-bare"
 PG_ADMIN_URL = os.environ.get("C360_BENCH_PG", "postgres://root@127.0.0.1:5432/test")
+# MariaDB (--engine mysql): one database per c360 database, `<name>_<db>`.
+MYSQL_URL = os.environ.get("C360_BENCH_MYSQL", "mysql://root@127.0.0.1:3306")
 AS_OF = "2026-11-01"
 DBS = ["crm", "shop", "helpdesk", "marketing", "hub"]
 
@@ -167,9 +170,22 @@ def c360_env(engine, db, connections):
         for name in DBS[:4]:
             env[f"C360_SOURCES__{name.upper()}"] = pg_url(db, options=f"-c%20search_path%3D{name}")
         env["C360_HUB"] = pg_url(db, options="-c%20search_path%3Dhub")
+    elif engine == "mysql":
+        for name in DBS[:4]:
+            env[f"C360_SOURCES__{name.upper()}"] = f"{MYSQL_URL}/{db}_{name}"
+        env["C360_HUB"] = f"{MYSQL_URL}/{db}_hub"
     else:
         env["C360_DATA_DIR"] = str(db)
     return env
+
+
+def mysql(sql, database=None):
+    """Rows of `sql` run by the `mariadb` client (tab-separated, no header)."""
+    host = MYSQL_URL.split("@")[-1]
+    address, port = host.split(":") if ":" in host else (host, "3306")
+    cmd = ["mariadb", "-uroot", "-h", address, "-P", port, "-N", "-B", "-e", sql] + ([database] if database else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
 
 
 def prepare_data(engine, customers, connections, throwaway):
@@ -189,6 +205,14 @@ def prepare_data(engine, customers, connections, throwaway):
             psql(pg_url(db), "vacuum analyze")
             psql(pg_url(db), "create schema bench_done")
         psql(pg_url(db), (BENCH / "postgraphile" / "views.sql").read_text())
+    elif engine == "mysql":
+        db = f"c360_bench_smoke_{os.getpid()}" if throwaway else f"c360_bench_{customers}"
+        env = c360_env(engine, db, connections)
+        if not mysql(f"show databases like '{db}_done'"):
+            for name in DBS:
+                mysql(f"drop database if exists {db}_{name}; create database {db}_{name}")
+            run([C360, "seed", "--customers", str(customers), "--as-of", AS_OF], env=env, stdout=subprocess.DEVNULL)
+            mysql(f"create database {db}_done")
     else:
         db = BENCH / ".data" / (f"smoke-{os.getpid()}" if throwaway else f"sqlite-{customers}")
         env = c360_env(engine, db, connections)
@@ -210,6 +234,9 @@ def sample_keys(engine, db, n, rng):
         url = pg_url(db, options="-c%20search_path%3Dhub")
         ids = [r[0] for r in psql(url, ids_sql, fetch=True)]
         emails = [r[0] for r in psql(url, emails_sql, fetch=True)]
+    elif engine == "mysql":
+        ids = [r[0] for r in mysql(ids_sql, f"{db}_hub")]
+        emails = [r[0] for r in mysql(emails_sql, f"{db}_hub")]
     else:
         con = sqlite3.connect(db / "hub.db")
         ids = [r[0] for r in con.execute(ids_sql)]
@@ -381,7 +408,7 @@ def load(server, token_, body_file, clients, seconds):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engine", choices=["postgres", "sqlite"], default="postgres")
+    ap.add_argument("--engine", choices=["postgres", "mysql", "sqlite"], default="postgres")
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=int, default=20)
@@ -537,6 +564,9 @@ def main():
         if args.smoke:
             if args.engine == "postgres":
                 psql(PG_ADMIN_URL, f"drop database if exists {db} with (force)")
+            elif args.engine == "mysql":
+                for name in DBS + ["done"]:
+                    mysql(f"drop database if exists {db}_{name}")
             else:
                 shutil.rmtree(db, ignore_errors=True)
 

@@ -33,13 +33,23 @@ pub fn check(
     operation: Option<&str>,
     variables: &Variables,
 ) -> Vec<ServerError> {
+    let mut errors = check_document(types, document);
+    errors.extend(check_variables(types, document, operation, variables));
+    errors.sort_by_key(|e| e.locations.first().copied());
+    errors
+}
+
+/// The errors of the input values written in `document`: its literals, defaults and
+/// directives, whatever the variables. The same for the same document and schema, so a
+/// document found clean once need not be walked again ([`check_variables`] is then all).
+pub fn check_document(types: &Types, document: &ExecutableDocument) -> Vec<ServerError> {
     if !types.types.contains_key(&types.query) {
         // A viewer schema without its types (cannot happen: see `viewer::build`) cannot
         // be checked against: refused.
         return vec![ServerError::new("internal error", None)];
     }
     let mut check = Check { types, errors: Vec::new() };
-    for (name, op) in document.operations.iter() {
+    for (_, op) in document.operations.iter() {
         let root = match op.node.ty {
             OperationType::Query => Some(types.query.as_str()),
             OperationType::Mutation => types.mutation.as_deref(),
@@ -53,6 +63,26 @@ pub fn check(
         if let Some(root) = root {
             check.selection_set(root, &op.node.selection_set);
         }
+    }
+    for fragment in document.fragments.values() {
+        check.directives(&fragment.node.directives);
+        let on = fragment.node.type_condition.node.on.node.as_str();
+        check.selection_set(on, &fragment.node.selection_set);
+    }
+    check.errors.sort_by_key(|e| e.locations.first().copied());
+    check.errors
+}
+
+/// The errors of the variable values sent for the operation that runs (`operation`, or
+/// the only one), in document order.
+pub fn check_variables(
+    types: &Types,
+    document: &ExecutableDocument,
+    operation: Option<&str>,
+    variables: &Variables,
+) -> Vec<ServerError> {
+    let mut check = Check { types, errors: Vec::new() };
+    for (name, op) in document.operations.iter() {
         let runs = match (operation, name) {
             (Some(wanted), Some(name)) => wanted == name.as_str(),
             (None, _) => document.operations.iter().count() == 1,
@@ -63,11 +93,6 @@ pub fn check(
                 check.variable(definition, variables);
             }
         }
-    }
-    for fragment in document.fragments.values() {
-        check.directives(&fragment.node.directives);
-        let on = fragment.node.type_condition.node.on.node.as_str();
-        check.selection_set(on, &fragment.node.selection_set);
     }
     check.errors.sort_by_key(|e| e.locations.first().copied());
     check.errors

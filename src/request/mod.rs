@@ -49,6 +49,9 @@ pub struct Engine {
     /// and parsing was a twentieth of a profile request's CPU. Every request is still
     /// validated and checked against its viewer's policy (both run after parsing).
     documents: Cache<String, Arc<ExecutableDocument>>,
+    /// Documents whose own input values were found valid, by viewer schema, operation
+    /// and text ([`Engine::invalid_inputs`]).
+    clean_inputs: Cache<String, ()>,
     /// Operation limits, page sizes and the request timeout.
     graphql: GraphqlConfig,
     /// `None` only without [`Layer::Rates`].
@@ -169,6 +172,7 @@ impl Engine {
             policy,
             trace_sql,
             documents: Cache::new(DOCUMENTS),
+            clean_inputs: Cache::new(DOCUMENTS),
             graphql,
             rates,
             revocations,
@@ -358,7 +362,7 @@ impl Engine {
             return Err(Box::new(async_graphql::Response::from_errors(vec![exceeded(&e)])));
         }
         let invalid = match self.without.has(Layer::Inputs) {
-            false => inputs::check(&schema.types, &document, operation_name, &request.variables),
+            false => self.invalid_inputs(&request, &document, &access, &schema),
             true => Vec::new(),
         };
         if !invalid.is_empty() {
@@ -368,6 +372,34 @@ impl Engine {
         }
         let suggest = self.graphql.suggestion_roles.iter().any(|r| r == role);
         Ok(Admitted { request, document, access, schema, introspection, suggest })
+    }
+
+    /// The errors of the request's input values ([`inputs::check`]): the document's own
+    /// values are walked once per document and viewer schema (a clean document is
+    /// remembered, as parsed documents are: not with string literals), the variables'
+    /// on every request.
+    fn invalid_inputs(
+        &self,
+        request: &async_graphql::Request,
+        document: &ExecutableDocument,
+        access: &Access,
+        schema: &ViewerSchema,
+    ) -> Vec<ServerError> {
+        let operation = request.operation_name.as_deref();
+        let key = cacheable(&request.query)
+            .then(|| format!("{}\n{}\n{}", access.hidden_set(), operation.unwrap_or_default(), request.query));
+        if let Some(key) = &key
+            && self.clean_inputs.get(key).is_some()
+        {
+            return inputs::check_variables(&schema.types, document, operation, &request.variables);
+        }
+        let errors = inputs::check(&schema.types, document, operation, &request.variables);
+        if let Some(key) = key
+            && inputs::check_document(&schema.types, document).is_empty()
+        {
+            self.clean_inputs.insert(key, ());
+        }
+        errors
     }
 
     /// Runs an admitted request on its viewer's schema, within the request timeout, and

@@ -328,7 +328,8 @@ pub struct RateLimit {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
-    /// How many responses' entries may wait to be written; beyond, requests wait.
+    /// How many entries (one per customer a response revealed) may wait to be written;
+    /// beyond, requests wait.
     pub queue: usize,
     /// How long the writer gathers entries into one batch.
     #[serde(with = "humantime_serde")]
@@ -340,7 +341,11 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { queue: 4096, flush_interval: Duration::from_millis(200), enqueue_timeout: Duration::from_secs(2) }
+        AuditConfig {
+            queue: 20_000,
+            flush_interval: Duration::from_millis(200),
+            enqueue_timeout: Duration::from_secs(2),
+        }
     }
 }
 

@@ -131,7 +131,7 @@ impl Default for Metrics {
             link_lookups.clone(),
         );
         registry.register("pool_connections", "Database connections by state (idle, busy)", pool.clone());
-        registry.register("audit_queue_depth", "Responses whose audit entries wait to be written", audit_queue.clone());
+        registry.register("audit_queue_depth", "Audit entries waiting to be written", audit_queue.clone());
         registry.register(
             "audit_dead_letters",
             "Audit entries the store refused while it took others: set apart in the server log (alert on any)",

@@ -167,7 +167,13 @@ pub struct AuditUnavailable;
 /// Handle to the audit writer. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    queue: mpsc::Sender<Vec<AuditEntry>>,
+    queue: mpsc::Sender<Queued>,
+    /// Entries that may wait in memory: taken by each response's entries when queued,
+    /// given back when they are written. (Bounded by entries, not responses: a page of
+    /// 50 customers is 50 entries, and 4096 queued pages held 50 MiB.)
+    room: Arc<tokio::sync::Semaphore>,
+    /// The room in all.
+    capacity: usize,
     healthy: Arc<AtomicBool>,
     enqueue_timeout: Duration,
     writer: Arc<Mutex<Option<Writer>>>,
@@ -186,7 +192,9 @@ struct Writer {
 impl AuditLog {
     /// Starts the writer over the hub store.
     pub fn start(hub: Database, config: &AuditConfig) -> Self {
-        let (queue, entries) = mpsc::channel(config.queue.max(1));
+        let capacity = config.queue.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        // Never full before the room is: every message holds at least one entry's room.
+        let (queue, entries) = mpsc::channel(capacity);
         let (close, closing) = oneshot::channel();
         let healthy = Arc::new(AtomicBool::new(true));
         let (shutting, dead_letters) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
@@ -195,6 +203,8 @@ impl AuditLog {
         let task = tokio::spawn(write_loop(store, entries, closing, config.flush_interval));
         AuditLog {
             queue,
+            room: Arc::new(tokio::sync::Semaphore::new(capacity)),
+            capacity,
             healthy,
             enqueue_timeout: config.enqueue_timeout,
             writer: Arc::new(Mutex::new(Some(Writer { close, task }))),
@@ -208,9 +218,14 @@ impl AuditLog {
         self.dead_letters.load(Ordering::Relaxed)
     }
 
-    /// Responses whose entries wait in the queue.
+    /// Entries waiting to be written.
     pub fn queued(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        self.capacity - self.room.available_permits()
+    }
+
+    /// Room for `entries` entries (all the room for more than that).
+    fn room_for(&self, entries: usize) -> u32 {
+        u32::try_from(entries.clamp(1, self.capacity)).unwrap_or(u32::MAX)
     }
 
     /// Whether the last write succeeded; while not, revealing responses are refused.
@@ -232,7 +247,12 @@ impl AuditLog {
             tracing::error!(column, "an audit entry's value is longer than its column; the response is withheld");
             return Err(AuditUnavailable);
         }
-        self.queue.send_timeout(entries, self.enqueue_timeout).await.map_err(|_| AuditUnavailable)
+        let wanted = self.room_for(entries.len());
+        let queued = async {
+            let room = self.room.clone().acquire_many_owned(wanted).await.map_err(|_| AuditUnavailable)?;
+            self.queue.send(Queued { entries, room }).await.map_err(|_| AuditUnavailable)
+        };
+        tokio::time::timeout(self.enqueue_timeout, queued).await.map_err(|_| AuditUnavailable)?
     }
 
     /// Queues entries of a response that revealed nothing (a refused attempt, a read of the
@@ -246,8 +266,12 @@ impl AuditLog {
             tracing::error!(?entries, "audit entries longer than their columns, not stored");
             return;
         }
-        if let Err(e) = self.queue.try_send(entries) {
-            tracing::error!(error = %e, "audit queue full or closed: entries not stored");
+        let sent = match self.room.clone().try_acquire_many_owned(self.room_for(entries.len())) {
+            Ok(room) => self.queue.try_send(Queued { entries, room }).is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            tracing::error!("audit queue full or closed: entries not stored");
         }
     }
 
@@ -265,12 +289,16 @@ impl AuditLog {
 }
 
 /// The most entries written at once.
-const BATCH: usize = 500;
+const BATCH: usize = 1_000;
+
+/// Batches written at once, each in its own transaction.
+const WRITERS: usize = 3;
 
 /// How long shutdown waits for a failing store before the entries go to the server log.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The writer's side: the hub store, and what it reports.
+#[derive(Clone)]
 struct Store {
     hub: Database,
     healthy: Arc<AtomicBool>,
@@ -278,22 +306,36 @@ struct Store {
     dead_letters: Arc<AtomicU64>,
 }
 
+/// A response's entries in the queue, with the room they take until they are written.
+struct Queued {
+    entries: Vec<AuditEntry>,
+    room: tokio::sync::OwnedSemaphorePermit,
+}
+
 async fn write_loop(
     store: Store,
-    mut queue: mpsc::Receiver<Vec<AuditEntry>>,
+    mut queue: mpsc::Receiver<Queued>,
     mut closing: oneshot::Receiver<()>,
     flush_interval: Duration,
 ) {
     let mut closed = false;
-    let mut give_up = None;
     let mut batch: Vec<AuditEntry> = Vec::new();
+    // The room the batch's entries take, given back once they are written.
+    let mut room = Vec::new();
+    let take = |batch: &mut Vec<AuditEntry>, room: &mut Vec<_>, queued: Queued| {
+        batch.extend(queued.entries);
+        room.push(queued.room);
+    };
+    // Batches being written, at most WRITERS at once: one writer's round trips left the
+    // store idle while requests waited for room (a page of 50 customers is 50 entries).
+    let mut writing = tokio::task::JoinSet::new();
     loop {
         // Wait for the first entries, then gather more for up to `flush_interval`.
         if batch.is_empty() {
             tokio::select! {
                 got = queue.recv() => match got {
-                    Some(entries) => batch.extend(entries),
-                    None => return,
+                    Some(queued) => take(&mut batch, &mut room, queued),
+                    None => break,
                 },
                 _ = &mut closing, if !closed => {
                     closed = true;
@@ -307,7 +349,7 @@ async fn write_loop(
             while batch.len() < BATCH {
                 tokio::select! {
                     got = queue.recv() => match got {
-                        Some(entries) => batch.extend(entries),
+                        Some(queued) => take(&mut batch, &mut room, queued),
                         None => break,
                     },
                     _ = tokio::time::sleep_until(deadline) => break,
@@ -321,13 +363,21 @@ async fn write_loop(
         }
         while batch.len() < BATCH {
             match queue.try_recv() {
-                Ok(entries) => batch.extend(entries),
+                Ok(queued) => take(&mut batch, &mut room, queued),
                 Err(_) => break,
             }
         }
-        store.write(&batch, &mut give_up).await;
-        batch.clear();
+        while writing.len() >= WRITERS {
+            writing.join_next().await;
+        }
+        let (store, entries, room) = (store.clone(), std::mem::take(&mut batch), std::mem::take(&mut room));
+        writing.spawn(async move {
+            store.write(&entries, &mut None).await;
+            drop(room);
+        });
     }
+    // Closed: every batch taken is written (or, past the grace, logged) before returning.
+    while writing.join_next().await.is_some() {}
 }
 
 impl Store {

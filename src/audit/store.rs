@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use super::{AuditAction, AuditEntry};
 use crate::sources::{Arg, Database, SqlTrace};
 
-/// Stores entries in one transaction, in statements of up to 100 rows.
+/// Stores entries in one transaction, in statements of up to 500 rows (4,500 arguments,
+/// within every engine's limit).
 pub async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
     let statements: Vec<(String, Vec<Arg>)> = entries
-        .chunks(100)
+        .chunks(500)
         .map(|chunk| {
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = format!(

@@ -429,11 +429,12 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run on small data (CI)")
     ap.add_argument("--out", type=Path, help="also write the table (Markdown) here")
     args = ap.parse_args()
-    global C360
+    global C360, BARE
     if args.smoke:
         # The CI slice: the debug binary `cargo test` has built, small data, a second each.
         args.customers, args.seconds, args.rounds, args.clients, args.warmup = 500, 1, 1, 4, 1
         C360 = ROOT / "target" / "debug" / "c360"
+        BARE = ROOT / "target" / "debug" / "c360-bare"
     targets = [t for t in args.targets.split(",") if t in TARGET_OPS]
     if args.ladder:
         targets += [t for t in ["c360 admin", *RUNGS, "bare"] if t not in targets]
@@ -448,7 +449,7 @@ def main():
     if not args.no_build:
         run(["cargo", "build", "--quiet"] + ([] if args.smoke else ["--release"]), cwd=ROOT)
         if "bare" in targets:
-            run(["cargo", "build", "--quiet", "--release", "-p", "c360-bare"], cwd=ROOT)
+            run(["cargo", "build", "--quiet", "-p", "c360-bare"] + ([] if args.smoke else ["--release"]), cwd=ROOT)
     install_tools("postgraphile" in targets)
     db, env = prepare_data(args.engine, args.customers, args.connections, args.smoke)
     rng = random.Random(360)

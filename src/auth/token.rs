@@ -294,6 +294,23 @@ mod tests {
         assert!(viewer.has_scope("customers:read"));
     }
 
+    /// A verified token is kept, but only until its `exp`: then it is refused as expired,
+    /// as the first time.
+    #[test]
+    fn a_kept_token_expires_on_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = config(dir.path());
+        config.auth.leeway = Duration::ZERO;
+        let verifier = Verifier::new(&config).expect("keys");
+        let token =
+            mint_development(&config, &TokenRequest { ttl: Duration::from_secs(1), ..request(Role::Admin, None) })
+                .expect("mint");
+        assert!(verifier.verify(&token).is_ok());
+        assert!(verifier.verify(&token).is_ok(), "kept");
+        std::thread::sleep(Duration::from_millis(2_100));
+        assert!(matches!(verifier.verify(&token), Err(AuthError::Expired)));
+    }
+
     #[test]
     fn a_partner_token_names_a_registered_partner() {
         let dir = tempfile::tempdir().expect("temp dir");

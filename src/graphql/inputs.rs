@@ -33,10 +33,14 @@ pub fn check(
     operation: Option<&str>,
     variables: &Variables,
 ) -> Vec<ServerError> {
-    let mut errors = check_document(types, document);
-    errors.extend(check_variables(types, document, operation, variables));
-    errors.sort_by_key(|e| e.locations.first().copied());
-    errors
+    in_order(check_document(types, document), check_variables(types, document, operation, variables))
+}
+
+/// The errors of [`check_document`] and [`check_variables`] together, in document order.
+pub fn in_order(mut document: Vec<ServerError>, variables: Vec<ServerError>) -> Vec<ServerError> {
+    document.extend(variables);
+    document.sort_by_key(|e| e.locations.first().copied());
+    document
 }
 
 /// The errors of the input values written in `document`: its literals, defaults and

@@ -143,7 +143,7 @@ impl Engine {
         };
         let trace_sql = config.trace_sql;
         let link_cache = config.identity.link_cache_entries;
-        let config_merge = config.database.merge_statements;
+        let merge = config.database.merge_statements;
         let audit = (!without.has(Layer::Audit)).then(|| AuditLog::start(sources.hub().clone(), &config.audit));
         let graphql = config.graphql.clone();
         for role in graphql.cost_by_role.keys() {
@@ -167,7 +167,7 @@ impl Engine {
         Ok(Engine {
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
-            kept: Kept::new(link_cache, config_merge),
+            kept: Kept::new(link_cache, merge),
             audit,
             policy,
             trace_sql,
@@ -388,18 +388,21 @@ impl Engine {
         let operation = request.operation_name.as_deref();
         let key = cacheable(&request.query)
             .then(|| format!("{}\n{}\n{}", access.hidden_set(), operation.unwrap_or_default(), request.query));
-        if let Some(key) = &key
-            && self.clean_inputs.get(key).is_some()
-        {
-            return inputs::check_variables(&schema.types, document, operation, &request.variables);
-        }
-        let errors = inputs::check(&schema.types, document, operation, &request.variables);
+        let known_clean = key.as_ref().is_some_and(|key| self.clean_inputs.get(key).is_some());
+        let document_errors = match known_clean {
+            true => Vec::new(),
+            false => inputs::check_document(&schema.types, document),
+        };
         if let Some(key) = key
-            && inputs::check_document(&schema.types, document).is_empty()
+            && !known_clean
+            && document_errors.is_empty()
         {
             self.clean_inputs.insert(key, ());
         }
-        errors
+        inputs::in_order(
+            document_errors,
+            inputs::check_variables(&schema.types, document, operation, &request.variables),
+        )
     }
 
     /// Runs an admitted request on its viewer's schema, within the request timeout, and

@@ -673,34 +673,24 @@ async fn the_reported_ways_around_the_policy_are_refused() {
     }
 }
 
-/// A document's own input values are walked once per viewer schema; its variables on
-/// every request: a clean document sent again with a bad variable is refused, and a
-/// document with a bad value of its own is refused every time.
+/// A document's own input values are walked once per viewer schema, and remembered as
+/// clean only for that schema: a document clean for an admin, sent again by an analyst
+/// from whom a field of it is hidden, is refused, also where async-graphql's own rule
+/// does not look (an argument holding an unsent variable); a document refused once is
+/// refused every time.
 #[tokio::test]
-async fn a_document_checked_once_still_has_its_variables_checked_every_time() {
+async fn a_document_clean_for_one_viewer_schema_is_checked_again_for_another() {
     let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 20, |config| config.rate_limits.roles.clear()).await;
-    let analyst = app.token(Role::Analyst, None, None);
-    let query = "query($f: CustomerFilter) { customers(first: 1, filter: $f) { edges { node { id } } } }";
-    let sends = [
-        (json!({"f": {}}), None),
-        (json!({"f": {"hasSource": "MARKETING"}}), Some("hasSource")),
-        (json!({"f": {"hasSourcx": "SHOP"}}), Some("hasSourcx")),
-        (json!({"f": null}), None),
-        (json!({"f": {"hasSource": "MARKETING"}}), Some("hasSource")),
-    ];
-    for (variables, refused) in sends {
-        let answer = app.query_as(&analyst, query, variables.clone()).await;
-        match refused {
-            None => assert!(answer.get("errors").is_none(), "{variables}: {answer:#}"),
-            Some(name) => {
-                assert!(answer.get("data").is_none_or(Value::is_null), "{variables}: {answer:#}");
-                assert!(answer["errors"].to_string().contains(name), "{variables}: {answer:#}");
-            }
-        }
+    let (admin, analyst) = (app.token(Role::Admin, None, None), app.token(Role::Analyst, None, None));
+    let query = "query($w: RfmSegment) { customers(first: 1, filter: {hasSource: MARKETING, rfmSegment: $w}) { edges { node { id } } } }";
+    for _ in 0..2 {
+        let clean = app.query_as(&admin, query, json!({})).await;
+        assert!(clean.get("errors").is_none(), "admin: {clean:#}");
     }
-    let literal = "{ customers(first: 1, filter: {hasSourcx: SHOP}) { edges { node { id } } } }";
     for _ in 0..3 {
-        let answer = app.query_as(&analyst, literal, json!({})).await;
+        let answer = app.query_as(&analyst, query, json!({})).await;
+        assert!(answer.get("data").is_none_or(Value::is_null), "analyst: {answer:#}");
         assert_eq!(answer["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{answer:#}");
+        assert!(answer["errors"].to_string().contains("hasSource"), "{answer:#}");
     }
 }

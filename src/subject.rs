@@ -111,11 +111,11 @@ async fn hub_records(hub: &Database, trace: &SqlTrace, customer_id: &str) -> Res
     let insights = "select model_id, frequency, recency_days, monetary_cents, r_score, f_score, m_score, segment,
                            p_alive, clv_12m, lifecycle, value_tier
                     from customer_insights where customer_id = ? order by model_id";
-    let trail = "select at, subject, role, partner, action, fields from audit_log where customer_id = ? order by id";
+    let trail = crate::audit::store::trail_sql("a.at, a.subject, a.role, a.partner, a.action");
     Ok(HubRecords {
         normalised_keys: hub.fetch_all(trace, keys, &id).await?,
         insights: hub.fetch_all(trace, insights, &id).await?,
-        audit_trail: hub.fetch_all(trace, trail, &id).await?,
+        audit_trail: hub.fetch_all(trace, &trail, &[id[0].clone(), id[0].clone()]).await?,
     })
 }
 

@@ -69,6 +69,20 @@ pub struct AuditEntry {
     pub fields: Vec<String>,
     /// For a revocation: the token id, subject or partner revoked.
     pub target: Option<String>,
+    /// For a read: every customer the response revealed (`customer_id` is then empty and
+    /// `fields` the fields shown of most of them). Stored as one row for the response and
+    /// one narrow row per customer.
+    pub seen: Vec<Seen>,
+}
+
+/// One customer a response revealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The golden customer id.
+    pub customer_id: String,
+    /// The fields shown of this customer, comma-separated, when they are not the
+    /// response's `fields`.
+    pub fields: Option<String>,
 }
 
 impl AuditEntry {
@@ -83,7 +97,13 @@ impl AuditEntry {
             customer_id: customer_id.to_owned(),
             fields,
             target: None,
+            seen: Vec::new(),
         }
+    }
+
+    /// How much room the entry takes in the queue: one per customer it names.
+    fn weight(&self) -> usize {
+        self.seen.len().max(1)
     }
 
     /// The first of its values the table cannot hold, by column name (the sizes of the
@@ -95,8 +115,14 @@ impl AuditEntry {
         let commas = self.fields.len().saturating_sub(1);
         let fields = self.fields.iter().map(String::len).sum::<usize>() + commas > 1000
             && self.fields.iter().map(|f| f.chars().count()).sum::<usize>() + commas > 1000;
+        let seen = |column: &'static str| match column {
+            "customer_id" => self.seen.iter().any(|s| over(&s.customer_id, 36)),
+            _ => self.seen.iter().any(|s| s.fields.as_deref().is_some_and(|f| over(f, 1000))),
+        };
         [
             ("request_id", over(&self.request_id, 36)),
+            ("audit_reads.customer_id", seen("customer_id")),
+            ("audit_reads.fields", seen("fields")),
             ("subject", over(&self.subject, 200)),
             ("partner", self.partner.as_deref().is_some_and(|p| over(p, 64))),
             ("customer_id", over(&self.customer_id, 36)),
@@ -138,15 +164,29 @@ impl Reveals {
         self.noted.lock().unwrap_or_else(|e| e.into_inner()).push((action, customer_id.to_owned(), fields));
     }
 
-    /// The audit entries of what this response revealed, one per customer.
+    /// The audit entry of what this response revealed (none when it revealed nothing):
+    /// one for the response, naming every customer, the fields most of them were shown
+    /// as its own, and each other customer's fields with that customer.
     pub fn entries(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
         let map = self.reads.lock().unwrap_or_else(|e| e.into_inner());
-        map.iter()
-            .map(|(customer, fields)| {
-                let fields = fields.iter().map(|f| (*f).to_owned()).collect();
-                AuditEntry::new(viewer, request_id, AuditAction::Read, customer, fields)
+        let mut counts: BTreeMap<&BTreeSet<&'static str>, usize> = BTreeMap::new();
+        for fields in map.values() {
+            *counts.entry(fields).or_default() += 1;
+        }
+        // The most common set, the first of them on a tie.
+        let Some(common) = counts.iter().rev().max_by_key(|(_, n)| **n).map(|(fields, _)| *fields) else {
+            return Vec::new();
+        };
+        let joined = |fields: &BTreeSet<&'static str>| fields.iter().copied().collect::<Vec<_>>().join(",");
+        let seen = map
+            .iter()
+            .map(|(customer, fields)| Seen {
+                customer_id: customer.clone(),
+                fields: (fields != common).then(|| joined(fields)),
             })
-            .collect()
+            .collect();
+        let fields = common.iter().map(|f| (*f).to_owned()).collect();
+        vec![AuditEntry { seen, ..AuditEntry::new(viewer, request_id, AuditAction::Read, "", fields) }]
     }
 
     /// The other entries noted in this response (a refused attempt, a read of the log).
@@ -247,7 +287,7 @@ impl AuditLog {
             tracing::error!(column, "an audit entry's value is longer than its column; the response is withheld");
             return Err(AuditUnavailable);
         }
-        let wanted = self.room_for(entries.len());
+        let wanted = self.room_for(entries.iter().map(AuditEntry::weight).sum());
         let queued = async {
             let room = self.room.clone().acquire_many_owned(wanted).await.map_err(|_| AuditUnavailable)?;
             self.queue.send(Queued { entries, room }).await.map_err(|_| AuditUnavailable)
@@ -266,7 +306,8 @@ impl AuditLog {
             tracing::error!(?entries, "audit entries longer than their columns, not stored");
             return;
         }
-        let sent = match self.room.clone().try_acquire_many_owned(self.room_for(entries.len())) {
+        let room = self.room_for(entries.iter().map(AuditEntry::weight).sum());
+        let sent = match self.room.clone().try_acquire_many_owned(room) {
             Ok(room) => self.queue.try_send(Queued { entries, room }).is_ok(),
             Err(_) => false,
         };
@@ -288,7 +329,7 @@ impl AuditLog {
     }
 }
 
-/// The most entries written at once.
+/// The most customers written at once (entries weigh one per customer they name).
 const BATCH: usize = 1_000;
 
 /// Batches written at once, each in its own transaction.
@@ -320,12 +361,14 @@ async fn write_loop(
 ) {
     let mut closed = false;
     let mut batch: Vec<AuditEntry> = Vec::new();
-    // The room the batch's entries take, given back once they are written.
-    let mut room = Vec::new();
+    // The room the batch's entries take, given back once they are written; its permits
+    // are the batch's weight.
+    let mut room: Vec<tokio::sync::OwnedSemaphorePermit> = Vec::new();
     let take = |batch: &mut Vec<AuditEntry>, room: &mut Vec<_>, queued: Queued| {
         batch.extend(queued.entries);
         room.push(queued.room);
     };
+    let weight = |room: &Vec<tokio::sync::OwnedSemaphorePermit>| room.iter().map(|r| r.num_permits()).sum::<usize>();
     // Batches being written, at most WRITERS at once: one writer's round trips left the
     // store idle while requests waited for room (a page of 50 customers is 50 entries).
     let mut writing = tokio::task::JoinSet::new();
@@ -346,7 +389,7 @@ async fn write_loop(
         }
         if !closed {
             let deadline = tokio::time::Instant::now() + flush_interval;
-            while batch.len() < BATCH {
+            while weight(&room) < BATCH {
                 tokio::select! {
                     got = queue.recv() => match got {
                         Some(queued) => take(&mut batch, &mut room, queued),
@@ -361,7 +404,7 @@ async fn write_loop(
                 }
             }
         }
-        while batch.len() < BATCH {
+        while weight(&room) < BATCH {
             match queue.try_recv() {
                 Ok(queued) => take(&mut batch, &mut room, queued),
                 Err(_) => break,
@@ -464,6 +507,30 @@ fn refuses_entry(error: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_is_one_entry_naming_each_customer_with_fields_of_its_own_only_where_they_differ() {
+        let viewer = Viewer::with_role(Role::Admin, None);
+        let reveals = Reveals::default();
+        assert!(reveals.entries(&viewer, "r-1").is_empty(), "nothing revealed, nothing recorded");
+        for customer in ["c-1", "c-2", "c-3"] {
+            reveals.record(customer, "phone");
+        }
+        reveals.record("c-2", "email");
+        reveals.record("c-1", "phone");
+        let entries = reveals.entries(&viewer, "r-1");
+        assert_eq!(entries.len(), 1);
+        let entry = &entries[0];
+        assert_eq!((entry.action, entry.customer_id.as_str(), entry.weight()), (AuditAction::Read, "", 3));
+        assert_eq!(entry.fields, ["phone"], "the fields most customers were shown");
+        let seen: Vec<(&str, Option<&str>)> =
+            entry.seen.iter().map(|s| (s.customer_id.as_str(), s.fields.as_deref())).collect();
+        assert_eq!(seen, [("c-1", None), ("c-2", Some("email,phone")), ("c-3", None)]);
+        // Its customers' ids are measured against their own column.
+        let long = Seen { customer_id: "c".repeat(37), fields: None };
+        let wide = AuditEntry { seen: vec![long], ..entry.clone() };
+        assert_eq!(wide.too_long(), Some("audit_reads.customer_id"));
+    }
 
     #[test]
     fn an_entry_is_measured_against_its_columns_in_characters() {

@@ -2,13 +2,14 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{AuditAction, AuditEntry};
+use super::{AuditAction, AuditEntry, Seen};
 use crate::sources::{Arg, Database, SqlTrace};
 
 /// Stores entries in one transaction, in statements of up to 500 rows (4,500 arguments,
-/// within every engine's limit).
+/// within every engine's limit): one row in `audit_log` per entry, and one in
+/// `audit_reads` per customer a read names.
 pub async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
-    let statements: Vec<(String, Vec<Arg>)> = entries
+    let mut statements: Vec<(String, Vec<Arg>)> = entries
         .chunks(500)
         .map(|chunk| {
             let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
@@ -35,6 +36,19 @@ pub async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::
             (sql, args)
         })
         .collect();
+    let seen: Vec<(&str, &Seen)> =
+        entries.iter().flat_map(|e| e.seen.iter().map(|s| (e.request_id.as_str(), s))).collect();
+    statements.extend(seen.chunks(500).map(|chunk| {
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!("insert into audit_reads (request_id, customer_id, fields) values {rows}");
+        let args = chunk
+            .iter()
+            .flat_map(|(request, s)| {
+                [Arg::from(*request), Arg::from(s.customer_id.as_str()), Arg::from(s.fields.clone())]
+            })
+            .collect();
+        (sql, args)
+    }));
     hub.transaction(&statements).await.map(|_| ())
 }
 
@@ -64,26 +78,113 @@ pub struct AuditFilter {
     pub action: Option<AuditAction>,
 }
 
-/// Entries matching `filter`, newest first, from below the id `before`: `limit` of them.
+/// Where a page of the log starts: below the entry of `id` (and, within a response that
+/// revealed several customers, below `customer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub id: i64,
+    pub customer: Option<String>,
+}
+
+crate::row! {
+    /// One customer of a read.
+    struct SeenRow {
+        request_id: String,
+        customer_id: String,
+        fields: Option<String>,
+    }
+}
+
+/// The columns of an entry, from `audit_log a` (a read's customer and fields from
+/// `audit_reads r` where the query joins it).
+const COLUMNS: &str = "a.id, a.at, a.request_id, a.subject, a.role, a.partner, a.action";
+
+/// A read stored as one row per response (its customers in `audit_reads`).
+const READ_HEAD: &str = "a.action = 'read' and a.customer_id = ''";
+
+/// Entries matching `filter`, newest first (by id, then customer within a response),
+/// from below `before`: `limit` of them.
 pub async fn page(
     hub: &Database,
     trace: &SqlTrace,
     filter: &AuditFilter,
-    before: Option<i64>,
+    before: Option<&Position>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let (mut conditions, mut args) = where_clause(filter);
-    if let Some(before) = before {
-        conditions.push("id < ?");
-        args.push(Arg::Int(before));
+    let below = |conditions: &mut Vec<&'static str>, args: &mut Vec<Arg>, strict: bool| {
+        if let Some(before) = before {
+            conditions.push(if strict || before.customer.is_none() { "a.id < ?" } else { "a.id <= ?" });
+            args.push(Arg::Int(before.id));
+        }
+    };
+    if let Some(customer) = &filter.customer_id {
+        // One customer: each entry names them once, so the id orders the page. Their own
+        // rows, and the reads that name them.
+        let (mut conditions, mut args) = where_clause(&AuditFilter { customer_id: None, ..filter.clone() });
+        below(&mut conditions, &mut args, true);
+        let own = [&["a.customer_id = ?"][..], &conditions].concat();
+        let read = [&["r.customer_id = ?", READ_HEAD][..], &conditions].concat();
+        let mut all = vec![Arg::from(customer.as_str())];
+        all.extend(args.iter().cloned());
+        all.push(Arg::from(customer.as_str()));
+        all.extend(args);
+        all.push(Arg::Int(limit));
+        let sql = format!(
+            "select * from (
+               select {COLUMNS}, a.customer_id, a.fields, a.target from audit_log a{}
+               union all
+               select {COLUMNS}, r.customer_id, coalesce(r.fields, a.fields) as fields, a.target
+               from audit_reads r join audit_log a on a.request_id = r.request_id{}
+             ) e order by id desc limit ?",
+            render(&own),
+            render(&read),
+        );
+        return hub.fetch_all(trace, &sql, &all).await;
     }
-    args.push(Arg::Int(limit));
+    // Every customer: the responses first (by the index on id), then their customers.
+    // Each response is at least one entry; the one the page starts in may have none left.
+    let (mut conditions, mut args) = where_clause(filter);
+    below(&mut conditions, &mut args, false);
+    args.push(Arg::Int(limit + 1));
     let sql = format!(
-        "select id, at, request_id, subject, role, partner, action, customer_id, fields, target from audit_log{}
-         order by id desc limit ?",
+        "select {COLUMNS}, a.customer_id, a.fields, a.target from audit_log a{} order by a.id desc limit ?",
         render(&conditions)
     );
-    hub.fetch_all(trace, &sql, &args).await
+    let heads: Vec<AuditRow> = hub.fetch_all(trace, &sql, &args).await?;
+    let reads: Vec<Arg> = heads
+        .iter()
+        .filter(|h| h.action == "read" && h.customer_id.is_empty())
+        .map(|h| Arg::from(h.request_id.as_str()))
+        .collect();
+    let mut seen: Vec<SeenRow> = Vec::new();
+    for chunk in reads.chunks(500) {
+        let sql = format!(
+            "select request_id, customer_id, fields from audit_reads where request_id in ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        seen.extend(hub.fetch_all::<SeenRow>(trace, &sql, chunk).await?);
+    }
+    seen.sort_by(|a, b| (&a.request_id, &b.customer_id).cmp(&(&b.request_id, &a.customer_id)));
+    let mut rows = Vec::new();
+    for head in heads {
+        if !(head.action == "read" && head.customer_id.is_empty()) {
+            rows.push(head);
+            continue;
+        }
+        let first = seen.partition_point(|s| s.request_id < head.request_id);
+        let customers = seen[first..].iter().take_while(|s| s.request_id == head.request_id);
+        for s in customers {
+            let fields = s.fields.clone().unwrap_or_else(|| head.fields.clone());
+            rows.push(AuditRow { customer_id: s.customer_id.clone(), fields, ..head.clone() });
+        }
+    }
+    let after = |r: &AuditRow| match before {
+        None => true,
+        Some(b) => r.id < b.id || b.customer.as_deref().is_some_and(|c| r.customer_id.as_str() < c),
+    };
+    rows.retain(after);
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(rows)
 }
 
 crate::row! {
@@ -94,28 +195,67 @@ crate::row! {
 
 /// How many entries match `filter`.
 pub async fn count(hub: &Database, trace: &SqlTrace, filter: &AuditFilter) -> Result<i64, sqlx::Error> {
-    let (conditions, args) = where_clause(filter);
-    let sql = format!("select count(*) as n from audit_log{}", render(&conditions));
+    let customer = filter.customer_id.as_deref();
+    let (conditions, args) = where_clause(&AuditFilter { customer_id: None, ..filter.clone() });
+    let (sql, args) = match customer {
+        Some(customer) => {
+            let own = [&["a.customer_id = ?"][..], &conditions].concat();
+            let read = [&["r.customer_id = ?", READ_HEAD][..], &conditions].concat();
+            let mut all = vec![Arg::from(customer)];
+            all.extend(args.iter().cloned());
+            all.push(Arg::from(customer));
+            all.extend(args);
+            let sql = format!(
+                "select (select count(*) from audit_log a{}) + (select count(*) from audit_reads r
+                 join audit_log a on a.request_id = r.request_id{}) as n",
+                render(&own),
+                render(&read)
+            );
+            (sql, all)
+        }
+        None => {
+            // A read counts once per customer it names.
+            let sql = format!(
+                "select count(*) as n from audit_log a left join audit_reads r
+                 on {READ_HEAD} and r.request_id = a.request_id{}",
+                render(&conditions)
+            );
+            (sql, args)
+        }
+    };
     Ok(hub.fetch_all::<Count>(trace, &sql, &args).await?.first().map_or(0, |c| c.n))
+}
+
+/// The customer's trail, oldest first: the entries that name them, as `select`s columns
+/// of `audit_log` (`a`) and the customer's fields.
+pub fn trail_sql(select: &str) -> String {
+    format!(
+        "select * from (
+           select a.id, {select}, a.fields from audit_log a where a.customer_id = ?
+           union all
+           select a.id, {select}, coalesce(r.fields, a.fields) as fields from audit_reads r
+           join audit_log a on a.request_id = r.request_id where r.customer_id = ? and {READ_HEAD}
+         ) e order by id"
+    )
 }
 
 fn where_clause(filter: &AuditFilter) -> (Vec<&'static str>, Vec<Arg>) {
     let mut conditions = Vec::new();
     let mut args = Vec::new();
     if let Some(subject) = &filter.subject {
-        conditions.push("subject = ?");
+        conditions.push("a.subject = ?");
         args.push(Arg::from(subject.as_str()));
     }
     if let Some(customer) = &filter.customer_id {
-        conditions.push("customer_id = ?");
+        conditions.push("a.customer_id = ?");
         args.push(Arg::from(customer.as_str()));
     }
     if let Some(since) = filter.since {
-        conditions.push("at >= ?");
+        conditions.push("a.at >= ?");
         args.push(Arg::Time(since));
     }
     if let Some(action) = filter.action {
-        conditions.push("action = ?");
+        conditions.push("a.action = ?");
         args.push(Arg::Text(action.to_string()));
     }
     (conditions, args)

@@ -41,6 +41,9 @@ pub struct AuditEntry {
     pub consent_partner: Option<String>,
     #[graphql(skip)]
     pub id: i64,
+    /// The customer's own id (empty: none), for the cursor.
+    #[graphql(skip)]
+    pub key: String,
 }
 
 impl AuditEntry {
@@ -64,6 +67,7 @@ impl AuditEntry {
                 .filter(|_| matches!(action, AuditAction::ConsentGranted | AuditAction::ConsentRevoked)),
             fields: row.fields.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
             id: row.id,
+            key: row.customer_id,
         })
     }
 }
@@ -101,9 +105,9 @@ impl AuditQuery {
         let whose = filter.customer_id.as_deref().unwrap_or_default();
         request(ctx).reveals.note(crate::audit::AuditAction::AuditRead, whose, used);
         let admin = request(ctx).loaders.admin();
-        let rows = admin.audit_page(&filter, before, i64::from(first) + 1).await?;
+        let rows = admin.audit_page(&filter, before.as_ref(), i64::from(first) + 1).await?;
         let total = if wants_total(ctx) { admin.audit_count(&filter).await? } else { 0 };
         let entries = rows.into_iter().map(|row| AuditEntry::read(row, ids(ctx))).collect::<Result<Vec<_>, _>>()?;
-        Ok(AuditConnection::from_items(entries, first, |e| Ids::audit_cursor(e.id), total))
+        Ok(AuditConnection::from_items(entries, first, |e| Ids::audit_cursor(e.id, &e.key), total))
     }
 }

@@ -16,6 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
+use crate::audit::store::Position;
 use crate::config::{Config, Environment};
 use crate::error::ApiError;
 
@@ -209,14 +210,21 @@ impl Ids {
         text.strip_prefix("cc:").and_then(|k| k.parse().ok()).ok_or(ApiError::InvalidCursor)
     }
 
-    /// Cursor of the audit log: the id of the last entry seen.
-    pub fn audit_cursor(id: i64) -> Cursor {
-        Cursor(format!("au:{id}"))
+    /// Cursor of the audit log: the id of the last entry seen, and its customer (a read
+    /// names several customers under one id).
+    pub fn audit_cursor(id: i64, customer: &str) -> Cursor {
+        Cursor(format!("au:{id}:{customer}"))
     }
 
-    pub fn parse_audit_cursor(&self, cursor: &str) -> Result<i64, ApiError> {
+    pub fn parse_audit_cursor(&self, cursor: &str) -> Result<Position, ApiError> {
         let text = self.open_cursor(cursor)?;
-        text.strip_prefix("au:").and_then(|k| k.parse().ok()).ok_or(ApiError::InvalidCursor)
+        let rest = text.strip_prefix("au:").ok_or(ApiError::InvalidCursor)?;
+        let (id, customer) = match rest.split_once(':') {
+            Some((id, customer)) => (id, Some(customer.to_owned())),
+            None => (rest, None),
+        };
+        let id = id.parse().map_err(|_| ApiError::InvalidCursor)?;
+        Ok(Position { id, customer })
     }
 
     /// Cursor of a newest-first list: the time and id of the last row seen, tagged with

@@ -8,7 +8,7 @@ use super::Source;
 use super::insights::ModelCache;
 use super::links::LinkCache;
 use crate::audit::AuditEntry;
-use crate::audit::store::{self, AuditFilter, AuditRow};
+use crate::audit::store::{self, AuditFilter, AuditRow, Position};
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::identity::store::Link;
@@ -30,11 +30,11 @@ fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
 }
 
 impl Admin<'_> {
-    /// Audit entries matching `filter`, newest first, below the id `before`.
+    /// Audit entries matching `filter`, newest first, below `before`.
     pub async fn audit_page(
         &self,
         filter: &AuditFilter,
-        before: Option<i64>,
+        before: Option<&Position>,
         limit: i64,
     ) -> Result<Vec<AuditRow>, ApiError> {
         store::page(&self.hub.db, &self.hub.trace, filter, before, limit).await.map_err(|e| self.hub.fail(e))

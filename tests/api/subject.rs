@@ -94,6 +94,10 @@ async fn export_and_erase(layout: Layout) {
     let person = someone_everywhere(&app).await;
     let id = person["id"].as_str().expect("id").to_owned();
     let agent = app.token(Role::Agent, None, None);
+    // A read of their email among others', stored before the export (its trail names it).
+    let q = "query($id: ID!) { customer(id: $id) { email } customers(first: 5) { edges { node { phone } } } }";
+    let (_, read) = app.query_with_id(&app.admin, q, json!({ "id": id })).await;
+    assert!(!crate::audit::entries_of(&app, &read).await.is_empty(), "the read is recorded");
 
     // Export: admins only, everything from every source, audited.
     assert_eq!(codes(&app.query_as(&agent, EXPORT, json!({ "id": id })).await), ["FORBIDDEN"]);
@@ -126,6 +130,7 @@ async fn export_and_erase(layout: Layout) {
     );
     let trail = doc["hub"]["audit_trail"].as_array().expect("audit trail");
     assert!(trail.iter().any(|e| e["action"] == "export" && e["subject"] == "test-admin"), "{doc:#}");
+    assert!(trail.iter().any(|e| e["action"] == "read" && e["fields"].as_str().is_some_and(|f| f.contains("email"))));
     let links = doc["identity_links"].as_array().expect("links").len();
     assert_eq!(links, person["sourceRecords"].as_array().expect("records").len());
     let log = app

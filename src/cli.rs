@@ -25,16 +25,16 @@ use crate::sources::{Migrate, SourceName, Sources, SqlTrace};
 pub struct Cli {
     /// Configuration file (TOML); `C360_*` environment variables override it.
     #[arg(long, global = true, env = "C360_CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Address to listen on (overrides config and `C360_LISTEN`).
     #[arg(long, global = true)]
-    pub listen: Option<std::net::SocketAddr>,
+    pub(crate) listen: Option<std::net::SocketAddr>,
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Migrate, seed demo data if the sources are empty (embedded default), resolve
     /// identities, and serve GraphQL. The default command.
     Serve,
@@ -169,7 +169,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs the command line.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Schema) = cli.command {
         print!("{}", crate::graphql::sdl());
         return Ok(ExitCode::SUCCESS);

@@ -80,26 +80,26 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// Connections per database and replica.
-    pub max_connections: u32,
+    pub(crate) max_connections: u32,
     /// How long to wait for a connection before the request fails.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// How long one statement may take (the wait for a connection included) before it
     /// fails with `SOURCE_TIMEOUT`; the jobs' streaming reads of whole tables are exempt.
     #[serde(with = "humantime_serde")]
-    pub statement_timeout: Duration,
+    pub(crate) statement_timeout: Duration,
     /// A source's own statement timeout, in place of `statement_timeout`
     /// (`statement_timeouts.shop = "2s"`).
-    pub statement_timeouts: BTreeMap<SourceName, humantime_serde::Serde<Duration>>,
+    pub(crate) statement_timeouts: BTreeMap<SourceName, humantime_serde::Serde<Duration>>,
     /// Whether a loader's statement that finds another of its kind running waits for it
     /// and runs merged with the others that arrived meanwhile (one statement for many
     /// requests' keys; each request gets only its own keys' rows).
-    pub merge_statements: bool,
+    pub(crate) merge_statements: bool,
 }
 
 impl DatabaseConfig {
     /// The statement timeout of `db`.
-    pub fn statement_timeout_of(&self, db: DbName) -> Duration {
+    pub(crate) fn statement_timeout_of(&self, db: DbName) -> Duration {
         db.source().and_then(|s| self.statement_timeouts.get(&s)).map_or(self.statement_timeout, |t| **t)
     }
 }
@@ -122,11 +122,11 @@ pub struct SeedConfig {
     /// Seed demo data when the CRM database is empty on start (embedded default only
     /// makes sense with this on; turn it off for real deployments).
     #[serde(deserialize_with = "flag")]
-    pub on_empty: bool,
+    pub(crate) on_empty: bool,
     /// How many demo people to create.
-    pub customers: u64,
+    pub(crate) customers: u64,
     /// Random seed: the same seed gives the same data.
-    pub seed: u64,
+    pub(crate) seed: u64,
 }
 
 impl Default for SeedConfig {
@@ -146,7 +146,7 @@ pub struct IdentityConfig {
     #[serde(with = "humantime_serde")]
     pub resolve_interval: Duration,
     /// Source records read and resolved per batch.
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Customers whose identity links `serve` keeps in memory between requests, so that
     /// reading a customer by id takes one statement fewer; `0` turns it off. Another
     /// process's merge or erasure reaches them within a second.
@@ -171,12 +171,12 @@ pub struct InsightsConfig {
     /// start when the current model is older than this or missing; `0s` turns the
     /// background fit off (`c360 fit` and the `refreshInsights` mutation still work).
     #[serde(with = "humantime_serde")]
-    pub refresh_interval: Duration,
+    pub(crate) refresh_interval: Duration,
     /// How often `serve` scores again, between full fits, the customers whose orders,
     /// tickets or identity links changed (against the current model's parameters and
     /// cut points); `0s` turns it off.
     #[serde(with = "humantime_serde")]
-    pub update_interval: Duration,
+    pub(crate) update_interval: Duration,
     /// k of k-anonymity: every aggregate a viewer without identity access receives
     /// (segments, lifecycle distribution) covers at least this many customers; smaller
     /// groups are withheld and marked `suppressed`.
@@ -199,22 +199,22 @@ impl Default for InsightsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlConfig {
     /// The largest `first` any connection accepts.
-    pub max_page_size: i32,
+    pub(crate) max_page_size: i32,
     /// Nesting of fields, fragment spreads and inline fragments.
-    pub max_depth: usize,
+    pub(crate) max_depth: usize,
     /// Aliased fields, counted where fragments are spread.
     pub max_aliases: usize,
     /// Fields at the operation's root.
     pub max_root_fields: usize,
     /// Directives anywhere in the operation.
-    pub max_directives: usize,
+    pub(crate) max_directives: usize,
     /// Fields counted times the page sizes of the lists around them.
-    pub max_cost: u64,
+    pub(crate) max_cost: u64,
     /// A cost budget per role (`admin`, `agent`, `frontend`, `analyst`, `partner`) in
     /// place of `max_cost`.
     pub cost_by_role: BTreeMap<String, u64>,
     /// Statements one request runs at once, on all databases together; the others wait.
-    pub max_concurrent_statements: usize,
+    pub(crate) max_concurrent_statements: usize,
     /// How long a request may run before it is answered with `TIMEOUT`.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -223,16 +223,16 @@ pub struct GraphqlConfig {
     pub introspection_roles: Vec<String>,
     /// The roles whose unknown-field errors suggest close names ("Did you mean …?"),
     /// drawn from the fields each viewer may see only.
-    pub suggestion_roles: Vec<String>,
+    pub(crate) suggestion_roles: Vec<String>,
     /// Lexical tokens in a document, counted before it is parsed.
     pub max_tokens: usize,
     /// The largest request body (document and variables); larger ones get HTTP 413.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Operations in one batched POST (a JSON array); 0 turns batching off.
     pub max_batch: usize,
     /// Automatic persisted queries: a client may name a document it sent before by its
     /// SHA-256 (`extensions.persistedQuery`).
-    pub automatic_persisted_queries: bool,
+    pub(crate) automatic_persisted_queries: bool,
 }
 
 impl Default for GraphqlConfig {
@@ -262,14 +262,14 @@ impl Default for GraphqlConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// `text` (default) or `json`: one JSON object per line, with the span's fields.
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// An OpenTelemetry collector's OTLP/HTTP traces endpoint
     /// (`http://collector:4318/v1/traces`): the spans are exported there. Needs a build
     /// with the `otel` feature.
-    pub otlp_endpoint: Option<String>,
+    pub(crate) otlp_endpoint: Option<String>,
     /// Which spans are exported (an `EnvFilter` directive): by default the hub's own,
     /// down to each loader batch and statement.
-    pub otlp_filter: String,
+    pub(crate) otlp_filter: String,
 }
 
 impl Default for TelemetryConfig {
@@ -280,7 +280,7 @@ impl Default for TelemetryConfig {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     #[default]
     Text,
     Json,
@@ -291,7 +291,7 @@ pub enum LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct SafelistsConfig {
     /// Manifest file per role (`partner = "safelists/partners.json"`).
-    pub roles: BTreeMap<String, PathBuf>,
+    pub(crate) roles: BTreeMap<String, PathBuf>,
     /// Manifest file per partner id.
     pub partners: BTreeMap<String, PathBuf>,
 }
@@ -330,13 +330,13 @@ pub struct RateLimit {
 pub struct AuditConfig {
     /// How many entries (one per customer a response revealed) may wait to be written;
     /// beyond, requests wait.
-    pub queue: usize,
+    pub(crate) queue: usize,
     /// How long the writer gathers entries into one batch.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
     /// How long a request waits for room in a full queue before it is refused.
     #[serde(with = "humantime_serde")]
-    pub enqueue_timeout: Duration,
+    pub(crate) enqueue_timeout: Duration,
 }
 
 impl Default for AuditConfig {
@@ -361,7 +361,7 @@ pub struct IdsConfig {
     pub key_file: Option<PathBuf>,
     /// Files of earlier keys (rotation): ids and cursors they sealed are still read, and
     /// handed out sealed with `key_file` from then on.
-    pub previous_key_files: Vec<PathBuf>,
+    pub(crate) previous_key_files: Vec<PathBuf>,
 }
 
 /// Time bounds on what clients send: a client that trickles its request in holds a
@@ -411,7 +411,7 @@ pub struct AuthConfig {
     pub audience: String,
     /// Accepted signature algorithms (`HS256`, `RS256`, `ES256`, ...); a token with any
     /// other `alg` is rejected before its key is looked up.
-    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub(crate) algorithms: Vec<jsonwebtoken::Algorithm>,
     /// Clock skew tolerated for `exp`, `nbf` and `iat`; a subject's or partner's
     /// revocation also covers tokens issued up to this long after it.
     #[serde(with = "humantime_serde")]
@@ -420,7 +420,7 @@ pub struct AuthConfig {
     /// longer, or without `iat`, is refused. Bounds what a leaked token is worth, and how
     /// long an issuer's mistake lasts.
     #[serde(with = "humantime_serde")]
-    pub max_token_lifetime: Duration,
+    pub(crate) max_token_lifetime: Duration,
     /// Accept tokens signed with the development key (`data_dir/dev-signing.key`, made on
     /// first use, kid `dev`). `c360 token` mints such tokens. Refused in production.
     #[serde(deserialize_with = "flag")]
@@ -502,7 +502,7 @@ const NOT_CONFIG: &[&str] = &["config", "log", "update_schema"];
 
 impl Config {
     /// Reads the file at `path` (when given; it must exist), then the environment.
-    pub fn load(path: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::new();
         if let Some(path) = path {
             if !path.exists() {
@@ -523,7 +523,7 @@ impl Config {
     }
 
     /// The URL of every database, with embedded SQLite defaults filled in.
-    pub fn database_urls(&self) -> HashMap<DbName, SecretString> {
+    pub(crate) fn database_urls(&self) -> HashMap<DbName, SecretString> {
         DbName::ALL
             .into_iter()
             .map(|db| {
@@ -538,7 +538,7 @@ impl Config {
     }
 
     /// True when any database is an SQLite file under `data_dir` (which must then exist).
-    pub fn uses_data_dir(&self) -> bool {
+    pub(crate) fn uses_data_dir(&self) -> bool {
         self.database_urls().values().any(|u| u.expose_secret().starts_with("sqlite:"))
     }
 }

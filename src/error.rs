@@ -51,7 +51,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The message clients see; never contains internal details.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             ApiError::InvalidId(id) => format!("`{id}` is not a valid id"),
             ApiError::InvalidCursor => "`after` is not a valid cursor for this list".into(),
@@ -80,7 +80,7 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ApiError::InvalidId(_) => "INVALID_ID",
             ApiError::InvalidCursor => "INVALID_CURSOR",
@@ -102,7 +102,7 @@ impl ApiError {
     }
 
     /// Logs a database error with its source and turns it into the client's view.
-    pub fn from_sql(db: DbName, error: &sqlx::Error) -> Self {
+    pub(crate) fn from_sql(db: DbName, error: &sqlx::Error) -> Self {
         // How the engine reports a statement past its timeout (`statement_timed_out`).
         if matches!(error, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut) {
             tracing::warn!(db = %db, "a source statement ran past its timeout");
@@ -129,5 +129,3 @@ impl From<ApiError> for async_graphql::Error {
         e.extend()
     }
 }
-
-pub type ApiResult<T> = Result<T, ApiError>;

@@ -24,7 +24,7 @@ use crate::sources::Sources;
 
 /// A job run in a child process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Job {
+pub(crate) enum Job {
     /// Seed the demo data (the configuration's `seed.customers` and `seed.seed`, as of
     /// today).
     Seed,
@@ -38,7 +38,7 @@ pub enum Job {
 
 impl Job {
     /// Its name on the command line (`c360 job <name>`) and in the logs.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Job::Seed => "seed",
             Job::Resolve => "resolve",
@@ -50,7 +50,7 @@ impl Job {
 
 /// How a job ended; the child's exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Done,
     /// An update found no model to update (a full fit is due).
     NoModel,
@@ -61,7 +61,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Outcome::Done => 0,
             Outcome::Failed => 1,
@@ -82,7 +82,7 @@ impl Outcome {
 
 /// Runs `job` here and logs what it did, in a `job` span with the job's name and this
 /// process's id (the child's side of [`Children::run`]).
-pub async fn run(config: &Config, sources: &Sources, resolver: &Resolver, job: Job) -> Outcome {
+pub(crate) async fn run(config: &Config, sources: &Sources, resolver: &Resolver, job: Job) -> Outcome {
     use tracing::Instrument as _;
     let span = tracing::info_span!("job", job = job.name(), pid = std::process::id());
     run_here(config, sources, resolver, job).instrument(span).await
@@ -161,15 +161,15 @@ async fn run_here(config: &Config, sources: &Sources, resolver: &Resolver, job: 
 
 /// Starts jobs as child processes of this binary with the server's configuration.
 #[derive(Debug, Clone)]
-pub struct Children {
+pub(crate) struct Children {
     /// The `--config` the server was started with (the environment is inherited).
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
 }
 
 impl Children {
     /// Runs `job` in a child process and waits for it. The child's logs go where the
     /// server's go. If the server is killed, the child finishes its job.
-    pub async fn run(&self, job: Job) -> Outcome {
+    pub(crate) async fn run(&self, job: Job) -> Outcome {
         let name = job.name();
         let exe = match std::env::current_exe() {
             Ok(exe) => exe,
@@ -203,7 +203,7 @@ impl Children {
 /// refresh ([`refresh::update`]). A zero interval turns that kind off. A failed refresh
 /// is logged and leaves the current model in place. Returns when `stop` turns true (a
 /// refresh under way finishes first).
-pub async fn fit_periodically(
+pub(crate) async fn fit_periodically(
     sources: Sources,
     children: Children,
     every: Duration,
@@ -249,7 +249,7 @@ pub async fn fit_periodically(
 }
 
 /// The background resolver: picks up new and changed records without a restart.
-pub async fn resolve_periodically(resolver: Resolver, every: Duration, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn resolve_periodically(resolver: Resolver, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -21,6 +21,10 @@
 //! refuses revoked tokens;
 //! [`config`] and [`cli`] start it all, [`telemetry`] logs it; [`error`] is what clients see when something goes
 //! wrong.
+//!
+//! Items are `pub` only where `main.rs`, the integration tests or the benches use them;
+//! the rest is `pub(crate)`, so the crate's boundary is what is `pub`.
+#![warn(unreachable_pub)]
 
 pub mod audit;
 pub mod auth;

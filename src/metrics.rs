@@ -63,7 +63,7 @@ fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     operations: Family<Operation, Counter>,
     operation_seconds: Histograms<Operation>,
@@ -163,7 +163,7 @@ impl Metrics {
     /// is a GraphQL name), outcome and time. A name takes one of its role's label slots
     /// only once an operation of that name has run (`ok`, `partial`): refused documents
     /// take none.
-    pub fn operation(&self, role: &'static str, name: Option<&str>, outcome: &str, seconds: f64) {
+    pub(crate) fn operation(&self, role: &'static str, name: Option<&str>, outcome: &str, seconds: f64) {
         let operation = match name {
             Some(n) if is_name(n) => {
                 let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
@@ -184,7 +184,7 @@ impl Metrics {
     }
 
     /// A request's SQL statement on `db`.
-    pub fn statement(&self, db: &'static str, seconds: f64, failed: bool) {
+    pub(crate) fn statement(&self, db: &'static str, seconds: f64, failed: bool) {
         let labels = Db { db };
         self.statements.get_or_create(&labels).inc();
         self.statement_seconds.get_or_create(&labels).observe(seconds);
@@ -194,29 +194,29 @@ impl Metrics {
     }
 
     /// A request's statement waited `seconds` for a connection of `db`.
-    pub fn pool_wait(&self, db: &'static str, seconds: f64) {
+    pub(crate) fn pool_wait(&self, db: &'static str, seconds: f64) {
         self.pool_wait_seconds.get_or_create(&Db { db }).observe(seconds);
     }
 
     /// A loader's batch of `keys` keys.
-    pub fn batch(&self, loader: &'static str, keys: usize) {
+    pub(crate) fn batch(&self, loader: &'static str, keys: usize) {
         self.batch_keys.get_or_create(&Loader { loader }).observe(keys as f64);
     }
 
     /// Customers' links a loader found kept in memory, and those it read from the hub store.
-    pub fn link_lookups(&self, memory: usize, store: usize) {
+    pub(crate) fn link_lookups(&self, memory: usize, store: usize) {
         self.link_lookups.get_or_create(&LinksFrom { from: "memory" }).inc_by(memory as u64);
         self.link_lookups.get_or_create(&LinksFrom { from: "store" }).inc_by(store as u64);
     }
 
     /// An operation refused before it ran: `limit`, `rate`, `timeout` or `revoked`.
-    pub fn rejected(&self, reason: &'static str) {
+    pub(crate) fn rejected(&self, reason: &'static str) {
         self.rejections.get_or_create(&Reason { reason }).inc();
     }
 
     /// The Prometheus text, with the gauges read now: `pools` as (database, idle, busy),
     /// the audit queue's depth and its dead letters so far, and the model's age in seconds.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         pools: &[(String, i64, i64)],
         (audit_queue, dead_letters): (i64, u64),
@@ -237,7 +237,7 @@ impl Metrics {
 }
 
 /// A GraphQL name: `[_A-Za-z][_0-9A-Za-z]*`, at most 64 characters.
-pub fn is_name(s: &str) -> bool {
+pub(crate) fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     s.len() <= 64
         && chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())

@@ -39,7 +39,7 @@ impl SourceName {
     pub const ALL: [SourceName; 4] = [SourceName::Crm, SourceName::Shop, SourceName::Helpdesk, SourceName::Marketing];
 
     /// The database that holds this source.
-    pub fn db(self) -> DbName {
+    pub(crate) fn db(self) -> DbName {
         match self {
             SourceName::Crm => DbName::Crm,
             SourceName::Shop => DbName::Shop,

@@ -24,7 +24,7 @@ const REFRESH: Duration = Duration::from_secs(3);
 /// What is revoked: one token, or a subject's or a partner's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display, strum::EnumString, async_graphql::Enum)]
 #[strum(serialize_all = "lowercase")]
-pub enum RevocationKind {
+pub(crate) enum RevocationKind {
     /// One token, by its id (`jti`).
     #[graphql(name = "TOKEN_ID")]
     Jti,
@@ -68,7 +68,7 @@ impl Snapshot {
 }
 
 /// The revocations of the hub store, with the snapshot requests check.
-pub struct Revocations {
+pub(crate) struct Revocations {
     hub: Database,
     /// The clock skew allowed for `iat` (`auth.leeway`): a subject's or partner's
     /// revocation covers tokens issued up to this long after it.
@@ -79,13 +79,13 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    pub fn new(hub: Database, leeway: Duration) -> Self {
+    pub(crate) fn new(hub: Database, leeway: Duration) -> Self {
         Revocations { hub, leeway, snapshot: RwLock::default(), reading: tokio::sync::Mutex::new(()) }
     }
 
     /// Whether `viewer`'s token is revoked. Until the table could be read once, every
     /// token is refused: the hub fails closed.
-    pub async fn refuses(&self, viewer: &Viewer) -> bool {
+    pub(crate) async fn refuses(&self, viewer: &Viewer) -> bool {
         let snapshot = self.current().await;
         snapshot.read_at.is_none() || snapshot.refuses(viewer, self.leeway)
     }
@@ -129,7 +129,7 @@ impl Revocations {
 
 /// Revokes `value` of `kind` now (again, if it was: the time moves on), recording who and
 /// why. Every replica, this one included, refuses the tokens within a few seconds.
-pub async fn revoke(
+pub(crate) async fn revoke(
     hub: &Database,
     trace: &SqlTrace,
     kind: RevocationKind,

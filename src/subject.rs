@@ -17,72 +17,70 @@ use serde::Serialize;
 use crate::identity::store::{self, Link};
 use crate::sources::{self, Database, DbName, Erasure, SourceName, Sources, SqlTrace};
 
-pub use crate::sources::ERASED_TEXT;
-
 /// Everything about one customer, source by source (`crm`, `shop`, …), how the hub
 /// linked their records, and what the hub itself holds of them.
 #[derive(Debug, Serialize)]
-pub struct Export {
-    pub customer_id: String,
-    pub exported_at: DateTime<Utc>,
+pub(crate) struct Export {
+    pub(crate) customer_id: String,
+    pub(crate) exported_at: DateTime<Utc>,
     /// Per source, its tables' rows about the customer.
     #[serde(flatten)]
-    pub sources: BTreeMap<String, serde_json::Value>,
+    pub(crate) sources: BTreeMap<String, serde_json::Value>,
     /// How the hub resolved the records into this customer.
-    pub identity_links: Vec<Link>,
+    pub(crate) identity_links: Vec<Link>,
     /// What the hub derives and keeps: the normalised keys it matches by, the insight
     /// models' scores, and the audit trail of who saw, exported or changed their data.
-    pub hub: HubRecords,
+    pub(crate) hub: HubRecords,
 }
 
 /// What the hub's own store holds of one customer.
 #[derive(Debug, Serialize)]
-pub struct HubRecords {
-    pub normalised_keys: Vec<NormalisedKey>,
-    pub insights: Vec<InsightScores>,
-    pub audit_trail: Vec<AuditTrail>,
+pub(crate) struct HubRecords {
+    pub(crate) normalised_keys: Vec<NormalisedKey>,
+    pub(crate) insights: Vec<InsightScores>,
+    pub(crate) audit_trail: Vec<AuditTrail>,
 }
 
 crate::row! {
     /// The keys a source record is matched by, as the hub normalised them.
     #[derive(Debug, Clone, Serialize)]
-    pub struct NormalisedKey {
-        pub source: String,
-        pub source_key: String,
-        pub email_norm: Option<String>,
-        pub phone_norm: Option<String>,
+    pub(crate) struct NormalisedKey {
+        pub(crate) source: String,
+        pub(crate) source_key: String,
+        pub(crate) email_norm: Option<String>,
+        pub(crate) phone_norm: Option<String>,
     }
 }
 
 crate::row! {
     /// One insight model's scores of the customer.
     #[derive(Debug, Clone, Serialize)]
-    pub struct InsightScores {
-        pub model_id: String,
-        pub frequency: i32,
-        pub recency_days: i32,
-        pub monetary_cents: i64,
-        pub r_score: i16,
-        pub f_score: i16,
-        pub m_score: i16,
-        pub segment: String,
-        pub p_alive: Option<f64>,
-        pub clv_12m: Option<f64>,
-        pub lifecycle: String,
-        pub value_tier: String,
+    pub(crate) struct InsightScores {
+        pub(crate) model_id: String,
+        pub(crate) frequency: i32,
+        pub(crate) recency_days: i32,
+        pub(crate) monetary_cents: i64,
+        pub(crate) r_score: i16,
+        pub(crate) f_score: i16,
+        pub(crate) m_score: i16,
+        pub(crate) segment: String,
+        pub(crate) p_alive: Option<f64>,
+        pub(crate) clv_12m: Option<f64>,
+        pub(crate) lifecycle: String,
+        pub(crate) value_tier: String,
     }
 }
 
 crate::row! {
     /// One audit entry about the customer: who, when, what (never values).
     #[derive(Debug, Clone, Serialize)]
-    pub struct AuditTrail {
-        pub at: DateTime<Utc>,
-        pub subject: String,
-        pub role: String,
-        pub partner: Option<String>,
-        pub action: String,
-        pub fields: String,
+    pub(crate) struct AuditTrail {
+        pub(crate) at: DateTime<Utc>,
+        pub(crate) subject: String,
+        pub(crate) role: String,
+        pub(crate) partner: Option<String>,
+        pub(crate) action: String,
+        pub(crate) fields: String,
     }
 }
 
@@ -95,7 +93,11 @@ crate::row! {
 /// The other customers with an email or phone of `customer_id`'s records: the same person,
 /// maybe, whom the resolver kept apart (a shared household address, a typo). Erasure names
 /// them for the operator to confirm; it does not guess.
-pub async fn sharing_keys(hub: &Database, trace: &SqlTrace, customer_id: &str) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn sharing_keys(
+    hub: &Database,
+    trace: &SqlTrace,
+    customer_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
     let sql = "select distinct o.customer_id from identity_links l
                join identity_links o on (o.email_norm = l.email_norm or o.phone_norm = l.phone_norm)
                where l.customer_id = ? and o.customer_id <> l.customer_id order by o.customer_id";
@@ -121,10 +123,10 @@ async fn hub_records(hub: &Database, trace: &SqlTrace, customer_id: &str) -> Res
 
 /// A source that failed, and why (logged, never sent).
 #[derive(Debug)]
-pub struct SourceFailed(pub DbName, pub sqlx::Error);
+pub(crate) struct SourceFailed(pub DbName, pub sqlx::Error);
 
 /// Everything the sources and the hub hold about the customer with these links.
-pub async fn export(
+pub(crate) async fn export(
     sources: &Sources,
     trace: &SqlTrace,
     customer_id: &str,
@@ -149,12 +151,12 @@ pub async fn export(
 
 /// What erasure did in one database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Erased {
-    pub db: DbName,
+pub(crate) struct Erased {
+    pub(crate) db: DbName,
     /// Rows deleted.
-    pub deleted: u64,
+    pub(crate) deleted: u64,
     /// Rows kept with what described the person removed.
-    pub anonymized: u64,
+    pub(crate) anonymized: u64,
 }
 
 /// Runs one source's erasure in a transaction, the statements that keep their rows
@@ -170,7 +172,7 @@ async fn apply(db: &Database, keys: &[i64], erasure: Erasure) -> Result<Erased, 
 }
 
 /// Erases the customer with these links from every source, then from the hub.
-pub async fn erase(sources: &Sources, customer_id: &str, links: &[Link]) -> Result<Vec<Erased>, SourceFailed> {
+pub(crate) async fn erase(sources: &Sources, customer_id: &str, links: &[Link]) -> Result<Vec<Erased>, SourceFailed> {
     let mut report = Vec::new();
     for source in SourceName::ALL {
         let keys = store::source_keys(links, source);

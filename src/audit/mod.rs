@@ -14,7 +14,7 @@
 //!   (`c360_audit_dead_letters_total`), and the others are written. An entry whose values
 //!   do not fit the table is refused before its response leaves.
 
-pub mod store;
+pub(crate) mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,7 +32,7 @@ use crate::sources::Database;
 /// Why an entry is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::EnumString, async_graphql::Enum)]
 #[strum(serialize_all = "lowercase")]
-pub enum AuditAction {
+pub(crate) enum AuditAction {
     /// A response showed unmasked contact or sensitive data.
     Read,
     /// Everything known about the customer was exported.
@@ -55,38 +55,44 @@ pub enum AuditAction {
 
 /// One customer's personal data, seen by one viewer in one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEntry {
-    pub at: DateTime<Utc>,
-    pub request_id: String,
-    pub subject: String,
-    pub role: Role,
-    pub partner: Option<String>,
-    pub action: AuditAction,
+pub(crate) struct AuditEntry {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) request_id: String,
+    pub(crate) subject: String,
+    pub(crate) role: Role,
+    pub(crate) partner: Option<String>,
+    pub(crate) action: AuditAction,
     /// The golden customer id.
-    pub customer_id: String,
+    pub(crate) customer_id: String,
     /// Field names, never values (for a revocation: the kind, `token_id`, `subject` or
     /// `partner`).
-    pub fields: Vec<String>,
+    pub(crate) fields: Vec<String>,
     /// For a revocation: the token id, subject or partner revoked.
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
     /// For a read: every customer the response revealed (`customer_id` is then empty and
     /// `fields` the fields shown of most of them). Stored as one row for the response and
     /// one narrow row per customer.
-    pub seen: Vec<Seen>,
+    pub(crate) seen: Vec<Seen>,
 }
 
 /// One customer a response revealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// The golden customer id.
-    pub customer_id: String,
+    pub(crate) customer_id: String,
     /// The fields shown of this customer, comma-separated, when they are not the
     /// response's `fields`.
-    pub fields: Option<String>,
+    pub(crate) fields: Option<String>,
 }
 
 impl AuditEntry {
-    pub fn new(viewer: &Viewer, request_id: &str, action: AuditAction, customer_id: &str, fields: Vec<String>) -> Self {
+    pub(crate) fn new(
+        viewer: &Viewer,
+        request_id: &str,
+        action: AuditAction,
+        customer_id: &str,
+        fields: Vec<String>,
+    ) -> Self {
         AuditEntry {
             at: Utc::now(),
             request_id: request_id.to_owned(),
@@ -135,7 +141,7 @@ impl AuditEntry {
 
     /// The entry of a revocation by `viewer`: `kind` (`token_id`, `subject` or `partner`)
     /// and what was revoked.
-    pub fn revocation(viewer: &Viewer, request_id: &str, kind: &str, target: &str) -> Self {
+    pub(crate) fn revocation(viewer: &Viewer, request_id: &str, kind: &str, target: &str) -> Self {
         AuditEntry {
             target: Some(target.to_owned()),
             ..AuditEntry::new(viewer, request_id, AuditAction::Revoke, "", vec![kind.to_owned()])
@@ -146,7 +152,7 @@ impl AuditEntry {
 /// What one response revealed unmasked (customer → fields), filled by resolvers, and
 /// what else it is to leave in the audit log (a refused attempt, a read of the log).
 #[derive(Debug, Default)]
-pub struct Reveals {
+pub(crate) struct Reveals {
     /// Customer → the fields shown of them.
     reads: Mutex<BTreeMap<String, BTreeSet<&'static str>>>,
     /// Other entries: action, customer (empty: none), fields.
@@ -154,20 +160,20 @@ pub struct Reveals {
 }
 
 impl Reveals {
-    pub fn record(&self, customer_id: &str, field: &'static str) {
+    pub(crate) fn record(&self, customer_id: &str, field: &'static str) {
         let mut map = self.reads.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(customer_id.to_owned()).or_default().insert(field);
     }
 
     /// Notes an entry of `action` about `customer_id` (empty: none), with `fields`.
-    pub fn note(&self, action: AuditAction, customer_id: &str, fields: Vec<String>) {
+    pub(crate) fn note(&self, action: AuditAction, customer_id: &str, fields: Vec<String>) {
         self.noted.lock().unwrap_or_else(|e| e.into_inner()).push((action, customer_id.to_owned(), fields));
     }
 
     /// The audit entry of what this response revealed (none when it revealed nothing):
     /// one for the response, naming every customer, the fields most of them were shown
     /// as its own, and each other customer's fields with that customer.
-    pub fn entries(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
+    pub(crate) fn entries(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
         let map = self.reads.lock().unwrap_or_else(|e| e.into_inner());
         let mut counts: BTreeMap<&BTreeSet<&'static str>, usize> = BTreeMap::new();
         for fields in map.values() {
@@ -190,7 +196,7 @@ impl Reveals {
     }
 
     /// The other entries noted in this response (a refused attempt, a read of the log).
-    pub fn noted(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
+    pub(crate) fn noted(&self, viewer: &Viewer, request_id: &str) -> Vec<AuditEntry> {
         let noted = self.noted.lock().unwrap_or_else(|e| e.into_inner());
         noted
             .iter()
@@ -202,11 +208,11 @@ impl Reveals {
 /// The audit log could not take the entries: the response must not be sent.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the audit log is unavailable")]
-pub struct AuditUnavailable;
+pub(crate) struct AuditUnavailable;
 
 /// Handle to the audit writer. Cheap to clone.
 #[derive(Clone)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     queue: mpsc::Sender<Queued>,
     /// Entries that may wait in memory: taken by each response's entries when queued,
     /// given back when they are written. (Bounded by entries, not responses: a page of
@@ -231,7 +237,7 @@ struct Writer {
 
 impl AuditLog {
     /// Starts the writer over the hub store.
-    pub fn start(hub: Database, config: &AuditConfig) -> Self {
+    pub(crate) fn start(hub: Database, config: &AuditConfig) -> Self {
         let capacity = config.queue.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         // Never full before the room is: every message holds at least one entry's room.
         let (queue, entries) = mpsc::channel(capacity);
@@ -254,12 +260,12 @@ impl AuditLog {
     }
 
     /// Entries the store refused while it took others, since the start.
-    pub fn dead_letters(&self) -> u64 {
+    pub(crate) fn dead_letters(&self) -> u64 {
         self.dead_letters.load(Ordering::Relaxed)
     }
 
     /// Entries waiting to be written.
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.capacity - self.room.available_permits()
     }
 
@@ -269,13 +275,13 @@ impl AuditLog {
     }
 
     /// Whether the last write succeeded; while not, revealing responses are refused.
-    pub fn available(&self) -> bool {
+    pub(crate) fn available(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }
 
     /// Queues one response's entries. Fails while the store is failing, when the queue
     /// stays full, and after [`close`](Self::close).
-    pub async fn submit(&self, entries: Vec<AuditEntry>) -> Result<(), AuditUnavailable> {
+    pub(crate) async fn submit(&self, entries: Vec<AuditEntry>) -> Result<(), AuditUnavailable> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -298,7 +304,7 @@ impl AuditLog {
     /// Queues entries of a response that revealed nothing (a refused attempt, a read of the
     /// log), which is not withheld for them: they wait for the store like the others, and
     /// only a full queue drops them (in the server log).
-    pub fn keep(&self, entries: Vec<AuditEntry>) {
+    pub(crate) fn keep(&self, entries: Vec<AuditEntry>) {
         if entries.is_empty() {
             return;
         }
@@ -317,7 +323,7 @@ impl AuditLog {
     }
 
     /// Stops taking entries and returns once every entry taken is written.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.closing.store(true, Ordering::Release);
         if let Some(Writer { close, task }) = writer {

@@ -8,7 +8,7 @@ use crate::sources::{Arg, Database, SqlTrace};
 /// Stores entries in one transaction, in statements of up to 500 rows (4,500 arguments,
 /// within every engine's limit): one row in `audit_log` per entry, and one in
 /// `audit_reads` per customer a read names.
-pub async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
     let mut statements: Vec<(String, Vec<Arg>)> = entries
         .chunks(500)
         .map(|chunk| {
@@ -55,35 +55,35 @@ pub async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::
 crate::row! {
     /// One stored entry.
     #[derive(Debug, Clone)]
-    pub struct AuditRow {
-        pub id: i64,
-        pub at: DateTime<Utc>,
-        pub request_id: String,
-        pub subject: String,
-        pub role: String,
-        pub partner: Option<String>,
-        pub action: String,
-        pub customer_id: String,
-        pub fields: String,
-        pub target: Option<String>,
+    pub(crate) struct AuditRow {
+        pub(crate) id: i64,
+        pub(crate) at: DateTime<Utc>,
+        pub(crate) request_id: String,
+        pub(crate) subject: String,
+        pub(crate) role: String,
+        pub(crate) partner: Option<String>,
+        pub(crate) action: String,
+        pub(crate) customer_id: String,
+        pub(crate) fields: String,
+        pub(crate) target: Option<String>,
     }
 }
 
 /// Which entries to list.
 #[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub subject: Option<String>,
-    pub customer_id: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub action: Option<AuditAction>,
+pub(crate) struct AuditFilter {
+    pub(crate) subject: Option<String>,
+    pub(crate) customer_id: Option<String>,
+    pub(crate) since: Option<DateTime<Utc>>,
+    pub(crate) action: Option<AuditAction>,
 }
 
 /// Where a page of the log starts: below the entry of `id` (and, within a response that
 /// revealed several customers, below `customer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    pub id: i64,
-    pub customer: Option<String>,
+pub(crate) struct Position {
+    pub(crate) id: i64,
+    pub(crate) customer: Option<String>,
 }
 
 crate::row! {
@@ -104,7 +104,7 @@ const READ_HEAD: &str = "a.action = 'read' and a.customer_id = ''";
 
 /// Entries matching `filter`, newest first (by id, then customer within a response),
 /// from below `before`: `limit` of them.
-pub async fn page(
+pub(crate) async fn page(
     hub: &Database,
     trace: &SqlTrace,
     filter: &AuditFilter,
@@ -194,7 +194,7 @@ crate::row! {
 }
 
 /// How many entries match `filter`.
-pub async fn count(hub: &Database, trace: &SqlTrace, filter: &AuditFilter) -> Result<i64, sqlx::Error> {
+pub(crate) async fn count(hub: &Database, trace: &SqlTrace, filter: &AuditFilter) -> Result<i64, sqlx::Error> {
     let customer = filter.customer_id.as_deref();
     let (conditions, args) = where_clause(&AuditFilter { customer_id: None, ..filter.clone() });
     let (sql, args) = match customer {
@@ -228,7 +228,7 @@ pub async fn count(hub: &Database, trace: &SqlTrace, filter: &AuditFilter) -> Re
 
 /// The customer's trail, oldest first: the entries that name them, as `select`s columns
 /// of `audit_log` (`a`) and the customer's fields.
-pub fn trail_sql(select: &str) -> String {
+pub(crate) fn trail_sql(select: &str) -> String {
     format!(
         "select * from (
            select a.id, {select}, a.fields from audit_log a where a.customer_id = ?

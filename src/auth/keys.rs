@@ -12,18 +12,18 @@ use rand::RngCore;
 use crate::config::{AuthConfig, Config};
 
 /// The `kid` of tokens signed with the development key.
-pub const DEVELOPMENT_KID: &str = "dev";
+pub(crate) const DEVELOPMENT_KID: &str = "dev";
 
 /// One key a token may be verified with.
-pub struct Key {
-    pub kid: String,
-    pub algorithm: Algorithm,
-    pub key: DecodingKey,
+pub(crate) struct Key {
+    pub(crate) kid: String,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) key: DecodingKey,
 }
 
 /// All keys currently accepted.
 #[derive(Default)]
-pub struct KeyRing {
+pub(crate) struct KeyRing {
     keys: Vec<Key>,
 }
 
@@ -44,7 +44,7 @@ pub enum KeyError {
 
 impl KeyRing {
     /// Reads every configured key.
-    pub fn load(config: &Config) -> Result<Self, KeyError> {
+    pub(crate) fn load(config: &Config) -> Result<Self, KeyError> {
         let auth = &config.auth;
         let mut keys = Vec::new();
         if auth.development_key {
@@ -92,7 +92,7 @@ impl KeyRing {
 
     /// The key named by `kid` for `algorithm`. A token without `kid` may use the only key
     /// of its algorithm; with several, it must say which.
-    pub fn find(&self, kid: Option<&str>, algorithm: Algorithm) -> Option<&Key> {
+    pub(crate) fn find(&self, kid: Option<&str>, algorithm: Algorithm) -> Option<&Key> {
         match kid {
             Some(kid) => self.keys.iter().find(|k| k.kid == kid && k.algorithm == algorithm),
             None => {
@@ -103,17 +103,13 @@ impl KeyRing {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 }
 
 /// The files keys come from (watched for rotation).
-pub fn key_files(auth: &AuthConfig) -> Vec<PathBuf> {
+pub(crate) fn key_files(auth: &AuthConfig) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = auth.hmac_keys.iter().chain(&auth.public_keys).map(|k| k.file.clone()).collect();
     files.extend(auth.jwks_file.clone());
     files
@@ -122,7 +118,7 @@ pub fn key_files(auth: &AuthConfig) -> Vec<PathBuf> {
 /// A fingerprint of each of `files` (missing files have none). Key files are small, so
 /// their content is hashed: a rewrite within the file system's timestamp resolution still
 /// counts.
-pub fn stamps(files: &[PathBuf]) -> Vec<Option<u64>> {
+pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<u64>> {
     files
         .iter()
         .map(|f| {
@@ -168,7 +164,7 @@ fn jwks(path: &Path) -> Result<Vec<Key>, KeyError> {
 }
 
 /// Where the development key lives.
-pub fn development_key_path(config: &Config) -> PathBuf {
+pub(crate) fn development_key_path(config: &Config) -> PathBuf {
     config.data_dir.join("dev-signing.key")
 }
 
@@ -180,7 +176,7 @@ pub fn development_key(config: &Config) -> Result<Vec<u8>, KeyError> {
 
 /// A secret the hub keeps in a file of its own: read from `path`, or made there (32
 /// random bytes, hex, readable by the owner only) on first use. `what` names it in errors.
-pub fn local_secret(path: &Path, what: &'static str) -> Result<Vec<u8>, KeyError> {
+pub(crate) fn local_secret(path: &Path, what: &'static str) -> Result<Vec<u8>, KeyError> {
     if !path.exists() {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);

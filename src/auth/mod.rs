@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-pub use token::{AuthError, Verifier};
+pub(crate) use token::{AuthError, Verifier};
 
 /// The role a token grants.
 #[derive(
@@ -46,7 +46,7 @@ pub enum Role {
 }
 
 /// Every scope the hub knows, with what it grants.
-pub const SCOPES: &[(&str, &str)] = &[
+pub(crate) const SCOPES: &[(&str, &str)] = &[
     ("customers:read", "find and read customers at all"),
     ("orders:read", "financial data: purchases and orders"),
     ("tickets:read", "service data: helpdesk tickets and satisfaction"),
@@ -76,23 +76,23 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Viewer {
     /// Token subject (user or client id).
-    pub subject: String,
-    pub role: Role,
+    pub(crate) subject: String,
+    pub(crate) role: Role,
     /// Granted scopes, e.g. `customers:read`.
     pub scopes: BTreeSet<String>,
     /// For partners: which partner firm; scopes rows to consenting customers.
-    pub partner: Option<String>,
+    pub(crate) partner: Option<String>,
     /// For partners: the purpose the token is limited to; only consents for this purpose
     /// (or for any purpose) count.
-    pub purpose: Option<String>,
+    pub(crate) purpose: Option<String>,
     /// The token's id (`jti`), by which it can be revoked alone.
-    pub token_id: Option<String>,
+    pub(crate) token_id: Option<String>,
     /// When the token was issued (`iat`, seconds since the epoch).
-    pub issued_at: Option<u64>,
+    pub(crate) issued_at: Option<u64>,
 }
 
 impl Viewer {
-    pub fn has_scope(&self, scope: &str) -> bool {
+    pub(crate) fn has_scope(&self, scope: &str) -> bool {
         self.scopes.contains(scope)
     }
 
@@ -111,25 +111,25 @@ impl Viewer {
 }
 
 /// The longest token subject, in characters (the audit log's column holds it).
-pub const MAX_SUBJECT: usize = 200;
+pub(crate) const MAX_SUBJECT: usize = 200;
 
 /// The longest token id (`jti`), in characters (a revocation holds it).
-pub const MAX_TOKEN_ID: usize = 320;
+pub(crate) const MAX_TOKEN_ID: usize = 320;
 
 /// Whether `value` is a partner id or purpose: 1 to 64 characters of `a-z`, `0-9`, `-`,
 /// `_` and `.` (`acme-insurance`, `offers`). Tokens and consents hold them alike.
-pub fn is_name(value: &str) -> bool {
+pub(crate) fn is_name(value: &str) -> bool {
     (1..=64).contains(&value.len())
         && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
 }
 
 /// Whether `value` is an identifier as sent: 1 to `max` characters, no control characters,
 /// and no space at either end (it is compared, and revoked, exactly as it stands).
-pub fn is_identifier(value: &str, max: usize) -> bool {
+pub(crate) fn is_identifier(value: &str, max: usize) -> bool {
     !value.is_empty() && value.chars().count() <= max && value.trim() == value && !value.chars().any(char::is_control)
 }
 
 /// Space-separated scopes, as in the `scope` claim.
-pub fn parse_scopes(scope: &str) -> BTreeSet<String> {
+pub(crate) fn parse_scopes(scope: &str) -> BTreeSet<String> {
     scope.split_whitespace().map(str::to_owned).collect()
 }

@@ -15,7 +15,7 @@ use crate::config::{AuthConfig, Config};
 /// Why a request is not authenticated. Every kind is HTTP 401 `UNAUTHENTICATED`; the
 /// message says only as much as a client can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// No `Authorization: Bearer` header.
     Missing,
     /// The token expired (`exp` passed, beyond the leeway).
@@ -28,7 +28,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    pub fn message(self) -> &'static str {
+    pub(crate) fn message(self) -> &'static str {
         match self {
             AuthError::Missing => "authentication required: send `Authorization: Bearer <token>`",
             AuthError::Expired => "the token has expired",
@@ -55,7 +55,7 @@ struct Claims {
 
 /// Verifies bearer tokens against the configured keys, re-reading key files when they
 /// change (checked at most every `auth.reload_interval`).
-pub struct Verifier {
+pub(crate) struct Verifier {
     auth: AuthConfig,
     config: Config,
     files: Vec<PathBuf>,
@@ -86,7 +86,7 @@ struct KeyState {
 
 impl Verifier {
     /// Loads every key; fails (naming the file) when one cannot be used.
-    pub fn new(config: &Config) -> Result<Self, KeyError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, KeyError> {
         let files = keys::key_files(&config.auth);
         let stamps = keys::stamps(&files);
         let ring = Arc::new(KeyRing::load(config)?);
@@ -103,7 +103,7 @@ impl Verifier {
     /// The viewer a token stands for: signed by a known key, for this issuer and audience,
     /// issued (`iat`) no later than now and valid (`exp`) no longer than
     /// `auth.max_token_lifetime` from then, both give or take `auth.leeway`.
-    pub fn verify(&self, token: &str) -> Result<Viewer, AuthError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Viewer, AuthError> {
         let ring = self.keys();
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(kept) = self.verified.get(token)

@@ -14,36 +14,36 @@ use crate::error::ApiError;
 /// their consents, a revocation of tokens, a read of this log, or a privileged operation
 /// refused.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     /// When it happened.
-    pub at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
     /// The request, as in its `x-request-id` response header.
-    pub request_id: String,
+    pub(crate) request_id: String,
     /// The token's subject.
-    pub subject: String,
+    pub(crate) subject: String,
     /// The token's role (`admin`, `agent`, …).
-    pub role: String,
+    pub(crate) role: String,
     /// The token's partner, for partner tokens.
-    pub partner: Option<String>,
+    pub(crate) partner: Option<String>,
     /// What was done.
-    pub action: AuditAction,
+    pub(crate) action: AuditAction,
     /// The customer's id; null when the entry is about no customer (a revocation, a read
     /// of the whole log, a refusal).
-    pub customer_id: Option<ID>,
+    pub(crate) customer_id: Option<ID>,
     /// The fields shown unmasked (names, never values); for a revocation, what kind of
     /// thing was revoked (`token_id`, `subject` or `partner`); for a consent change, the
     /// purpose (`*`: any, or every); for a read of the log, the filters used; for a
     /// refusal, the operation refused.
-    pub fields: Vec<String>,
+    pub(crate) fields: Vec<String>,
     /// For a revocation: the token id, subject or partner id revoked.
-    pub revoked: Option<String>,
+    pub(crate) revoked: Option<String>,
     /// For a consent change: the partner.
-    pub consent_partner: Option<String>,
+    pub(crate) consent_partner: Option<String>,
     #[graphql(skip)]
-    pub id: i64,
+    pub(crate) id: i64,
     /// The customer's own id (empty: none), for the cursor.
     #[graphql(skip)]
-    pub key: String,
+    pub(crate) key: String,
 }
 
 impl AuditEntry {
@@ -75,7 +75,7 @@ impl AuditEntry {
 connection!(AuditConnection, AuditEdge, AuditEntry, "audit record");
 
 #[derive(Default)]
-pub struct AuditQuery;
+pub(crate) struct AuditQuery;
 
 #[Object]
 impl AuditQuery {

@@ -12,7 +12,7 @@ use crate::sources::marketing;
 /// How a campaign reaches people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum CampaignChannel {
+pub(crate) enum CampaignChannel {
     /// Email.
     Email,
     /// Text message.
@@ -26,7 +26,7 @@ pub enum CampaignChannel {
 /// What a campaign offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum OfferType {
+pub(crate) enum OfferType {
     /// A discount code.
     Coupon,
     /// A gift with a purchase.
@@ -39,13 +39,13 @@ pub enum OfferType {
 
 /// A marketing campaign.
 #[derive(Clone)]
-pub struct Campaign(pub marketing::Campaign);
+pub(crate) struct Campaign(pub marketing::Campaign);
 
 /// A marketing campaign.
 #[Object]
 impl Campaign {
     /// Global id (use with `node`).
-    pub async fn id(&self, ctx: &Context<'_>) -> ID {
+    pub(crate) async fn id(&self, ctx: &Context<'_>) -> ID {
         ids(ctx).global_id(Kind::Campaign, &self.0.id.to_string())
     }
 
@@ -77,7 +77,7 @@ impl Campaign {
 
 /// One campaign sent to the customer, and what they did with it.
 #[derive(Clone)]
-pub struct CampaignResponse(pub marketing::Send);
+pub(crate) struct CampaignResponse(pub marketing::Send);
 
 /// One campaign sent to the customer, and what they did with it.
 #[classified]

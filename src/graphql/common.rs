@@ -16,22 +16,21 @@ use crate::loaders::{Kept, Loaders};
 use crate::policy::Rows;
 use crate::sources::{Sources, SqlTrace};
 
-/// Per-request data: who asks, the statement trace, the request's loaders, and what the
+/// Per-request data: who asks, the request's loaders (over its statement trace), and what the
 /// response reveals (for the audit log).
-pub struct RequestContext {
-    pub viewer: Viewer,
+pub(crate) struct RequestContext {
+    pub(crate) viewer: Viewer,
     /// Unique per request; sent back as `x-request-id` and kept in audit entries.
-    pub request_id: String,
-    pub trace: SqlTrace,
-    pub loaders: Loaders,
-    pub reveals: Arc<Reveals>,
+    pub(crate) request_id: String,
+    pub(crate) loaders: Loaders,
+    pub(crate) reveals: Arc<Reveals>,
 }
 
 impl RequestContext {
     /// A context whose loaders batch through `queue`, for a viewer who sees the customers
     /// `rows` admits; run the request with [`crate::loaders::batch::drive`] on the same
     /// queue.
-    pub fn new(
+    pub(crate) fn new(
         sources: &Sources,
         kept: &Kept,
         viewer: Viewer,
@@ -41,7 +40,7 @@ impl RequestContext {
         request_id: String,
     ) -> Self {
         let loaders = Loaders::new(sources, kept, &trace, queue, rows, &viewer.subject);
-        RequestContext { viewer, request_id, trace, loaders, reveals: Arc::default() }
+        RequestContext { viewer, request_id, loaders, reveals: Arc::default() }
     }
 }
 
@@ -49,66 +48,66 @@ impl RequestContext {
 ///
 /// No databases: resolvers reach data only through the request's loaders.
 #[derive(Clone)]
-pub struct Shared {
-    pub config: Config,
+pub(crate) struct Shared {
+    pub(crate) config: Config,
     /// The keys ids and cursors are sealed with.
-    pub ids: Arc<super::ids::Ids>,
+    pub(crate) ids: Arc<super::ids::Ids>,
 }
 
-pub fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
+pub(crate) fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
     ctx.data_unchecked::<RequestContext>()
 }
 
 /// The hub's ids and cursors, for resolvers.
-pub fn ids<'a>(ctx: &Context<'a>) -> &'a super::ids::Ids {
+pub(crate) fn ids<'a>(ctx: &Context<'a>) -> &'a super::ids::Ids {
     &shared(ctx).ids
 }
 
-pub fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {
+pub(crate) fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {
     ctx.data_unchecked::<Shared>()
 }
 
 /// Fails with `FORBIDDEN` unless the token has `scope`.
-pub fn require(ctx: &Context<'_>, scope: &'static str) -> Result<(), ApiError> {
+pub(crate) fn require(ctx: &Context<'_>, scope: &'static str) -> Result<(), ApiError> {
     if request(ctx).viewer.has_scope(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope)) }
 }
 
 /// For operations only admins may run, whatever the scopes: `what` (the field's name) is
 /// recorded in the audit log when it is refused.
-pub fn admin_only(ctx: &Context<'_>, what: &'static str) -> Result<(), ApiError> {
+pub(crate) fn admin_only(ctx: &Context<'_>, what: &'static str) -> Result<(), ApiError> {
     if request(ctx).viewer.role == Role::Admin { Ok(()) } else { Err(refused(ctx, what, ApiError::AdminOnly)) }
 }
 
 /// A privileged operation (`what`) refused to the token: recorded in the audit log (after
 /// the response, with its other entries), and the error returned.
-pub fn refused(ctx: &Context<'_>, what: &'static str, error: ApiError) -> ApiError {
+pub(crate) fn refused(ctx: &Context<'_>, what: &'static str, error: ApiError) -> ApiError {
     request(ctx).reveals.note(crate::audit::AuditAction::Refused, "", vec![what.to_owned()]);
     error
 }
 
 /// Checks `first` against the configured maximum.
-pub fn page_size(ctx: &Context<'_>, first: i32) -> Result<i32, ApiError> {
+pub(crate) fn page_size(ctx: &Context<'_>, first: i32) -> Result<i32, ApiError> {
     let max = shared(ctx).config.graphql.max_page_size;
     if (0..=max).contains(&first) { Ok(first) } else { Err(ApiError::PageSizeOutOfRange { got: first, max }) }
 }
 
 /// Whether the client selected `totalCount` on the connection being resolved.
-pub fn wants_total(ctx: &Context<'_>) -> bool {
+pub(crate) fn wants_total(ctx: &Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()
 }
 
 /// Relay page information.
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(complex)]
-pub struct PageInfo {
+pub(crate) struct PageInfo {
     /// More items follow the last edge.
-    pub has_next_page: bool,
+    pub(crate) has_next_page: bool,
     /// Always false: lists are read forwards only.
-    pub has_previous_page: bool,
+    pub(crate) has_previous_page: bool,
     #[graphql(skip)]
-    pub start: Option<super::ids::Cursor>,
+    pub(crate) start: Option<super::ids::Cursor>,
     #[graphql(skip)]
-    pub end: Option<super::ids::Cursor>,
+    pub(crate) end: Option<super::ids::Cursor>,
 }
 
 #[async_graphql::ComplexObject]
@@ -130,11 +129,11 @@ macro_rules! connection {
         #[doc = concat!("One ", $what, " of a list, with the cursor that continues after it.")]
         #[derive(async_graphql::SimpleObject)]
         #[graphql(complex)]
-        pub struct $edge {
+        pub(crate) struct $edge {
             #[doc = concat!("The ", $what, ".")]
-            pub node: $node,
+            pub(crate) node: $node,
             #[graphql(skip)]
-            pub position: $crate::graphql::ids::Cursor,
+            pub(crate) position: $crate::graphql::ids::Cursor,
         }
 
         #[async_graphql::ComplexObject]
@@ -147,19 +146,19 @@ macro_rules! connection {
 
         #[doc = concat!("A page of ", $what, "s (Relay connection).")]
         #[derive(async_graphql::SimpleObject)]
-        pub struct $connection {
+        pub(crate) struct $connection {
             #[doc = concat!("The ", $what, "s of this page, each with its cursor.")]
-            pub edges: Vec<$edge>,
+            pub(crate) edges: Vec<$edge>,
             /// Whether more follow, and the cursor to read on from.
-            pub page_info: $crate::graphql::common::PageInfo,
+            pub(crate) page_info: $crate::graphql::common::PageInfo,
             /// How many items the whole list holds.
-            pub total_count: i64,
+            pub(crate) total_count: i64,
         }
 
         impl $connection {
             /// Builds a page from up to `first + 1` items (the extra one only says
             /// there is more).
-            pub fn from_items(
+            pub(crate) fn from_items(
                 mut items: Vec<$node>,
                 first: i32,
                 cursor: impl Fn(&$node) -> $crate::graphql::ids::Cursor,
@@ -183,23 +182,23 @@ pub(crate) use connection;
 
 /// An amount of money: an exact decimal and its currency.
 #[derive(Debug, Clone, PartialEq, Eq, SimpleObject)]
-pub struct Money {
+pub(crate) struct Money {
     /// Exact decimal with the currency's minor units, e.g. `"129.90"`.
-    pub amount: String,
+    pub(crate) amount: String,
     /// ISO 4217 code, e.g. `EUR`.
-    pub currency: String,
+    pub(crate) currency: String,
 }
 
 impl Money {
     /// From minor units (cents); all currencies the sources use have two decimals.
-    pub fn from_cents(cents: i64, currency: &str) -> Self {
+    pub(crate) fn from_cents(cents: i64, currency: &str) -> Self {
         Money { amount: Decimal::new(cents, 2).to_string(), currency: currency.to_owned() }
     }
 }
 
 /// Reads a source's status or category string into a GraphQL enum; a value the schema
 /// does not know is a data problem, logged and reported as `INTERNAL`.
-pub fn enum_value<E: FromStr>(field: &'static str, value: &str) -> Result<E, ApiError> {
+pub(crate) fn enum_value<E: FromStr>(field: &'static str, value: &str) -> Result<E, ApiError> {
     E::from_str(value).map_err(|_| {
         tracing::error!(field, value, "unknown enum value in source data");
         ApiError::Internal

@@ -10,17 +10,17 @@ use crate::sources::crm;
 /// One grant in the consent ledger: the customer agreed to share their data with a partner.
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(complex)]
-pub struct Consent {
+pub(crate) struct Consent {
     /// The partner firm (as in partner tokens' `partner_id`).
-    pub partner: String,
+    pub(crate) partner: String,
     /// What the data may be used for; null: any purpose.
-    pub purpose: Option<String>,
+    pub(crate) purpose: Option<String>,
     #[graphql(skip)]
-    pub granted_at: DateTime<Utc>,
+    pub(crate) granted_at: DateTime<Utc>,
     #[graphql(skip)]
-    pub revoked_at: Option<DateTime<Utc>>,
+    pub(crate) revoked_at: Option<DateTime<Utc>>,
     /// Granted and not revoked.
-    pub active: bool,
+    pub(crate) active: bool,
 }
 
 #[classified]
@@ -54,15 +54,15 @@ impl From<&crm::Consent> for Consent {
 
 /// A note about the customer by sales or service staff.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct Note {
+pub(crate) struct Note {
     /// Who wrote it (the token subject).
-    pub author: String,
+    pub(crate) author: String,
     /// What the note says.
-    pub body: String,
+    pub(crate) body: String,
     /// When it was written.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     #[graphql(skip)]
-    pub id: i64,
+    pub(crate) id: i64,
 }
 
 impl From<&crm::Note> for Note {

@@ -77,7 +77,7 @@ async fn record(
 }
 
 #[derive(Default)]
-pub struct CrmMutation;
+pub(crate) struct CrmMutation;
 
 #[classified]
 #[Object]

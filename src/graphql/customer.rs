@@ -35,11 +35,11 @@ const SPENT: fn(&str) -> bool = |status| !matches!(status, "cancelled" | "return
 /// A customer: the records of one person in the CRM, shop, helpdesk and marketing,
 /// resolved into one identity.
 #[derive(Clone)]
-pub struct Customer {
+pub(crate) struct Customer {
     /// Golden id in the hub store.
-    pub id: String,
+    pub(crate) id: String,
     /// The source records of this customer, ordered by source and key.
-    pub links: Arc<Vec<Link>>,
+    pub(crate) links: Arc<Vec<Link>>,
 }
 
 impl Customer {
@@ -118,7 +118,7 @@ where
 
 /// A postal address.
 #[derive(Debug, Clone)]
-pub struct Address {
+pub(crate) struct Address {
     /// The customer it belongs to (the audit files reads under them).
     customer_id: String,
     street: Option<String>,
@@ -169,7 +169,7 @@ impl Address {
 
 /// Gender as the customer gave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum Gender {
+pub(crate) enum Gender {
     /// Female.
     Female,
     /// Male.
@@ -183,19 +183,19 @@ impl MaskValue for Gender {}
 /// Purchases across all of the customer's shop accounts.
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(complex)]
-pub struct PurchaseSummary {
+pub(crate) struct PurchaseSummary {
     /// Orders that were neither cancelled nor returned.
-    pub order_count: i64,
+    pub(crate) order_count: i64,
     /// Orders cancelled before shipping.
-    pub cancelled_count: i64,
+    pub(crate) cancelled_count: i64,
     /// Orders delivered and sent back.
-    pub returned_count: i64,
+    pub(crate) returned_count: i64,
     /// What those orders came to, one entry per currency (most customers have one).
-    pub total_spent: Vec<Money>,
+    pub(crate) total_spent: Vec<Money>,
     #[graphql(skip)]
-    pub first_order_at: Option<DateTime<Utc>>,
+    pub(crate) first_order_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
-    pub last_order_at: Option<DateTime<Utc>>,
+    pub(crate) last_order_at: Option<DateTime<Utc>>,
 }
 
 #[classified]
@@ -216,23 +216,23 @@ impl PurchaseSummary {
 
 /// The customer's contact with service, across all their helpdesk requesters.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct ServiceSummary {
+pub(crate) struct ServiceSummary {
     /// Tickets opened, in every status.
-    pub ticket_count: i64,
+    pub(crate) ticket_count: i64,
     /// Tickets open or pending.
-    pub open_tickets: i64,
+    pub(crate) open_tickets: i64,
     /// Tickets of the category complaint.
-    pub complaint_count: i64,
+    pub(crate) complaint_count: i64,
     /// Mean satisfaction score (1..5) over answered surveys; null when none.
-    pub average_csat: Option<f64>,
+    pub(crate) average_csat: Option<f64>,
     /// How many surveys were answered.
-    pub csat_responses: i64,
+    pub(crate) csat_responses: i64,
 }
 
 /// How a source record came to belong to the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum MatchRule {
+pub(crate) enum MatchRule {
     /// The record matched nobody and founded this customer.
     Anchor,
     /// Same normalised email address.
@@ -243,15 +243,15 @@ pub enum MatchRule {
 
 /// A record of this customer in a source system.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct SourceRecord {
+pub(crate) struct SourceRecord {
     /// The system the record is in.
-    pub source: SourceName,
+    pub(crate) source: SourceName,
     /// The record's key in that system (e.g. the shop account id).
-    pub key: String,
+    pub(crate) key: String,
     /// Which rule linked it to the customer.
-    pub matched_by: MatchRule,
+    pub(crate) matched_by: MatchRule,
     /// When it was linked.
-    pub linked_at: DateTime<Utc>,
+    pub(crate) linked_at: DateTime<Utc>,
 }
 
 /// A customer: the records of one person in the CRM, shop, helpdesk and marketing,
@@ -260,7 +260,7 @@ pub struct SourceRecord {
 #[Object]
 impl Customer {
     /// Global id (use with `customer(id:)` and `node`); stable across merges.
-    pub async fn id(&self, ctx: &Context<'_>) -> ID {
+    pub(crate) async fn id(&self, ctx: &Context<'_>) -> ID {
         ids(ctx).global_id(Kind::Customer, &self.id)
     }
 

@@ -67,7 +67,7 @@ pub enum IdsKeyError {
 /// only when a client selects it ([`Ids::seal_cursor`]): a page of 50 customers with
 /// their orders and tickets has 550 cursors, and sealing them all was a tenth of its CPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor(String);
+pub(crate) struct Cursor(String);
 
 impl Ids {
     /// The keys of `config` (in development without `ids.key_file`, `data_dir/ids.key`,
@@ -138,7 +138,7 @@ impl Ids {
     }
 
     /// The kind and key of a global id; anything else is `INVALID_ID`.
-    pub fn parse_global_id(&self, id: &str) -> Result<(Kind, String), ApiError> {
+    pub(crate) fn parse_global_id(&self, id: &str) -> Result<(Kind, String), ApiError> {
         let invalid = || ApiError::InvalidId(truncate(id));
         let plain = self.open(FOR_ID, id).ok_or_else(invalid)?;
         let (&first, rest) = plain.split_first().ok_or_else(invalid)?;
@@ -161,7 +161,7 @@ impl Ids {
     }
 
     /// `cursor` sealed: what clients see.
-    pub fn seal_cursor(&self, cursor: &Cursor) -> String {
+    pub(crate) fn seal_cursor(&self, cursor: &Cursor) -> String {
         self.seal(FOR_CURSOR, cursor.0.as_bytes())
     }
 
@@ -171,11 +171,11 @@ impl Ids {
     }
 
     /// Cursor of a customer list: the golden id of the last customer seen.
-    pub fn customer_cursor(id: &str) -> Cursor {
+    pub(crate) fn customer_cursor(id: &str) -> Cursor {
         Cursor(format!("cu:{id}"))
     }
 
-    pub fn parse_customer_cursor(&self, cursor: &str) -> Result<String, ApiError> {
+    pub(crate) fn parse_customer_cursor(&self, cursor: &str) -> Result<String, ApiError> {
         let text = self.open_cursor(cursor)?;
         let id = text.strip_prefix("cu:").ok_or(ApiError::InvalidCursor)?;
         uuid::Uuid::parse_str(id).map_err(|_| ApiError::InvalidCursor)?;
@@ -184,11 +184,11 @@ impl Ids {
 
     /// Cursor of a ranked customer list: the last customer's rank key (exactly, as its
     /// bits) and golden id.
-    pub fn ranked_cursor(key: f64, id: &str) -> Cursor {
+    pub(crate) fn ranked_cursor(key: f64, id: &str) -> Cursor {
         Cursor(format!("rk:{:016x}:{id}", key.to_bits()))
     }
 
-    pub fn parse_ranked_cursor(&self, cursor: &str) -> Result<(f64, String), ApiError> {
+    pub(crate) fn parse_ranked_cursor(&self, cursor: &str) -> Result<(f64, String), ApiError> {
         let text = self.open_cursor(cursor)?;
         let rest = text.strip_prefix("rk:").ok_or(ApiError::InvalidCursor)?;
         let (bits, id) = rest.split_once(':').ok_or(ApiError::InvalidCursor)?;
@@ -201,22 +201,22 @@ impl Ids {
     }
 
     /// Cursor of a partner's customer list: the CRM key the last customer was listed under.
-    pub fn consent_cursor(crm_key: i64) -> Cursor {
+    pub(crate) fn consent_cursor(crm_key: i64) -> Cursor {
         Cursor(format!("cc:{crm_key}"))
     }
 
-    pub fn parse_consent_cursor(&self, cursor: &str) -> Result<i64, ApiError> {
+    pub(crate) fn parse_consent_cursor(&self, cursor: &str) -> Result<i64, ApiError> {
         let text = self.open_cursor(cursor)?;
         text.strip_prefix("cc:").and_then(|k| k.parse().ok()).ok_or(ApiError::InvalidCursor)
     }
 
     /// Cursor of the audit log: the id of the last entry seen, and its customer (a read
     /// names several customers under one id).
-    pub fn audit_cursor(id: i64, customer: &str) -> Cursor {
+    pub(crate) fn audit_cursor(id: i64, customer: &str) -> Cursor {
         Cursor(format!("au:{id}:{customer}"))
     }
 
-    pub fn parse_audit_cursor(&self, cursor: &str) -> Result<Position, ApiError> {
+    pub(crate) fn parse_audit_cursor(&self, cursor: &str) -> Result<Position, ApiError> {
         let text = self.open_cursor(cursor)?;
         let rest = text.strip_prefix("au:").ok_or(ApiError::InvalidCursor)?;
         let (id, customer) = match rest.split_once(':') {
@@ -229,11 +229,11 @@ impl Ids {
 
     /// Cursor of a newest-first list: the time and id of the last row seen, tagged with
     /// the list it belongs to so a cursor of one list is refused by another.
-    pub fn time_cursor(tag: &str, at: DateTime<Utc>, id: i64) -> Cursor {
+    pub(crate) fn time_cursor(tag: &str, at: DateTime<Utc>, id: i64) -> Cursor {
         Cursor(format!("{tag}:{}:{id}", at.timestamp()))
     }
 
-    pub fn parse_time_cursor(&self, tag: &str, cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
+    pub(crate) fn parse_time_cursor(&self, tag: &str, cursor: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
         let text = self.open_cursor(cursor)?;
         let mut parts = text.split(':');
         let (Some(t), Some(secs), Some(id), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {

@@ -24,20 +24,8 @@ use indexmap::IndexMap;
 
 use super::privacy::viewer::Types;
 
-/// The errors of the input values in `document` (all its operations and fragments) and of
-/// the variable values sent for the operation that runs (`operation`, or the only one),
-/// in document order.
-pub fn check(
-    types: &Types,
-    document: &ExecutableDocument,
-    operation: Option<&str>,
-    variables: &Variables,
-) -> Vec<ServerError> {
-    in_order(check_document(types, document), check_variables(types, document, operation, variables))
-}
-
 /// The errors of [`check_document`] and [`check_variables`] together, in document order.
-pub fn in_order(mut document: Vec<ServerError>, variables: Vec<ServerError>) -> Vec<ServerError> {
+pub(crate) fn in_order(mut document: Vec<ServerError>, variables: Vec<ServerError>) -> Vec<ServerError> {
     document.extend(variables);
     document.sort_by_key(|e| e.locations.first().copied());
     document
@@ -46,7 +34,7 @@ pub fn in_order(mut document: Vec<ServerError>, variables: Vec<ServerError>) -> 
 /// The errors of the input values written in `document`: its literals, defaults and
 /// directives, whatever the variables. The same for the same document and schema, so a
 /// document found clean once need not be walked again ([`check_variables`] is then all).
-pub fn check_document(types: &Types, document: &ExecutableDocument) -> Vec<ServerError> {
+pub(crate) fn check_document(types: &Types, document: &ExecutableDocument) -> Vec<ServerError> {
     if !types.types.contains_key(&types.query) {
         // A viewer schema without its types (cannot happen: see `viewer::build`) cannot
         // be checked against: refused.
@@ -79,7 +67,7 @@ pub fn check_document(types: &Types, document: &ExecutableDocument) -> Vec<Serve
 
 /// The errors of the variable values sent for the operation that runs (`operation`, or
 /// the only one), in document order.
-pub fn check_variables(
+pub(crate) fn check_variables(
     types: &Types,
     document: &ExecutableDocument,
     operation: Option<&str>,
@@ -295,7 +283,8 @@ mod tests {
         let schema = viewer::build(None, 0);
         let document = async_graphql::parser::parse_query(query).expect("parses");
         let variables = Variables::from_json(variables);
-        let found = check(&schema.types, &document, None, &variables);
+        let types = &schema.types;
+        let found = in_order(check_document(types, &document), check_variables(types, &document, None, &variables));
         assert!(found.iter().all(|e| e.locations.len() == 1), "every error has a position: {found:?}");
         found.into_iter().map(|e| e.message).collect()
     }

@@ -26,7 +26,7 @@ use crate::policy::Decision;
 /// The eleven standard RFM segments (the map of the 125 score codes is in README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[graphql(remote = "crate::insights::rfm::Segment")]
-pub enum RfmSegment {
+pub(crate) enum RfmSegment {
     /// Bought recently, often and much.
     Champions,
     /// Buy often and spend well.
@@ -54,7 +54,7 @@ pub enum RfmSegment {
 /// The relationship's stage; the rules are in README ("Insights").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[graphql(remote = "crate::insights::stage::Lifecycle")]
-pub enum LifecycleStage {
+pub(crate) enum LifecycleStage {
     /// Not bought yet, or bought once in the last 90 days.
     Exploration,
     /// Buying again, in the first year.
@@ -70,7 +70,7 @@ pub enum LifecycleStage {
 /// The customer's share of revenue, by the 80/20 rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[graphql(remote = "crate::insights::stage::ValueTier")]
-pub enum ValueTier {
+pub(crate) enum ValueTier {
     /// Among the customers who bring the first 80% of revenue.
     Top,
     /// Among those who bring the next 15%.
@@ -82,7 +82,7 @@ pub enum ValueTier {
 /// Where a customer sits on the value × satisfaction matrix (high value: the top tier).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[graphql(remote = "crate::insights::stage::Quadrant")]
-pub enum Quadrant {
+pub(crate) enum Quadrant {
     /// High value and satisfied: keep them so.
     Retain,
     /// High value and dissatisfied: win them back.
@@ -95,44 +95,44 @@ pub enum Quadrant {
 
 /// Service satisfaction as perception against expectation.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct SatisfactionScore {
+pub(crate) struct SatisfactionScore {
     /// Mean CSAT (1–5) over the customer's answered tickets; null without answers.
-    pub average_csat: Option<f64>,
+    pub(crate) average_csat: Option<f64>,
     /// Complaints per ticket.
-    pub complaint_rate: Option<f64>,
+    pub(crate) complaint_rate: Option<f64>,
     /// Perceived service (the mean CSAT of the last 90 days, else of all answers) minus
     /// the expected (the customer's earlier answers, shrunk toward every customer's mean
     /// CSAT by two answers' weight), in CSAT points: below 0 is worse than expected.
     /// Null without answers.
-    pub index: Option<f64>,
+    pub(crate) index: Option<f64>,
     /// Tickets opened.
-    pub tickets: i64,
+    pub(crate) tickets: i64,
     /// Complaints still open or pending.
-    pub open_complaints: i64,
+    pub(crate) open_complaints: i64,
     /// The value × satisfaction quadrant (dissatisfied: below expectation, or a complaint
     /// open); null with nothing to judge by.
-    pub quadrant: Option<Quadrant>,
+    pub(crate) quadrant: Option<Quadrant>,
 }
 
 /// Recency, frequency and money, each scored 1–5 against every customer who bought
 /// (quintiles: 5 is the best fifth).
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(complex)]
-pub struct Rfm {
+pub(crate) struct Rfm {
     /// 5: among the fifth who bought most recently.
-    pub recency: i32,
+    pub(crate) recency: i32,
     /// 5: among the fifth who bought on the most days.
-    pub frequency: i32,
+    pub(crate) frequency: i32,
     /// 5: among the fifth who spent most.
-    pub monetary: i32,
+    pub(crate) monetary: i32,
     /// The three scores as one code, `100·R + 10·F + M` (111 to 555).
-    pub score: i32,
+    pub(crate) score: i32,
     /// The segment of the score code.
-    pub segment: RfmSegment,
+    pub(crate) segment: RfmSegment,
     #[graphql(skip)]
-    pub days_since_last_purchase: i32,
+    pub(crate) days_since_last_purchase: i32,
     /// Days with a purchase (several orders on one day are one purchase).
-    pub purchase_days: i32,
+    pub(crate) purchase_days: i32,
 }
 
 #[classified]
@@ -147,19 +147,19 @@ impl Rfm {
 }
 
 /// What the insight models say of one customer, as of the latest fit.
-pub struct CustomerInsights {
-    pub insight: Arc<Insight>,
+pub(crate) struct CustomerInsights {
+    pub(crate) insight: Arc<Insight>,
     /// The customer's shop accounts, for what they bought (next best actions).
-    pub accounts: Vec<i64>,
+    pub(crate) accounts: Vec<i64>,
     /// The customer's helpdesk requesters, for the satisfaction of customers who had not
     /// bought by the model's date.
-    pub requesters: Vec<i64>,
+    pub(crate) requesters: Vec<i64>,
 }
 
 /// What to offer or do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[graphql(remote = "crate::insights::actions::ActionKind")]
-pub enum ActionKind {
+pub(crate) enum ActionKind {
     /// Resolve the open complaints of a valuable customer.
     ServiceRecovery,
     /// Win back a valuable customer in decline.
@@ -172,15 +172,15 @@ pub enum ActionKind {
 
 /// One recommended action, with its reason.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct NextBestAction {
+pub(crate) struct NextBestAction {
     /// What kind of action.
-    pub kind: ActionKind,
+    pub(crate) kind: ActionKind,
     /// The product to offer (cross-sell and up-sell).
-    pub sku: Option<String>,
+    pub(crate) sku: Option<String>,
     /// Its name.
-    pub product_name: Option<String>,
+    pub(crate) product_name: Option<String>,
     /// Why, in a sentence.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// The longest horizon a prediction may ask for: ten years.
@@ -356,35 +356,35 @@ impl CustomerInsights {
 }
 
 /// A fitted model: its date, when it was fitted, and its parameters.
-pub struct InsightModel(pub Arc<Model>);
+pub(crate) struct InsightModel(pub Arc<Model>);
 
 /// BG/NBD's parameters (Fader, Hardie & Lee 2005): purchase rates are gamma(r, α) across
 /// customers, the chance of dropping out after a purchase beta(a, b).
 #[derive(Debug, Clone, SimpleObject)]
-pub struct PurchaseModel {
+pub(crate) struct PurchaseModel {
     /// Shape of the purchase rates' gamma distribution.
-    pub r: f64,
+    pub(crate) r: f64,
     /// Scale of the purchase rates' gamma distribution (in weeks).
-    pub alpha: f64,
+    pub(crate) alpha: f64,
     /// First shape of the dropout probability's beta distribution.
-    pub a: f64,
+    pub(crate) a: f64,
     /// Second shape of the dropout probability's beta distribution.
-    pub b: f64,
+    pub(crate) b: f64,
     /// The log-likelihood at these parameters.
-    pub log_likelihood: Option<f64>,
+    pub(crate) log_likelihood: Option<f64>,
 }
 
 /// The Gamma-Gamma spend model's parameters.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct SpendModel {
+pub(crate) struct SpendModel {
     /// Shape of the spend per purchase (gamma) of each customer.
-    pub p: f64,
+    pub(crate) p: f64,
     /// Shape of the customers' spend scales (gamma across customers).
-    pub q: f64,
+    pub(crate) q: f64,
     /// Scale of the customers' spend scales.
-    pub v: f64,
+    pub(crate) v: f64,
     /// The population's mean spend per purchase, `p·v / (q − 1)`.
-    pub population_mean_spend: f64,
+    pub(crate) population_mean_spend: f64,
 }
 
 /// A fitted insight model.
@@ -435,7 +435,7 @@ impl InsightModel {
 
 /// Insight queries that are not about one customer.
 #[derive(Default)]
-pub struct InsightQuery;
+pub(crate) struct InsightQuery;
 
 #[classified]
 #[Object]
@@ -578,88 +578,88 @@ impl InsightQuery {
 
 /// One RFM segment of the current model's customers.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct SegmentSummary {
+pub(crate) struct SegmentSummary {
     /// The segment.
-    pub segment: RfmSegment,
+    pub(crate) segment: RfmSegment,
     /// Customers in the segment; null when suppressed.
-    pub customers: Option<i64>,
+    pub(crate) customers: Option<i64>,
     /// The segment's share of the revenue of all customers who bought.
-    pub revenue_share: Option<f64>,
+    pub(crate) revenue_share: Option<f64>,
     /// Mean predicted 12-month lifetime value (1% a month).
-    pub average_predicted_clv: Option<f64>,
+    pub(crate) average_predicted_clv: Option<f64>,
     /// Mean churn risk.
-    pub average_churn_risk: Option<f64>,
+    pub(crate) average_churn_risk: Option<f64>,
     /// Withheld: too few customers for a viewer who may not know who they are (see
     /// README, "k-anonymity"). The numbers above are null.
-    pub suppressed: bool,
+    pub(crate) suppressed: bool,
 }
 
 /// One lifecycle stage's share of the customers.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct LifecycleShare {
+pub(crate) struct LifecycleShare {
     /// The stage.
-    pub stage: LifecycleStage,
+    pub(crate) stage: LifecycleStage,
     /// Customers in the stage; null when suppressed.
-    pub customers: Option<i64>,
+    pub(crate) customers: Option<i64>,
     /// Their share of all customers.
-    pub share: Option<f64>,
+    pub(crate) share: Option<f64>,
     /// Withheld: too few customers for a viewer who may not know who they are.
-    pub suppressed: bool,
+    pub(crate) suppressed: bool,
 }
 
 /// A point of the Pareto curve: the customers who spent most, and their share of revenue.
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(name = "ParetoPoint")]
-pub struct ParetoPointView {
+pub(crate) struct ParetoPointView {
     /// The share of customers (who bought), biggest spenders first.
-    pub customer_share: f64,
+    pub(crate) customer_share: f64,
     /// How many customers that is.
-    pub customers: i64,
+    pub(crate) customers: i64,
     /// The share of revenue they bring.
-    pub revenue_share: f64,
+    pub(crate) revenue_share: f64,
 }
 
 /// What identity resolution found in the data: duplicates, conflicts, shared keys and
 /// records no customer links to.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct DataQuality {
+pub(crate) struct DataQuality {
     /// Golden customers.
-    pub customers: i64,
+    pub(crate) customers: i64,
     /// Customers found to be duplicates of another and merged into it (their old ids
     /// still answer).
-    pub merged_customers: i64,
+    pub(crate) merged_customers: i64,
     /// What resolution reported instead of merging, or merged and flagged, by kind.
-    pub conflicts: Vec<KindCount>,
+    pub(crate) conflicts: Vec<KindCount>,
     /// Emails and phones held by more than one person (never used to match), by kind.
-    pub shared_keys: Vec<KindCount>,
+    pub(crate) shared_keys: Vec<KindCount>,
     /// Per source: records, and those no customer links to.
-    pub sources: Vec<SourceQuality>,
+    pub(crate) sources: Vec<SourceQuality>,
 }
 
 /// A count of one kind.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct KindCount {
+pub(crate) struct KindCount {
     /// shared_email, shared_phone, merge_blocked, duplicate_record; email, phone.
-    pub kind: String,
+    pub(crate) kind: String,
     /// How many.
-    pub count: i64,
+    pub(crate) count: i64,
 }
 
 /// One source's records and their links.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct SourceQuality {
+pub(crate) struct SourceQuality {
     /// The source.
-    pub source: crate::sources::SourceName,
+    pub(crate) source: crate::sources::SourceName,
     /// Records that can belong to a person (CRM customers, shop accounts, requesters,
     /// contacts).
-    pub records: i64,
+    pub(crate) records: i64,
     /// Of those, records no customer links to (not resolved yet).
-    pub unlinked: i64,
+    pub(crate) unlinked: i64,
     /// Records with an email address that cannot be read (no domain, stray characters):
     /// they match on their other keys only. Counted as the resolver reads records.
-    pub invalid_emails: i64,
+    pub(crate) invalid_emails: i64,
     /// Records with a phone number that is not a valid number for its region.
-    pub invalid_phones: i64,
+    pub(crate) invalid_phones: i64,
 }
 
 /// Every number an aggregate shows this viewer covers at least this many customers: the
@@ -673,7 +673,7 @@ pub(crate) fn min_group(ctx: &Context<'_>) -> i64 {
 
 /// Insight mutations.
 #[derive(Default)]
-pub struct InsightMutation;
+pub(crate) struct InsightMutation;
 
 #[classified]
 #[Object]

@@ -1,30 +1,30 @@
 //! The GraphQL schema, apart from any transport: types and resolvers, thin, over the
 //! loaders. `build` assembles it; `sdl` prints it (the committed `schema.graphql`).
 
-pub mod audit;
-pub mod campaign;
-pub mod common;
-pub mod crm;
-pub mod crm_writes;
-pub mod customer;
-pub mod document;
+pub(crate) mod audit;
+pub(crate) mod campaign;
+pub(crate) mod common;
+pub(crate) mod crm;
+pub(crate) mod crm_writes;
+pub(crate) mod customer;
+pub(crate) mod document;
 pub mod ids;
-pub mod inputs;
-pub mod insights;
-pub mod order;
+pub(crate) mod inputs;
+pub(crate) mod insights;
+pub(crate) mod order;
 pub mod privacy;
-pub mod query;
-pub mod revocation;
-pub mod subject;
-pub mod ticket;
+pub(crate) mod query;
+pub(crate) mod revocation;
+pub(crate) mod subject;
+pub(crate) mod ticket;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
-pub use common::{RequestContext, Shared};
+pub(crate) use common::{RequestContext, Shared};
 
 /// The root query, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Query(query::CustomerQuery, audit::AuditQuery, subject::SubjectQuery, insights::InsightQuery);
+pub(crate) struct Query(query::CustomerQuery, audit::AuditQuery, subject::SubjectQuery, insights::InsightQuery);
 
 impl Default for query::CustomerQuery {
     fn default() -> Self {
@@ -34,14 +34,14 @@ impl Default for query::CustomerQuery {
 
 /// The root mutation, one part per domain.
 #[derive(MergedObject, Default)]
-pub struct Mutation(
+pub(crate) struct Mutation(
     crm_writes::CrmMutation,
     subject::SubjectMutation,
     insights::InsightMutation,
     revocation::RevocationMutation,
 );
 
-pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
+pub(crate) type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The whole schema, every class shown: what `schema.graphql` prints, and what each
 /// viewer's schema is cut from ([`privacy::viewer`]).
@@ -49,7 +49,7 @@ pub type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 /// from the viewer's schema, for the roles configured to get them.
 /// Depth and the other operation limits are the hub's, checked before validation
 /// ([`limits`]).
-pub fn builder(shared: Option<Shared>) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+pub(crate) fn builder(shared: Option<Shared>) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .register_output_type::<query::Node>()
         .disable_suggestions();

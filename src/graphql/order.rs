@@ -12,7 +12,7 @@ use crate::sources::shop;
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum OrderStatus {
+pub(crate) enum OrderStatus {
     /// Placed, not yet paid.
     Placed,
     /// Paid, not yet shipped.
@@ -30,7 +30,7 @@ pub enum OrderStatus {
 /// Where an order was placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum SalesChannel {
+pub(crate) enum SalesChannel {
     /// The web shop.
     Web,
     /// A store.
@@ -43,14 +43,14 @@ pub enum SalesChannel {
 
 /// An order from the shop.
 #[derive(Clone)]
-pub struct Order(pub shop::Order);
+pub(crate) struct Order(pub shop::Order);
 
 /// An order from the shop.
 #[classified]
 #[Object]
 impl Order {
     /// Global id (use with `node`).
-    pub async fn id(&self, ctx: &Context<'_>) -> ID {
+    pub(crate) async fn id(&self, ctx: &Context<'_>) -> ID {
         ids(ctx).global_id(Kind::Order, &self.0.id.to_string())
     }
 
@@ -102,21 +102,21 @@ impl Order {
 /// One line of an order.
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(complex)]
-pub struct OrderLine {
+pub(crate) struct OrderLine {
     /// Position in the order, from 1.
-    pub line_no: i32,
+    pub(crate) line_no: i32,
     /// The product's stock keeping unit.
-    pub sku: String,
+    pub(crate) sku: String,
     /// Null when the product is no longer in the catalogue.
-    pub product_name: Option<String>,
+    pub(crate) product_name: Option<String>,
     /// The product's category in the catalogue, e.g. `electronics`; null when unknown.
-    pub category: Option<String>,
+    pub(crate) category: Option<String>,
     /// How many were ordered.
-    pub quantity: i32,
+    pub(crate) quantity: i32,
     #[graphql(skip)]
-    pub unit_price: Money,
+    pub(crate) unit_price: Money,
     #[graphql(skip)]
-    pub line_total: Money,
+    pub(crate) line_total: Money,
 }
 
 #[classified]

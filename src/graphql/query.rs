@@ -22,7 +22,7 @@ use crate::sources::SourceName;
 /// Any object with a global id.
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID", desc = "Global id."))]
-pub enum Node {
+pub(crate) enum Node {
     Customer(Customer),
     Order(Order),
     Ticket(Ticket),
@@ -33,33 +33,33 @@ pub enum Node {
 /// internal data): a viewer's schema has no input type left without fields, nor the
 /// arguments of one.
 #[derive(Debug, Default, InputObject)]
-pub struct CustomerFilter {
+pub(crate) struct CustomerFilter {
     /// Only customers with at least one record in this source (e.g. `SHOP` for buyers).
     /// A filter by the customer's source records: only for viewers who may see internal
     /// data, as `sourceRecords` (elsewhere it is an unknown field).
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Internal))]
-    pub has_source: Option<SourceName>,
+    pub(crate) has_source: Option<SourceName>,
     /// Only customers in this RFM segment under the current insight model. Like every
     /// insight filter, only for viewers who may see insights (elsewhere an unknown field);
     /// `MODEL_NOT_READY` before the first fit.
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight))]
-    pub rfm_segment: Option<RfmSegment>,
+    pub(crate) rfm_segment: Option<RfmSegment>,
     /// Only customers in this lifecycle stage (customers who had not bought by the
     /// model's date are exploring).
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight))]
-    pub lifecycle_stage: Option<LifecycleStage>,
+    pub(crate) lifecycle_stage: Option<LifecycleStage>,
     /// Only customers in this value tier (customers who had not bought are tail).
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight))]
-    pub value_tier: Option<ValueTier>,
+    pub(crate) value_tier: Option<ValueTier>,
     /// Only customers with a churn risk at least this (0 to 1).
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight))]
-    pub min_churn_risk: Option<f64>,
+    pub(crate) min_churn_risk: Option<f64>,
     /// Only customers whose predicted 12-month lifetime value is at least this.
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight))]
-    pub min_predicted_clv: Option<f64>,
+    pub(crate) min_predicted_clv: Option<f64>,
     /// Only customers in this value × satisfaction quadrant.
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight))]
-    pub quadrant: Option<Quadrant>,
+    pub(crate) quadrant: Option<Quadrant>,
 }
 
 impl CustomerFilter {
@@ -83,18 +83,18 @@ impl CustomerFilter {
 /// Lists customers ranked by an insight under the current model (only customers who have
 /// it; then by golden id). Set one field. Of class insight, like the insight filters.
 #[derive(Debug, Default, InputObject)]
-pub struct CustomerOrder {
+pub(crate) struct CustomerOrder {
     /// By predicted 12-month lifetime value.
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight))]
-    pub predicted_clv: Option<OrderDirection>,
+    pub(crate) predicted_clv: Option<OrderDirection>,
     /// By churn risk.
     #[graphql(directive = super::privacy::lookup::apply(super::privacy::PrivacyClass::Insight))]
-    pub churn_risk: Option<OrderDirection>,
+    pub(crate) churn_risk: Option<OrderDirection>,
 }
 
 /// Which way a list is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum OrderDirection {
+pub(crate) enum OrderDirection {
     /// Smallest first.
     Asc,
     /// Largest first.
@@ -112,7 +112,7 @@ impl CustomerOrder {
     }
 }
 
-pub struct CustomerQuery;
+pub(crate) struct CustomerQuery;
 
 /// The one customer with `key` that the viewer may see, if any; `AMBIGUOUS_MATCH` when
 /// the viewer may see several.

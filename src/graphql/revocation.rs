@@ -9,17 +9,17 @@ use crate::error::ApiError;
 use crate::revocations::RevocationKind;
 
 #[derive(Default)]
-pub struct RevocationMutation;
+pub(crate) struct RevocationMutation;
 
 /// A revocation as stored.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct Revocation {
+pub(crate) struct Revocation {
     /// What was revoked: one token, a subject's or a partner's.
-    pub kind: RevocationKind,
+    pub(crate) kind: RevocationKind,
     /// The token id, subject or partner id.
-    pub value: String,
+    pub(crate) value: String,
     /// Tokens of a subject or partner issued up to this time are refused.
-    pub revoked_at: DateTime<Utc>,
+    pub(crate) revoked_at: DateTime<Utc>,
 }
 
 #[Object]

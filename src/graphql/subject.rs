@@ -25,7 +25,7 @@ async fn record(ctx: &Context<'_>, action: AuditAction, customer_id: &str, links
 }
 
 #[derive(Default)]
-pub struct SubjectQuery;
+pub(crate) struct SubjectQuery;
 
 #[Object]
 impl SubjectQuery {
@@ -57,32 +57,32 @@ impl SubjectQuery {
 
 /// What erasure did in one database.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct SourceErasure {
+pub(crate) struct SourceErasure {
     /// `crm`, `shop`, `helpdesk`, `marketing`, or `hub` (identity links).
-    pub database: String,
+    pub(crate) database: String,
     /// Rows deleted.
-    pub deleted: i64,
+    pub(crate) deleted: i64,
     /// Rows kept with what described the person blanked (ticket subjects). Orders are
     /// kept as they are, without the account that said whose they were.
-    pub anonymized: i64,
+    pub(crate) anonymized: i64,
 }
 
 /// The outcome of `eraseCustomer`.
 #[derive(Debug, Clone, SimpleObject)]
-pub struct ErasureReport {
+pub(crate) struct ErasureReport {
     /// The customer erased.
-    pub customer_id: ID,
+    pub(crate) customer_id: ID,
     /// The customer was erased before; nothing was left to do.
-    pub already_erased: bool,
+    pub(crate) already_erased: bool,
     /// Per database, what was done (empty when already erased).
-    pub sources: Vec<SourceErasure>,
+    pub(crate) sources: Vec<SourceErasure>,
     /// Other customers with an email or phone this one had: possibly the same person,
     /// kept apart by the resolver. Not erased: check each, and erase it too if it is them.
-    pub sharing_identifiers: Vec<ID>,
+    pub(crate) sharing_identifiers: Vec<ID>,
 }
 
 #[derive(Default)]
-pub struct SubjectMutation;
+pub(crate) struct SubjectMutation;
 
 #[Object]
 impl SubjectMutation {

@@ -12,7 +12,7 @@ use crate::sources::helpdesk;
 /// How the ticket reached the helpdesk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum TicketChannel {
+pub(crate) enum TicketChannel {
     /// A call.
     Phone,
     /// An email to the helpdesk.
@@ -28,7 +28,7 @@ pub enum TicketChannel {
 /// What the ticket is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum TicketCategory {
+pub(crate) enum TicketCategory {
     /// The customer is unhappy with a product or the service.
     Complaint,
     /// A question.
@@ -44,7 +44,7 @@ pub enum TicketCategory {
 /// How urgently the helpdesk handles the ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum TicketPriority {
+pub(crate) enum TicketPriority {
     /// When there is time.
     Low,
     /// In turn.
@@ -58,7 +58,7 @@ pub enum TicketPriority {
 /// Where a ticket stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
-pub enum TicketStatus {
+pub(crate) enum TicketStatus {
     /// New, nobody has answered yet.
     Open,
     /// Waiting for the customer or a third party.
@@ -71,14 +71,14 @@ pub enum TicketStatus {
 
 /// A helpdesk ticket.
 #[derive(Clone)]
-pub struct Ticket(pub helpdesk::Ticket);
+pub(crate) struct Ticket(pub helpdesk::Ticket);
 
 /// A helpdesk ticket.
 #[classified]
 #[Object]
 impl Ticket {
     /// Global id (use with `node`).
-    pub async fn id(&self, ctx: &Context<'_>) -> ID {
+    pub(crate) async fn id(&self, ctx: &Context<'_>) -> ID {
         ids(ctx).global_id(Kind::Ticket, &self.0.id.to_string())
     }
 

@@ -121,10 +121,6 @@ impl Application {
         self.listener.local_addr()
     }
 
-    pub fn port(&self) -> u16 {
-        self.local_addr().map(|a| a.port()).unwrap_or_default()
-    }
-
     /// Serves until `shutdown` completes, then stops accepting connections and gives
     /// requests and websocket operations in flight `shutdown_timeout` to finish (what
     /// runs longer is cut off), closes every websocket (1001), and writes every audit

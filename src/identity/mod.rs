@@ -2,9 +2,9 @@
 //! source records to golden customers, the hub store's link tables, and the measure of
 //! resolution quality against the seeder's ground truth.
 
-pub mod normalize;
+pub(crate) mod normalize;
 pub mod quality;
-pub mod resolve;
+pub(crate) mod resolve;
 pub mod store;
 
 pub use resolve::{ResolveReport, Resolver};

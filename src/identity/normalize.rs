@@ -15,12 +15,12 @@ use quick_cache::sync::Cache;
 /// one mailbox. No other provider's rules are applied: elsewhere `a.b@x` and `ab@x` can be
 /// different people.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EmailAddress(String);
+pub(crate) struct EmailAddress(String);
 
 impl EmailAddress {
     /// Normalises `raw`; `None` when it is not an address (`@` missing, empty parts, no dot
     /// in the domain, white space inside).
-    pub fn parse(raw: &str) -> Option<Self> {
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
         let lowered = raw.trim().to_lowercase();
         let (local, domain) = lowered.rsplit_once('@')?;
         if local.is_empty()
@@ -43,7 +43,7 @@ impl EmailAddress {
         Some(EmailAddress(lowered))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -56,13 +56,13 @@ impl fmt::Display for EmailAddress {
 
 /// A phone number in E.164 form (`+4915123456789`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PhoneNumber(String);
+pub(crate) struct PhoneNumber(String);
 
 impl PhoneNumber {
     /// Parses a number as typed. Numbers without a country code are read in `region`
     /// (the record's country, else the configured default). `None` when it is not a phone
     /// number or too short to identify anyone.
-    pub fn parse(raw: &str, region: Option<&str>) -> Option<Self> {
+    pub(crate) fn parse(raw: &str, region: Option<&str>) -> Option<Self> {
         let raw = raw.trim();
         // `+44 (0)7700 900123`: the trunk zero in brackets is not dialled after a country
         // code (phonenumber keeps it for some countries).
@@ -103,7 +103,7 @@ impl PhoneNumber {
     /// and again, and parsing runs regular expressions (2% of a profile request's CPU).
     /// Bounded; for numbers read from the sources only, never for what a client typed
     /// (a faster answer would tell one viewer what another asked for).
-    pub fn parse_cached(raw: &str, region: Option<&str>) -> Option<Self> {
+    pub(crate) fn parse_cached(raw: &str, region: Option<&str>) -> Option<Self> {
         static PARSED: LazyLock<Cache<(String, String), Option<PhoneNumber>>> = LazyLock::new(|| Cache::new(20_000));
         let key = (raw.to_owned(), region.unwrap_or_default().to_owned());
         if let Some(parsed) = PARSED.get(&key) {
@@ -114,7 +114,7 @@ impl PhoneNumber {
         parsed
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -127,7 +127,7 @@ impl fmt::Display for PhoneNumber {
 
 /// A person's name folded for comparison: lowercase, single spaces. Used only to refuse
 /// merging two CRM records that share a key but name different people; never to match.
-pub fn name_key(first: &str, last: &str) -> String {
+pub(crate) fn name_key(first: &str, last: &str) -> String {
     format!("{first} {last}").split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
@@ -149,7 +149,7 @@ fn folded_words(name: &str) -> Vec<String> {
 /// Whether two folded names (see [`name_key`]) can be the same person: the same last
 /// name, and first names equal or one the initial of the other (`a. lovelace`), whatever
 /// the accents and transliterations. Used only as a veto: names never make a match.
-pub fn names_compatible(a: &str, b: &str) -> bool {
+pub(crate) fn names_compatible(a: &str, b: &str) -> bool {
     let (a, b) = (folded_words(a), folded_words(b));
     let (Some(last_a), Some(last_b)) = (a.last(), b.last()) else { return true };
     if last_a != last_b {

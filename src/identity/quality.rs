@@ -16,10 +16,10 @@ pub struct Quality {
     /// Seeded records (every record with a ground-truth person).
     pub records: u64,
     /// Of those, the records no customer links to.
-    pub unlinked: u64,
-    pub true_pairs: u64,
-    pub predicted_pairs: u64,
-    pub correct_pairs: u64,
+    pub(crate) unlinked: u64,
+    pub(crate) true_pairs: u64,
+    pub(crate) predicted_pairs: u64,
+    pub(crate) correct_pairs: u64,
     pub precision: f64,
     pub recall: f64,
 }
@@ -35,28 +35,28 @@ crate::row! {
 /// What identity resolution found in the data: counts over the hub store and the
 /// sources, for the data-quality report.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Findings {
-    pub customers: i64,
+pub(crate) struct Findings {
+    pub(crate) customers: i64,
     /// Customers merged into another (their old ids answer as aliases).
-    pub merged: i64,
+    pub(crate) merged: i64,
     /// Conflicts by kind: shared_email, shared_phone, merge_blocked, duplicate_record.
-    pub conflicts: Vec<(String, i64)>,
+    pub(crate) conflicts: Vec<(String, i64)>,
     /// Keys held by more than one person (never used to match), by kind: email, phone.
-    pub shared_keys: Vec<(String, i64)>,
+    pub(crate) shared_keys: Vec<(String, i64)>,
     /// Per source: its records, and what the resolver found in them.
-    pub sources: Vec<SourceFindings>,
+    pub(crate) sources: Vec<SourceFindings>,
 }
 
 /// One source's records and their links.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SourceFindings {
-    pub source: SourceName,
-    pub records: i64,
+pub(crate) struct SourceFindings {
+    pub(crate) source: SourceName,
+    pub(crate) records: i64,
     /// Records a customer links to.
-    pub linked: i64,
+    pub(crate) linked: i64,
     /// Linked records whose email (phone) the resolver could not read.
-    pub invalid_emails: i64,
-    pub invalid_phones: i64,
+    pub(crate) invalid_emails: i64,
+    pub(crate) invalid_phones: i64,
 }
 
 crate::row! {
@@ -77,7 +77,7 @@ crate::row! {
 
 /// Counts what identity resolution found: three statements on the hub store and one
 /// count per source, all at once.
-pub async fn findings(sources: &Sources, trace: &SqlTrace) -> Result<Findings, (DbName, sqlx::Error)> {
+pub(crate) async fn findings(sources: &Sources, trace: &SqlTrace) -> Result<Findings, (DbName, sqlx::Error)> {
     let hub = sources.hub();
     let at_hub = |e| (DbName::Hub, e);
     let kinds = |sql: &'static str| async move {

@@ -43,7 +43,7 @@ pub struct ResolveReport {
     /// Conflicts reported (shared keys, blocked merges, duplicate CRM records).
     pub conflicts: u64,
     /// Already linked records whose keys changed.
-    pub updated: u64,
+    pub(crate) updated: u64,
 }
 
 /// How long a resolver run may hold its lease: well beyond resolving a million records
@@ -559,7 +559,12 @@ fn unique<T: Eq + std::hash::Hash + Clone>(items: impl Iterator<Item = T>) -> Ve
 }
 
 /// Multi-row inserts of `rows` into `table`, split to stay under the engine's bind limit.
-pub fn insert_rows(db: &Database, table: &str, columns: &[&str], rows: Vec<Vec<Arg>>) -> Vec<(String, Vec<Arg>)> {
+pub(crate) fn insert_rows(
+    db: &Database,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<Arg>>,
+) -> Vec<(String, Vec<Arg>)> {
     let per_statement = (db.engine.max_params() / columns.len().max(1)).max(1);
     let tuple = format!("({})", in_list(columns.len()));
     let mut out = Vec::new();

@@ -8,12 +8,12 @@ use crate::sources::{Arg, Database, SourceName, SqlTrace};
 crate::row! {
     /// A source record linked to a golden customer.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Link {
-        pub customer_id: String,
-        pub source: String,
-        pub source_key: String,
-        pub rule: String,
-        pub linked_at: DateTime<Utc>,
+    pub(crate) struct Link {
+        pub(crate) customer_id: String,
+        pub(crate) source: String,
+        pub(crate) source_key: String,
+        pub(crate) rule: String,
+        pub(crate) linked_at: DateTime<Utc>,
     }
 }
 
@@ -23,34 +23,34 @@ const LINK_COLUMNS: &str = "l.customer_id, l.source, l.source_key, l.rule, l.lin
 /// filters): a join on `customers c` and conditions, with their bind parameters in
 /// order (the join's first).
 #[derive(Debug, Clone, Default)]
-pub struct Narrowing {
-    pub join: String,
-    pub join_args: Vec<Arg>,
-    pub conditions: Vec<String>,
-    pub args: Vec<Arg>,
+pub(crate) struct Narrowing {
+    pub(crate) join: String,
+    pub(crate) join_args: Vec<Arg>,
+    pub(crate) conditions: Vec<String>,
+    pub(crate) args: Vec<Arg>,
     /// Lists in the order of a floating-point column of the join (never null where the
     /// conditions hold), then by golden id.
-    pub rank: Option<Rank>,
+    pub(crate) rank: Option<Rank>,
 }
 
 /// The order of a ranked list.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rank {
+pub(crate) struct Rank {
     /// A `double precision` column of the join, e.g. `i.clv_12m`.
-    pub column: &'static str,
-    pub descending: bool,
+    pub(crate) column: &'static str,
+    pub(crate) descending: bool,
 }
 
 crate::row! {
     /// A link of a ranked page, with its customer's rank key.
     #[derive(Debug, Clone)]
-    pub struct RankedLink {
-        pub customer_id: String,
-        pub source: String,
-        pub source_key: String,
-        pub rule: String,
-        pub linked_at: DateTime<Utc>,
-        pub rank_key: f64,
+    pub(crate) struct RankedLink {
+        pub(crate) customer_id: String,
+        pub(crate) source: String,
+        pub(crate) source_key: String,
+        pub(crate) rule: String,
+        pub(crate) linked_at: DateTime<Utc>,
+        pub(crate) rank_key: f64,
     }
 }
 
@@ -58,7 +58,7 @@ crate::row! {
 /// with rank key `after.0` (keyset paging), as their links in that order with each
 /// customer's key: one statement, like [`customers_page`].
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn ranked_page(
+pub(crate) async fn ranked_page(
     hub: &Database,
     trace: &SqlTrace,
     after: Option<(f64, &str)>,
@@ -119,7 +119,7 @@ fn list_filter(
 /// One page of customers in id order, returned as their links (one statement: the page
 /// and everything needed to reach each customer's source records).
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn customers_page(
+pub(crate) async fn customers_page(
     hub: &Database,
     trace: &SqlTrace,
     after: Option<&str>,
@@ -140,7 +140,7 @@ pub async fn customers_page(
 }
 
 /// Of the golden ids `ids`, those `narrowing` keeps.
-pub async fn narrow(
+pub(crate) async fn narrow(
     hub: &Database,
     trace: &SqlTrace,
     ids: &[String],
@@ -166,7 +166,7 @@ crate::row! {
 }
 
 /// How many customers match the filter.
-pub async fn count_customers(
+pub(crate) async fn count_customers(
     hub: &Database,
     trace: &SqlTrace,
     has_source: Option<SourceName>,
@@ -188,18 +188,18 @@ pub async fn count_customers(
 crate::row! {
     /// A link found for a requested golden id (which may be an alias of the link's customer).
     #[derive(Debug, Clone)]
-    pub struct RequestedLink {
-        pub requested_id: String,
-        pub customer_id: String,
-        pub source: String,
-        pub source_key: String,
-        pub rule: String,
-        pub linked_at: DateTime<Utc>,
+    pub(crate) struct RequestedLink {
+        pub(crate) requested_id: String,
+        pub(crate) customer_id: String,
+        pub(crate) source: String,
+        pub(crate) source_key: String,
+        pub(crate) rule: String,
+        pub(crate) linked_at: DateTime<Utc>,
     }
 }
 
 impl RequestedLink {
-    pub fn into_link(self) -> Link {
+    pub(crate) fn into_link(self) -> Link {
         Link {
             customer_id: self.customer_id,
             source: self.source,
@@ -212,7 +212,7 @@ impl RequestedLink {
 
 /// Links of the customers with these golden ids, following merges: an id merged into
 /// another customer answers with the survivor's links. One statement.
-pub async fn links_by_customer_ids(
+pub(crate) async fn links_by_customer_ids(
     hub: &Database,
     trace: &SqlTrace,
     ids: &[String],
@@ -231,7 +231,7 @@ pub async fn links_by_customer_ids(
 }
 
 /// The keys of the records among `links` that are in `source`.
-pub fn source_keys(links: &[Link], source: SourceName) -> Vec<i64> {
+pub(crate) fn source_keys(links: &[Link], source: SourceName) -> Vec<i64> {
     let name = source.to_string();
     links.iter().filter(|l| l.source == name).filter_map(|l| l.source_key.parse().ok()).collect()
 }
@@ -239,7 +239,7 @@ pub fn source_keys(links: &[Link], source: SourceName) -> Vec<i64> {
 /// What a customer can be looked up by: a normalised email, an E.164 phone, or a source
 /// record's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum LookupKey {
+pub(crate) enum LookupKey {
     Email(String),
     Phone(String),
     Source(SourceName, String),
@@ -260,7 +260,7 @@ crate::row! {
 
 /// The links of every customer one of whose records has one of `keys`, each with the key
 /// it was found by: one statement per kind of key (emails, phones, each source's keys).
-pub async fn links_by_keys(
+pub(crate) async fn links_by_keys(
     hub: &Database,
     trace: &SqlTrace,
     keys: &[LookupKey],
@@ -314,7 +314,7 @@ pub async fn links_by_keys(
 }
 
 /// Links of the customers records with these keys in `source` belong to. One statement.
-pub async fn links_by_source_keys(
+pub(crate) async fn links_by_source_keys(
     hub: &Database,
     trace: &SqlTrace,
     source: SourceName,
@@ -335,7 +335,10 @@ pub async fn links_by_source_keys(
 }
 
 /// Links of the customers with a record linked to them after `since`. One statement.
-pub async fn links_of_customers_linked_since(hub: &Database, since: DateTime<Utc>) -> Result<Vec<Link>, sqlx::Error> {
+pub(crate) async fn links_of_customers_linked_since(
+    hub: &Database,
+    since: DateTime<Utc>,
+) -> Result<Vec<Link>, sqlx::Error> {
     let sql = format!(
         "select {LINK_COLUMNS} from identity_links l
          where l.customer_id in (select m.customer_id from identity_links m where m.linked_at > ?)"
@@ -344,7 +347,7 @@ pub async fn links_of_customers_linked_since(hub: &Database, since: DateTime<Utc
 }
 
 /// Groups links (ordered by customer) into one list per customer, keeping the order.
-pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
+pub(crate) fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
     let mut out: Vec<(String, Vec<Link>)> = Vec::new();
     for link in links {
         match out.last_mut() {
@@ -357,7 +360,7 @@ pub fn group_by_customer(links: Vec<Link>) -> Vec<(String, Vec<Link>)> {
 
 /// The statement every transaction that changes links or aliases ends with, so that
 /// replicas keeping links in memory learn of it (see [`link_generation`]).
-pub const BUMP_LINK_GENERATION: &str = "update link_generation set generation = generation + 1";
+pub(crate) const BUMP_LINK_GENERATION: &str = "update link_generation set generation = generation + 1";
 
 crate::row! {
     struct Generation {
@@ -367,7 +370,7 @@ crate::row! {
 
 /// How many times links or aliases have changed: moves whenever any process commits
 /// such a change.
-pub async fn link_generation(hub: &Database, trace: &SqlTrace) -> Result<i64, sqlx::Error> {
+pub(crate) async fn link_generation(hub: &Database, trace: &SqlTrace) -> Result<i64, sqlx::Error> {
     let rows: Vec<Generation> = hub.fetch_all(trace, "select generation from link_generation", &[]).await?;
     Ok(rows.first().map_or(0, |g| g.generation))
 }
@@ -375,7 +378,7 @@ pub async fn link_generation(hub: &Database, trace: &SqlTrace) -> Result<i64, sq
 /// Removes a customer from the hub store: its links, aliases, conflicts, demo truth,
 /// insights, the customer itself, and the shared keys of theirs that no one else holds any more.
 /// Returns the rows deleted; deleting again deletes nothing.
-pub async fn forget(hub: &Database, customer_id: &str, links: &[Link]) -> Result<u64, sqlx::Error> {
+pub(crate) async fn forget(hub: &Database, customer_id: &str, links: &[Link]) -> Result<u64, sqlx::Error> {
     let id = || Arg::from(customer_id);
     // Before the links go: they say which keys were theirs.
     let mut statements: Vec<(String, Vec<Arg>)> = [("email", "email_norm"), ("phone", "phone_norm")]

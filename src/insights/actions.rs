@@ -20,7 +20,7 @@ use super::store::Scored;
 /// What kind of action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum ActionKind {
+pub(crate) enum ActionKind {
     ServiceRecovery,
     WinBack,
     CrossSell,
@@ -29,29 +29,29 @@ pub enum ActionKind {
 
 /// One recommended action.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Action {
-    pub kind: ActionKind,
+pub(crate) struct Action {
+    pub(crate) kind: ActionKind,
     /// The product to offer (cross-sell and up-sell): its sku and name.
-    pub product: Option<(String, String)>,
+    pub(crate) product: Option<(String, String)>,
     /// Why, in a sentence.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// A product the customer bought: its category and the most they paid (cents).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bought {
-    pub sku: String,
-    pub category: String,
-    pub price_cents: i64,
+pub(crate) struct Bought {
+    pub(crate) sku: String,
+    pub(crate) category: String,
+    pub(crate) price_cents: i64,
 }
 
 /// At most this many actions.
-pub const MAX_ACTIONS: usize = 5;
+pub(crate) const MAX_ACTIONS: usize = 5;
 const MAX_CROSS_SELL: usize = 2;
 
 /// The actions for a customer with `scored` insights who bought `bought`, given the
 /// affinities of those products and the products of their categories (cheapest first).
-pub fn next_best_actions(
+pub(crate) fn next_best_actions(
     scored: &Scored,
     bought: &[Bought],
     affinities: &[Affinity],

@@ -6,37 +6,37 @@ use std::collections::{BTreeSet, HashMap};
 
 /// A product as sold.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Product {
-    pub sku: String,
-    pub name: String,
-    pub category: String,
+pub(crate) struct Product {
+    pub(crate) sku: String,
+    pub(crate) name: String,
+    pub(crate) category: String,
     /// Mean unit price over its order lines, in cents.
-    pub price_cents: i64,
+    pub(crate) price_cents: i64,
     /// Orders holding it.
-    pub orders: i64,
+    pub(crate) orders: i64,
 }
 
 /// Two products bought together more often than chance.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Affinity {
-    pub sku: String,
-    pub other_sku: String,
-    pub other_name: String,
+pub(crate) struct Affinity {
+    pub(crate) sku: String,
+    pub(crate) other_sku: String,
+    pub(crate) other_name: String,
     /// Orders holding both.
-    pub orders: i64,
+    pub(crate) orders: i64,
     /// `P(both) / (P(sku) · P(other))` over all orders: above 1, they go together.
-    pub lift: f64,
+    pub(crate) lift: f64,
 }
 
 /// A pair needs this many orders holding both to count: fewer is chance, and would name
 /// what a handful of customers bought.
-pub const MIN_PAIR_ORDERS: i64 = 10;
+pub(crate) const MIN_PAIR_ORDERS: i64 = 10;
 /// Affinities kept per product, strongest first.
-pub const PER_PRODUCT: usize = 5;
+pub(crate) const PER_PRODUCT: usize = 5;
 
 /// Counts orders, products and pairs from order lines in order-id order.
 #[derive(Debug, Default)]
-pub struct Baskets {
+pub(crate) struct Baskets {
     orders: i64,
     /// By sku: the sum of unit prices, order lines, orders.
     products: HashMap<String, (i64, i64, i64)>,
@@ -47,7 +47,7 @@ pub struct Baskets {
 
 impl Baskets {
     /// One order line: its order, product and unit price (cents).
-    pub fn add(&mut self, order: i64, sku: &str, unit_price_cents: i64) {
+    pub(crate) fn add(&mut self, order: i64, sku: &str, unit_price_cents: i64) {
         if self.current != Some(order) {
             self.close();
             self.current = Some(order);
@@ -82,7 +82,7 @@ impl Baskets {
     /// The products sold (those of `catalogue`, sku → name and category), and for each
     /// the others bought with it with a lift above 1 in at least [`MIN_PAIR_ORDERS`]
     /// orders, [`PER_PRODUCT`] at most, strongest first.
-    pub fn finish(mut self, catalogue: &HashMap<String, (String, String)>) -> (Vec<Product>, Vec<Affinity>) {
+    pub(crate) fn finish(mut self, catalogue: &HashMap<String, (String, String)>) -> (Vec<Product>, Vec<Affinity>) {
         self.close();
         self.products.retain(|sku, _| catalogue.contains_key(sku));
         let orders = self.orders.max(1) as f64;

@@ -18,28 +18,28 @@ pub struct History {
     /// Repeat purchases: days with a purchase, minus the first.
     pub x: u32,
     /// Weeks from the first purchase to the last.
-    pub t_x: f64,
+    pub(crate) t_x: f64,
     /// Weeks from the first purchase to the end of the data window.
-    pub age: f64,
+    pub(crate) age: f64,
 }
 
 /// The model's four parameters: purchase rates are gamma(r, α) across customers, the
 /// probability of dropping out after a purchase is beta(a, b).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Params {
-    pub r: f64,
-    pub alpha: f64,
-    pub a: f64,
-    pub b: f64,
+pub(crate) struct Params {
+    pub(crate) r: f64,
+    pub(crate) alpha: f64,
+    pub(crate) a: f64,
+    pub(crate) b: f64,
 }
 
 /// A fitted model: its parameters and the data's log-likelihood under them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fit {
-    pub params: Params,
-    pub log_likelihood: f64,
+    pub(crate) params: Params,
+    pub(crate) log_likelihood: f64,
     /// Customers the model was fitted on.
-    pub customers: u64,
+    pub(crate) customers: u64,
     /// Iterations of the optimizer.
     pub iterations: u64,
 }
@@ -68,13 +68,13 @@ impl Sufficient {
     }
 
     /// Distinct `(x, t_x, T)` groups.
-    pub fn groups(&self) -> usize {
+    pub(crate) fn groups(&self) -> usize {
         self.by_x.values().map(Vec::len).sum()
     }
 
     /// The log-likelihood of the data under `p`, and its gradient in (r, α, a, b). With
     /// many groups (a large shop), evaluated on every core.
-    pub fn log_likelihood(&self, p: &Params) -> (f64, [f64; 4]) {
+    pub(crate) fn log_likelihood(&self, p: &Params) -> (f64, [f64; 4]) {
         const CHUNK: usize = 4_096;
         const PARALLEL_FROM: usize = 50_000;
         let work: Vec<Cells<'_>> =
@@ -189,7 +189,7 @@ impl Params {
     /// P(alive | x, t_x, T): the probability that the customer has not dropped out. 1 for
     /// customers who bought once (in the model, dropping out happens after a repeat
     /// purchase).
-    pub fn probability_alive(&self, h: &History) -> f64 {
+    pub(crate) fn probability_alive(&self, h: &History) -> f64 {
         if h.x == 0 {
             return 1.0;
         }
@@ -199,7 +199,7 @@ impl Params {
     }
 
     /// Expected purchases in the next `weeks` (equation 10 of the paper).
-    pub fn expected_purchases(&self, h: &History, weeks: f64) -> f64 {
+    pub(crate) fn expected_purchases(&self, h: &History, weeks: f64) -> f64 {
         if weeks <= 0.0 {
             return 0.0;
         }
@@ -216,7 +216,7 @@ impl Params {
 
 /// The Gaussian hypergeometric function ₂F₁(a, b; c; z) for 0 ≤ z < 1, by its power
 /// series (the argument of the conditional expectation is `t / (α + T + t)`, below 1).
-pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
+pub(crate) fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
     let (mut term, mut sum) = (1.0, 1.0);
     for n in 0..1_000_000u32 {
         let n = f64::from(n);

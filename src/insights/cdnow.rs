@@ -11,7 +11,7 @@ pub struct Purchase {
     /// The customer's id as written in the file (the master id, e.g. `00004`).
     pub customer: String,
     /// The sample's own id (1..2357), in the sample layout.
-    pub sample: Option<u32>,
+    pub(crate) sample: Option<u32>,
     pub day: NaiveDate,
     /// The amount in cents, exactly as written (`29.33` → 2933).
     pub cents: i64,

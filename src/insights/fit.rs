@@ -22,10 +22,10 @@ pub enum FitError {
 
 /// Parameters at the maximum of a log-likelihood.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Maximum<const N: usize> {
-    pub params: [f64; N],
-    pub log_likelihood: f64,
-    pub iterations: u64,
+pub(crate) struct Maximum<const N: usize> {
+    pub(crate) params: [f64; N],
+    pub(crate) log_likelihood: f64,
+    pub(crate) iterations: u64,
 }
 
 /// Maximizes `log_likelihood` (the total over `n` customers, with its gradient in the
@@ -35,7 +35,7 @@ pub struct Maximum<const N: usize> {
 /// gives up (small or degenerate data, where the maximum may lie far out or on a flat
 /// ridge), Nelder-Mead, which needs no gradient, finds the region, and BFGS is tried
 /// again from there; if it still gives up, the simplex's best point is the answer.
-pub fn maximize<const N: usize, F>(n: u64, log_likelihood: F) -> Result<Maximum<N>, FitError>
+pub(crate) fn maximize<const N: usize, F>(n: u64, log_likelihood: F) -> Result<Maximum<N>, FitError>
 where
     F: Fn(&[f64; N]) -> (f64, [f64; N]),
 {

@@ -10,19 +10,19 @@ use super::fit::{FitError, maximize};
 
 /// Spend per transaction is gamma(p, ν) for each customer, ν gamma(q, v) across them.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Params {
-    pub p: f64,
-    pub q: f64,
-    pub v: f64,
+pub(crate) struct Params {
+    pub(crate) p: f64,
+    pub(crate) q: f64,
+    pub(crate) v: f64,
 }
 
 /// A fitted spend model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fit {
-    pub params: Params,
-    pub log_likelihood: f64,
+    pub(crate) params: Params,
+    pub(crate) log_likelihood: f64,
     /// Customers with repeat purchases it was fitted on.
-    pub customers: u64,
+    pub(crate) customers: u64,
     pub iterations: u64,
 }
 
@@ -79,24 +79,24 @@ pub fn fit(customers: impl IntoIterator<Item = (u32, f64)>) -> Result<Fit, FitEr
 
 impl Params {
     /// The population's mean spend per transaction, `p·v / (q − 1)`.
-    pub fn population_mean(&self) -> f64 {
+    pub(crate) fn population_mean(&self) -> f64 {
         self.p * self.v / (self.q - 1.0)
     }
 
     /// Expected spend per transaction of a customer with `x` repeat purchases averaging
     /// `m`: the population mean and theirs, weighted by how much they have bought.
-    pub fn expected_spend(&self, x: u32, m: f64) -> f64 {
+    pub(crate) fn expected_spend(&self, x: u32, m: f64) -> f64 {
         let w = self.p * f64::from(x) / (self.p * f64::from(x) + self.q - 1.0);
         (1.0 - w) * self.population_mean() + w * m
     }
 }
 
 /// Weeks per month in the lifetime value's monthly steps.
-pub const WEEKS_PER_MONTH: f64 = 4.345;
+pub(crate) const WEEKS_PER_MONTH: f64 = 4.345;
 
 /// Lifetime value over the next `months`: each month's expected purchases (BG/NBD) times
 /// the expected spend, discounted at `monthly_discount_rate`.
-pub fn lifetime_value(
+pub(crate) fn lifetime_value(
     purchases: &bgnbd::Params,
     spend: &Params,
     history: &History,

@@ -25,7 +25,7 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purchase {
     /// The shop account: the file's customer key, read as a number (`00004` is 4).
-    pub account: i64,
+    pub(crate) account: i64,
     pub day: NaiveDate,
     pub cents: i64,
 }
@@ -45,8 +45,8 @@ pub struct Report {
     /// Accounts new to the shop (accounts it already had keep their data).
     pub accounts: usize,
     pub orders: usize,
-    pub first_day: Option<NaiveDate>,
-    pub last_day: Option<NaiveDate>,
+    pub(crate) first_day: Option<NaiveDate>,
+    pub(crate) last_day: Option<NaiveDate>,
 }
 
 /// Reads the purchases of `text` in `format`.

@@ -13,17 +13,17 @@
 //! Checked against the CDNOW sample of the BG/NBD paper and its golden outputs
 //! (`tests/fixtures/cdnow/`, whose README gives the exact definitions used here).
 
-pub mod actions;
-pub mod affinity;
+pub(crate) mod actions;
+pub(crate) mod affinity;
 pub mod bgnbd;
 pub mod cdnow;
-pub mod fit;
+pub(crate) mod fit;
 pub mod gamma_gamma;
 pub mod import;
 pub mod refresh;
-pub mod rfm;
-pub mod stage;
-pub mod store;
+pub(crate) mod rfm;
+pub(crate) mod stage;
+pub(crate) mod store;
 
 use std::collections::BTreeMap;
 
@@ -36,7 +36,7 @@ const DAYS_PER_WEEK: f64 = 7.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
     pub history: bgnbd::History,
-    pub rfm: rfm::Figures,
+    pub(crate) rfm: rfm::Figures,
     /// Mean spend on the repeat purchase days (all but the first), in currency units; 0
     /// for customers who bought once.
     pub repeat_mean_spend: f64,

@@ -43,8 +43,8 @@ const LEASE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 /// What a refresh did, for the command line and the admin mutation.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
-    pub model_id: String,
-    pub as_of: NaiveDate,
+    pub(crate) model_id: String,
+    pub(crate) as_of: NaiveDate,
     /// Customers with a purchase up to `as_of`.
     pub customers: usize,
     /// Of those, customers who bought on more than one day.
@@ -57,11 +57,11 @@ pub struct Report {
     pub segments: BTreeMap<&'static str, usize>,
     pub lifecycle: BTreeMap<&'static str, usize>,
     pub value_tiers: BTreeMap<&'static str, usize>,
-    pub read_ms: i64,
+    pub(crate) read_ms: i64,
     /// Fitting and scoring; of which scoring everyone (RFM, P(alive), lifetime value, …).
-    pub fit_ms: i64,
-    pub score_ms: i64,
-    pub write_ms: i64,
+    pub(crate) fit_ms: i64,
+    pub(crate) score_ms: i64,
+    pub(crate) write_ms: i64,
 }
 
 /// One customer's purchases as they are read.
@@ -319,7 +319,7 @@ async fn shop_customers(hub: &Database) -> Result<(Vec<Customer>, HashMap<i64, u
 }
 
 /// How many days of CSAT answers count as the customer's recent perception of service.
-pub const RECENT_SERVICE_DAYS: u64 = 90;
+pub(crate) const RECENT_SERVICE_DAYS: u64 = 90;
 
 /// Every customer's service up to `as_of` (by index into `customers`), from one grouped
 /// statement on the helpdesk joined through the helpdesk's identity links.
@@ -362,7 +362,7 @@ async fn watermarks(sources: &Sources) -> Result<Watermarks, RefreshError> {
 }
 
 /// A requester's service figures, as the numerics read them.
-pub fn service(f: &helpdesk::ServiceFigures) -> Service {
+pub(crate) fn service(f: &helpdesk::ServiceFigures) -> Service {
     Service {
         tickets: f.tickets,
         complaints: f.complaints,
@@ -450,16 +450,16 @@ impl Scoring<'_> {
 /// What an incremental refresh did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpdateReport {
-    pub model_id: String,
+    pub(crate) model_id: String,
     /// The day the changed customers were scored as of.
-    pub as_of: NaiveDate,
+    pub(crate) as_of: NaiveDate,
     /// Customers with an order, a ticket or a link new or changed since the watermark.
     pub changed: usize,
     /// Of those, the customers who had bought by `as_of` (the others have no row).
     pub scored: usize,
     /// Reading the changes and the changed customers' purchases and service.
-    pub read_ms: i64,
-    pub write_ms: i64,
+    pub(crate) read_ms: i64,
+    pub(crate) write_ms: i64,
 }
 
 /// An incremental refresh: the customers whose orders, tickets or identity links changed

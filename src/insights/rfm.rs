@@ -13,7 +13,7 @@ use strum::{EnumIter, EnumString, IntoStaticStr};
 
 /// The eleven standard RFM segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr, EnumIter)]
-pub enum Segment {
+pub(crate) enum Segment {
     #[strum(serialize = "Champions")]
     Champions,
     #[strum(serialize = "Loyal Customers")]
@@ -40,12 +40,12 @@ pub enum Segment {
 
 impl Segment {
     /// The segment's name as the map and reports write it ("Can't Lose Them").
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.into()
     }
 
     /// The segment of scores `r`, `f`, `m` (each 1–5).
-    pub fn of(r: u8, f: u8, m: u8) -> Segment {
+    pub(crate) fn of(r: u8, f: u8, m: u8) -> Segment {
         let index = |s: u8| usize::from(s.clamp(1, 5) - 1);
         segment_map()[index(r) * 25 + index(f) * 5 + index(m)]
     }
@@ -74,37 +74,38 @@ fn segment_map() -> &'static [Segment; 125] {
 
 /// One customer's raw RFM figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Figures {
+pub(crate) struct Figures {
     /// Days from the last purchase to the analysis date.
-    pub recency_days: i64,
+    pub(crate) recency_days: i64,
     /// Purchases (days with a purchase).
-    pub frequency: i64,
+    pub(crate) frequency: i64,
     /// Money spent, in cents.
-    pub monetary_cents: i64,
+    pub(crate) monetary_cents: i64,
 }
 
 /// A customer's scores, code and segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scores {
-    pub recency: u8,
-    pub frequency: u8,
-    pub monetary: u8,
+pub(crate) struct Scores {
+    pub(crate) recency: u8,
+    pub(crate) frequency: u8,
+    pub(crate) monetary: u8,
 }
 
 impl Scores {
     /// `100·R + 10·F + M`, e.g. 545.
-    pub fn code(self) -> u16 {
+    pub(crate) fn code(self) -> u16 {
         u16::from(self.recency) * 100 + u16::from(self.frequency) * 10 + u16::from(self.monetary)
     }
 
-    pub fn segment(self) -> Segment {
+    #[cfg(test)]
+    pub(crate) fn segment(self) -> Segment {
         Segment::of(self.recency, self.frequency, self.monetary)
     }
 }
 
 /// Scores every customer against the others. `customers` pairs each customer's key (the
 /// tie-breaker, ascending) with its figures; the result is in the same order.
-pub fn score<K: Ord>(customers: &[(K, Figures)]) -> Vec<Scores> {
+pub(crate) fn score<K: Ord>(customers: &[(K, Figures)]) -> Vec<Scores> {
     let quintiles = |worst_first: fn(&Figures, &Figures) -> std::cmp::Ordering| {
         let mut order: Vec<usize> = (0..customers.len()).collect();
         order.sort_by(|&i, &j| {
@@ -127,18 +128,18 @@ pub fn score<K: Ord>(customers: &[(K, Figures)]) -> Vec<Scores> {
 /// scored earlier (an incremental refresh) without ranking everyone again: for each of
 /// scores 2–5, the worst figure that still earned it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Cuts {
+pub(crate) struct Cuts {
     /// The most days since the last purchase with recency score 2, 3, 4, 5.
-    pub recency_days: Vec<Option<i64>>,
+    pub(crate) recency_days: Vec<Option<i64>>,
     /// The fewest purchase days with frequency score 2, 3, 4, 5.
-    pub frequency: Vec<Option<i64>>,
+    pub(crate) frequency: Vec<Option<i64>>,
     /// The least money (cents) with monetary score 2, 3, 4, 5.
-    pub monetary_cents: Vec<Option<i64>>,
+    pub(crate) monetary_cents: Vec<Option<i64>>,
 }
 
 impl Cuts {
     /// The cut points of a scored population (`figures` and their `scores`, in order).
-    pub fn of(figures: &[Figures], scores: &[Scores]) -> Cuts {
+    pub(crate) fn of(figures: &[Figures], scores: &[Scores]) -> Cuts {
         let mut cuts = Cuts { recency_days: vec![None; 4], frequency: vec![None; 4], monetary_cents: vec![None; 4] };
         for (f, s) in figures.iter().zip(scores) {
             let at = |score: u8| usize::from(score).checked_sub(2);
@@ -158,7 +159,7 @@ impl Cuts {
 
     /// The scores `figures` earn against the population these cut points came from: one
     /// plus the number of cut points they reach.
-    pub fn score(&self, figures: &Figures) -> Scores {
+    pub(crate) fn score(&self, figures: &Figures) -> Scores {
         let reached = |cuts: &[Option<i64>], reaches: &dyn Fn(i64) -> bool| {
             1 + u8::try_from(cuts.iter().flatten().filter(|c| reaches(**c)).count()).unwrap_or(4)
         };

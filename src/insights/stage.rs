@@ -11,7 +11,7 @@ use super::store::ParetoPoint;
 /// decline; lost once it has ended).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum Lifecycle {
+pub(crate) enum Lifecycle {
     /// Not bought yet, or bought once recently.
     Exploration,
     /// Buying again, in the first year of the relationship.
@@ -25,15 +25,15 @@ pub enum Lifecycle {
 }
 
 /// A one-time buyer is still exploring within this many days of the purchase.
-pub const RECENT_DAYS: i64 = 90;
+pub(crate) const RECENT_DAYS: i64 = 90;
 /// A customer without a purchase for longer than this is lost.
-pub const LOST_DAYS: i64 = 365;
+pub(crate) const LOST_DAYS: i64 = 365;
 /// Below this probability of being active, a customer is lost ...
-pub const LOST_P_ALIVE: f64 = 0.2;
+pub(crate) const LOST_P_ALIVE: f64 = 0.2;
 /// ... and below this one, declining.
-pub const DECLINE_P_ALIVE: f64 = 0.5;
+pub(crate) const DECLINE_P_ALIVE: f64 = 0.5;
 /// Repeat buyers form the relationship during its first year (in weeks).
-pub const FORMATION_WEEKS: f64 = 52.0;
+pub(crate) const FORMATION_WEEKS: f64 = 52.0;
 
 impl Lifecycle {
     /// The stage of a customer with `summary` and probability of being active `p_alive`
@@ -41,7 +41,7 @@ impl Lifecycle {
     /// [`LOST_DAYS`], or `p_alive` below [`LOST_P_ALIVE`]); one purchase: exploration
     /// within [`RECENT_DAYS`], else decline; decline (`p_alive` below
     /// [`DECLINE_P_ALIVE`]); formation (first [`FORMATION_WEEKS`]); stability.
-    pub fn of(summary: &Summary, p_alive: f64) -> Lifecycle {
+    pub(crate) fn of(summary: &Summary, p_alive: f64) -> Lifecycle {
         let days = summary.rfm.recency_days;
         if days > LOST_DAYS || p_alive < LOST_P_ALIVE {
             Lifecycle::Lost
@@ -56,7 +56,7 @@ impl Lifecycle {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.into()
     }
 }
@@ -64,7 +64,7 @@ impl Lifecycle {
 /// The value tier: customers ranked by money spent, most first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum ValueTier {
+pub(crate) enum ValueTier {
     /// The customers who bring the first 80% of revenue.
     Top,
     /// Those who bring the next 15% (up to 95%).
@@ -76,7 +76,7 @@ pub enum ValueTier {
 /// Where a customer sits on the value × satisfaction matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumString, IntoStaticStr, EnumIter)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum Quadrant {
+pub(crate) enum Quadrant {
     /// High value and satisfied.
     Retain,
     /// High value and dissatisfied.
@@ -88,42 +88,42 @@ pub enum Quadrant {
 }
 
 impl Quadrant {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.into()
     }
 }
 
 /// Weight, in answers, of the population's mean CSAT in a customer's expectation.
-pub const PRIOR_ANSWERS: f64 = 2.0;
+pub(crate) const PRIOR_ANSWERS: f64 = 2.0;
 
 /// A customer's service, as the satisfaction model reads it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Service {
-    pub tickets: i64,
-    pub complaints: i64,
-    pub open_complaints: i64,
-    pub csat_sum: i64,
-    pub csat_answers: i64,
-    pub recent_csat_sum: i64,
-    pub recent_csat_answers: i64,
+pub(crate) struct Service {
+    pub(crate) tickets: i64,
+    pub(crate) complaints: i64,
+    pub(crate) open_complaints: i64,
+    pub(crate) csat_sum: i64,
+    pub(crate) csat_answers: i64,
+    pub(crate) recent_csat_sum: i64,
+    pub(crate) recent_csat_answers: i64,
 }
 
 /// Satisfaction as perception against expectation.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Satisfaction {
+pub(crate) struct Satisfaction {
     /// Mean CSAT (1–5) over answered tickets; `None` without answers.
-    pub average_csat: Option<f64>,
+    pub(crate) average_csat: Option<f64>,
     /// Complaints per ticket; `None` without tickets.
-    pub complaint_rate: Option<f64>,
+    pub(crate) complaint_rate: Option<f64>,
     /// Perceived service minus expected, in CSAT points; `None` without answers.
-    pub index: Option<f64>,
+    pub(crate) index: Option<f64>,
     /// Dissatisfied: below expectation, or a complaint still open.
-    pub dissatisfied: bool,
+    pub(crate) dissatisfied: bool,
 }
 
 impl Service {
     /// Adds another requester record's service of the same customer.
-    pub fn add(&mut self, other: &Service) {
+    pub(crate) fn add(&mut self, other: &Service) {
         self.tickets += other.tickets;
         self.complaints += other.complaints;
         self.open_complaints += other.open_complaints;
@@ -138,7 +138,7 @@ impl Service {
     /// expectation is the mean of the customer's earlier answers, shrunk toward the
     /// population's mean by [`PRIOR_ANSWERS`] answers' weight (the population's mean
     /// alone for a first answer). `None` without tickets.
-    pub fn satisfaction(&self, population_csat: f64) -> Option<Satisfaction> {
+    pub(crate) fn satisfaction(&self, population_csat: f64) -> Option<Satisfaction> {
         if self.tickets == 0 {
             return None;
         }
@@ -163,14 +163,14 @@ impl Service {
 }
 
 /// Dissatisfied: a complaint still open, or service below expectation.
-pub fn dissatisfied(open_complaints: i64, index: Option<f64>) -> bool {
+pub(crate) fn dissatisfied(open_complaints: i64, index: Option<f64>) -> bool {
     open_complaints > 0 || index.is_some_and(|i| i < 0.0)
 }
 
 impl Satisfaction {
     /// The quadrant of a customer in `tier`: high value is the top tier. `None` when there
     /// is nothing to judge satisfaction by (no answer and no open complaint).
-    pub fn quadrant(&self, tier: ValueTier) -> Option<Quadrant> {
+    pub(crate) fn quadrant(&self, tier: ValueTier) -> Option<Quadrant> {
         if self.index.is_none() && !self.dissatisfied {
             return None;
         }
@@ -183,22 +183,17 @@ impl Satisfaction {
     }
 }
 
-/// The share of revenue the top tier brings.
-pub const TOP_SHARE: f64 = 0.80;
-/// The share of revenue the top and core tiers bring together.
-pub const CORE_SHARE: f64 = 0.95;
-
 impl ValueTier {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.into()
     }
 }
 
 /// The tier of each customer, from `(tie-breaker, money spent)`: ranked by money, most
 /// first (ties by key ascending), a customer is in the top tier while the revenue of
-/// those ranked before them is under [`TOP_SHARE`] of the total, in the core tier while
-/// it is under [`CORE_SHARE`], else in the tail. In the same order as given.
-pub fn value_tiers<K: Ord>(customers: &[(K, i64)]) -> Vec<ValueTier> {
+/// those ranked before them is under 80% of the total (the top tier brings 80% of the
+/// revenue), in the core tier while it is under 95%, else in the tail. In the same order as given.
+pub(crate) fn value_tiers<K: Ord>(customers: &[(K, i64)]) -> Vec<ValueTier> {
     let total: i128 = customers.iter().map(|(_, cents)| i128::from((*cents).max(0))).sum();
     let mut order: Vec<usize> = (0..customers.len()).collect();
     order.sort_by(|&i, &j| customers[j].1.cmp(&customers[i].1).then_with(|| customers[i].0.cmp(&customers[j].0)));
@@ -224,20 +219,20 @@ pub fn value_tiers<K: Ord>(customers: &[(K, i64)]) -> Vec<ValueTier> {
 /// The least money a customer of the top and of the core tier spent in a population, for
 /// placing a customer in a tier scored earlier (an incremental refresh).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TierCuts {
-    pub top_cents: Option<i64>,
-    pub core_cents: Option<i64>,
+pub(crate) struct TierCuts {
+    pub(crate) top_cents: Option<i64>,
+    pub(crate) core_cents: Option<i64>,
 }
 
 impl TierCuts {
     /// The cut points of a population (`cents` spent and the `tiers` it gave, in order).
-    pub fn of(cents: &[i64], tiers: &[ValueTier]) -> TierCuts {
+    pub(crate) fn of(cents: &[i64], tiers: &[ValueTier]) -> TierCuts {
         let least = |tier: ValueTier| cents.iter().zip(tiers).filter(|(_, t)| **t == tier).map(|(c, _)| *c).min();
         TierCuts { top_cents: least(ValueTier::Top), core_cents: least(ValueTier::Core) }
     }
 
     /// The tier of a customer who spent `cents`.
-    pub fn tier(&self, cents: i64) -> ValueTier {
+    pub(crate) fn tier(&self, cents: i64) -> ValueTier {
         let reaches = |cut: Option<i64>| cents > 0 && cut.is_some_and(|c| cents >= c);
         if reaches(self.top_cents) {
             ValueTier::Top
@@ -252,7 +247,7 @@ impl TierCuts {
 /// The Pareto curve in thousandths: customers ranked by money spent, most first, and
 /// for each share `m/1000` of them (rounded up to whole customers) the share of revenue
 /// they bring. Empty without customers; shares are 0 when nothing was spent.
-pub fn pareto_curve(cents: &[i64]) -> Vec<ParetoPoint> {
+pub(crate) fn pareto_curve(cents: &[i64]) -> Vec<ParetoPoint> {
     let mut sorted: Vec<i64> = cents.iter().map(|c| (*c).max(0)).collect();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     let n = sorted.len();
@@ -280,7 +275,7 @@ pub fn pareto_curve(cents: &[i64]) -> Vec<ParetoPoint> {
 /// (from none to the first point, and between points) each cover at least `k`
 /// customers, ending at everyone. Every curve such a viewer gets is taken from it, so no
 /// two numbers shown, in one answer or in two, differ by fewer than `k` customers.
-pub fn pareto_grid(curve: &[ParetoPoint], k: i64) -> Vec<ParetoPoint> {
+pub(crate) fn pareto_grid(curve: &[ParetoPoint], k: i64) -> Vec<ParetoPoint> {
     let mut grid: Vec<ParetoPoint> = Vec::new();
     for point in curve {
         if point.customers >= grid.last().map_or(0, |p| p.customers) + k {
@@ -301,7 +296,7 @@ pub fn pareto_grid(curve: &[ParetoPoint], k: i64) -> Vec<ParetoPoint> {
 /// customers are, so that every number shown covers at least `k` customers: groups of
 /// 1 to k−1 customers (empty ones reveal no one), and when that is a single group, the
 /// next smallest too, so that it cannot be worked out from a total.
-pub fn suppressed(counts: &[i64], k: i64) -> Vec<bool> {
+pub(crate) fn suppressed(counts: &[i64], k: i64) -> Vec<bool> {
     let mut out: Vec<bool> = counts.iter().map(|&c| c > 0 && c < k).collect();
     if out.iter().filter(|s| **s).count() == 1
         && let Some((i, _)) =

@@ -40,46 +40,46 @@ crate::row! {
 /// incremental refresh reads the changes after these. (A change stamped with the very
 /// same time but committed after it was read waits for the next full refresh.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Watermarks {
+pub(crate) struct Watermarks {
     /// The orders' newest `updated_at`.
-    pub orders: Option<DateTime<Utc>>,
+    pub(crate) orders: Option<DateTime<Utc>>,
     /// The tickets' newest `updated_at`.
-    pub tickets: Option<DateTime<Utc>>,
+    pub(crate) tickets: Option<DateTime<Utc>>,
     /// The identity links' newest `linked_at`.
-    pub links: Option<DateTime<Utc>>,
+    pub(crate) links: Option<DateTime<Utc>>,
 }
 
 /// Where a model's population placed its customers, so that an incremental refresh can
 /// score a changed customer against it without ranking everyone again.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Cuts {
-    pub rfm: rfm::Cuts,
-    pub tiers: TierCuts,
+pub(crate) struct Cuts {
+    pub(crate) rfm: rfm::Cuts,
+    pub(crate) tiers: TierCuts,
     /// The mean of every CSAT answer of the population: service expectations start there.
-    pub population_csat: f64,
+    pub(crate) population_csat: f64,
 }
 
 /// A fitted model: what every customer's insights of one snapshot are computed with.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Model {
-    pub id: String,
+pub(crate) struct Model {
+    pub(crate) id: String,
     /// Purchases up to and including this day count.
-    pub as_of: NaiveDate,
-    pub fitted_at: DateTime<Utc>,
+    pub(crate) as_of: NaiveDate,
+    pub(crate) fitted_at: DateTime<Utc>,
     /// Customers with a purchase up to `as_of`.
-    pub customers: i64,
+    pub(crate) customers: i64,
     /// The purchase model; `None` when no customer bought twice.
-    pub purchases: Option<bgnbd::Params>,
-    pub log_likelihood: Option<f64>,
+    pub(crate) purchases: Option<bgnbd::Params>,
+    pub(crate) log_likelihood: Option<f64>,
     /// The spend model; `None` when it could not be fitted.
-    pub spend: Option<gamma_gamma::Params>,
+    pub(crate) spend: Option<gamma_gamma::Params>,
     /// The population's cut points; `None` for models fitted before incremental refreshes.
-    pub cuts: Option<Cuts>,
+    pub(crate) cuts: Option<Cuts>,
     /// Source changes from these on are not in the model's rows yet; `None` for models
     /// fitted before incremental refreshes.
-    pub watermarks: Option<Watermarks>,
+    pub(crate) watermarks: Option<Watermarks>,
     /// The last incremental refresh.
-    pub updated_at: Option<DateTime<Utc>>,
+    pub(crate) updated_at: Option<DateTime<Utc>>,
 }
 
 impl From<ModelRow> for Model {
@@ -112,7 +112,7 @@ const MODEL_COLUMNS: &str = "id, as_of, finished_at, customers, bgnbd_r, bgnbd_a
 
 /// The newest ready model, if any fit has completed.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn current_model(hub: &Database, trace: &SqlTrace) -> Result<Option<Model>, sqlx::Error> {
+pub(crate) async fn current_model(hub: &Database, trace: &SqlTrace) -> Result<Option<Model>, sqlx::Error> {
     let sql = format!(
         "select {MODEL_COLUMNS} from insight_models where status = 'ready' order by finished_at desc, id desc limit 1"
     );
@@ -151,29 +151,29 @@ crate::row! {
 
 /// One customer's insights as a model scored them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Scored {
-    pub summary: Summary,
-    pub scores: Scores,
-    pub segment: Segment,
+pub(crate) struct Scored {
+    pub(crate) summary: Summary,
+    pub(crate) scores: Scores,
+    pub(crate) segment: Segment,
     /// P(alive); `None` when the model has no purchase model.
-    pub p_alive: Option<f64>,
+    pub(crate) p_alive: Option<f64>,
     /// Lifetime value over 12 months at 1% a month; `None` without both models.
-    pub clv_12m: Option<f64>,
-    pub lifecycle: Lifecycle,
-    pub value_tier: ValueTier,
+    pub(crate) clv_12m: Option<f64>,
+    pub(crate) lifecycle: Lifecycle,
+    pub(crate) value_tier: ValueTier,
     /// From the helpdesk; `None` without tickets.
-    pub service: Option<ServiceScore>,
+    pub(crate) service: Option<ServiceScore>,
     /// The day an incremental refresh scored the customer as of; `None`: the model's.
-    pub scored_on: Option<NaiveDate>,
+    pub(crate) scored_on: Option<NaiveDate>,
 }
 
 /// A customer's satisfaction as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ServiceScore {
-    pub tickets: i64,
-    pub open_complaints: i64,
-    pub satisfaction: Satisfaction,
-    pub quadrant: Option<Quadrant>,
+pub(crate) struct ServiceScore {
+    pub(crate) tickets: i64,
+    pub(crate) open_complaints: i64,
+    pub(crate) satisfaction: Satisfaction,
+    pub(crate) quadrant: Option<Quadrant>,
 }
 
 impl TryFrom<InsightRow> for (String, Scored) {
@@ -229,7 +229,7 @@ impl TryFrom<InsightRow> for (String, Scored) {
 /// The insights of these customers under `model` (customers without a row have not
 /// bought up to the model's date).
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = customers.len()))]
-pub async fn insights(
+pub(crate) async fn insights(
     hub: &Database,
     trace: &SqlTrace,
     model: &str,
@@ -249,7 +249,7 @@ pub async fn insights(
 }
 
 /// Opens a model: its row, `running` until [`publish`] (invisible to requests).
-pub async fn begin(hub: &Database, id: &str, as_of: NaiveDate) -> Result<(), sqlx::Error> {
+pub(crate) async fn begin(hub: &Database, id: &str, as_of: NaiveDate) -> Result<(), sqlx::Error> {
     hub.execute(
         &SqlTrace::default(),
         "insert into insight_models (id, status, as_of, started_at, customers, read_ms, fit_ms, write_ms)
@@ -261,7 +261,7 @@ pub async fn begin(hub: &Database, id: &str, as_of: NaiveDate) -> Result<(), sql
 }
 
 /// Writes scored customers under a running model, in one transaction per call.
-pub async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Result<(), sqlx::Error> {
+pub(crate) async fn write(hub: &Database, model: &str, rows: &[(String, Scored)]) -> Result<(), sqlx::Error> {
     hub.transaction(&insert_statements(hub, model, rows)).await.map(|_| ())
 }
 
@@ -327,13 +327,13 @@ fn insert_statements(hub: &Database, model: &str, rows: &[(String, Scored)]) -> 
 
 /// One point of a model's Pareto curve.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ParetoPoint {
+pub(crate) struct ParetoPoint {
     /// The share of customers, in thousandths (1..=1000).
-    pub permille: i64,
+    pub(crate) permille: i64,
     /// How many customers that is.
-    pub customers: i64,
+    pub(crate) customers: i64,
     /// The share of revenue they bring.
-    pub revenue_share: f64,
+    pub(crate) revenue_share: f64,
 }
 
 crate::row! {
@@ -345,7 +345,7 @@ crate::row! {
 }
 
 /// Writes a running model's Pareto curve.
-pub async fn write_pareto(hub: &Database, model: &str, curve: &[ParetoPoint]) -> Result<(), sqlx::Error> {
+pub(crate) async fn write_pareto(hub: &Database, model: &str, curve: &[ParetoPoint]) -> Result<(), sqlx::Error> {
     let rows = curve
         .iter()
         .map(|p| vec![Arg::from(model), Arg::from(p.permille), Arg::from(p.customers), Arg::from(p.revenue_share)])
@@ -356,7 +356,7 @@ pub async fn write_pareto(hub: &Database, model: &str, curve: &[ParetoPoint]) ->
 
 /// The points of a model's Pareto curve at these permilles (`None`: every point).
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn pareto(
+pub(crate) async fn pareto(
     hub: &Database,
     trace: &SqlTrace,
     model: &str,
@@ -385,7 +385,7 @@ pub async fn pareto(
 
 /// What the customers of a model have in common, per value of a grouping column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
+pub(crate) enum GroupBy {
     Segment,
     Lifecycle,
     ValueTier,
@@ -404,21 +404,26 @@ impl GroupBy {
 crate::row! {
     /// One group's aggregates.
     #[derive(Debug, Clone)]
-    pub struct Group {
+    pub(crate) struct Group {
         /// The group's value (a segment's name, a stage, a tier).
-        pub value: String,
-        pub customers: i64,
-        pub monetary_cents: i64,
+        pub(crate) value: String,
+        pub(crate) customers: i64,
+        pub(crate) monetary_cents: i64,
         /// Means over the customers who have them.
-        pub mean_clv: Option<f64>,
-        pub mean_p_alive: Option<f64>,
+        pub(crate) mean_clv: Option<f64>,
+        pub(crate) mean_p_alive: Option<f64>,
     }
 }
 
 /// Counts, money and means of a model's customers per group, as summed when the model
 /// was fitted.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn groups(hub: &Database, trace: &SqlTrace, model: &str, by: GroupBy) -> Result<Vec<Group>, sqlx::Error> {
+pub(crate) async fn groups(
+    hub: &Database,
+    trace: &SqlTrace,
+    model: &str,
+    by: GroupBy,
+) -> Result<Vec<Group>, sqlx::Error> {
     let sql = "select group_kind, value, customers, monetary_cents, clv_sum, clv_count, p_alive_sum, p_alive_count
                from insight_groups where model_id = ? and group_kind = ?";
     let rows: Vec<GroupSumRow> = hub.fetch_all(trace, sql, &[model.into(), by.column().into()]).await?;
@@ -503,7 +508,7 @@ fn group_statements(hub: &Database, model: &str, sums: GroupSums) -> Vec<(String
 
 /// Sums scored customers per segment, stage and tier and writes them under a running
 /// model.
-pub async fn write_groups<'a>(
+pub(crate) async fn write_groups<'a>(
     hub: &Database,
     model: &str,
     scored: impl Iterator<Item = &'a Scored>,
@@ -530,7 +535,7 @@ crate::row! {
 /// their rows are replaced by `rows` (customers in `customers` without a row in `rows`
 /// lose theirs), the group sums follow, and the model's watermark moves to
 /// `watermarks`. One update at a time: the group sums are read, then written.
-pub async fn update(
+pub(crate) async fn update(
     hub: &Database,
     model: &str,
     customers: &[String],
@@ -583,28 +588,28 @@ pub async fn update(
 /// row (who had not bought by the model's date) are exploring and in the tail tier, as
 /// their insights say.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Criteria {
-    pub segment: Option<Segment>,
-    pub lifecycle: Option<Lifecycle>,
-    pub value_tier: Option<ValueTier>,
+pub(crate) struct Criteria {
+    pub(crate) segment: Option<Segment>,
+    pub(crate) lifecycle: Option<Lifecycle>,
+    pub(crate) value_tier: Option<ValueTier>,
     /// Churn risk (1 − P(alive)) at least this.
-    pub min_churn_risk: Option<f64>,
+    pub(crate) min_churn_risk: Option<f64>,
     /// Predicted 12-month lifetime value at least this.
-    pub min_clv: Option<f64>,
-    pub quadrant: Option<Quadrant>,
+    pub(crate) min_clv: Option<f64>,
+    pub(crate) quadrant: Option<Quadrant>,
     /// List in this order (customers who have the value only).
-    pub order: Option<(RankBy, bool)>,
+    pub(crate) order: Option<(RankBy, bool)>,
 }
 
 /// What a list of customers can be ranked by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RankBy {
+pub(crate) enum RankBy {
     PredictedClv,
     ChurnRisk,
 }
 
 impl Criteria {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         *self == Criteria::default()
     }
 
@@ -612,7 +617,7 @@ impl Criteria {
     /// under `model`. When a criterion excludes customers without a row, an inner join
     /// led by the model's indexes; else a left join reading a missing row as exploring
     /// and tail.
-    pub fn narrowing(&self, model: &str) -> Narrowing {
+    pub(crate) fn narrowing(&self, model: &str) -> Narrowing {
         let buyers_only = self.segment.is_some()
             || self.quadrant.is_some()
             || self.order.is_some()
@@ -661,7 +666,7 @@ impl Criteria {
 }
 
 /// Writes a running model's products and affinities.
-pub async fn write_products(
+pub(crate) async fn write_products(
     hub: &Database,
     model: &str,
     products: &[Product],
@@ -720,7 +725,7 @@ crate::row! {
 
 /// The affinities of these products under `model`.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = skus.len()))]
-pub async fn affinities(
+pub(crate) async fn affinities(
     hub: &Database,
     trace: &SqlTrace,
     model: &str,
@@ -758,7 +763,7 @@ crate::row! {
 
 /// The products of these categories under `model`, cheapest first.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = categories.len()))]
-pub async fn products_in(
+pub(crate) async fn products_in(
     hub: &Database,
     trace: &SqlTrace,
     model: &str,
@@ -786,22 +791,22 @@ pub async fn products_in(
 
 /// What a completed fit records of itself.
 #[derive(Debug, Clone)]
-pub struct Fitted {
-    pub customers: i64,
-    pub purchases: Option<bgnbd::Params>,
-    pub log_likelihood: Option<f64>,
-    pub spend: Option<gamma_gamma::Params>,
-    pub read_ms: i64,
-    pub fit_ms: i64,
-    pub write_ms: i64,
-    pub cuts: Cuts,
+pub(crate) struct Fitted {
+    pub(crate) customers: i64,
+    pub(crate) purchases: Option<bgnbd::Params>,
+    pub(crate) log_likelihood: Option<f64>,
+    pub(crate) spend: Option<gamma_gamma::Params>,
+    pub(crate) read_ms: i64,
+    pub(crate) fit_ms: i64,
+    pub(crate) write_ms: i64,
+    pub(crate) cuts: Cuts,
     /// The sources' newest changes before the fit read them.
-    pub watermarks: Watermarks,
+    pub(crate) watermarks: Watermarks,
 }
 
 /// Makes a running model the current one, in one transaction: older ready models are
 /// superseded. Their rows are deleted afterwards ([`prune`]).
-pub async fn publish(hub: &Database, id: &str, fitted: &Fitted) -> Result<(), sqlx::Error> {
+pub(crate) async fn publish(hub: &Database, id: &str, fitted: &Fitted) -> Result<(), sqlx::Error> {
     let p = fitted.purchases;
     let s = fitted.spend;
     let statements = vec![
@@ -837,7 +842,7 @@ pub async fn publish(hub: &Database, id: &str, fitted: &Fitted) -> Result<(), sq
 }
 
 /// Marks a model that did not complete as failed and deletes what it wrote.
-pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
     let statements = vec![
         ("update insight_models set status = 'failed' where id = ?".to_owned(), vec![Arg::from(id)]),
         ("delete from customer_insights where model_id = ?".to_owned(), vec![Arg::from(id)]),
@@ -851,7 +856,7 @@ pub async fn fail(hub: &Database, id: &str) -> Result<(), sqlx::Error> {
 
 /// Deletes the rows of superseded and failed models (the models' own rows stay, as the
 /// history of fits; a fit running elsewhere keeps its rows).
-pub async fn prune(hub: &Database) -> Result<u64, sqlx::Error> {
+pub(crate) async fn prune(hub: &Database) -> Result<u64, sqlx::Error> {
     let old = "(select id from insight_models where status in ('superseded', 'failed'))";
     let statements =
         ["customer_insights", "insight_pareto", "insight_products", "insight_affinities", "insight_groups"]

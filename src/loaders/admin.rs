@@ -17,7 +17,7 @@ use crate::revocations::{self, RevocationKind};
 use crate::sources::{Sources, SqlTrace};
 use crate::subject::{self, Erased, Export, SourceFailed};
 
-pub struct Admin<'a> {
+pub(crate) struct Admin<'a> {
     pub(super) hub: &'a Source,
     pub(super) sources: &'a Sources,
     pub(super) trace: &'a SqlTrace,
@@ -31,7 +31,7 @@ fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
 
 impl Admin<'_> {
     /// Audit entries matching `filter`, newest first, below `before`.
-    pub async fn audit_page(
+    pub(crate) async fn audit_page(
         &self,
         filter: &AuditFilter,
         before: Option<&Position>,
@@ -41,13 +41,13 @@ impl Admin<'_> {
     }
 
     /// How many audit entries match `filter`.
-    pub async fn audit_count(&self, filter: &AuditFilter) -> Result<i64, ApiError> {
+    pub(crate) async fn audit_count(&self, filter: &AuditFilter) -> Result<i64, ApiError> {
         store::count(&self.hub.db, &self.hub.trace, filter).await.map_err(|e| self.hub.fail(e))
     }
 
     /// Stores an entry now (not through the batching writer): the action it records may
     /// only happen once it is stored. `AUDIT_UNAVAILABLE` when it cannot be.
-    pub async fn record_now(&self, entry: AuditEntry) -> Result<(), ApiError> {
+    pub(crate) async fn record_now(&self, entry: AuditEntry) -> Result<(), ApiError> {
         let action = entry.action;
         store::insert(&self.hub.db, &[entry]).await.map_err(|e| {
             tracing::error!(error = %e, %action, "cannot write the audit log");
@@ -60,7 +60,7 @@ impl Admin<'_> {
     /// refresh (a full fit when there is no model to update); this replica serves the
     /// result from the next request on, the others within seconds. The work runs as its
     /// own task: a client that goes away does not cut it short.
-    pub async fn refresh_insights(&self, as_of: NaiveDate, changed_only: bool) -> Result<(), ApiError> {
+    pub(crate) async fn refresh_insights(&self, as_of: NaiveDate, changed_only: bool) -> Result<(), ApiError> {
         let sources = self.sources.clone();
         let fit = tokio::spawn(async move {
             if changed_only && refresh::update(&sources, as_of).await?.is_some() {
@@ -86,7 +86,7 @@ impl Admin<'_> {
     }
 
     /// Revokes `value` of `kind`, recording the admin's subject and the reason.
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         kind: RevocationKind,
         value: &str,
@@ -100,17 +100,17 @@ impl Admin<'_> {
     }
 
     /// Everything the sources hold about the customer with these links.
-    pub async fn export(&self, customer_id: &str, links: Vec<Link>) -> Result<Export, ApiError> {
+    pub(crate) async fn export(&self, customer_id: &str, links: Vec<Link>) -> Result<Export, ApiError> {
         subject::export(self.sources, self.trace, customer_id, links).await.map_err(failed)
     }
 
     /// The other customers sharing an email or phone with this one.
-    pub async fn sharing_keys(&self, customer_id: &str) -> Result<Vec<String>, ApiError> {
+    pub(crate) async fn sharing_keys(&self, customer_id: &str) -> Result<Vec<String>, ApiError> {
         subject::sharing_keys(&self.hub.db, &self.hub.trace, customer_id).await.map_err(|e| self.hub.fail(e))
     }
 
     /// Erases the customer with these links from every source, then from the hub.
-    pub async fn erase(&self, customer_id: &str, links: &[Link]) -> Result<Vec<Erased>, ApiError> {
+    pub(crate) async fn erase(&self, customer_id: &str, links: &[Link]) -> Result<Vec<Erased>, ApiError> {
         let erased = subject::erase(self.sources, customer_id, links).await;
         // Whatever was erased before a failure, this process's requests read afresh.
         self.links.invalidate();

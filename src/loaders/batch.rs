@@ -18,11 +18,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 /// The batches a request's loaders have queued, waiting for [`drive`] to run them.
 #[derive(Clone, Default)]
-pub struct BatchQueue(Arc<Mutex<Vec<BoxFuture<'static, ()>>>>);
+pub(crate) struct BatchQueue(Arc<Mutex<Vec<BoxFuture<'static, ()>>>>);
 
 impl BatchQueue {
     /// The `DataLoader` spawner that queues instead of spawning.
-    pub fn spawner(&self) -> impl Fn(BoxFuture<'static, ()>) + Send + Sync + 'static {
+    pub(crate) fn spawner(&self) -> impl Fn(BoxFuture<'static, ()>) + Send + Sync + 'static {
         let queue = self.0.clone();
         move |batch| queue.lock().unwrap_or_else(|e| e.into_inner()).push(batch)
     }
@@ -69,7 +69,7 @@ const MAX_YIELDS: u32 = 4_096;
 ///
 /// A batch may queue further batches while it runs (a loader that uses a loader); they
 /// run in the same round, so the request is never left waiting on a batch nobody runs.
-pub async fn drive<F: Future>(queue: BatchQueue, work: F) -> F::Output {
+pub(crate) async fn drive<F: Future>(queue: BatchQueue, work: F) -> F::Output {
     let mut work = pin!(work);
     let mut running: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
     // Yields in a row, across polls: reset whenever `work` waits on something else.

@@ -27,11 +27,11 @@ loader!(
 
 /// Which CRM records have an active consent for the request's partner (row rule for
 /// partner viewers). Holds one scope: loaders are per request, and so is the viewer.
-pub struct ConsentLoader {
-    pub source: Source,
-    pub scope: Option<ConsentScope>,
+pub(crate) struct ConsentLoader {
+    pub(crate) source: Source,
+    pub(crate) scope: Option<ConsentScope>,
     /// One instant for the whole request, so every check agrees.
-    pub now: DateTime<Utc>,
+    pub(crate) now: DateTime<Utc>,
 }
 
 impl Loader<i64> for ConsentLoader {
@@ -53,14 +53,14 @@ impl Loader<i64> for ConsentLoader {
 }
 
 /// The request's writes to the CRM; each forgets the cached reads it makes stale.
-pub struct Writes<'a> {
+pub(crate) struct Writes<'a> {
     pub(super) loaders: &'a Loaders,
     pub(super) source: &'a Source,
 }
 
 impl Writes<'_> {
     /// Records a grant on CRM record `customer_id`.
-    pub async fn grant_consent(
+    pub(crate) async fn grant_consent(
         &self,
         customer_id: i64,
         scope: &ConsentScope,
@@ -75,7 +75,7 @@ impl Writes<'_> {
 
     /// Revokes the active grants of these CRM records for `partner` (and `purpose`, or
     /// every purpose); returns how many it revoked.
-    pub async fn revoke_consent(
+    pub(crate) async fn revoke_consent(
         &self,
         ids: &[i64],
         partner: &str,
@@ -89,7 +89,7 @@ impl Writes<'_> {
     }
 
     /// Adds a note to CRM record `customer_id` and returns it.
-    pub async fn add_note(
+    pub(crate) async fn add_note(
         &self,
         customer_id: i64,
         author: &str,

@@ -19,14 +19,14 @@ use crate::sources::crm::{self, Consenting};
 
 /// A golden customer and its source records, ordered by source and key.
 #[derive(Debug, Clone)]
-pub struct Golden {
-    pub id: String,
-    pub links: Arc<Vec<Link>>,
+pub(crate) struct Golden {
+    pub(crate) id: String,
+    pub(crate) links: Arc<Vec<Link>>,
 }
 
 impl Golden {
     /// The keys this customer has in one source (all sources use integer keys).
-    pub fn keys(&self, source: SourceName) -> Vec<i64> {
+    pub(crate) fn keys(&self, source: SourceName) -> Vec<i64> {
         store::source_keys(&self.links, source)
     }
 
@@ -37,7 +37,7 @@ impl Golden {
 
 /// Where a page of customers continues.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Position {
+pub(crate) enum Position {
     /// After this golden id (everyone, in id order).
     Id(String),
     /// After this consenting CRM record (a partner's list, in consent order).
@@ -47,16 +47,16 @@ pub enum Position {
 }
 
 /// One page of customers, each with the position after it, and the total when asked.
-pub struct Page {
-    pub customers: Vec<(Golden, Position)>,
-    pub total: i64,
+pub(crate) struct Page {
+    pub(crate) customers: Vec<(Golden, Position)>,
+    pub(crate) total: i64,
 }
 
 /// A CRM key no record has (ids are positive): the probe for customers without one.
 const NO_CRM_RECORD: i64 = -1;
 
 /// The customers of one request, as its viewer's row rule lets it see them.
-pub struct Customers<'a> {
+pub(crate) struct Customers<'a> {
     pub(super) loaders: &'a Loaders,
 }
 
@@ -69,13 +69,13 @@ impl Customers<'_> {
     }
 
     /// Whether pages are in consent order (positions are [`Position::Consent`]).
-    pub fn consent_ordered(&self) -> bool {
+    pub(crate) fn consent_ordered(&self) -> bool {
         self.consent().is_some()
     }
 
     /// The customers among `found` the viewer may see. One consent lookup for all of
     /// them (the probe when there are none, so that nobody and somebody cost the same).
-    pub async fn admit(&self, mut found: Vec<Golden>) -> Result<Vec<Golden>, ApiError> {
+    pub(crate) async fn admit(&self, mut found: Vec<Golden>) -> Result<Vec<Golden>, ApiError> {
         if self.consent().is_none() {
             return Ok(found);
         }
@@ -89,7 +89,7 @@ impl Customers<'_> {
     }
 
     /// A customer by golden id (an id merged into another answers with the survivor).
-    pub async fn by_id(&self, id: String) -> Result<Option<Golden>, ApiError> {
+    pub(crate) async fn by_id(&self, id: String) -> Result<Option<Golden>, ApiError> {
         let links = self.loaders.links.load_one(id).await?;
         let found = links.and_then(|links| Some(Golden { id: links.first()?.customer_id.clone(), links }));
         Ok(self.admit(found.into_iter().collect()).await?.pop())
@@ -97,14 +97,14 @@ impl Customers<'_> {
 
     /// The customers with this key that the viewer may see. (A partner is never told
     /// that a key is shared with customers it cannot see.)
-    pub async fn by_key(&self, key: LookupKey) -> Result<Vec<Golden>, ApiError> {
+    pub(crate) async fn by_key(&self, key: LookupKey) -> Result<Vec<Golden>, ApiError> {
         let links = self.loaders.key_links.load_one(key).await?.map(|l| l.as_ref().clone()).unwrap_or_default();
         self.admit(Golden::group(links)).await
     }
 
     /// Whether the customer owning a source record (an order's account, a ticket's
     /// requester) may be seen; no such record is `false`.
-    pub async fn owner_admitted(&self, owner: Option<(SourceName, i64)>) -> Result<bool, ApiError> {
+    pub(crate) async fn owner_admitted(&self, owner: Option<(SourceName, i64)>) -> Result<bool, ApiError> {
         if self.consent().is_none() {
             return Ok(owner.is_some());
         }
@@ -118,7 +118,7 @@ impl Customers<'_> {
     /// A page of `first` customers after `after` (and one more, to tell whether more
     /// follow), only those with a record in `has_source` when given; with the total when
     /// `total` is asked for.
-    pub async fn page(
+    pub(crate) async fn page(
         &self,
         first: usize,
         after: Option<Position>,

@@ -22,7 +22,7 @@ loader!(
 
 /// Service figures per requester up to now: the satisfaction of customers the insight
 /// snapshot has no row for (they had not bought by the model's date).
-pub struct ServiceNowLoader(pub Source);
+pub(crate) struct ServiceNowLoader(pub Source);
 
 impl Loader<i64> for ServiceNowLoader {
     type Value = ServiceFigures;

@@ -21,13 +21,13 @@ const MODEL_TTL: Duration = Duration::from_secs(5);
 /// The current model, as this process last saw it. Until a first model exists it is
 /// asked for on every request that needs it (a fit may land any moment).
 #[derive(Default)]
-pub struct ModelCache {
+pub(crate) struct ModelCache {
     seen: Mutex<Option<(Instant, Arc<Model>)>>,
 }
 
 impl ModelCache {
     /// The newest ready model; `MODEL_NOT_READY` before the first fit.
-    pub async fn current(&self, source: &Source) -> Result<Arc<Model>, ApiError> {
+    pub(crate) async fn current(&self, source: &Source) -> Result<Arc<Model>, ApiError> {
         if let Some((at, model)) = self.seen.lock().map(|s| s.clone()).unwrap_or(None)
             && at.elapsed() < MODEL_TTL
         {
@@ -42,13 +42,13 @@ impl ModelCache {
     }
 
     /// How long ago the model this process serves was fitted; `None` before it read one.
-    pub fn age_seconds(&self) -> Option<i64> {
+    pub(crate) fn age_seconds(&self) -> Option<i64> {
         let seen = self.seen.lock().ok()?.clone()?;
         Some((chrono::Utc::now() - seen.1.fitted_at).num_seconds())
     }
 
     /// Forgets the model seen, so the next request reads the newest (after a fit here).
-    pub fn forget(&self) {
+    pub(crate) fn forget(&self) {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = None;
         }
@@ -57,7 +57,7 @@ impl ModelCache {
 
 /// Aggregates over the current model's customers (for analysts): one grouped
 /// statement on the hub store each.
-pub struct Population<'a> {
+pub(crate) struct Population<'a> {
     pub(super) source: &'a Source,
     pub(super) models: &'a ModelCache,
     pub(super) sources: &'a crate::sources::Sources,
@@ -65,31 +65,31 @@ pub struct Population<'a> {
 
 impl Population<'_> {
     /// The current model; `MODEL_NOT_READY` before the first fit.
-    pub async fn model(&self) -> Result<Arc<Model>, ApiError> {
+    pub(crate) async fn model(&self) -> Result<Arc<Model>, ApiError> {
         self.models.current(self.source).await
     }
 
     /// Counts, money and means per group of the model's customers.
-    pub async fn groups(&self, model: &Model, by: GroupBy) -> Result<Vec<Group>, ApiError> {
+    pub(crate) async fn groups(&self, model: &Model, by: GroupBy) -> Result<Vec<Group>, ApiError> {
         let s = self.source;
         store::groups(&s.db, &s.trace, &model.id, by).await.map_err(|e| s.fail(e))
     }
 
     /// The model's Pareto curve at these permilles (`None`: every point).
-    pub async fn pareto(&self, model: &Model, permilles: Option<&[i64]>) -> Result<Vec<ParetoPoint>, ApiError> {
+    pub(crate) async fn pareto(&self, model: &Model, permilles: Option<&[i64]>) -> Result<Vec<ParetoPoint>, ApiError> {
         let s = self.source;
         store::pareto(&s.db, &s.trace, &model.id, permilles).await.map_err(|e| s.fail(e))
     }
 
     /// What identity resolution found in the data.
-    pub async fn data_quality(&self) -> Result<Findings, ApiError> {
+    pub(crate) async fn data_quality(&self) -> Result<Findings, ApiError> {
         crate::identity::quality::findings(self.sources, &self.source.trace)
             .await
             .map_err(|(db, e)| ApiError::from_sql(db, &e))
     }
 
     /// Customers in the hub now.
-    pub async fn customers(&self) -> Result<i64, ApiError> {
+    pub(crate) async fn customers(&self) -> Result<i64, ApiError> {
         let s = self.source;
         crate::identity::store::count_customers(&s.db, &s.trace, None, None).await.map_err(|e| s.fail(e))
     }
@@ -97,13 +97,13 @@ impl Population<'_> {
 
 /// One customer's insights: the model and, when they had bought by its date, their scores.
 #[derive(Debug, Clone)]
-pub struct Insight {
-    pub model: Arc<Model>,
-    pub scored: Option<Scored>,
+pub(crate) struct Insight {
+    pub(crate) model: Arc<Model>,
+    pub(crate) scored: Option<Scored>,
 }
 
 /// What one loader of the current model's tables reads, by key.
-pub trait ModelTable: Send + Sync + 'static {
+pub(crate) trait ModelTable: Send + Sync + 'static {
     type Row: Clone + Send + Sync + 'static;
     /// The rows of these keys under `model`, each with its key.
     fn load(
@@ -115,11 +115,11 @@ pub trait ModelTable: Send + Sync + 'static {
 
 /// Rows of a model table by key (a product's affinities, a category's products), under
 /// the model the request saw first.
-pub struct ModelLoader<T> {
-    pub source: Source,
-    pub models: Arc<ModelCache>,
-    pub model: Arc<OnceCell<Arc<Model>>>,
-    pub table: std::marker::PhantomData<T>,
+pub(crate) struct ModelLoader<T> {
+    pub(crate) source: Source,
+    pub(crate) models: Arc<ModelCache>,
+    pub(crate) model: Arc<OnceCell<Arc<Model>>>,
+    pub(crate) table: std::marker::PhantomData<T>,
 }
 
 impl<T: ModelTable> Loader<String> for ModelLoader<T> {
@@ -138,7 +138,7 @@ impl<T: ModelTable> Loader<String> for ModelLoader<T> {
 }
 
 /// The products bought together with a product, strongest first.
-pub struct Affinities;
+pub(crate) struct Affinities;
 
 impl ModelTable for Affinities {
     type Row = Affinity;
@@ -150,7 +150,7 @@ impl ModelTable for Affinities {
 }
 
 /// The products of a category, cheapest first.
-pub struct CategoryProducts;
+pub(crate) struct CategoryProducts;
 
 impl ModelTable for CategoryProducts {
     type Row = Product;
@@ -162,11 +162,11 @@ impl ModelTable for CategoryProducts {
 }
 
 /// Insights by golden id, all under the one model the request saw first.
-pub struct InsightLoader {
-    pub source: Source,
-    pub models: Arc<ModelCache>,
+pub(crate) struct InsightLoader {
+    pub(crate) source: Source,
+    pub(crate) models: Arc<ModelCache>,
     /// The request's model: a fit landing mid-request does not mix two models.
-    pub model: Arc<OnceCell<Arc<Model>>>,
+    pub(crate) model: Arc<OnceCell<Arc<Model>>>,
 }
 
 impl Loader<String> for InsightLoader {

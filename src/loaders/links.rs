@@ -31,7 +31,7 @@ pub const LINKS_CHECKED_EVERY: Duration = Duration::from_secs(1);
 /// process erases a customer; an entry of an earlier epoch is never served. While the
 /// check is due and another request runs it, or after it failed, nothing is served from
 /// memory.
-pub struct LinkCache {
+pub(crate) struct LinkCache {
     /// `None` when turned off (`identity.link_cache_entries = 0`).
     entries: Option<Cache<Viewed, Stamped>>,
     epoch: AtomicU64,
@@ -42,7 +42,7 @@ pub struct LinkCache {
 
 impl LinkCache {
     /// A cache of up to `capacity` customers' links; none at 0.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         LinkCache {
             entries: (capacity > 0).then(|| Cache::new(capacity)),
             epoch: AtomicU64::new(0),
@@ -83,7 +83,7 @@ impl LinkCache {
     }
 
     /// Drops every entry: this process changed links.
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(entries) = &self.entries {
             entries.clear();
@@ -117,7 +117,7 @@ enum Lookup {
 
 /// Where a request's loaders read links: the hub store, and with a `viewer` the
 /// process's [`LinkCache`] under that viewer's key.
-pub struct LinkSource {
+pub(crate) struct LinkSource {
     pub(super) source: Source,
     pub(super) cache: Arc<LinkCache>,
     pub(super) viewer: Option<Arc<str>>,
@@ -174,7 +174,7 @@ impl LinkSource {
 
 /// Links by golden id. An id merged into another customer loads the survivor's links
 /// (whose `customer_id` is the survivor's); an unknown id loads nothing.
-pub struct LinksLoader(pub LinkSource);
+pub(crate) struct LinksLoader(pub LinkSource);
 
 impl Loader<String> for LinksLoader {
     type Value = Arc<Vec<Link>>;
@@ -192,7 +192,7 @@ impl Loader<String> for LinksLoader {
 
 /// The links of the customers found by each key (an email, a phone, a source record's
 /// key): every lookup of a request's level in one statement per kind of key.
-pub struct KeyLinksLoader(pub LinkSource);
+pub(crate) struct KeyLinksLoader(pub LinkSource);
 
 impl Loader<LookupKey> for KeyLinksLoader {
     type Value = Arc<Vec<Link>>;

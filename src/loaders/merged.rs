@@ -33,11 +33,11 @@ const MAX_KEYS: usize = 1_000;
 
 /// Every loader's lanes, process-wide.
 #[derive(Default)]
-pub struct Merges(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+pub(crate) struct Merges(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
 
 impl Merges {
     /// The lanes of loader `L`, whose rows are `R`.
-    pub fn of<L: 'static, R: Send + 'static>(&self) -> Arc<Lanes<R>> {
+    pub(crate) fn of<L: 'static, R: Send + 'static>(&self) -> Arc<Lanes<R>> {
         let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let lanes = all.entry(TypeId::of::<L>()).or_insert_with(|| Arc::new(Lanes::<R>::default())).clone();
         // The entry of `TypeId::of::<L>()` was made here, as `Lanes<R>`.
@@ -46,7 +46,7 @@ impl Merges {
 }
 
 /// A loader's statements, one lane per page (the unpaged ones in `None`'s).
-pub struct Lanes<R> {
+pub(crate) struct Lanes<R> {
     lanes: Mutex<HashMap<Option<Page>, Lane<R>>>,
 }
 
@@ -68,12 +68,13 @@ struct Waiter<R> {
 }
 
 /// Runs a statement for keys: `(source, keys, page)` to rows.
-pub type Fetch<R> = fn(Source, Vec<i64>, Option<Page>) -> futures::future::BoxFuture<'static, Result<Vec<R>, ApiError>>;
+pub(crate) type Fetch<R> =
+    fn(Source, Vec<i64>, Option<Page>) -> futures::future::BoxFuture<'static, Result<Vec<R>, ApiError>>;
 
 impl<R: Clone + Send + 'static> Lanes<R> {
     /// The rows of `keys` (each row's key read by `key`), from a statement of this
     /// request's own or merged with other requests'.
-    pub async fn load(
+    pub(crate) async fn load(
         self: &Arc<Self>,
         source: &Source,
         keys: Vec<i64>,

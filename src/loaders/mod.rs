@@ -8,16 +8,16 @@
 //! shop account id, a helpdesk requester id), never golden ids: identity is resolved
 //! before them ([`customers`]). One file per source.
 
-pub mod admin;
-pub mod batch;
-pub mod crm;
-pub mod customers;
-pub mod helpdesk;
-pub mod insights;
+pub(crate) mod admin;
+pub(crate) mod batch;
+pub(crate) mod crm;
+pub(crate) mod customers;
+pub(crate) mod helpdesk;
+pub(crate) mod insights;
 pub mod links;
-pub mod marketing;
-pub mod merged;
-pub mod shop;
+pub(crate) mod marketing;
+pub(crate) mod merged;
+pub(crate) mod shop;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -30,48 +30,48 @@ use crate::policy::Rows;
 use crate::sources::{Page, Sources, SqlTrace};
 
 /// What loaders keep across requests, process-wide.
-pub struct Kept {
+pub(crate) struct Kept {
     /// The current insight model, as this process last saw it.
-    pub models: Arc<insights::ModelCache>,
+    pub(crate) models: Arc<insights::ModelCache>,
     /// Customers' identity links, per viewer.
-    pub links: Arc<links::LinkCache>,
+    pub(crate) links: Arc<links::LinkCache>,
     /// Where concurrent requests' statements meet to be merged; `None` when they are not
     /// (`database.merge_statements`).
-    pub merges: Option<Arc<merged::Merges>>,
+    pub(crate) merges: Option<Arc<merged::Merges>>,
 }
 
 impl Kept {
     /// With up to `links` customers' links kept (none at 0), statements merged or not.
-    pub fn new(links: usize, merge: bool) -> Self {
+    pub(crate) fn new(links: usize, merge: bool) -> Self {
         Kept { models: Arc::default(), links: Arc::new(links::LinkCache::new(links)), merges: merge.then(Arc::default) }
     }
 }
 
 /// Every loader of one request.
-pub struct Loaders {
-    pub links: DataLoader<links::LinksLoader, HashMapCache>,
-    pub key_links: DataLoader<links::KeyLinksLoader, HashMapCache>,
-    pub crm_customers: DataLoader<crm::CustomerLoader, HashMapCache>,
-    pub consents: DataLoader<crm::ConsentLoader, HashMapCache>,
-    pub consent_ledger: DataLoader<crm::ConsentLedgerLoader, HashMapCache>,
-    pub note_pages: DataLoader<crm::NotePageLoader, HashMapCache>,
-    pub note_counts: DataLoader<crm::NoteCountLoader, HashMapCache>,
-    pub accounts: DataLoader<shop::AccountLoader, HashMapCache>,
-    pub orders: DataLoader<shop::OrderLoader, HashMapCache>,
-    pub order_pages: DataLoader<shop::OrderPageLoader, HashMapCache>,
-    pub order_lines: DataLoader<shop::OrderLineLoader, HashMapCache>,
-    pub purchases: DataLoader<shop::PurchaseLoader, HashMapCache>,
-    pub tickets: DataLoader<helpdesk::TicketLoader, HashMapCache>,
-    pub ticket_pages: DataLoader<helpdesk::TicketPageLoader, HashMapCache>,
-    pub service: DataLoader<helpdesk::ServiceLoader, HashMapCache>,
-    pub service_now: DataLoader<helpdesk::ServiceNowLoader, HashMapCache>,
-    pub send_pages: DataLoader<marketing::SendPageLoader, HashMapCache>,
-    pub send_counts: DataLoader<marketing::SendCountLoader, HashMapCache>,
-    pub campaigns: DataLoader<marketing::CampaignLoader, HashMapCache>,
-    pub insights: DataLoader<insights::InsightLoader, HashMapCache>,
-    pub affinities: DataLoader<insights::ModelLoader<insights::Affinities>, HashMapCache>,
-    pub category_products: DataLoader<insights::ModelLoader<insights::CategoryProducts>, HashMapCache>,
-    pub bought: DataLoader<shop::BoughtLoader, HashMapCache>,
+pub(crate) struct Loaders {
+    pub(crate) links: DataLoader<links::LinksLoader, HashMapCache>,
+    pub(crate) key_links: DataLoader<links::KeyLinksLoader, HashMapCache>,
+    pub(crate) crm_customers: DataLoader<crm::CustomerLoader, HashMapCache>,
+    pub(crate) consents: DataLoader<crm::ConsentLoader, HashMapCache>,
+    pub(crate) consent_ledger: DataLoader<crm::ConsentLedgerLoader, HashMapCache>,
+    pub(crate) note_pages: DataLoader<crm::NotePageLoader, HashMapCache>,
+    pub(crate) note_counts: DataLoader<crm::NoteCountLoader, HashMapCache>,
+    pub(crate) accounts: DataLoader<shop::AccountLoader, HashMapCache>,
+    pub(crate) orders: DataLoader<shop::OrderLoader, HashMapCache>,
+    pub(crate) order_pages: DataLoader<shop::OrderPageLoader, HashMapCache>,
+    pub(crate) order_lines: DataLoader<shop::OrderLineLoader, HashMapCache>,
+    pub(crate) purchases: DataLoader<shop::PurchaseLoader, HashMapCache>,
+    pub(crate) tickets: DataLoader<helpdesk::TicketLoader, HashMapCache>,
+    pub(crate) ticket_pages: DataLoader<helpdesk::TicketPageLoader, HashMapCache>,
+    pub(crate) service: DataLoader<helpdesk::ServiceLoader, HashMapCache>,
+    pub(crate) service_now: DataLoader<helpdesk::ServiceNowLoader, HashMapCache>,
+    pub(crate) send_pages: DataLoader<marketing::SendPageLoader, HashMapCache>,
+    pub(crate) send_counts: DataLoader<marketing::SendCountLoader, HashMapCache>,
+    pub(crate) campaigns: DataLoader<marketing::CampaignLoader, HashMapCache>,
+    pub(crate) insights: DataLoader<insights::InsightLoader, HashMapCache>,
+    pub(crate) affinities: DataLoader<insights::ModelLoader<insights::Affinities>, HashMapCache>,
+    pub(crate) category_products: DataLoader<insights::ModelLoader<insights::CategoryProducts>, HashMapCache>,
+    pub(crate) bought: DataLoader<shop::BoughtLoader, HashMapCache>,
     /// Which customers the viewer sees at all (the policy's row rule).
     rows: Rows,
     /// The CRM, for the request's writes (consents and notes): see [`crm::Writes`].
@@ -87,7 +87,7 @@ impl Loaders {
     /// Loaders whose batches run through `queue` (see [`batch::drive`]), for a viewer who
     /// sees the customers `rows` admits; `models` is the process's view of the current
     /// insight model.
-    pub fn new(
+    pub(crate) fn new(
         sources: &Sources,
         kept: &Kept,
         trace: &SqlTrace,
@@ -166,12 +166,12 @@ impl Loaders {
     }
 
     /// Finding customers, as the viewer's row rule lets it see them.
-    pub fn customers(&self) -> customers::Customers<'_> {
+    pub(crate) fn customers(&self) -> customers::Customers<'_> {
         customers::Customers { loaders: self }
     }
 
     /// The audit log's reads, and the entries subject rights write before they act.
-    pub fn admin(&self) -> admin::Admin<'_> {
+    pub(crate) fn admin(&self) -> admin::Admin<'_> {
         admin::Admin {
             hub: &self.hub,
             sources: &self.sources,
@@ -182,14 +182,14 @@ impl Loaders {
     }
 
     /// The current insight model; `MODEL_NOT_READY` before the first fit.
-    pub async fn insight_model(&self) -> Result<Arc<crate::insights::store::Model>, ApiError> {
+    pub(crate) async fn insight_model(&self) -> Result<Arc<crate::insights::store::Model>, ApiError> {
         self.insights.loader().models.current(&self.hub).await
     }
 
     /// Aggregates over every customer (the insight model's population, data quality):
     /// only for viewers who see every customer. A partner, who sees consenting customers
     /// only, must not learn counts or shares of the others (`FORBIDDEN`).
-    pub fn population(&self) -> Result<insights::Population<'_>, ApiError> {
+    pub(crate) fn population(&self) -> Result<insights::Population<'_>, ApiError> {
         match self.rows {
             Rows::All => Ok(insights::Population {
                 source: &self.hub,
@@ -203,7 +203,7 @@ impl Loaders {
     /// Writes to the CRM. Each one forgets what the request's loaders cached of what it
     /// changed, so a mutation's result, and any later field of the same request, reads
     /// the state after the write.
-    pub fn crm_writes(&self) -> crm::Writes<'_> {
+    pub(crate) fn crm_writes(&self) -> crm::Writes<'_> {
         crm::Writes { loaders: self, source: &self.crm }
     }
 }
@@ -217,7 +217,7 @@ impl Loaders {
 macro_rules! loader {
     ($(#[$m:meta])* $name:ident: one $query:path => $row:ty as $value:ty, key $key:expr, entry $entry:expr) => {
         $(#[$m])*
-        pub struct $name(pub $crate::loaders::Source);
+        pub(crate) struct $name(pub $crate::loaders::Source);
 
         impl async_graphql::dataloader::Loader<i64> for $name {
             type Value = $value;
@@ -236,7 +236,7 @@ macro_rules! loader {
     };
     ($(#[$m:meta])* $name:ident: many $query:path => $row:ty, key $key:expr) => {
         $(#[$m])*
-        pub struct $name(pub $crate::loaders::Source);
+        pub(crate) struct $name(pub $crate::loaders::Source);
 
         impl async_graphql::dataloader::Loader<i64> for $name {
             type Value = std::sync::Arc<Vec<$row>>;
@@ -256,7 +256,7 @@ macro_rules! loader {
     };
     ($(#[$m:meta])* $name:ident: page $query:path => $row:ty, key $key:expr) => {
         $(#[$m])*
-        pub struct $name(pub $crate::loaders::Source);
+        pub(crate) struct $name(pub $crate::loaders::Source);
 
         impl async_graphql::dataloader::Loader<(i64, $crate::sources::Page)> for $name {
             type Value = std::sync::Arc<Vec<$row>>;
@@ -289,16 +289,16 @@ pub(crate) use loader;
 /// process's lanes for merging statements of concurrent requests (none where they are
 /// not merged).
 #[derive(Clone)]
-pub struct Source {
-    pub db: crate::sources::Database,
-    pub trace: SqlTrace,
-    pub merges: Option<Arc<merged::Merges>>,
+pub(crate) struct Source {
+    pub(crate) db: crate::sources::Database,
+    pub(crate) trace: SqlTrace,
+    pub(crate) merges: Option<Arc<merged::Merges>>,
 }
 
 impl Source {
     /// The rows of `keys` (and `page`) fetched by `fetch`, merged with other requests'
     /// statements of loader `L` when this source merges ([`merged`]).
-    pub async fn merged<L: 'static, R: Clone + Send + 'static>(
+    pub(crate) async fn merged<L: 'static, R: Clone + Send + 'static>(
         &self,
         keys: &[i64],
         page: Option<Page>,
@@ -313,19 +313,19 @@ impl Source {
 
     /// One batch of `loader` for `keys` keys: its size goes into the metrics, and its
     /// statements run in the span returned.
-    pub fn batch(&self, loader: &'static str, keys: usize) -> tracing::Span {
+    pub(crate) fn batch(&self, loader: &'static str, keys: usize) -> tracing::Span {
         self.trace.batched(loader, keys);
         tracing::debug_span!("loader", loader, db = %self.db.name, keys)
     }
 
     /// Turns a database error into the client's `SOURCE_UNAVAILABLE`, logging the cause.
-    pub fn fail(&self, e: sqlx::Error) -> ApiError {
+    pub(crate) fn fail(&self, e: sqlx::Error) -> ApiError {
         ApiError::from_sql(self.db.name, &e)
     }
 }
 
 /// Rows grouped under their key, each group shared cheaply between resolvers.
-pub fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Arc<Vec<V>>> {
+pub(crate) fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Arc<Vec<V>>> {
     let mut map: HashMap<K, Vec<V>> = HashMap::new();
     for row in rows {
         map.entry(key(&row)).or_default().push(row);
@@ -335,7 +335,7 @@ pub fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K,
 
 /// Loads a paged list for `(parent, page)` keys: one statement per distinct page (all
 /// parents of a GraphQL list share one page, so normally one statement in all).
-pub async fn paged<V, F, Fut>(
+pub(crate) async fn paged<V, F, Fut>(
     keys: &[(i64, Page)],
     parent_of: impl Fn(&V) -> i64,
     fetch: F,

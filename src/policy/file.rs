@@ -27,7 +27,7 @@ use super::{Access, CLASSES, ClassifiedField, ConsentScope, Decision, PrivacyCla
 use crate::auth::{Role, SCOPES, Viewer};
 
 /// The policy shipped with the hub (`policy.toml` at the project root).
-pub const DEFAULT_POLICY: &str = include_str!("../../policy.toml");
+pub(crate) const DEFAULT_POLICY: &str = include_str!("../../policy.toml");
 
 /// A policy file that cannot be used, with the reason in the file's terms.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +128,7 @@ impl Policy {
     }
 
     /// Parses and checks a policy document.
-    pub fn parse(text: &str, fields: &[ClassifiedField]) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str, fields: &[ClassifiedField]) -> Result<Self, String> {
         let file: PolicyFile = Figment::from(Toml::string(text)).extract().map_err(|e| e.to_string())?;
         let known = |scope: &str| SCOPES.iter().any(|(s, _)| *s == scope);
         for (class, scope) in &file.requires {
@@ -183,12 +183,12 @@ impl Policy {
 
     /// A policy that shows everything to everyone: only for measuring what the policy
     /// costs (`c360 bench`).
-    pub fn show_all() -> Self {
+    pub(crate) fn show_all() -> Self {
         Policy { requires: BTreeMap::new(), roles: BTreeMap::new(), rows: BTreeMap::new(), show_all: true }
     }
 
     /// What `class` is for `viewer`.
-    pub fn decide(&self, viewer: &Viewer, class: PrivacyClass) -> Decision {
+    pub(crate) fn decide(&self, viewer: &Viewer, class: PrivacyClass) -> Decision {
         if self.show_all {
             return Decision::Show;
         }
@@ -200,7 +200,7 @@ impl Policy {
 
     /// Which customers `viewer` sees. A row rule that needs a partner, for a token
     /// without one, sees nobody (no consent names an empty partner).
-    pub fn rows(&self, viewer: &Viewer) -> Rows {
+    pub(crate) fn rows(&self, viewer: &Viewer) -> Rows {
         let rule = if self.show_all {
             RowRule::All
         } else {
@@ -216,13 +216,13 @@ impl Policy {
     }
 
     /// The decision table of one request.
-    pub fn access(&self, viewer: Viewer) -> Access {
+    pub fn access(&self, viewer: &Viewer) -> Access {
         let mut decisions = [Decision::Hide; CLASSES];
         for class in PrivacyClass::iter() {
-            decisions[class.index()] = self.decide(&viewer, class);
+            decisions[class.index()] = self.decide(viewer, class);
         }
-        let rows = self.rows(&viewer);
-        Access { viewer, decisions, rows }
+        let rows = self.rows(viewer);
+        Access { decisions, rows }
     }
 }
 
@@ -293,13 +293,13 @@ mod tests {
     #[test]
     fn hidden_sets_tell_viewers_apart_by_what_they_hide() {
         let policy = Policy::load(None, &table()).expect("policy");
-        let set = |viewer: Viewer| policy.access(viewer).hidden_set();
+        let set = |viewer: Viewer| policy.access(&viewer).hidden_set();
         let analyst = set(Viewer::with_role(Role::Analyst, None));
         let frontend = set(Viewer::with_role(Role::Frontend, None));
         assert_eq!(set(Viewer::with_role(Role::Admin, None)), 0, "admins see every class");
         assert_ne!(analyst, frontend);
         assert!(analyst < 1 << crate::policy::CLASSES);
-        let access = policy.access(Viewer::with_role(Role::Analyst, None));
+        let access = policy.access(&Viewer::with_role(Role::Analyst, None));
         for class in <PrivacyClass as strum::IntoEnumIterator>::iter() {
             assert_eq!(analyst & (1 << class as usize) != 0, access.hides(class), "{class:?}");
         }

@@ -9,14 +9,12 @@
 //! Beside the field rules, the policy's row rules say which customers a role sees at all
 //! ([`Rows`]): everyone, or only those who consented to share with the token's partner.
 
-pub mod file;
-pub mod mask;
+pub(crate) mod file;
+pub(crate) mod mask;
 
 use serde::Deserialize;
 
 pub use file::Policy;
-
-use crate::auth::Viewer;
 
 /// What kind of customer data a field carries.
 #[derive(
@@ -61,7 +59,7 @@ pub enum PrivacyClass {
 }
 
 /// How many classes there are (the size of a decision table).
-pub const CLASSES: usize = 10;
+pub(crate) const CLASSES: usize = 10;
 
 impl PrivacyClass {
     fn index(self) -> usize {
@@ -77,7 +75,7 @@ impl PrivacyClass {
 /// How a field's value is masked when the policy says `mask`. Every format keeps the
 /// field's type: a value that has no partial form of its type is removed (null).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MaskFormat {
+pub(crate) enum MaskFormat {
     /// A string: `jane.doe@example.com` → `j***@example.com`.
     Email,
     /// A string: `+4915123456789` → `***6789` (the last four digits).
@@ -100,7 +98,7 @@ pub enum MaskFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display, strum::EnumString)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
-pub enum Decision {
+pub(crate) enum Decision {
     Show,
     Mask,
     Hide,
@@ -113,14 +111,14 @@ pub struct ClassifiedField {
     pub name: String,
     pub class: PrivacyClass,
     /// How its value is masked; `None`: it has no masked form.
-    pub mask: Option<MaskFormat>,
+    pub(crate) mask: Option<MaskFormat>,
 }
 
 /// A role's row rule in the policy file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
-pub enum RowRule {
+pub(crate) enum RowRule {
     /// Every customer.
     All,
     /// Only customers with an active consent for the token's partner (and its purpose).
@@ -130,14 +128,14 @@ pub enum RowRule {
 /// Whom a partner may see: customers with an active consent for `partner`, for `purpose`
 /// when the token names one (a consent without purpose covers every purpose).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConsentScope {
-    pub partner: String,
-    pub purpose: Option<String>,
+pub(crate) struct ConsentScope {
+    pub(crate) partner: String,
+    pub(crate) purpose: Option<String>,
 }
 
 /// Which customers one request's viewer sees at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rows {
+pub(crate) enum Rows {
     All,
     /// Only these; anyone else is as if they did not exist.
     ConsentedTo(ConsentScope),
@@ -146,13 +144,12 @@ pub enum Rows {
 /// The decisions for one request's viewer: one per class, and the row rule.
 #[derive(Debug, Clone)]
 pub struct Access {
-    pub viewer: Viewer,
     decisions: [Decision; CLASSES],
-    pub rows: Rows,
+    pub(crate) rows: Rows,
 }
 
 impl Access {
-    pub fn decision(&self, class: PrivacyClass) -> Decision {
+    pub(crate) fn decision(&self, class: PrivacyClass) -> Decision {
         self.decisions[class.index()]
     }
 

@@ -3,7 +3,7 @@
 //! log. HTTP, the websocket and the benchmarks all call [`Engine::execute`].
 
 pub mod persisted;
-pub mod ratelimit;
+pub(crate) mod ratelimit;
 
 use std::sync::Arc;
 
@@ -69,7 +69,7 @@ pub struct Engine {
 /// measure what it costs (BENCHMARKS.md, the ladder). A served hub has every one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::Display, strum::VariantArray)]
 #[strum(serialize_all = "kebab-case")]
-pub enum Layer {
+pub(crate) enum Layer {
     /// The audit log: nothing recorded, no response waits for it.
     Audit,
     /// The privacy policy: every field of every customer shown (its checks still run).
@@ -92,7 +92,7 @@ pub enum Layer {
 
 /// A set of [`Layer`]s.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub struct Layers(u16);
+pub(crate) struct Layers(u16);
 
 impl std::fmt::Debug for Layers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,15 +102,15 @@ impl std::fmt::Debug for Layers {
 }
 
 impl Layers {
-    pub fn of(layers: &[Layer]) -> Self {
+    pub(crate) fn of(layers: &[Layer]) -> Self {
         Layers(layers.iter().fold(0, |set, layer| set | 1 << *layer as u16))
     }
 
-    pub fn has(self, layer: Layer) -> bool {
+    pub(crate) fn has(self, layer: Layer) -> bool {
         self.0 & 1 << layer as u16 != 0
     }
 
-    pub fn is_empty(self) -> bool {
+    pub(crate) fn is_empty(self) -> bool {
         self.0 == 0
     }
 }
@@ -135,8 +135,12 @@ impl Engine {
     }
 
     /// The hub without the layers `without`: a benchmark's baseline, never served.
-    pub fn without(config: Config, sources: Sources, without: Layers) -> anyhow::Result<Self> {
+    pub(crate) fn without(config: Config, sources: Sources, without: Layers) -> anyhow::Result<Self> {
         let table = PrivacyTable::from_sdl(&graphql::sdl()).map_err(anyhow::Error::msg)?;
+        // A mask must give a value of its field's own type (MONTH only on times and days).
+        if let Some(error) = table.mask_type_errors().first() {
+            anyhow::bail!("the schema's privacy directives: {error}");
+        }
         let policy = match without.has(Layer::Policy) {
             true => Policy::show_all(),
             false => Policy::load(config.policy.as_deref(), &table.value_fields())?,
@@ -198,7 +202,7 @@ impl Engine {
     /// [`Engine::execute`], running only `operations`: a request that may not change data
     /// (an HTTP GET) has a mutation, also one named by a persisted hash, refused with
     /// `METHOD_NOT_ALLOWED`.
-    pub async fn execute_as(
+    pub(crate) async fn execute_as(
         &self,
         viewer: Viewer,
         request: async_graphql::Request,
@@ -346,7 +350,7 @@ impl Engine {
             let message = "introspection is not available to this token";
             return Err(refuse(1, vec![refusal(message, "GRAPHQL_VALIDATION_FAILED", [])]));
         }
-        let access = self.policy.access(viewer.clone());
+        let access = self.policy.access(viewer);
         let schema = self.schemas.of(&access).clone();
         let operation_name = request.operation_name.as_deref();
         let checked = match !self.without.has(Layer::Limits) {
@@ -374,7 +378,7 @@ impl Engine {
         Ok(Admitted { request, document, access, schema, introspection, suggest })
     }
 
-    /// The errors of the request's input values ([`inputs::check`]): the document's own
+    /// The errors of the request's input values ([`inputs::check_document`], [`inputs::check_variables`]): the document's own
     /// values are walked once per document and viewer schema (a clean document is
     /// remembered, as parsed documents are: not with string literals), the variables'
     /// on every request.
@@ -502,13 +506,13 @@ impl Engine {
     }
 
     /// Operations one batched POST may hold; 0 when batching is off.
-    pub fn max_batch(&self) -> usize {
+    pub(crate) fn max_batch(&self) -> usize {
         self.graphql.max_batch
     }
 
     /// Whether `viewer`'s token was revoked (checked against a snapshot read every few
     /// seconds; every token is refused until the revocations could be read once).
-    pub async fn refuses(&self, viewer: &Viewer) -> bool {
+    pub(crate) async fn refuses(&self, viewer: &Viewer) -> bool {
         let refused = match &self.revocations {
             Some(revocations) => revocations.refuses(viewer).await,
             None => false,
@@ -521,7 +525,7 @@ impl Engine {
 
     /// The metrics in the Prometheus text format, with the pools, the audit queue and
     /// the model's age read now.
-    pub fn metrics_text(&self) -> String {
+    pub(crate) fn metrics_text(&self) -> String {
         let pools: Vec<(String, i64, i64)> = self
             .sources
             .all()
@@ -536,7 +540,7 @@ impl Engine {
     }
 
     /// The partners with consents in the CRM (the playground's sign-in offers them).
-    pub async fn partners(&self) -> Result<Vec<String>, sqlx::Error> {
+    pub(crate) async fn partners(&self) -> Result<Vec<String>, sqlx::Error> {
         crate::sources::crm::partners(self.sources.crm(), &SqlTrace::default()).await
     }
 
@@ -572,7 +576,7 @@ fn is_limit(error: &ServerError) -> bool {
 
 /// Which operations a request may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operations {
+pub(crate) enum Operations {
     All,
     /// Over HTTP GET: no mutations.
     QueriesOnly,
@@ -653,7 +657,7 @@ fn coded(errors: &mut [ServerError]) {
 impl Engine {
     /// Ready when the audit log is written and every database answers; else what is
     /// degraded (`audit`, and the databases that do not answer), all checked at once.
-    pub async fn ready(&self) -> Result<(), Vec<String>> {
+    pub(crate) async fn ready(&self) -> Result<(), Vec<String>> {
         let pings = self.sources.all().map(|db| async move { (db.name, db.ping().await.is_ok()) });
         let mut degraded: Vec<String> = futures::future::join_all(pings)
             .await

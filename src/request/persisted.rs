@@ -21,7 +21,7 @@ use crate::config::SafelistsConfig;
 
 /// Why a request's document was not found or not allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// APQ: the hash is not registered (for this viewer); the client sends the text.
     #[error("PersistedQueryNotFound")]
     NotFound,
@@ -40,7 +40,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Refusal::NotFound => "PERSISTED_QUERY_NOT_FOUND",
             Refusal::NotInList => "PERSISTED_QUERY_NOT_IN_LIST",
@@ -130,7 +130,7 @@ impl Registrant {
 }
 
 /// The hub's persisted documents.
-pub struct Persisted {
+pub(crate) struct Persisted {
     /// APQ registrations by viewer and hash; `None` when APQ is off.
     registered: Option<Cache<(Registrant, String), Arc<str>>>,
     roles: HashMap<String, Safelist>,
@@ -140,7 +140,7 @@ pub struct Persisted {
 impl Persisted {
     /// Loads every safelist; a list that cannot be read or holds a document that does not
     /// parse stops the start.
-    pub fn load(config: &SafelistsConfig, automatic: bool) -> anyhow::Result<Persisted> {
+    pub(crate) fn load(config: &SafelistsConfig, automatic: bool) -> anyhow::Result<Persisted> {
         let load = |lists: &BTreeMap<String, PathBuf>| -> anyhow::Result<HashMap<String, Safelist>> {
             lists.iter().map(|(key, path)| Ok((key.clone(), Safelist::load(path)?))).collect()
         };
@@ -155,14 +155,14 @@ impl Persisted {
     }
 
     /// APQ alone (when `on`), with no safelist.
-    pub fn automatic(on: bool) -> Persisted {
+    pub(crate) fn automatic(on: bool) -> Persisted {
         Persisted { registered: on.then(|| Cache::new(REGISTERED)), roles: HashMap::new(), partners: HashMap::new() }
     }
 
     /// Fills in `request.query` from the persisted document the request names, or checks
     /// its text against the viewer's safelist. Requests that name no persisted document
     /// and meet no safelist pass as they are.
-    pub fn resolve(&self, viewer: &Viewer, request: &mut async_graphql::Request) -> Result<(), Refusal> {
+    pub(crate) fn resolve(&self, viewer: &Viewer, request: &mut async_graphql::Request) -> Result<(), Refusal> {
         let named = match request.extensions.get("persistedQuery") {
             None => None,
             Some(persisted) => Some(hash_of(persisted).ok_or(Refusal::Unsupported)?),

@@ -35,7 +35,7 @@ impl Allowance {
 }
 
 /// The configured limits, ready to check.
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     by_role: HashMap<String, Allowance>,
     by_partner: HashMap<String, Allowance>,
     clock: DefaultClock,
@@ -48,7 +48,7 @@ pub struct RateLimits {
 const PRUNE_EVERY: u64 = 10_000;
 
 impl RateLimits {
-    pub fn new(config: &RateLimitsConfig) -> RateLimits {
+    pub(crate) fn new(config: &RateLimitsConfig) -> RateLimits {
         let allowances = |limits: &std::collections::BTreeMap<String, RateLimit>| {
             limits.iter().map(|(name, limit)| (name.clone(), Allowance::new(limit))).collect()
         };
@@ -62,7 +62,7 @@ impl RateLimits {
 
     /// Charges one operation of `cost` to `subject` (of `role`, for `partner`): `Err`
     /// with how long to wait when its allowance is spent. Unlimited roles pass.
-    pub fn charge(&self, role: &str, partner: Option<&str>, subject: &str, cost: u64) -> Result<(), Duration> {
+    pub(crate) fn charge(&self, role: &str, partner: Option<&str>, subject: &str, cost: u64) -> Result<(), Duration> {
         let allowance = partner.and_then(|p| self.by_partner.get(p)).or_else(|| self.by_role.get(role));
         let Some(allowance) = allowance else { return Ok(()) };
         if self.charges.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {

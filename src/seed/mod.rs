@@ -43,16 +43,16 @@ pub struct SeedOptions {
 /// Rows written per table.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct SeedReport {
-    pub people: u64,
-    pub crm_customers: u64,
-    pub shop_accounts: u64,
-    pub orders: u64,
-    pub order_lines: u64,
-    pub requesters: u64,
-    pub tickets: u64,
-    pub contacts: u64,
-    pub sends: u64,
-    pub seconds: f64,
+    pub(crate) people: u64,
+    pub(crate) crm_customers: u64,
+    pub(crate) shop_accounts: u64,
+    pub(crate) orders: u64,
+    pub(crate) order_lines: u64,
+    pub(crate) requesters: u64,
+    pub(crate) tickets: u64,
+    pub(crate) contacts: u64,
+    pub(crate) sends: u64,
+    pub(crate) seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]

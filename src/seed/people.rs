@@ -13,16 +13,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A country the demo company sells in.
-pub struct Country {
-    pub code: &'static str,
-    pub currency: &'static str,
+pub(crate) struct Country {
+    pub(crate) code: &'static str,
+    pub(crate) currency: &'static str,
     /// Price of one euro in this currency, in hundredths.
-    pub fx_percent: i64,
-    pub cities: &'static [&'static str],
-    pub domains: &'static [&'static str],
+    pub(crate) fx_percent: i64,
+    pub(crate) cities: &'static [&'static str],
+    pub(crate) domains: &'static [&'static str],
 }
 
-pub const COUNTRIES: [(u32, Country); 5] = [
+pub(crate) const COUNTRIES: [(u32, Country); 5] = [
     (
         35,
         Country {
@@ -81,42 +81,42 @@ const US_AREAS: [&str; 20] = [
 ];
 
 /// One demo person, as they really are (the systems then write them down imperfectly).
-pub struct Person {
-    pub idx: u64,
-    pub first: String,
-    pub last: String,
-    pub country: &'static Country,
+pub(crate) struct Person {
+    pub(crate) idx: u64,
+    pub(crate) first: String,
+    pub(crate) last: String,
+    pub(crate) country: &'static Country,
     /// The address the person uses everywhere (already unique per person).
-    pub email: String,
+    pub(crate) email: String,
     /// The mobile number, split so each system can format it its own way.
-    pub phone: Phone,
-    pub birth_date: NaiveDate,
-    pub gender: &'static str,
-    pub street: String,
-    pub postal_code: String,
-    pub city: &'static str,
+    pub(crate) phone: Phone,
+    pub(crate) birth_date: NaiveDate,
+    pub(crate) gender: &'static str,
+    pub(crate) street: String,
+    pub(crate) postal_code: String,
+    pub(crate) city: &'static str,
     /// When the person first appeared at the company.
-    pub since: DateTime<Utc>,
+    pub(crate) since: DateTime<Utc>,
 }
 
 /// A phone number: country calling code and national significant number.
-pub struct Phone {
-    pub cc: &'static str,
-    pub national: String,
+pub(crate) struct Phone {
+    pub(crate) cc: &'static str,
+    pub(crate) national: String,
     /// Written with a leading trunk 0 in national format (not in the US).
-    pub trunk: bool,
+    pub(crate) trunk: bool,
 }
 
 impl Phone {
     /// `+49 151 23456789`
-    pub fn international(&self) -> String {
+    pub(crate) fn international(&self) -> String {
         let (a, b) = self.national.split_at(3);
         format!("+{} {a} {b}", self.cc)
     }
 
     /// One of the many ways people type their number into a form, some national
     /// (needing the record's country to read), some international.
-    pub fn typed(&self, rng: &mut impl Rng) -> String {
+    pub(crate) fn typed(&self, rng: &mut impl Rng) -> String {
         let n = &self.national;
         let (a, b) = n.split_at(3);
         let trunk = if self.trunk { "0" } else { "" };
@@ -135,7 +135,7 @@ impl Phone {
     }
 
     /// An international writing, for systems that do not know the caller's country.
-    pub fn typed_international(&self, rng: &mut impl Rng) -> String {
+    pub(crate) fn typed_international(&self, rng: &mut impl Rng) -> String {
         let (a, b) = self.national.split_at(3);
         match rng.random_range(0..3) {
             0 => format!("+{} {a} {b}", self.cc),
@@ -146,7 +146,7 @@ impl Phone {
 }
 
 /// The random stream of one person (or any other indexed thing) for a seed.
-pub fn stream(seed: u64, kind: u64, idx: u64) -> ChaCha8Rng {
+pub(crate) fn stream(seed: u64, kind: u64, idx: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(kind.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ idx);
     rng
@@ -154,7 +154,7 @@ pub fn stream(seed: u64, kind: u64, idx: u64) -> ChaCha8Rng {
 
 /// Names written the German way in ASCII: `Müller` → `Mueller`, `Größer` → `Groesser`
 /// (other letters lose their accents: `Łukasz` → `Lukasz`).
-pub fn transliterate(s: &str) -> String {
+pub(crate) fn transliterate(s: &str) -> String {
     let mut out = String::new();
     for ch in s.chars() {
         match ch {
@@ -172,7 +172,7 @@ pub fn transliterate(s: &str) -> String {
 }
 
 /// Maps names to the ASCII an email address can carry (`Müller` -> `mueller`).
-pub fn ascii_slug(s: &str) -> String {
+pub(crate) fn ascii_slug(s: &str) -> String {
     let out: String = transliterate(s).to_lowercase().chars().filter(char::is_ascii_alphanumeric).collect();
     if out.is_empty() { "user".into() } else { out }
 }
@@ -194,7 +194,7 @@ const UNICODE_NAMES: [(&str, &str); 10] = [
 impl Person {
     /// The person's name as another system wrote it down: mostly as is, else without its
     /// accents (`Muller`) or transliterated (`Mueller`), as forms and imports do.
-    pub fn written_name(&self, rng: &mut impl Rng) -> String {
+    pub(crate) fn written_name(&self, rng: &mut impl Rng) -> String {
         let name = format!("{} {}", self.first, self.last);
         match rng.random_range(0..10) {
             0 => deunicode::deunicode(&name),
@@ -206,7 +206,7 @@ impl Person {
     /// The email address as a shop form took it: Gmail users often type their address
     /// with other dots, a `+tag` or the `googlemail.com` domain; Gmail delivers all of
     /// them to one mailbox.
-    pub fn shop_email(&self, email: &str, rng: &mut impl Rng) -> String {
+    pub(crate) fn shop_email(&self, email: &str, rng: &mut impl Rng) -> String {
         let Some(local) = email.strip_suffix("@gmail.com") else { return email.to_owned() };
         match rng.random_range(0..10) {
             0 => format!("{}@gmail.com", local.replace('.', "")),
@@ -223,7 +223,7 @@ fn unique_digits(idx: u64, modulus: u64) -> u64 {
     (idx.wrapping_mul(7919) + 1) % modulus
 }
 
-pub fn person(seed: u64, idx: u64, as_of: DateTime<Utc>) -> Person {
+pub(crate) fn person(seed: u64, idx: u64, as_of: DateTime<Utc>) -> Person {
     let mut rng = stream(seed, 1, idx);
     let mut pick = rng.random_range(0..100);
     let country = COUNTRIES
@@ -322,7 +322,7 @@ pub fn person(seed: u64, idx: u64, as_of: DateTime<Utc>) -> Person {
 }
 
 /// Writes an address the way a careless form or import would: odd case, stray spaces.
-pub fn messy_email(email: &str, rng: &mut impl Rng) -> String {
+pub(crate) fn messy_email(email: &str, rng: &mut impl Rng) -> String {
     match rng.random_range(0..5) {
         0 => email.to_uppercase(),
         1 => format!(" {email} "),
@@ -337,7 +337,7 @@ pub fn messy_email(email: &str, rng: &mut impl Rng) -> String {
 
 /// A random time between `from` and `to` (whole seconds), with November and December
 /// twice as likely: people shop for the holidays.
-pub fn seasonal_time(rng: &mut impl Rng, from: DateTime<Utc>, to: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn seasonal_time(rng: &mut impl Rng, from: DateTime<Utc>, to: DateTime<Utc>) -> DateTime<Utc> {
     let span = (to - from).num_seconds().max(1);
     for _ in 0..8 {
         let t = from + Duration::seconds(rng.random_range(0..span));

@@ -8,7 +8,7 @@ use crate::names::DbName;
 use crate::sources::{Arg, Sources};
 
 /// One table's row type.
-pub trait Row {
+pub(crate) trait Row {
     const DB: DbName;
     const TABLE: &'static str;
     const COLUMNS: &'static [&'static str];
@@ -24,7 +24,7 @@ macro_rules! tables {
         $(
             $(#[$doc])*
             #[derive(Clone)]
-            pub struct $name { $(pub $col: $ty),* }
+            pub(crate) struct $name { $(pub $col: $ty),* }
 
             impl Row for $name {
                 const DB: DbName = DbName::$db;
@@ -38,11 +38,11 @@ macro_rules! tables {
 
         /// Rows of one chunk, per table.
         #[derive(Default)]
-        pub struct Rows { $(pub $field: Vec<$name>),* }
+        pub(crate) struct Rows { $(pub $field: Vec<$name>),* }
 
         impl Rows {
             /// Writes the rows, one transaction per database, all databases at once.
-            pub async fn write(self, sources: &Sources) -> Result<(), sqlx::Error> {
+            pub(crate) async fn write(self, sources: &Sources) -> Result<(), sqlx::Error> {
                 let mut statements: [Vec<(String, Vec<Arg>)>; DbName::COUNT] = Default::default();
                 $(statements[<$name as Row>::DB as usize].extend(statements_of(sources, self.$field));)*
                 let writes = DbName::ALL.into_iter().zip(statements).filter(|(_, s)| !s.is_empty()).map(

@@ -24,7 +24,7 @@ pub enum Kind {
 
 impl Kind {
     /// Whether a column declared as `declared` on `engine` decodes as this kind.
-    pub fn accepts(self, engine: Engine, declared: &str) -> bool {
+    pub(crate) fn accepts(self, engine: Engine, declared: &str) -> bool {
         let t = declared.trim().to_ascii_lowercase();
         let base = t.split(['(', ' ']).next().unwrap_or_default();
         match self {
@@ -48,24 +48,37 @@ impl Kind {
 /// One table (or view) of a source, and the columns c360 uses.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// What the table is for, in the README's words.
-    pub about: &'static str,
-    pub columns: &'static [(&'static str, Kind)],
+    pub(crate) about: &'static str,
+    pub(crate) columns: &'static [(&'static str, Kind)],
 }
 
 /// What one source lacks of its contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    MissingTable(&'static str),
-    MissingColumn { table: &'static str, column: &'static str, kind: Kind },
-    WrongType { table: &'static str, column: &'static str, kind: Kind, found: String },
+    /// The table's name, and what it is for.
+    MissingTable {
+        table: &'static str,
+        about: &'static str,
+    },
+    MissingColumn {
+        table: &'static str,
+        column: &'static str,
+        kind: Kind,
+    },
+    WrongType {
+        table: &'static str,
+        column: &'static str,
+        kind: Kind,
+        found: String,
+    },
 }
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::MissingTable(t) => write!(f, "table or view `{t}` is missing"),
+            Problem::MissingTable { table, about } => write!(f, "table or view `{table}` is missing; it holds {about}"),
             Problem::MissingColumn { table, column, kind } => {
                 write!(f, "`{table}.{column}` is missing (expected {kind})")
             }
@@ -108,7 +121,7 @@ pub async fn check(db: &Database, contract: &[Table]) -> Result<Vec<Problem>, sq
     for table in contract {
         let found = columns(db, table.name).await?;
         if found.is_empty() {
-            problems.push(Problem::MissingTable(table.name));
+            problems.push(Problem::MissingTable { table: table.name, about: table.about });
             continue;
         }
         for &(column, kind) in table.columns {
@@ -138,6 +151,7 @@ mod tests {
                 let row = readme.lines().find(|l| l.starts_with(&head)).unwrap_or_else(|| panic!("README: {head}"));
                 let columns: Vec<String> = table.columns.iter().map(|(c, k)| format!("`{c}` {k}")).collect();
                 assert!(row.contains(&columns.join(", ")), "README row of {source}.{}: {row}", table.name);
+                assert!(row.ends_with(&format!("| {} |", table.about)), "README row of {source}.{}: {row}", table.name);
             }
         }
     }

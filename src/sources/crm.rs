@@ -8,7 +8,7 @@ use super::engine::{Arg, Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 /// The crm in the one list of sources ([`super::def`]).
-pub const SOURCE: super::SourceDef = super::SourceDef {
+pub(crate) const SOURCE: super::SourceDef = super::SourceDef {
     contract: CONTRACT,
     identity: ("customers", "id, email, phone, first_name, last_name, country, updated_at"),
     export: |db, trace, keys| Box::pin(export(db, trace, keys)),
@@ -17,7 +17,7 @@ pub const SOURCE: super::SourceDef = super::SourceDef {
 };
 
 /// What c360 needs of the CRM (see [`super::contract`]).
-pub const CONTRACT: &[Table] = &[
+pub(crate) const CONTRACT: &[Table] = &[
     Table {
         name: "customers",
         about: "customer profiles; `id` is the CRM's customer number",
@@ -65,25 +65,25 @@ pub const CONTRACT: &[Table] = &[
 crate::row! {
     /// A CRM customer record.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct CrmCustomer {
-        pub id: i64,
-        pub first_name: String,
-        pub last_name: String,
-        pub email: Option<String>,
-        pub phone: Option<String>,
-        pub birth_date: Option<NaiveDate>,
-        pub gender: Option<String>,
-        pub street: Option<String>,
-        pub postal_code: Option<String>,
-        pub city: Option<String>,
-        pub country: Option<String>,
-        pub created_at: DateTime<Utc>,
+    pub(crate) struct CrmCustomer {
+        pub(crate) id: i64,
+        pub(crate) first_name: String,
+        pub(crate) last_name: String,
+        pub(crate) email: Option<String>,
+        pub(crate) phone: Option<String>,
+        pub(crate) birth_date: Option<NaiveDate>,
+        pub(crate) gender: Option<String>,
+        pub(crate) street: Option<String>,
+        pub(crate) postal_code: Option<String>,
+        pub(crate) city: Option<String>,
+        pub(crate) country: Option<String>,
+        pub(crate) created_at: DateTime<Utc>,
     }
 }
 
 /// Profiles by CRM id, one statement for the batch.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn customers(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<CrmCustomer>, sqlx::Error> {
+pub(crate) async fn customers(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<CrmCustomer>, sqlx::Error> {
     let sql = format!(
         "select id, first_name, last_name, email, phone, birth_date, gender, street, postal_code, city, country, created_at
          from customers where id in ({})",
@@ -95,9 +95,9 @@ pub async fn customers(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<V
 /// Active consents for `partner`, for `purpose` when given (a consent without purpose
 /// covers every purpose): whom a partner may see.
 #[derive(Debug, Clone, Copy)]
-pub struct Consenting<'a> {
-    pub partner: &'a str,
-    pub purpose: Option<&'a str>,
+pub(crate) struct Consenting<'a> {
+    pub(crate) partner: &'a str,
+    pub(crate) purpose: Option<&'a str>,
 }
 
 impl Consenting<'_> {
@@ -119,14 +119,14 @@ impl Consenting<'_> {
 crate::row! {
     /// A CRM id.
     #[derive(Debug, Clone, Copy)]
-    pub struct CrmId {
-        pub id: i64,
+    pub(crate) struct CrmId {
+        pub(crate) id: i64,
     }
 }
 
 /// Which of `ids` have an active consent in `scope`.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn consenting(
+pub(crate) async fn consenting(
     db: &Database,
     trace: &SqlTrace,
     scope: Consenting<'_>,
@@ -145,7 +145,7 @@ pub async fn consenting(
 /// CRM ids with an active consent in `scope`, ascending, after `after`, at most `limit`
 /// (every one when `limit` is `None`).
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn consenting_page(
+pub(crate) async fn consenting_page(
     db: &Database,
     trace: &SqlTrace,
     scope: Consenting<'_>,
@@ -168,25 +168,25 @@ pub async fn consenting_page(
 crate::row! {
     /// A free-text note about a customer by sales or service staff.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Note {
-        pub id: i64,
-        pub customer_id: i64,
-        pub author: String,
-        pub body: String,
-        pub created_at: DateTime<Utc>,
+    pub(crate) struct Note {
+        pub(crate) id: i64,
+        pub(crate) customer_id: i64,
+        pub(crate) author: String,
+        pub(crate) body: String,
+        pub(crate) created_at: DateTime<Utc>,
     }
 }
 
 crate::row! {
     /// One entry of the consent ledger: a grant, and its revocation once revoked.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Consent {
-        pub id: i64,
-        pub customer_id: i64,
-        pub partner_id: String,
-        pub purpose: Option<String>,
-        pub granted_at: DateTime<Utc>,
-        pub revoked_at: Option<DateTime<Utc>>,
+    pub(crate) struct Consent {
+        pub(crate) id: i64,
+        pub(crate) customer_id: i64,
+        pub(crate) partner_id: String,
+        pub(crate) purpose: Option<String>,
+        pub(crate) granted_at: DateTime<Utc>,
+        pub(crate) revoked_at: Option<DateTime<Utc>>,
     }
 }
 
@@ -195,14 +195,19 @@ const CONSENT_COLUMNS: &str = "id, customer_id, partner_id, purpose, granted_at,
 
 /// The newest notes of each CRM record, one statement for all.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn notes_page(db: &Database, trace: &SqlTrace, ids: &[i64], page: &Page) -> Result<Vec<Note>, sqlx::Error> {
+pub(crate) async fn notes_page(
+    db: &Database,
+    trace: &SqlTrace,
+    ids: &[i64],
+    page: &Page,
+) -> Result<Vec<Note>, sqlx::Error> {
     let (sql, args) = newest_first(NOTE_COLUMNS, "notes", "customer_id", "created_at", ids, page);
     db.fetch_all(trace, &sql, &args).await
 }
 
 /// Adds a note and returns it.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn add_note(
+pub(crate) async fn add_note(
     db: &Database,
     trace: &SqlTrace,
     customer_id: i64,
@@ -222,7 +227,7 @@ pub async fn add_note(
 
 /// The whole consent ledger of these CRM records, oldest grant first.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn consents(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Consent>, sqlx::Error> {
+pub(crate) async fn consents(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Consent>, sqlx::Error> {
     let sql = format!(
         "select {CONSENT_COLUMNS} from consents where customer_id in ({}) order by granted_at, id",
         in_list(ids.len())
@@ -232,7 +237,7 @@ pub async fn consents(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Ve
 
 /// The partners named in the consent ledger, in order.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn partners(db: &Database, trace: &SqlTrace) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn partners(db: &Database, trace: &SqlTrace) -> Result<Vec<String>, sqlx::Error> {
     crate::row! {
         struct Partner {
             partner_id: String,
@@ -245,7 +250,7 @@ pub async fn partners(db: &Database, trace: &SqlTrace) -> Result<Vec<String>, sq
 
 /// Records a grant.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn grant_consent(
+pub(crate) async fn grant_consent(
     db: &Database,
     trace: &SqlTrace,
     customer_id: i64,
@@ -261,7 +266,7 @@ pub async fn grant_consent(
 /// Revokes every active grant of these CRM records for the partner (for one purpose, or
 /// for all when `purpose` is `None`). Returns how many grants it revoked.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn revoke_consent(
+pub(crate) async fn revoke_consent(
     db: &Database,
     trace: &SqlTrace,
     ids: &[i64],
@@ -289,15 +294,15 @@ pub async fn revoke_consent(
 crate::row! {
     /// How many notes one CRM record has.
     #[derive(Debug, Clone)]
-    pub struct NoteCount {
-        pub customer_id: i64,
-        pub n: i64,
+    pub(crate) struct NoteCount {
+        pub(crate) customer_id: i64,
+        pub(crate) n: i64,
     }
 }
 
 /// Note counts per CRM record.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn note_counts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<NoteCount>, sqlx::Error> {
+pub(crate) async fn note_counts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<NoteCount>, sqlx::Error> {
     let sql = format!(
         "select customer_id, count(*) as n from notes where customer_id in ({}) group by customer_id",
         in_list(ids.len())
@@ -306,7 +311,7 @@ pub async fn note_counts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result
 }
 
 /// Everything the crm holds about these records, by table.
-pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
+pub(crate) async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
     let notes: Vec<Note> = super::rows_in(db, trace, NOTE_COLUMNS, "notes", "customer_id", keys).await?;
     let (customers, consents) = if keys.is_empty() {
         (vec![], vec![])

@@ -66,7 +66,7 @@ pub enum Engine {
 
 impl Engine {
     /// Reads the engine from a database URL's scheme.
-    pub fn from_url(url: &str) -> Result<Self, EngineError> {
+    pub(crate) fn from_url(url: &str) -> Result<Self, EngineError> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
             "sqlite" => Ok(Engine::Sqlite),
@@ -88,7 +88,7 @@ impl Engine {
     /// A repeated value does not change what `in` matches.
     ///
     /// Our SQL never contains `?` inside string literals, so a plain scan is enough.
-    pub fn statement<'a>(self, sql: &'a str, args: &'a [Arg]) -> (Cow<'a, str>, Vec<&'a Arg>) {
+    pub(crate) fn statement<'a>(self, sql: &'a str, args: &'a [Arg]) -> (Cow<'a, str>, Vec<&'a Arg>) {
         let numbered = self == Engine::Postgres && sql.contains('?');
         if !numbered && !sql.contains(IN_LIST) {
             return (Cow::Borrowed(sql), args.iter().collect());
@@ -145,7 +145,7 @@ impl Engine {
 
     /// `sum(expr)` as a 64-bit integer: PostgreSQL and MySQL widen integer sums to
     /// NUMERIC/DECIMAL, which would not decode as `i64`.
-    pub fn sum_int(self, expr: &str) -> String {
+    pub(crate) fn sum_int(self, expr: &str) -> String {
         match self {
             Engine::Sqlite => format!("sum({expr})"),
             Engine::Postgres => format!("cast(sum({expr}) as bigint)"),
@@ -154,7 +154,7 @@ impl Engine {
     }
 
     /// The calendar day (UTC) of a timestamp column, as a `date`.
-    pub fn day(self, column: &str) -> String {
+    pub(crate) fn day(self, column: &str) -> String {
         match self {
             // sqlx keeps SQLite timestamps as RFC 3339 text in UTC: the day is its head.
             Engine::Sqlite => format!("substr({column}, 1, 10)"),
@@ -164,7 +164,7 @@ impl Engine {
     }
 
     /// The tail of an upsert that overwrites `columns` when the primary key exists.
-    pub fn upsert(self, key: &str, columns: &[&str]) -> String {
+    pub(crate) fn upsert(self, key: &str, columns: &[&str]) -> String {
         match self {
             Engine::Mysql => {
                 let sets: Vec<String> = columns.iter().map(|c| format!("{c} = values({c})")).collect();
@@ -178,7 +178,7 @@ impl Engine {
     }
 
     /// `insert` that skips rows whose key already exists: (statement head, statement tail).
-    pub fn insert_ignore(self) -> (&'static str, &'static str) {
+    pub(crate) fn insert_ignore(self) -> (&'static str, &'static str) {
         match self {
             Engine::Mysql => ("insert ignore into", ""),
             Engine::Sqlite | Engine::Postgres => ("insert into", " on conflict do nothing"),
@@ -186,7 +186,7 @@ impl Engine {
     }
 
     /// How many bind parameters one statement may carry (SQLite's limit is the lowest).
-    pub fn max_params(self) -> usize {
+    pub(crate) fn max_params(self) -> usize {
         match self {
             Engine::Sqlite => 32_000,
             Engine::Postgres | Engine::Mysql => 65_000,
@@ -341,17 +341,17 @@ impl std::fmt::Debug for SqlTrace {
 
 impl SqlTrace {
     /// A trace that counts.
-    pub fn enabled() -> Self {
+    pub(crate) fn enabled() -> Self {
         SqlTrace { counts: Some(Arc::new(Default::default())), gate: None, metrics: None }
     }
 
     /// The same, running at most `statements` at once.
-    pub fn limited(self, statements: usize) -> Self {
+    pub(crate) fn limited(self, statements: usize) -> Self {
         SqlTrace { gate: Some(Arc::new(tokio::sync::Semaphore::new(statements.max(1)))), ..self }
     }
 
     /// The same, timing each statement into `metrics`.
-    pub fn measured(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub(crate) fn measured(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
         SqlTrace { metrics: Some(metrics), ..self }
     }
 
@@ -370,7 +370,7 @@ impl SqlTrace {
     }
 
     /// A loader's batch of `keys` keys, into the metrics.
-    pub fn batched(&self, loader: &'static str, keys: usize) {
+    pub(crate) fn batched(&self, loader: &'static str, keys: usize) {
         if let Some(metrics) = &self.metrics {
             metrics.batch(loader, keys);
         }
@@ -378,7 +378,7 @@ impl SqlTrace {
 
     /// Links a loader found kept in memory (`memory`) and read from the hub store
     /// (`store`), into the metrics.
-    pub fn link_lookups(&self, memory: usize, store: usize) {
+    pub(crate) fn link_lookups(&self, memory: usize, store: usize) {
         if let Some(metrics) = &self.metrics {
             metrics.link_lookups(memory, store);
         }
@@ -399,7 +399,7 @@ impl SqlTrace {
     }
 
     /// Counts a statement on `source` that another request's trace ran (merged).
-    pub fn count(&self, source: DbName) {
+    pub(crate) fn count(&self, source: DbName) {
         if let Some(counts) = &self.counts {
             counts[source as usize].fetch_add(1, Ordering::Relaxed);
         }
@@ -416,7 +416,7 @@ impl SqlTrace {
     }
 
     /// Statements so far, by source name; `None` when tracing is off.
-    pub fn snapshot(&self) -> Option<Vec<(DbName, u32)>> {
+    pub(crate) fn snapshot(&self) -> Option<Vec<(DbName, u32)>> {
         let counts = self.counts.as_ref()?;
         Some(DbName::ALL.iter().map(|s| (*s, counts[*s as usize].load(Ordering::Relaxed))).collect())
     }
@@ -445,7 +445,7 @@ pub struct Database {
     /// Which system this is; statement traces are counted under this name.
     pub name: DbName,
     /// The engine, for the few dialect differences.
-    pub engine: Engine,
+    pub(crate) engine: Engine,
     pool: Pool,
     /// How long one statement of [`Database::fetch_all`] or [`Database::execute`] may take.
     statement_timeout: Duration,
@@ -473,20 +473,20 @@ async fn ping_if_idle<C: sqlx::Connection>(
 /// Pool settings of one database.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
-    pub max_connections: u32,
-    pub connect_timeout: Duration,
-    pub statement_timeout: Duration,
+    pub(crate) max_connections: u32,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) statement_timeout: Duration,
 }
 
 /// The error of a statement that ran past its database's statement timeout (the API
 /// answers it with `SOURCE_TIMEOUT`).
-pub fn statement_timed_out() -> sqlx::Error {
+pub(crate) fn statement_timed_out() -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "statement timeout"))
 }
 
 impl Database {
     /// Connects to `url`. SQLite files are created when missing, in WAL mode.
-    pub async fn connect(name: DbName, url: &str, settings: &PoolSettings) -> Result<Self, EngineError> {
+    pub(crate) async fn connect(name: DbName, url: &str, settings: &PoolSettings) -> Result<Self, EngineError> {
         let engine = Engine::from_url(url)?;
         let pool = match engine {
             Engine::Sqlite => {
@@ -585,7 +585,7 @@ impl Database {
 
     /// Runs `sql` and hands each row to `each` as it arrives, without holding the result:
     /// for the jobs that read a whole table (insights), in bounded memory.
-    pub async fn for_each<T: AnyRow>(
+    pub(crate) async fn for_each<T: AnyRow>(
         &self,
         sql: &str,
         args: &[Arg],
@@ -637,7 +637,7 @@ impl Database {
     }
 
     /// Connections of the pool: (idle, busy).
-    pub fn connections(&self) -> (i64, i64) {
+    pub(crate) fn connections(&self) -> (i64, i64) {
         let (size, idle) = match &self.pool {
             Pool::Sqlite(p) => (p.size(), p.num_idle()),
             Pool::Postgres(p) => (p.size(), p.num_idle()),
@@ -649,7 +649,7 @@ impl Database {
 
     /// Runs several statements in one transaction (all or nothing); returns the rows each
     /// affected.
-    pub async fn transaction(&self, statements: &[(String, Vec<Arg>)]) -> Result<Vec<u64>, sqlx::Error> {
+    pub(crate) async fn transaction(&self, statements: &[(String, Vec<Arg>)]) -> Result<Vec<u64>, sqlx::Error> {
         macro_rules! run {
             ($p:expr) => {{
                 let mut tx = $p.begin().await?;
@@ -676,7 +676,7 @@ impl Database {
     }
 
     /// Applies the embedded migrations for this engine.
-    pub async fn migrate(&self, migrations: &[(i64, &'static str, &'static str)]) -> Result<(), EngineError> {
+    pub(crate) async fn migrate(&self, migrations: &[(i64, &'static str, &'static str)]) -> Result<(), EngineError> {
         let migrator = Migrator {
             migrations: Cow::Owned(
                 migrations
@@ -721,7 +721,7 @@ impl Database {
     /// among them), and on SQLite the write-ahead log checkpointed and truncated (its
     /// frames held the pages as they were before the deletion). The deleted rows themselves
     /// are overwritten where they stood: SQLite databases run with `secure_delete`.
-    pub async fn scrub(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
+    pub(crate) async fn scrub(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
         if !tables.is_empty() {
             self.analyze(tables).await?;
         }
@@ -732,13 +732,13 @@ impl Database {
     }
 
     /// Checks the database answers (health checks, startup).
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn ping(&self) -> Result<(), sqlx::Error> {
         let _: Vec<Count> = self.fetch_all(&SqlTrace::default(), "select 1 as n", &[]).await?;
         Ok(())
     }
 
     /// Closes the pool, waiting for connections in use.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
@@ -749,8 +749,8 @@ impl Database {
 
 /// The row of a `select count(*) as n` query.
 #[derive(Debug)]
-pub struct Count {
-    pub n: i64,
+pub(crate) struct Count {
+    pub(crate) n: i64,
 }
 
 // Hand-written so `n` decodes whatever integer width the engine returns for count(*).
@@ -772,12 +772,12 @@ count_from_row!(PgRow);
 count_from_row!(MySqlRow);
 
 /// Integer keys as bind parameters, for `in (..)` lists.
-pub fn ints(ids: &[i64]) -> Vec<Arg> {
+pub(crate) fn ints(ids: &[i64]) -> Vec<Arg> {
     ids.iter().map(|id| Arg::Int(*id)).collect()
 }
 
 /// `?, ?, ?` for an `in (..)` list of `n` values.
-pub fn in_list(n: usize) -> String {
+pub(crate) fn in_list(n: usize) -> String {
     let mut s = String::with_capacity(n * 3);
     for i in 0..n {
         if i > 0 {

@@ -8,7 +8,7 @@ use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 /// The helpdesk in the one list of sources ([`super::def`]).
-pub const SOURCE: super::SourceDef = super::SourceDef {
+pub(crate) const SOURCE: super::SourceDef = super::SourceDef {
     contract: CONTRACT,
     // One name field, as in the shop; requesters have no country.
     identity: ("requesters", "id, email, phone, null as first_name, name as last_name, null as country, updated_at"),
@@ -18,7 +18,7 @@ pub const SOURCE: super::SourceDef = super::SourceDef {
 };
 
 /// What c360 needs of the helpdesk (see [`super::contract`]).
-pub const CONTRACT: &[Table] = &[
+pub(crate) const CONTRACT: &[Table] = &[
     Table {
         name: "requesters",
         about: "people who opened tickets",
@@ -52,30 +52,30 @@ pub const CONTRACT: &[Table] = &[
 crate::row! {
     /// A support ticket.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Ticket {
-        pub id: i64,
-        pub requester_id: i64,
-        pub channel: String,
-        pub category: String,
-        pub priority: String,
-        pub status: String,
-        pub subject: String,
-        pub opened_at: DateTime<Utc>,
-        pub closed_at: Option<DateTime<Utc>>,
-        pub csat: Option<i32>,
+    pub(crate) struct Ticket {
+        pub(crate) id: i64,
+        pub(crate) requester_id: i64,
+        pub(crate) channel: String,
+        pub(crate) category: String,
+        pub(crate) priority: String,
+        pub(crate) status: String,
+        pub(crate) subject: String,
+        pub(crate) opened_at: DateTime<Utc>,
+        pub(crate) closed_at: Option<DateTime<Utc>>,
+        pub(crate) csat: Option<i32>,
     }
 }
 
 crate::row! {
     /// Tickets of one requester in one status and category, with CSAT sum and count.
     #[derive(Debug, Clone)]
-    pub struct TicketAggregate {
-        pub requester_id: i64,
-        pub status: String,
-        pub category: String,
-        pub tickets: i64,
-        pub csat_sum: Option<i64>,
-        pub csat_answers: i64,
+    pub(crate) struct TicketAggregate {
+        pub(crate) requester_id: i64,
+        pub(crate) status: String,
+        pub(crate) category: String,
+        pub(crate) tickets: i64,
+        pub(crate) csat_sum: Option<i64>,
+        pub(crate) csat_answers: i64,
     }
 }
 
@@ -84,7 +84,7 @@ pub(crate) const TICKET_COLUMNS: &str =
 
 /// The newest tickets of each requester, one statement for all requesters.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = requesters.len()))]
-pub async fn tickets_page(
+pub(crate) async fn tickets_page(
     db: &Database,
     trace: &SqlTrace,
     requesters: &[i64],
@@ -95,14 +95,14 @@ pub async fn tickets_page(
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn tickets(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Ticket>, sqlx::Error> {
+pub(crate) async fn tickets(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Ticket>, sqlx::Error> {
     let sql = format!("select {TICKET_COLUMNS} from tickets where id in ({})", in_list(ids.len()));
     db.fetch_all(trace, &sql, &ints(ids)).await
 }
 
 /// Ticket counts and CSAT per requester, status and category.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = requesters.len()))]
-pub async fn ticket_aggregates(
+pub(crate) async fn ticket_aggregates(
     db: &Database,
     trace: &SqlTrace,
     requesters: &[i64],
@@ -120,17 +120,17 @@ pub async fn ticket_aggregates(
 crate::row! {
     /// One requester's service up to a day: the satisfaction model's input.
     #[derive(Debug, Clone, Copy)]
-    pub struct ServiceFigures {
-        pub requester_id: i64,
-        pub tickets: i64,
-        pub complaints: i64,
+    pub(crate) struct ServiceFigures {
+        pub(crate) requester_id: i64,
+        pub(crate) tickets: i64,
+        pub(crate) complaints: i64,
         /// Complaints still open or pending.
-        pub open_complaints: i64,
-        pub csat_sum: i64,
-        pub csat_answers: i64,
+        pub(crate) open_complaints: i64,
+        pub(crate) csat_sum: i64,
+        pub(crate) csat_answers: i64,
         /// CSAT of tickets opened on or after the "recent" day.
-        pub recent_csat_sum: i64,
-        pub recent_csat_answers: i64,
+        pub(crate) recent_csat_sum: i64,
+        pub(crate) recent_csat_answers: i64,
     }
 }
 
@@ -138,7 +138,7 @@ crate::row! {
 /// counted as recent from the start of `recent`, handed to `each` as they stream (one
 /// grouped statement).
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn service_figures(
+pub(crate) async fn service_figures(
     db: &Database,
     recent: NaiveDate,
     as_of: NaiveDate,
@@ -152,7 +152,7 @@ pub async fn service_figures(
 /// These requesters' service figures up to now (a request's read, for customers the
 /// insight snapshot has no row for), CSAT counted as recent for `recent_days`.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = keys.len()))]
-pub async fn service_figures_now(
+pub(crate) async fn service_figures_now(
     db: &Database,
     trace: &SqlTrace,
     keys: &[i64],
@@ -193,12 +193,12 @@ fn service_statement(
 }
 
 /// The requesters with a ticket opened or changed after `since`, each once.
-pub async fn changed_requesters(db: &Database, since: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
+pub(crate) async fn changed_requesters(db: &Database, since: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
     super::changed_keys(db, "tickets", "requester_id", since).await
 }
 
 /// Everything the helpdesk holds about these records, by table.
-pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
+pub(crate) async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
     let requesters: Vec<Requester> =
         super::rows_in(db, trace, "id, email, phone, name, created_at", "requesters", "id", keys).await?;
     let tickets: Vec<Ticket> = super::rows_in(db, trace, TICKET_COLUMNS, "tickets", "requester_id", keys).await?;
@@ -217,11 +217,11 @@ fn erasure(keys: &[i64]) -> super::Erasure {
 crate::row! {
     /// A helpdesk requester.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Requester {
-        pub id: i64,
-        pub email: Option<String>,
-        pub phone: Option<String>,
-        pub name: Option<String>,
-        pub created_at: DateTime<Utc>,
+    pub(crate) struct Requester {
+        pub(crate) id: i64,
+        pub(crate) email: Option<String>,
+        pub(crate) phone: Option<String>,
+        pub(crate) name: Option<String>,
+        pub(crate) created_at: DateTime<Utc>,
     }
 }

@@ -49,7 +49,7 @@ impl<'a> Lease<'a> {
     }
 
     /// Gives the lease up, for another replica to take at once.
-    pub async fn release(self) {
+    pub(crate) async fn release(self) {
         let sql = "update job_leases set expires_at = ? where name = ? and holder = ?";
         let args: [Arg; 3] = [Utc::now().into(), self.name.into(), holder().into()];
         if let Err(e) = self.hub.execute(&SqlTrace::default(), sql, &args).await {

@@ -8,7 +8,7 @@ use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 /// The marketing in the one list of sources ([`super::def`]).
-pub const SOURCE: super::SourceDef = super::SourceDef {
+pub(crate) const SOURCE: super::SourceDef = super::SourceDef {
     contract: CONTRACT,
     // Contacts are known by email alone.
     identity: (
@@ -21,7 +21,7 @@ pub const SOURCE: super::SourceDef = super::SourceDef {
 };
 
 /// What c360 needs of marketing (see [`super::contract`]).
-pub const CONTRACT: &[Table] = &[
+pub(crate) const CONTRACT: &[Table] = &[
     Table {
         name: "contacts",
         about: "marketing contacts",
@@ -67,39 +67,39 @@ pub const CONTRACT: &[Table] = &[
 crate::row! {
     /// A marketing campaign.
     #[derive(Debug, Clone)]
-    pub struct Campaign {
-        pub id: i64,
-        pub name: String,
-        pub channel: String,
-        pub offer_type: String,
-        pub starts_at: DateTime<Utc>,
-        pub ends_at: DateTime<Utc>,
+    pub(crate) struct Campaign {
+        pub(crate) id: i64,
+        pub(crate) name: String,
+        pub(crate) channel: String,
+        pub(crate) offer_type: String,
+        pub(crate) starts_at: DateTime<Utc>,
+        pub(crate) ends_at: DateTime<Utc>,
     }
 }
 
 crate::row! {
     /// One campaign sent to one contact, and what the contact did with it.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Send {
-        pub id: i64,
-        pub campaign_id: i64,
-        pub contact_id: i64,
-        pub sent_at: DateTime<Utc>,
-        pub delivered_at: Option<DateTime<Utc>>,
-        pub opened_at: Option<DateTime<Utc>>,
-        pub clicked_at: Option<DateTime<Utc>>,
-        pub converted_at: Option<DateTime<Utc>>,
-        pub unsubscribed_at: Option<DateTime<Utc>>,
-        pub coupon_code: Option<String>,
+    pub(crate) struct Send {
+        pub(crate) id: i64,
+        pub(crate) campaign_id: i64,
+        pub(crate) contact_id: i64,
+        pub(crate) sent_at: DateTime<Utc>,
+        pub(crate) delivered_at: Option<DateTime<Utc>>,
+        pub(crate) opened_at: Option<DateTime<Utc>>,
+        pub(crate) clicked_at: Option<DateTime<Utc>>,
+        pub(crate) converted_at: Option<DateTime<Utc>>,
+        pub(crate) unsubscribed_at: Option<DateTime<Utc>>,
+        pub(crate) coupon_code: Option<String>,
     }
 }
 
 crate::row! {
     /// How many sends one contact received.
     #[derive(Debug, Clone)]
-    pub struct SendCount {
-        pub contact_id: i64,
-        pub sends: i64,
+    pub(crate) struct SendCount {
+        pub(crate) contact_id: i64,
+        pub(crate) sends: i64,
     }
 }
 
@@ -107,7 +107,7 @@ pub(crate) const SEND_COLUMNS: &str = "id, campaign_id, contact_id, sent_at, del
 
 /// The newest sends of each contact, one statement for all contacts.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = contacts.len()))]
-pub async fn sends_page(
+pub(crate) async fn sends_page(
     db: &Database,
     trace: &SqlTrace,
     contacts: &[i64],
@@ -118,7 +118,11 @@ pub async fn sends_page(
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = contacts.len()))]
-pub async fn send_counts(db: &Database, trace: &SqlTrace, contacts: &[i64]) -> Result<Vec<SendCount>, sqlx::Error> {
+pub(crate) async fn send_counts(
+    db: &Database,
+    trace: &SqlTrace,
+    contacts: &[i64],
+) -> Result<Vec<SendCount>, sqlx::Error> {
     let sql = format!(
         "select contact_id, count(*) as sends from sends where contact_id in ({}) group by contact_id",
         in_list(contacts.len())
@@ -127,7 +131,7 @@ pub async fn send_counts(db: &Database, trace: &SqlTrace, contacts: &[i64]) -> R
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn campaigns(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Campaign>, sqlx::Error> {
+pub(crate) async fn campaigns(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Campaign>, sqlx::Error> {
     let sql = format!(
         "select id, name, channel, offer_type, starts_at, ends_at from campaigns where id in ({})",
         in_list(ids.len())
@@ -136,7 +140,7 @@ pub async fn campaigns(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<V
 }
 
 /// Everything the marketing holds about these records, by table.
-pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
+pub(crate) async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
     let contacts: Vec<Contact> =
         super::rows_in(db, trace, "id, email, first_name, subscribed, created_at", "contacts", "id", keys).await?;
     let sends: Vec<Send> = super::rows_in(db, trace, SEND_COLUMNS, "sends", "contact_id", keys).await?;
@@ -154,11 +158,11 @@ fn erasure(keys: &[i64]) -> super::Erasure {
 crate::row! {
     /// A marketing contact.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Contact {
-        pub id: i64,
-        pub email: String,
-        pub first_name: Option<String>,
-        pub subscribed: bool,
-        pub created_at: DateTime<Utc>,
+    pub(crate) struct Contact {
+        pub(crate) id: i64,
+        pub(crate) email: String,
+        pub(crate) first_name: Option<String>,
+        pub(crate) subscribed: bool,
+        pub(crate) created_at: DateTime<Utc>,
     }
 }

@@ -2,12 +2,12 @@
 //! system answers. One module per source; none of them knows anything of GraphQL.
 
 pub mod contract;
-pub mod crm;
-pub mod engine;
-pub mod helpdesk;
+pub(crate) mod crm;
+pub(crate) mod engine;
+pub(crate) mod helpdesk;
 pub mod lease;
-pub mod marketing;
-pub mod shop;
+pub(crate) mod marketing;
+pub(crate) mod shop;
 
 use secrecy::ExposeSecret;
 
@@ -17,40 +17,40 @@ pub use engine::{Arg, Database, Engine, EngineError, PoolSettings, SqlTrace};
 
 /// What the hub knows of one source system, declared in the source's own module
 /// (`crm::SOURCE`, …): adding a source is its module plus one line in [`def`].
-pub struct SourceDef {
+pub(crate) struct SourceDef {
     /// The tables and columns c360 reads (`c360 check`, README).
-    pub contract: &'static [contract::Table],
+    pub(crate) contract: &'static [contract::Table],
     /// How the identity resolver reads its records: the table and a select list giving
     /// `id, email, phone, first_name, last_name, country, updated_at`.
-    pub identity: (&'static str, &'static str),
+    pub(crate) identity: (&'static str, &'static str),
     /// Its schema per engine (development and `c360 migrate --sources` only).
-    pub migrations: [(Engine, MigrationSet); 3],
+    pub(crate) migrations: [(Engine, MigrationSet); 3],
     /// Everything it holds about the records with these keys, as JSON (the right of
     /// access; `exportCustomer`).
-    pub export: ExportFn,
+    pub(crate) export: ExportFn,
     /// What erasing the records with these keys takes (`eraseCustomer`).
-    pub erasure: fn(&[i64]) -> Erasure,
+    pub(crate) erasure: fn(&[i64]) -> Erasure,
 }
 
 /// A source's export: its rows about some records, by table, as JSON.
-pub type ExportFn = for<'a> fn(
+pub(crate) type ExportFn = for<'a> fn(
     &'a Database,
     &'a SqlTrace,
     &'a [i64],
 ) -> futures::future::BoxFuture<'a, Result<serde_json::Value, sqlx::Error>>;
 
 /// One SQL statement and its arguments.
-pub type Statement = (String, Vec<Arg>);
+pub(crate) type Statement = (String, Vec<Arg>);
 
 /// Erasing a person from one source: statements that keep rows but take the person out
 /// of them (run first, counted as anonymized), and statements that delete.
-pub struct Erasure {
-    pub anonymize: Vec<Statement>,
-    pub delete: Vec<Statement>,
+pub(crate) struct Erasure {
+    pub(crate) anonymize: Vec<Statement>,
+    pub(crate) delete: Vec<Statement>,
 }
 
 /// The text left where free text about an erased person was.
-pub const ERASED_TEXT: &str = "[erased]";
+pub(crate) const ERASED_TEXT: &str = "[erased]";
 
 /// Deletes the rows of `table` whose `column` is one of `ids`.
 pub(crate) fn delete_in(table: &str, column: &str, ids: &[i64]) -> Statement {
@@ -74,7 +74,7 @@ pub(crate) async fn rows_in<T: engine::AnyRow>(
 }
 
 /// The one list of sources.
-pub fn def(source: SourceName) -> &'static SourceDef {
+pub(crate) fn def(source: SourceName) -> &'static SourceDef {
     match source {
         SourceName::Crm => &crm::SOURCE,
         SourceName::Shop => &shop::SOURCE,
@@ -89,7 +89,7 @@ pub fn contract(source: SourceName) -> &'static [contract::Table] {
 }
 
 /// The embedded migrations of one database.
-pub type MigrationSet = &'static [(i64, &'static str, &'static str)];
+pub(crate) type MigrationSet = &'static [(i64, &'static str, &'static str)];
 
 /// The embedded migrations of `migrations/<db>/<engine>/`, each given as its version,
 /// file and name.
@@ -110,7 +110,7 @@ pub fn midnight(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
 }
 
 /// Midnight (UTC) at the end of `day`: a timestamp before it is on `day` or earlier.
-pub fn end_of(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn end_of(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
     midnight(day.succ_opt().unwrap_or(day))
 }
 
@@ -123,7 +123,7 @@ crate::row! {
 /// The newest value of a timestamp column (`updated_at`: the newest change a table
 /// holds), `None` when the table is empty. `table` and `column` are the caller's own
 /// names, never input.
-pub async fn newest(
+pub(crate) async fn newest(
     db: &Database,
     table: &str,
     column: &str,
@@ -143,7 +143,7 @@ crate::row! {
 /// `since`, each once. Not `distinct` in SQL: SQLite would then scan an index on the
 /// column (a second for the orders of a million customers) instead of seeking the one on
 /// `updated_at`. `table` and `column` are the caller's own names, never input.
-pub async fn changed_keys(
+pub(crate) async fn changed_keys(
     db: &Database,
     table: &str,
     column: &str,
@@ -178,11 +178,11 @@ fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
 #[derive(Debug, thiserror::Error)]
 #[error("{db} database ({engine_hint}): {source}")]
 pub struct ConnectError {
-    pub db: DbName,
+    pub(crate) db: DbName,
     /// The URL's scheme and host, never its password.
-    pub engine_hint: String,
+    pub(crate) engine_hint: String,
     #[source]
-    pub source: EngineError,
+    pub(crate) source: EngineError,
 }
 
 /// Which database schemas [`Sources::connect`] brings up to date.
@@ -234,7 +234,7 @@ impl Sources {
     }
 
     /// One database.
-    pub fn get(&self, db: DbName) -> &Database {
+    pub(crate) fn get(&self, db: DbName) -> &Database {
         &self.dbs[db as usize]
     }
 
@@ -244,7 +244,7 @@ impl Sources {
     }
 
     /// Every database, the hub store last.
-    pub fn all(&self) -> impl Iterator<Item = &Database> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Database> {
         self.dbs.iter()
     }
 
@@ -269,7 +269,7 @@ impl Sources {
         self.get(DbName::Hub)
     }
 
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         for db in self.all() {
             db.close().await;
         }
@@ -277,7 +277,7 @@ impl Sources {
 }
 
 /// A URL fit for logs and errors: scheme, host and path, never the user or password.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
@@ -310,12 +310,12 @@ mod tests {
 /// A page of a "newest first" list under each of many parents: at most `limit` rows per
 /// parent, optionally only those strictly older than the `before` cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Page {
+pub(crate) struct Page {
     /// Rows to read per parent (callers ask for one more than they show, to know
     /// whether there is a next page).
-    pub limit: i64,
+    pub(crate) limit: i64,
     /// Only rows older than this (time, id), newest first.
-    pub before: Option<(chrono::DateTime<chrono::Utc>, i64)>,
+    pub(crate) before: Option<(chrono::DateTime<chrono::Utc>, i64)>,
 }
 
 /// The SQL and arguments of one windowed page query over `table`: the newest
@@ -356,19 +356,19 @@ crate::row! {
     /// A source record as the identity resolver sees it: its key, contact keys as typed,
     /// a name (CRM only) and a country for reading national phone numbers.
     #[derive(Debug, Clone)]
-    pub struct IdentityRecord {
-        pub id: i64,
-        pub email: Option<String>,
-        pub phone: Option<String>,
-        pub first_name: Option<String>,
-        pub last_name: Option<String>,
-        pub country: Option<String>,
-        pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub(crate) struct IdentityRecord {
+        pub(crate) id: i64,
+        pub(crate) email: Option<String>,
+        pub(crate) phone: Option<String>,
+        pub(crate) first_name: Option<String>,
+        pub(crate) last_name: Option<String>,
+        pub(crate) country: Option<String>,
+        pub(crate) updated_at: chrono::DateTime<chrono::Utc>,
     }
 }
 
 /// Reads source records changed after the watermark `(updated_at, id)`, oldest first.
-pub async fn changed_records(
+pub(crate) async fn changed_records(
     sources: &Sources,
     source: SourceName,
     after: Option<(chrono::DateTime<chrono::Utc>, i64)>,

@@ -8,7 +8,7 @@ use super::engine::{Database, SqlTrace, in_list, ints};
 use super::{Page, newest_first};
 
 /// The shop in the one list of sources ([`super::def`]).
-pub const SOURCE: super::SourceDef = super::SourceDef {
+pub(crate) const SOURCE: super::SourceDef = super::SourceDef {
     contract: CONTRACT,
     // One name field: read as the last name, folded into one name key with the (null)
     // first name.
@@ -19,7 +19,7 @@ pub const SOURCE: super::SourceDef = super::SourceDef {
 };
 
 /// What c360 needs of the shop (see [`super::contract`]).
-pub const CONTRACT: &[Table] = &[
+pub(crate) const CONTRACT: &[Table] = &[
     Table {
         name: "accounts",
         about: "shop accounts, guests included; `country` is the region for national phone numbers",
@@ -69,65 +69,65 @@ pub const CONTRACT: &[Table] = &[
 crate::row! {
     /// A shop account (registered or guest checkout).
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Account {
-        pub id: i64,
-        pub email: Option<String>,
-        pub phone: Option<String>,
-        pub name: Option<String>,
-        pub country: Option<String>,
-        pub is_guest: bool,
-        pub created_at: DateTime<Utc>,
+    pub(crate) struct Account {
+        pub(crate) id: i64,
+        pub(crate) email: Option<String>,
+        pub(crate) phone: Option<String>,
+        pub(crate) name: Option<String>,
+        pub(crate) country: Option<String>,
+        pub(crate) is_guest: bool,
+        pub(crate) created_at: DateTime<Utc>,
     }
 }
 
 crate::row! {
     /// An order header.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct Order {
-        pub id: i64,
-        pub account_id: i64,
-        pub number: String,
-        pub ordered_at: DateTime<Utc>,
-        pub status: String,
-        pub channel: String,
-        pub currency: String,
-        pub total_cents: i64,
+    pub(crate) struct Order {
+        pub(crate) id: i64,
+        pub(crate) account_id: i64,
+        pub(crate) number: String,
+        pub(crate) ordered_at: DateTime<Utc>,
+        pub(crate) status: String,
+        pub(crate) channel: String,
+        pub(crate) currency: String,
+        pub(crate) total_cents: i64,
     }
 }
 
 crate::row! {
     /// An order line with its product.
     #[derive(Debug, Clone, serde::Serialize)]
-    pub struct OrderLine {
-        pub order_id: i64,
-        pub line_no: i32,
-        pub sku: String,
-        pub product_name: Option<String>,
-        pub category: Option<String>,
-        pub quantity: i32,
-        pub unit_price_cents: i64,
-        pub currency: String,
+    pub(crate) struct OrderLine {
+        pub(crate) order_id: i64,
+        pub(crate) line_no: i32,
+        pub(crate) sku: String,
+        pub(crate) product_name: Option<String>,
+        pub(crate) category: Option<String>,
+        pub(crate) quantity: i32,
+        pub(crate) unit_price_cents: i64,
+        pub(crate) currency: String,
     }
 }
 
 crate::row! {
     /// Orders of one account in one currency and status: the bricks of purchase summaries.
     #[derive(Debug, Clone)]
-    pub struct OrderAggregate {
-        pub account_id: i64,
-        pub currency: String,
-        pub status: String,
-        pub orders: i64,
-        pub total_cents: i64,
-        pub first_at: DateTime<Utc>,
-        pub last_at: DateTime<Utc>,
+    pub(crate) struct OrderAggregate {
+        pub(crate) account_id: i64,
+        pub(crate) currency: String,
+        pub(crate) status: String,
+        pub(crate) orders: i64,
+        pub(crate) total_cents: i64,
+        pub(crate) first_at: DateTime<Utc>,
+        pub(crate) last_at: DateTime<Utc>,
     }
 }
 
 pub(crate) const ORDER_COLUMNS: &str = "id, account_id, number, ordered_at, status, channel, currency, total_cents";
 
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn accounts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Account>, sqlx::Error> {
+pub(crate) async fn accounts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Account>, sqlx::Error> {
     let sql = format!(
         "select id, email, phone, name, country, is_guest, created_at from accounts where id in ({})",
         in_list(ids.len())
@@ -137,7 +137,7 @@ pub async fn accounts(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Ve
 
 /// The newest orders of each account, one statement for all accounts.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = accounts.len()))]
-pub async fn orders_page(
+pub(crate) async fn orders_page(
     db: &Database,
     trace: &SqlTrace,
     accounts: &[i64],
@@ -148,7 +148,7 @@ pub async fn orders_page(
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = ids.len()))]
-pub async fn orders(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Order>, sqlx::Error> {
+pub(crate) async fn orders(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<Order>, sqlx::Error> {
     let sql = format!("select {ORDER_COLUMNS} from orders where id in ({})", in_list(ids.len()));
     db.fetch_all(trace, &sql, &ints(ids)).await
 }
@@ -156,7 +156,11 @@ pub async fn orders(db: &Database, trace: &SqlTrace, ids: &[i64]) -> Result<Vec<
 /// Lines of many orders, with product name and category (a product missing from the
 /// catalogue still shows its line).
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = orders.len()))]
-pub async fn order_lines(db: &Database, trace: &SqlTrace, orders: &[i64]) -> Result<Vec<OrderLine>, sqlx::Error> {
+pub(crate) async fn order_lines(
+    db: &Database,
+    trace: &SqlTrace,
+    orders: &[i64],
+) -> Result<Vec<OrderLine>, sqlx::Error> {
     let sql = format!(
         "select l.order_id, l.line_no, l.sku, p.name as product_name, p.category, l.quantity, l.unit_price_cents, o.currency
          from order_lines l
@@ -171,7 +175,7 @@ pub async fn order_lines(db: &Database, trace: &SqlTrace, orders: &[i64]) -> Res
 
 /// Order counts, totals and first/last order time per account, currency and status.
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = accounts.len()))]
-pub async fn order_aggregates(
+pub(crate) async fn order_aggregates(
     db: &Database,
     trace: &SqlTrace,
     accounts: &[i64],
@@ -191,10 +195,10 @@ crate::row! {
     /// What one account spent on one day (orders that were bought, not cancelled or
     /// returned): the purchase models' unit, a day's orders being one transaction.
     #[derive(Debug, Clone, Copy)]
-    pub struct PurchaseDay {
-        pub account_id: i64,
-        pub day: NaiveDate,
-        pub cents: i64,
+    pub(crate) struct PurchaseDay {
+        pub(crate) account_id: i64,
+        pub(crate) day: NaiveDate,
+        pub(crate) cents: i64,
     }
 }
 
@@ -202,7 +206,7 @@ crate::row! {
 /// to `each` as they stream (one grouped statement for the whole shop). Amounts are
 /// summed across currencies: the models assume the shop sells in one.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn purchase_days(
+pub(crate) async fn purchase_days(
     db: &Database,
     as_of: NaiveDate,
     accounts: Option<&[i64]>,
@@ -224,17 +228,17 @@ pub async fn purchase_days(
 }
 
 /// The accounts with an order placed or changed after `since`, each once.
-pub async fn changed_accounts(db: &Database, since: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
+pub(crate) async fn changed_accounts(db: &Database, since: DateTime<Utc>) -> Result<Vec<i64>, sqlx::Error> {
     super::changed_keys(db, "orders", "account_id", since).await
 }
 
 crate::row! {
     /// An order line as the product statistics read it.
     #[derive(Debug, Clone)]
-    pub struct SoldLine {
-        pub order_id: i64,
-        pub sku: String,
-        pub unit_price_cents: i64,
+    pub(crate) struct SoldLine {
+        pub(crate) order_id: i64,
+        pub(crate) sku: String,
+        pub(crate) unit_price_cents: i64,
     }
 }
 
@@ -242,7 +246,7 @@ crate::row! {
 /// of one order in `every` (by id: a sample that reads the lines in their own order, so
 /// the database neither sorts nor decodes the rest), handed to `each` as they stream.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn sold_lines(
+pub(crate) async fn sold_lines(
     db: &Database,
     from: NaiveDate,
     until: NaiveDate,
@@ -260,39 +264,39 @@ pub async fn sold_lines(
 }
 
 /// How many orders the shop holds.
-pub async fn order_count(db: &Database) -> Result<i64, sqlx::Error> {
+pub(crate) async fn order_count(db: &Database) -> Result<i64, sqlx::Error> {
     db.fetch_count(&SqlTrace::default(), "select count(*) as n from orders", &[]).await
 }
 
 crate::row! {
     /// A product of the catalogue: its name and category.
     #[derive(Debug, Clone)]
-    pub struct CatalogueEntry {
-        pub sku: String,
-        pub name: String,
-        pub category: String,
+    pub(crate) struct CatalogueEntry {
+        pub(crate) sku: String,
+        pub(crate) name: String,
+        pub(crate) category: String,
     }
 }
 
 /// The whole catalogue.
-pub async fn catalogue(db: &Database) -> Result<Vec<CatalogueEntry>, sqlx::Error> {
+pub(crate) async fn catalogue(db: &Database) -> Result<Vec<CatalogueEntry>, sqlx::Error> {
     db.fetch_all(&SqlTrace::default(), "select sku, name, category from products", &[]).await
 }
 
 crate::row! {
     /// A product an account bought, with the most it paid for it.
     #[derive(Debug, Clone)]
-    pub struct Bought {
-        pub account_id: i64,
-        pub sku: String,
-        pub category: String,
-        pub price_cents: i64,
+    pub(crate) struct Bought {
+        pub(crate) account_id: i64,
+        pub(crate) sku: String,
+        pub(crate) category: String,
+        pub(crate) price_cents: i64,
     }
 }
 
 /// The products these accounts bought (orders not cancelled or returned).
 #[tracing::instrument(level = "debug", skip_all, fields(db.ids = accounts.len()))]
-pub async fn bought(db: &Database, trace: &SqlTrace, accounts: &[i64]) -> Result<Vec<Bought>, sqlx::Error> {
+pub(crate) async fn bought(db: &Database, trace: &SqlTrace, accounts: &[i64]) -> Result<Vec<Bought>, sqlx::Error> {
     let sql = format!(
         "select o.account_id, l.sku, p.category, max(l.unit_price_cents) as price_cents
          from orders o
@@ -306,7 +310,7 @@ pub async fn bought(db: &Database, trace: &SqlTrace, accounts: &[i64]) -> Result
 }
 
 /// Everything the shop holds about these records, by table.
-pub async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
+pub(crate) async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
     let orders: Vec<Order> = super::rows_in(db, trace, ORDER_COLUMNS, "orders", "account_id", keys).await?;
     let order_ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
     let accounts = if keys.is_empty() { vec![] } else { accounts(db, trace, keys).await? };

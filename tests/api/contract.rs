@@ -52,7 +52,7 @@ async fn check_names_what_a_schema_lacks_and_accepts_views() {
     run(app.sources.shop(), "create table products (sku integer primary key, name text)").await;
 
     let crm = contract::check(app.sources.crm(), c360::sources::contract(SourceName::Crm)).await.expect("check");
-    assert_eq!(crm, vec![Problem::MissingTable("notes")]);
+    assert_eq!(crm, vec![Problem::MissingTable { table: "notes", about: "notes by staff (written by addNote)" }]);
     let shop = contract::check(app.sources.shop(), c360::sources::contract(SourceName::Shop)).await.expect("check");
     assert_eq!(
         shop,

@@ -544,7 +544,7 @@ async fn hidden_is_unknown(backend: Backend, documents: u64) {
         if let Some(scopes) = scopes {
             viewer.scopes = scopes.split(' ').map(str::to_owned).collect();
         }
-        let access = policy.access(viewer);
+        let access = policy.access(&viewer);
         let mine = Model::parse(&c360::graphql::privacy::viewer::sdl(access.hidden_set()));
         // The policy's hidden classes are gone from the viewer's schema, every field of them.
         for field in &fields {

@@ -8,7 +8,7 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selec
 use indexmap::IndexMap;
 
 /// Orders `data`, the result of the operation `operation_name` of `document`.
-pub fn reorder(document: &ExecutableDocument, operation_name: Option<&str>, data: &mut Value) {
+pub(crate) fn reorder(document: &ExecutableDocument, operation_name: Option<&str>, data: &mut Value) {
     let operation = match (&document.operations, operation_name) {
         (DocumentOperations::Single(op), _) => op,
         (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {

@@ -20,17 +20,17 @@ use crate::graphql::privacy::viewer::Types;
 
 /// What a document may not exceed, for one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub depth: usize,
-    pub aliases: usize,
-    pub root_fields: usize,
-    pub directives: usize,
-    pub cost: u64,
+pub(crate) struct Limits {
+    pub(crate) depth: usize,
+    pub(crate) aliases: usize,
+    pub(crate) root_fields: usize,
+    pub(crate) directives: usize,
+    pub(crate) cost: u64,
 }
 
 impl Limits {
     /// The configured limits, with the cost budget of `role` where one is set.
-    pub fn for_role(config: &GraphqlConfig, role: &str) -> Limits {
+    pub(crate) fn for_role(config: &GraphqlConfig, role: &str) -> Limits {
         Limits {
             depth: config.max_depth,
             aliases: config.max_aliases,
@@ -44,14 +44,14 @@ impl Limits {
 /// A limit a document exceeded: which, the limit, and what the document reached (at
 /// least; counting stops soon after the limit).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exceeded {
-    pub limit: &'static str,
-    pub max: u64,
-    pub found: u64,
+pub(crate) struct Exceeded {
+    pub(crate) limit: &'static str,
+    pub(crate) max: u64,
+    pub(crate) found: u64,
 }
 
 impl Exceeded {
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         format!("the operation exceeds the {} limit of {} (it reaches {})", self.limit, self.max, self.found)
     }
 }
@@ -60,12 +60,12 @@ impl Exceeded {
 /// the parser recurses once per level, and a value nested thousands deep (`[[[[…`) would
 /// overflow its stack. Selections, which the depth limit holds to far less, and
 /// introspection's type references stay well within it.
-pub const MAX_NESTING: usize = 100;
+pub(crate) const MAX_NESTING: usize = 100;
 
 /// Counts the document's lexical tokens (punctuators, names, numbers and strings; white
 /// space, commas and comments are not tokens), before it is parsed: the parser's work
 /// grows with them. Stops counting past `max`, or at brackets nested past [`MAX_NESTING`].
-pub fn tokens(query: &str, max: usize) -> Result<usize, Exceeded> {
+pub(crate) fn tokens(query: &str, max: usize) -> Result<usize, Exceeded> {
     let bytes = query.as_bytes();
     let at = |i: usize, s: &[u8]| bytes.get(i..).is_some_and(|rest| rest.starts_with(s));
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
@@ -133,7 +133,7 @@ pub fn tokens(query: &str, max: usize) -> Result<usize, Exceeded> {
 /// `limits`: its cost, or the first limit exceeded. The others are not walked: a document
 /// of a thousand operations spreading the same fragments costs what the one that runs
 /// costs, as async-graphql runs none when the name matches none (and costs nothing).
-pub fn check(
+pub(crate) fn check(
     document: &ExecutableDocument,
     name: Option<&str>,
     variables: &Variables,
@@ -185,7 +185,10 @@ pub fn check(
 /// spreading one fan-out once took seconds, each validated in full). `Ok(None)`: the
 /// document holds one operation, and is used as it is. `Err`: the name matches none of
 /// them, or several and no name (async-graphql's own messages).
-pub fn only_selected(document: &ExecutableDocument, name: Option<&str>) -> Result<Option<ExecutableDocument>, String> {
+pub(crate) fn only_selected(
+    document: &ExecutableDocument,
+    name: Option<&str>,
+) -> Result<Option<ExecutableDocument>, String> {
     fn spread<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet, used: &mut HashSet<&'a Name>) {
         for item in &set.items {
             match &item.node {
@@ -227,7 +230,7 @@ pub fn only_selected(document: &ExecutableDocument, name: Option<&str>) -> Resul
 /// where they live, fragments included). Each fragment is looked into once, however
 /// often it is spread: the work is bounded by the document's size (a fragment spreading
 /// the next one twice, 26 deep, once took 2^26 steps here, before any limit).
-pub fn introspects(document: &ExecutableDocument) -> bool {
+pub(crate) fn introspects(document: &ExecutableDocument) -> bool {
     fn at_root<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet, seen: &mut HashSet<&'a Name>) -> bool {
         set.items.iter().any(|item| match &item.node {
             Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
@@ -281,7 +284,7 @@ const INTROSPECTION_LISTS: usize = 3;
 /// the longest of its kind in the viewer's schema (every type, the most fields of any
 /// type, …): an upper bound of the answer's size, known before it is built. graphql-js's
 /// query counts about a fifth of it on the whole schema (365,000).
-pub const INTROSPECTION_COST: u64 = 2_000_000;
+pub(crate) const INTROSPECTION_COST: u64 = 2_000_000;
 
 struct Walk<'a> {
     document: &'a ExecutableDocument,
@@ -607,7 +610,7 @@ mod tests {
         use crate::auth::{Role, Viewer};
         let table = crate::graphql::privacy::PrivacyTable::from_sdl(&crate::graphql::sdl()).expect("the schema");
         let policy = crate::policy::Policy::load(None, &table.value_fields()).expect("the shipped policy");
-        let hidden = policy.access(Viewer::with_role(Role::Partner, Some("acme"))).hidden_set();
+        let hidden = policy.access(&Viewer::with_role(Role::Partner, Some("acme"))).hidden_set();
         let partner = crate::graphql::privacy::viewer::build(None, hidden).types;
         let generous = Limits { depth: 100, aliases: 100, root_fields: 100, directives: 100, cost: u64::MAX };
         let cost = |field: &str, types: &Types| {

@@ -2,6 +2,6 @@
 //! ([`limits`]), the names a misspelt field may have meant ([`suggestions`]), and the
 //! response's fields put in the document's order ([`field_order`]).
 
-pub mod field_order;
-pub mod limits;
-pub mod suggestions;
+pub(crate) mod field_order;
+pub(crate) mod limits;
+pub(crate) mod suggestions;

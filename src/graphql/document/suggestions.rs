@@ -12,7 +12,7 @@ const MOST: usize = 5;
 
 /// Appends to each unknown-field error the fields of that type in the viewer's schema
 /// whose names are close to the one asked for.
-pub fn suggest(errors: &mut [ServerError], types: &Types) {
+pub(crate) fn suggest(errors: &mut [ServerError], types: &Types) {
     for error in errors {
         let Some((field, ty)) = unknown_field(&error.message) else { continue };
         let Some(fields) = types.types.get(ty).and_then(|t| t.fields()) else { continue };
@@ -72,7 +72,7 @@ mod tests {
         let sdl = crate::graphql::sdl();
         let table = crate::graphql::privacy::PrivacyTable::from_sdl(&sdl).expect("classes");
         let policy = Policy::load(None, &table.value_fields()).expect("the shipped policy");
-        let hidden = policy.access(Viewer::with_role(role, None)).hidden_set();
+        let hidden = policy.access(&Viewer::with_role(role, None)).hidden_set();
         let schema = crate::graphql::privacy::viewer::build(None, hidden);
         let mut errors = vec![ServerError::new(message, None)];
         super::suggest(&mut errors, &schema.types);

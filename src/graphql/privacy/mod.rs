@@ -13,7 +13,7 @@
 //! [`PrivacyTable`], read back from the printed schema's directives, checks the policy
 //! file against the schema at start.
 
-pub mod schema;
+pub(crate) mod schema;
 pub mod viewer;
 
 use async_graphql::{Context, Enum, TypeDirective};
@@ -26,7 +26,7 @@ use crate::policy::{self, Access, Decision, mask};
 /// What kind of customer data a field carries (the policy's classes, as a schema enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[graphql(remote = "crate::policy::PrivacyClass")]
-pub enum PrivacyClass {
+pub(crate) enum PrivacyClass {
     /// Who the person is: names.
     Identity,
     /// How to reach them: email, phone, postal address.
@@ -55,7 +55,7 @@ pub enum PrivacyClass {
 /// field's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[graphql(remote = "crate::policy::MaskFormat")]
-pub enum MaskFormat {
+pub(crate) enum MaskFormat {
     /// A string: `jane.doe@example.com` → `j***@example.com`.
     Email,
     /// A string: `+4915123456789` → `***6789` (the last four digits).
@@ -80,23 +80,23 @@ pub enum MaskFormat {
 /// at all; `mask` is how it is masked (absent: the field cannot be masked, and a policy
 /// that would mask it is refused at start).
 #[TypeDirective(location = "FieldDefinition")]
-pub fn privacy(class: PrivacyClass, mask: Option<MaskFormat>) {}
+pub(crate) fn privacy(class: PrivacyClass, mask: Option<MaskFormat>) {}
 
 /// A lookup or filter by a value of class `class` (an email, a source key): it exists
 /// only for viewers from whom that class is not hidden, like a field of that class.
 #[TypeDirective(location = "FieldDefinition", location = "InputFieldDefinition")]
-pub fn lookup(class: PrivacyClass) {}
+pub(crate) fn lookup(class: PrivacyClass) {}
 
 /// A type whose audited fields belong to one customer: the audit log files their reads
 /// under that customer.
-pub trait Subject {
+pub(crate) trait Subject {
     /// The golden id of the customer the object belongs to.
     fn subject_id(&self) -> &str;
 }
 
 /// Whether a resolved value is there (not null, not an error): only values that are
 /// there are audited.
-pub trait Present {
+pub(crate) trait Present {
     fn present(&self) -> bool;
 }
 
@@ -116,7 +116,7 @@ impl<T: Present, E> Present for Result<T, E> {
 /// and the viewer's policy shows it unmasked, or masks it with a format that `keeps` the
 /// value as it is (a birth year). Called by every audited field's resolver, as
 /// `#[class(..)]` writes it; never by hand.
-pub fn note_read(
+pub(crate) fn note_read(
     ctx: &Context<'_>,
     class: PrivacyClass,
     keeps: bool,
@@ -142,7 +142,7 @@ pub fn note_read(
 /// What a classified field's resolver does with its value, by the viewer's policy, as
 /// `#[class(..)]` writes it: show it, mask it, or (hidden) never resolve it. A request
 /// without an access decision is a wiring bug and sees nothing.
-pub fn decision(ctx: &Context<'_>, class: PrivacyClass) -> Decision {
+pub(crate) fn decision(ctx: &Context<'_>, class: PrivacyClass) -> Decision {
     match ctx.data_opt::<Access>() {
         Some(access) => access.decision(class.into()),
         None => {
@@ -154,13 +154,13 @@ pub fn decision(ctx: &Context<'_>, class: PrivacyClass) -> Decision {
 
 /// The error of a field its viewer may not see, should it ever be resolved: validation
 /// turns documents naming it away first, so this is never reached. It names nothing.
-pub fn not_shown() -> async_graphql::Error {
+pub(crate) fn not_shown() -> async_graphql::Error {
     async_graphql::Error::new("internal error")
 }
 
 /// A resolver's value in its masked form, of the same type; `#[class(.., mask = ..)]`
 /// applies it where the policy masks the field.
-pub trait Masked: Sized {
+pub(crate) trait Masked: Sized {
     fn masked(self, format: policy::MaskFormat) -> Self;
 }
 
@@ -178,7 +178,7 @@ impl<T: MaskValue> Masked for Option<T> {
 }
 
 /// A value a mask format applies to: by default only `keep` keeps it.
-pub trait MaskValue: Sized {
+pub(crate) trait MaskValue: Sized {
     fn mask(self, format: policy::MaskFormat) -> Option<Self> {
         (format == policy::MaskFormat::Keep).then_some(self)
     }

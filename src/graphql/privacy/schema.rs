@@ -14,7 +14,7 @@ use crate::policy::{ClassifiedField, MaskFormat, PrivacyClass};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldPrivacy {
     pub class: PrivacyClass,
-    pub mask: Option<MaskFormat>,
+    pub(crate) mask: Option<MaskFormat>,
     /// `@lookup`: the class is that of the key the field looks up by. The field is hidden
     /// with its class, and its value is not masked (it is not of that class).
     pub lookup: bool,
@@ -23,9 +23,9 @@ pub struct FieldPrivacy {
 /// A field's type: the named type, and whether the field may be null.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldType {
-    pub named: String,
-    pub nullable: bool,
-    pub list: bool,
+    pub(crate) named: String,
+    pub(crate) nullable: bool,
+    pub(crate) list: bool,
 }
 
 #[derive(Debug, Default)]
@@ -128,7 +128,7 @@ impl PrivacyTable {
 
     /// Fields whose mask format does not fit their type, each with the reason: a masked
     /// value must be a value of the field's own type.
-    pub fn mask_type_errors(&self) -> Vec<String> {
+    pub(crate) fn mask_type_errors(&self) -> Vec<String> {
         let mut errors = Vec::new();
         for (t, f, ty, p) in self.classified() {
             let Some(mask) = p.mask else { continue };

@@ -24,33 +24,33 @@ use crate::policy::{Access, CLASSES, PrivacyClass};
 
 /// The types of a viewer's schema, and the arguments of its directives: what the input
 /// check reads (async-graphql keeps a schema's own registry to itself).
-pub struct Types {
-    pub types: BTreeMap<String, MetaType>,
-    pub directives: BTreeMap<String, IndexMap<String, MetaInputValue>>,
-    pub query: String,
-    pub mutation: Option<String>,
-    pub subscription: Option<String>,
+pub(crate) struct Types {
+    pub(crate) types: BTreeMap<String, MetaType>,
+    pub(crate) directives: BTreeMap<String, IndexMap<String, MetaInputValue>>,
+    pub(crate) query: String,
+    pub(crate) mutation: Option<String>,
+    pub(crate) subscription: Option<String>,
 }
 
 /// One viewer's schema and a copy of its types.
-pub struct ViewerSchema {
-    pub schema: C360Schema,
-    pub types: Types,
+pub(crate) struct ViewerSchema {
+    pub(crate) schema: C360Schema,
+    pub(crate) types: Types,
 }
 
 /// The schemas of every set of hidden classes, each built when first asked for.
-pub struct ViewerSchemas {
+pub(crate) struct ViewerSchemas {
     shared: Option<Shared>,
     built: Vec<OnceLock<Arc<ViewerSchema>>>,
 }
 
 impl ViewerSchemas {
-    pub fn new(shared: Option<Shared>) -> Self {
+    pub(crate) fn new(shared: Option<Shared>) -> Self {
         ViewerSchemas { shared, built: (0..1 << CLASSES).map(|_| OnceLock::new()).collect() }
     }
 
     /// The schema of `access`'s viewer.
-    pub fn of(&self, access: &Access) -> &Arc<ViewerSchema> {
+    pub(crate) fn of(&self, access: &Access) -> &Arc<ViewerSchema> {
         let hidden = access.hidden_set();
         self.built[hidden].get_or_init(|| Arc::new(build(self.shared.clone(), hidden)))
     }
@@ -58,7 +58,7 @@ impl ViewerSchemas {
 
 /// The schema for a viewer from whom the classes in `hidden` (a bit set, as
 /// [`Access::hidden_set`]) are hidden.
-pub fn build(shared: Option<Shared>, hidden: usize) -> ViewerSchema {
+pub(crate) fn build(shared: Option<Shared>, hidden: usize) -> ViewerSchema {
     let slot = Arc::new(Mutex::new(None));
     let restrict = Restrict { hidden, out: slot.clone() };
     let schema = crate::graphql::builder(shared).directive(restrict).finish();
@@ -278,7 +278,7 @@ mod tests {
         }
         let fields =
             crate::graphql::privacy::PrivacyTable::from_sdl(&crate::graphql::sdl()).expect("sdl").value_fields();
-        Policy::load(None, &fields).expect("policy").access(viewer).hidden_set()
+        Policy::load(None, &fields).expect("policy").access(&viewer).hidden_set()
     }
 
     #[test]

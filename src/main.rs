@@ -2,6 +2,9 @@ use clap::Parser;
 
 /// mimalloc: a request allocates and frees many small values (documents, loader maps,
 /// JSON); the system allocator spent about a fifth of the CPU on them (see BENCHMARKS.md).
+/// The `system-allocator` feature leaves it out, for heap profiles (`heaptrack` sees only
+/// the system allocator's calls).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

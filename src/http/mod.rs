@@ -529,7 +529,7 @@ fn unauthenticated(error: AuthError) -> Response {
 
 /// The hub's metrics, in the Prometheus text format.
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.hub.metrics_text())
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.hub.metrics_text().await)
 }
 
 /// Ready when every database answers and the audit log is written; else 503 with the

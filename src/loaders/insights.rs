@@ -41,8 +41,14 @@ impl ModelCache {
         Ok(model)
     }
 
-    /// How long ago the model this process serves was fitted; `None` before it read one.
-    pub(crate) fn age_seconds(&self) -> Option<i64> {
+    /// How long ago the current model was fitted. The hub store is asked when the model
+    /// this process saw is older than [`MODEL_TTL`], or when it has seen none yet (a
+    /// replica that has served no insight reports the model it would serve), for at most
+    /// half a second (a slow store does not hold up a scrape: the model last seen is
+    /// reported then); `None` while there is no model.
+    pub(crate) async fn age_seconds(&self, hub: &crate::sources::Database) -> Option<i64> {
+        let source = Source { db: hub.clone(), trace: crate::sources::SqlTrace::default(), merges: None };
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.current(&source)).await;
         let seen = self.seen.lock().ok()?.clone()?;
         Some((chrono::Utc::now() - seen.1.fitted_at).num_seconds())
     }

@@ -525,7 +525,7 @@ impl Engine {
 
     /// The metrics in the Prometheus text format, with the pools, the audit queue and
     /// the model's age read now.
-    pub(crate) fn metrics_text(&self) -> String {
+    pub(crate) async fn metrics_text(&self) -> String {
         let pools: Vec<(String, i64, i64)> = self
             .sources
             .all()
@@ -536,7 +536,8 @@ impl Engine {
             .collect();
         let queued = self.audit.as_ref().map_or(0, |a| i64::try_from(a.queued()).unwrap_or(i64::MAX));
         let dead_letters = self.audit.as_ref().map_or(0, AuditLog::dead_letters);
-        self.metrics.render(&pools, (queued, dead_letters), self.kept.models.age_seconds())
+        let model_age = self.kept.models.age_seconds(self.sources.hub()).await;
+        self.metrics.render(&pools, (queued, dead_letters), model_age)
     }
 
     /// The partners with consents in the CRM (the playground's sign-in offers them).

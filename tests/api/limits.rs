@@ -222,6 +222,14 @@ async fn operators_read_the_metrics() {
     assert!(text.contains(r#"c360_pool_connections{db="hub",state="idle"}"#), "{text}");
     let email = body["data"]["customers"]["edges"][0]["node"]["email"].as_str().expect("an email");
     assert!(!text.contains(email) && !text.contains(&app.admin), "no personal data, no tokens");
+
+    // The model's age: none before a fit; after a fit elsewhere (another replica, here the
+    // test), the model it would serve, before any request has asked for an insight.
+    assert_eq!(value("c360_insight_model_age_seconds"), -1.0);
+    c360::insights::refresh::refresh(&app.sources, crate::helpers::as_of()).await.expect("fit");
+    let text = reqwest::get(format!("{}/metrics", app.address)).await.expect("GET").text().await.expect("text");
+    let age = text.lines().find_map(|l| l.strip_prefix("c360_insight_model_age_seconds ")).expect("the gauge");
+    assert!(age.parse::<f64>().expect("a number") >= 0.0, "{text}");
 }
 
 /// Introspection is for the roles `graphql.introspection_roles` names: by default not

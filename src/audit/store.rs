@@ -2,69 +2,38 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{AuditAction, AuditEntry, Seen};
+use super::{AuditAction, AuditEntry};
+use crate::sources::engine::insert_rows;
 use crate::sources::{Arg, Database, SqlTrace};
-
-/// The most rows one statement inserts (2,304 arguments, within every engine's limit).
-const MOST_ROWS: usize = 256;
-
-/// `rows` in chunks of power-of-two lengths, the longest first, none over [`MOST_ROWS`]
-/// (1,000 rows: three of 256, then 128, 64, 32 and 8). Each length is one statement text,
-/// prepared and kept by every connection: a chunk for each batch's own length kept up to
-/// a hundred texts per connection (the statement cache's bound), 11 of the 33 MiB of a
-/// heap profile under q1, growing with each new length.
-fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        let n = rows.len().min(MOST_ROWS);
-        let n = if n == 0 { return None } else { 1 << n.ilog2() };
-        let (chunk, rest) = rows.split_at(n);
-        rows = rest;
-        Some(chunk)
-    })
-}
 
 /// Stores entries in one transaction: one row in `audit_log` per entry, and one in
 /// `audit_reads` per customer a read names.
 pub(crate) async fn insert(hub: &Database, entries: &[AuditEntry]) -> Result<(), sqlx::Error> {
-    let mut statements: Vec<(String, Vec<Arg>)> = chunks(entries)
-        .map(|chunk| {
-            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "insert into audit_log (at, request_id, subject, role, partner, action, customer_id, fields, target)
-                 values {rows}"
-            );
-            let args = chunk
-                .iter()
-                .flat_map(|e| {
-                    [
-                        Arg::Time(e.at),
-                        Arg::from(e.request_id.as_str()),
-                        Arg::from(e.subject.as_str()),
-                        Arg::Text(e.role.to_string()),
-                        Arg::from(e.partner.clone()),
-                        Arg::Text(e.action.to_string()),
-                        Arg::from(e.customer_id.as_str()),
-                        Arg::Text(e.fields.join(",")),
-                        Arg::from(e.target.clone()),
-                    ]
-                })
-                .collect();
-            (sql, args)
+    const LOG: [&str; 9] =
+        ["at", "request_id", "subject", "role", "partner", "action", "customer_id", "fields", "target"];
+    let log = entries
+        .iter()
+        .map(|e| {
+            vec![
+                Arg::Time(e.at),
+                Arg::from(e.request_id.as_str()),
+                Arg::from(e.subject.as_str()),
+                Arg::Text(e.role.to_string()),
+                Arg::from(e.partner.clone()),
+                Arg::Text(e.action.to_string()),
+                Arg::from(e.customer_id.as_str()),
+                Arg::Text(e.fields.join(",")),
+                Arg::from(e.target.clone()),
+            ]
         })
         .collect();
-    let seen: Vec<(&str, &Seen)> =
-        entries.iter().flat_map(|e| e.seen.iter().map(|s| (e.request_id.as_str(), s))).collect();
-    statements.extend(chunks(&seen).map(|chunk| {
-        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!("insert into audit_reads (request_id, customer_id, fields) values {rows}");
-        let args = chunk
-            .iter()
-            .flat_map(|(request, s)| {
-                [Arg::from(*request), Arg::from(s.customer_id.as_str()), Arg::from(s.fields.clone())]
-            })
-            .collect();
-        (sql, args)
-    }));
+    let reads = entries
+        .iter()
+        .flat_map(|e| e.seen.iter().map(|s| (e.request_id.as_str(), s)))
+        .map(|(request, s)| vec![Arg::from(request), Arg::from(s.customer_id.as_str()), Arg::from(s.fields.clone())])
+        .collect();
+    let mut statements = insert_rows(hub, "audit_log", &LOG, log);
+    statements.extend(insert_rows(hub, "audit_reads", &["request_id", "customer_id", "fields"], reads));
     hub.transaction(&statements).await.map(|_| ())
 }
 
@@ -279,19 +248,4 @@ fn where_clause(filter: &AuditFilter) -> (Vec<&'static str>, Vec<Arg>) {
 
 fn render(conditions: &[&str]) -> String {
     if conditions.is_empty() { String::new() } else { format!(" where {}", conditions.join(" and ")) }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rows_are_inserted_in_chunks_of_few_lengths() {
-        let lengths = |n: usize| super::chunks(&vec![0; n]).map(<[i32]>::len).collect::<Vec<_>>();
-        assert_eq!(lengths(0), Vec::<usize>::new());
-        assert_eq!(lengths(1), [1]);
-        assert_eq!(lengths(7), [4, 2, 1]);
-        assert_eq!(lengths(1_000), [256, 256, 256, 128, 64, 32, 8]);
-        // Every length of a batch is one of nine: a connection keeps nine statements.
-        let all: std::collections::BTreeSet<usize> = (0..=1_000).flat_map(lengths).collect();
-        assert_eq!(all.into_iter().collect::<Vec<_>>(), [1, 2, 4, 8, 16, 32, 64, 128, 256]);
-    }
 }

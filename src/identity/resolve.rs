@@ -25,9 +25,9 @@ use tokio::sync::Mutex;
 
 use super::normalize::{EmailAddress, PhoneNumber, name_key, names_compatible};
 use super::store;
-use crate::sources::engine::in_list;
+use crate::sources::engine::{in_list, insert_rows};
 use crate::sources::lease::Lease;
-use crate::sources::{Arg, Database, IdentityRecord, SourceName, Sources, SqlTrace, changed_records};
+use crate::sources::{Arg, IdentityRecord, SourceName, Sources, SqlTrace, changed_records};
 
 /// What one resolver run did.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -556,24 +556,4 @@ struct IndexRows {
 fn unique<T: Eq + std::hash::Hash + Clone>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut seen = HashSet::new();
     items.filter(|i| seen.insert(i.clone())).collect()
-}
-
-/// Multi-row inserts of `rows` into `table`, split to stay under the engine's bind limit.
-pub(crate) fn insert_rows(
-    db: &Database,
-    table: &str,
-    columns: &[&str],
-    rows: Vec<Vec<Arg>>,
-) -> Vec<(String, Vec<Arg>)> {
-    let per_statement = (db.engine.max_params() / columns.len().max(1)).max(1);
-    let tuple = format!("({})", in_list(columns.len()));
-    let mut out = Vec::new();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_statement).collect();
-        let values = vec![tuple.as_str(); chunk.len()].join(", ");
-        let sql = format!("insert into {table} ({}) values {values}", columns.join(", "));
-        out.push((sql, chunk.into_iter().flatten().collect()));
-    }
-    out
 }

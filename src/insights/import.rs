@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{NaiveDate, Utc};
 
 use super::cdnow;
-use crate::identity::resolve::insert_rows;
+use crate::sources::engine::insert_rows;
 use crate::sources::{Arg, Sources, midnight};
 
 /// The layouts `import-transactions` reads.

@@ -9,9 +9,9 @@ use super::bgnbd::{self, History};
 use super::gamma_gamma;
 use super::rfm::{self, Figures, Scores, Segment};
 use super::stage::{Lifecycle, Quadrant, Satisfaction, TierCuts, ValueTier, dissatisfied};
-use crate::identity::resolve::insert_rows;
 use crate::identity::store::{Narrowing, Rank};
 use crate::sources::engine::in_list;
+use crate::sources::engine::insert_rows;
 use crate::sources::{Arg, Database, SqlTrace};
 
 crate::row! {

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::identity::resolve::insert_rows;
 use crate::names::DbName;
+use crate::sources::engine::insert_rows;
 use crate::sources::{Arg, Sources};
 
 /// One table's row type.

@@ -80,21 +80,35 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// Connections per database and replica.
-    pub(crate) max_connections: u32,
-    /// How long to wait for a connection before the request fails.
+    pub max_connections: u32,
+    /// How long opening a database connection may take.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// How long a statement may wait for a connection (the pool's queue, or opening one)
+    /// before it fails with `SOURCE_UNAVAILABLE`.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// The bulkhead: statements that may wait for a connection of one database beyond
+    /// those running (`max_connections`); more fail at once with `SOURCE_UNAVAILABLE`, so
+    /// that a slow source holds no more than its own share of the requests.
+    pub max_waiting: u32,
+    /// Each source's circuit breaker.
+    pub breaker: BreakerConfig,
+    /// How often every database is pinged in the background (`/readyz`,
+    /// `c360_source_up`); 0 turns the pings off.
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
     /// How long one statement may take (the wait for a connection included) before it
     /// fails with `SOURCE_TIMEOUT`; the jobs' streaming reads of whole tables are exempt.
     #[serde(with = "humantime_serde")]
-    pub(crate) statement_timeout: Duration,
+    pub statement_timeout: Duration,
     /// A source's own statement timeout, in place of `statement_timeout`
     /// (`statement_timeouts.shop = "2s"`).
     pub(crate) statement_timeouts: BTreeMap<SourceName, humantime_serde::Serde<Duration>>,
     /// Whether a loader's statement that finds another of its kind running waits for it
     /// and runs merged with the others that arrived meanwhile (one statement for many
     /// requests' keys; each request gets only its own keys' rows).
-    pub(crate) merge_statements: bool,
+    pub merge_statements: bool,
 }
 
 impl DatabaseConfig {
@@ -109,10 +123,39 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             max_connections: 8,
             connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
+            max_waiting: 32,
+            breaker: BreakerConfig::default(),
+            health_interval: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(10),
             statement_timeouts: BTreeMap::new(),
             merge_statements: true,
         }
+    }
+}
+
+/// When a source's breaker opens, and for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Statements the window must hold before the breaker may open.
+    pub requests: u32,
+    /// The share of failed statements (connection errors and timeouts, never a statement
+    /// the database refused) at which it opens.
+    pub error_rate: f64,
+    /// The sliding window the rate is taken over (moving average); also how long after a
+    /// start or a recovery before the breaker may open again.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// How long an open breaker refuses every statement before one is let through to try.
+    #[serde(with = "humantime_serde")]
+    pub open: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        // Cosmo Router's defaults: 20 requests, 50% errors, 30 s open.
+        BreakerConfig { requests: 20, error_rate: 0.5, window: Duration::from_secs(5), open: Duration::from_secs(30) }
     }
 }
 

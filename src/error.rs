@@ -104,6 +104,10 @@ impl ApiError {
     /// Logs a database error with its source and turns it into the client's view.
     pub(crate) fn from_sql(db: DbName, error: &sqlx::Error) -> Self {
         // How the engine reports a statement past its timeout (`statement_timed_out`).
+        if let Some(why) = Refused::of(error) {
+            tracing::debug!(db = %db, why = %why, "statement refused without reaching the source");
+            return ApiError::SourceUnavailable(db);
+        }
         if matches!(error, sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut) {
             tracing::warn!(db = %db, "a source statement ran past its timeout");
             return ApiError::SourceTimeout(db);
@@ -127,5 +131,38 @@ impl ErrorExtensions for ApiError {
 impl From<ApiError> for async_graphql::Error {
     fn from(e: ApiError) -> Self {
         e.extend()
+    }
+}
+
+/// Why a statement was refused without reaching its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    /// The source's breaker is open (or half-open with its one trial running).
+    #[error("the source's circuit breaker is open")]
+    Open,
+    /// As many statements already wait for a connection as the bulkhead allows.
+    #[error("too many statements wait for the source")]
+    Busy,
+}
+
+impl Refused {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Refused::Open => "open",
+            Refused::Busy => "busy",
+        }
+    }
+
+    /// The refusal of a statement that never ran, as the error its caller handles.
+    pub(crate) fn into_sql(self) -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, self))
+    }
+
+    /// The refusal inside `error`, if `error` is one.
+    pub(crate) fn of(error: &sqlx::Error) -> Option<Refused> {
+        match error {
+            sqlx::Error::Io(e) => e.get_ref().and_then(|inner| inner.downcast_ref::<Refused>()).copied(),
+            _ => None,
+        }
     }
 }

@@ -51,6 +51,28 @@ struct Pool {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Source {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Refusal {
+    source: &'static str,
+    reason: &'static str,
+}
+
+/// One database's gauges, read when scraped.
+pub(crate) struct DbGauges {
+    pub(crate) name: String,
+    pub(crate) idle: i64,
+    pub(crate) busy: i64,
+    /// Its last ping answered and its breaker is not open.
+    pub(crate) up: bool,
+    /// 0 closed, 1 half-open, 2 open.
+    pub(crate) breaker: i64,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn keys() -> Histogram {
@@ -75,6 +97,9 @@ pub(crate) struct Metrics {
     rejections: Family<Reason, Counter>,
     link_lookups: Family<LinksFrom, Counter>,
     pool: Family<Pool, Gauge>,
+    source_up: Family<Source, Gauge>,
+    breaker_state: Family<Source, Gauge>,
+    refusals: Family<Refusal, Counter>,
     audit_queue: Gauge,
     audit_dead_letters: Counter,
     model_age: Gauge,
@@ -95,6 +120,8 @@ impl Default for Metrics {
         let rejections = Family::<Reason, Counter>::default();
         let link_lookups = Family::<LinksFrom, Counter>::default();
         let pool = Family::<Pool, Gauge>::default();
+        let (source_up, breaker_state) = (Family::<Source, Gauge>::default(), Family::<Source, Gauge>::default());
+        let refusals = Family::<Refusal, Counter>::default();
         let (audit_queue, model_age) = (Gauge::default(), Gauge::default());
         let audit_dead_letters = Counter::default();
         registry.register(
@@ -131,6 +158,21 @@ impl Default for Metrics {
             link_lookups.clone(),
         );
         registry.register("pool_connections", "Database connections by state (idle, busy)", pool.clone());
+        registry.register(
+            "source_up",
+            "1 when the database answered its last health check and its circuit breaker is not open",
+            source_up.clone(),
+        );
+        registry.register(
+            "source_breaker_state",
+            "The database's circuit breaker: 0 closed, 1 half-open (one statement tries it), 2 open",
+            breaker_state.clone(),
+        );
+        registry.register(
+            "source_refusals",
+            "Statements refused without reaching their database: its breaker open, or its bulkhead full (busy)",
+            refusals.clone(),
+        );
         registry.register("audit_queue_depth", "Audit entries waiting to be written", audit_queue.clone());
         registry.register(
             "audit_dead_letters",
@@ -150,6 +192,9 @@ impl Default for Metrics {
             rejections,
             link_lookups,
             pool,
+            source_up,
+            breaker_state,
+            refusals,
             audit_queue,
             audit_dead_letters,
             model_age,
@@ -209,22 +254,30 @@ impl Metrics {
         self.link_lookups.get_or_create(&LinksFrom { from: "store" }).inc_by(store as u64);
     }
 
+    /// A statement on `source` refused before it reached the database (`open`, `busy`).
+    pub(crate) fn refused(&self, source: &'static str, reason: &'static str) {
+        self.refusals.get_or_create(&Refusal { source, reason }).inc();
+    }
+
     /// An operation refused before it ran: `limit`, `rate`, `timeout` or `revoked`.
     pub(crate) fn rejected(&self, reason: &'static str) {
         self.rejections.get_or_create(&Reason { reason }).inc();
     }
 
-    /// The Prometheus text, with the gauges read now: `pools` as (database, idle, busy),
-    /// the audit queue's depth and its dead letters so far, and the model's age in seconds.
+    /// The Prometheus text, with the gauges read now: each database's, the audit queue's
+    /// depth and its dead letters so far, and the model's age in seconds.
     pub(crate) fn render(
         &self,
-        pools: &[(String, i64, i64)],
+        dbs: &[DbGauges],
         (audit_queue, dead_letters): (i64, u64),
         model_age: Option<i64>,
     ) -> String {
-        for (db, idle, busy) in pools {
-            self.pool.get_or_create(&Pool { db: db.clone(), state: "idle" }).set(*idle);
-            self.pool.get_or_create(&Pool { db: db.clone(), state: "busy" }).set(*busy);
+        for db in dbs {
+            self.pool.get_or_create(&Pool { db: db.name.clone(), state: "idle" }).set(db.idle);
+            self.pool.get_or_create(&Pool { db: db.name.clone(), state: "busy" }).set(db.busy);
+            let source = Source { source: db.name.clone() };
+            self.source_up.get_or_create(&source).set(i64::from(db.up));
+            self.breaker_state.get_or_create(&source).set(db.breaker);
         }
         self.audit_queue.set(audit_queue);
         self.audit_dead_letters.inc_by(dead_letters.saturating_sub(self.audit_dead_letters.get()));
@@ -262,7 +315,10 @@ mod tests {
         metrics.operation("frontend", Some("Orders"), "ok", 0.001);
         metrics.rejected("rate");
         metrics.link_lookups(3, 1);
-        let text = metrics.render(&[("hub".into(), 3, 1)], (2, 1), Some(60));
+        metrics.refused("helpdesk", "open");
+        let helpdesk = DbGauges { name: "helpdesk".into(), idle: 0, busy: 0, up: false, breaker: 2 };
+        let hub = DbGauges { name: "hub".into(), idle: 3, busy: 1, up: true, breaker: 0 };
+        let text = metrics.render(&[hub, helpdesk], (2, 1), Some(60));
         assert!(text.contains("c360_audit_dead_letters_total 1"), "{text}");
         assert!(text.contains(r#"c360_operations_total{operation="CustomerView",outcome="ok"} 2"#), "{text}");
         assert!(text.contains(r#"c360_operations_total{operation="other",outcome="GRAPHQL_PARSE_FAILED"} 1"#));
@@ -273,6 +329,10 @@ mod tests {
         assert!(text.contains(r#"c360_link_lookups_total{from="memory"} 3"#), "{text}");
         assert!(text.contains(r#"c360_link_lookups_total{from="store"} 1"#));
         assert!(text.contains(r#"c360_pool_connections{db="hub",state="busy"} 1"#));
+        assert!(text.contains(r#"c360_source_up{source="helpdesk"} 0"#), "{text}");
+        assert!(text.contains(r#"c360_source_up{source="hub"} 1"#));
+        assert!(text.contains(r#"c360_source_breaker_state{source="helpdesk"} 2"#));
+        assert!(text.contains(r#"c360_source_refusals_total{source="helpdesk",reason="open"} 1"#), "{text}");
         assert!(text.contains("c360_audit_queue_depth 2") && text.contains("c360_insight_model_age_seconds 60"));
     }
 }

@@ -135,6 +135,10 @@ impl Application {
                 state.sockets.close();
             }
         };
+        let watch = {
+            let state = state.clone();
+            tokio::spawn(async move { state.hub.watch_sources(state.closing.subscribe()).await })
+        };
         let serve = serve(self.listener, self.router, state.http.header_timeout, closing);
         let (mut closed, grace) = (state.closing.subscribe(), state.grace);
         let deadline = async move {
@@ -154,6 +158,7 @@ impl Application {
             tracing::warn!("websockets still open at the shutdown deadline were cut off");
         }
         state.hub.close().await;
+        let _ = watch.await;
         served
     }
 }
@@ -532,10 +537,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.hub.metrics_text().await)
 }
 
-/// Ready when every database answers and the audit log is written; else 503 with the
-/// parts that are degraded.
+/// Ready when every database answers (its last background ping, its breaker) and the
+/// audit log is written; else 503 with the parts that are degraded. Asks no database.
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match state.hub.ready().await {
+    match state.hub.ready() {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ready" }))),
         Err(degraded) => {
             (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "degraded", "degraded": degraded })))

@@ -257,8 +257,7 @@ mod tests {
     async fn source() -> Source {
         let settings = PoolSettings {
             max_connections: 1,
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
+            ..PoolSettings::of(&crate::config::DatabaseConfig::default(), DbName::Shop)
         };
         let db = Database::connect(DbName::Shop, "sqlite::memory:", &settings).await.expect("connect");
         Source { db, trace: SqlTrace::enabled(), merges: Some(Arc::default()) }

@@ -25,7 +25,7 @@ use crate::graphql::privacy::viewer::{ViewerSchema, ViewerSchemas};
 use crate::graphql::{self, RequestContext, Shared, inputs};
 use crate::loaders::Kept;
 use crate::loaders::batch::{self, BatchQueue};
-use crate::metrics::Metrics;
+use crate::metrics::{DbGauges, Metrics};
 use crate::policy::{Access, Policy};
 use crate::revocations::Revocations;
 use crate::sources::{Sources, SqlTrace};
@@ -63,6 +63,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     /// The layers left out: none, but in a benchmark's ladder.
     without: Layers,
+    /// How often the databases are pinged (`database.health_interval`).
+    health_interval: std::time::Duration,
 }
 
 /// A part of the request path that a benchmark may leave out (`c360 serve-without`) to
@@ -168,6 +170,7 @@ impl Engine {
             false => Persisted::load(&config.safelists, graphql.automatic_persisted_queries)?,
         };
         let ids = Arc::new(Ids::load(&config)?);
+        let health_interval = config.database.health_interval;
         Ok(Engine {
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
@@ -183,6 +186,7 @@ impl Engine {
             persisted,
             metrics: Arc::default(),
             without,
+            health_interval,
         })
     }
 
@@ -526,23 +530,33 @@ impl Engine {
     /// The metrics in the Prometheus text format, with the pools, the audit queue and
     /// the model's age read now.
     pub(crate) async fn metrics_text(&self) -> String {
-        let pools: Vec<(String, i64, i64)> = self
+        let dbs: Vec<DbGauges> = self
             .sources
             .all()
             .map(|db| {
                 let (idle, busy) = db.connections();
-                (db.name.to_string(), idle, busy)
+                let (up, breaker) = (db.health.up(), db.health.state() as i64);
+                DbGauges { name: db.name.to_string(), idle, busy, up, breaker }
             })
             .collect();
         let queued = self.audit.as_ref().map_or(0, |a| i64::try_from(a.queued()).unwrap_or(i64::MAX));
         let dead_letters = self.audit.as_ref().map_or(0, AuditLog::dead_letters);
         let model_age = self.kept.models.age_seconds(self.sources.hub()).await;
-        self.metrics.render(&pools, (queued, dead_letters), model_age)
+        self.metrics.render(&dbs, (queued, dead_letters), model_age)
     }
 
     /// The partners with consents in the CRM (the playground's sign-in offers them).
     pub(crate) async fn partners(&self) -> Result<Vec<String>, sqlx::Error> {
         crate::sources::crm::partners(self.sources.crm(), &SqlTrace::default()).await
+    }
+
+    /// Keeps every database's health (background pings every `database.health_interval`)
+    /// until `stop` turns true; returns at once when the pings are off.
+    pub(crate) async fn watch_sources(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        let every = self.health_interval;
+        if !every.is_zero() {
+            self.sources.clone().watch(every, stop).await;
+        }
     }
 
     /// Stops the audit writer once every entry taken is written.
@@ -656,16 +670,12 @@ fn coded(errors: &mut [ServerError]) {
 }
 
 impl Engine {
-    /// Ready when the audit log is written and every database answers; else what is
-    /// degraded (`audit`, and the databases that do not answer), all checked at once.
-    pub(crate) async fn ready(&self) -> Result<(), Vec<String>> {
-        let pings = self.sources.all().map(|db| async move { (db.name, db.ping().await.is_ok()) });
-        let mut degraded: Vec<String> = futures::future::join_all(pings)
-            .await
-            .into_iter()
-            .filter(|(_, answers)| !answers)
-            .map(|(name, _)| name.to_string())
-            .collect();
+    /// Ready when the audit log is written and every database answered its last
+    /// background ping with its breaker not open; else what is degraded (`audit`, and
+    /// those databases). Asks no database: it answers at once whatever they do.
+    pub(crate) fn ready(&self) -> Result<(), Vec<String>> {
+        let mut degraded: Vec<String> =
+            self.sources.all().filter(|db| !db.health.up()).map(|db| db.name.to_string()).collect();
         if self.audit.as_ref().is_some_and(|a| !a.available()) {
             degraded.insert(0, "audit".to_owned());
         }

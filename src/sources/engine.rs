@@ -22,6 +22,9 @@ use sqlx::sqlite::{
 use sqlx::{FromRow, Row};
 
 use super::DbName;
+use super::health::Health;
+use crate::config::{BreakerConfig, DatabaseConfig};
+use crate::error::Refused;
 
 /// A request statement that takes longer is logged as a warning (database and duration).
 const SLOW_STATEMENT: Duration = Duration::from_secs(1);
@@ -393,14 +396,17 @@ impl SqlTrace {
         SqlTrace { metrics: Some(metrics), ..self }
     }
 
-    /// A connection of `pool` (of database `db`), the wait for it timed into the metrics.
+    /// A connection of `pool` (of database `db`) within `within` (else `PoolTimedOut`),
+    /// the wait for it timed into the metrics.
     async fn acquire<DB: sqlx::Database>(
         &self,
         db: DbName,
         pool: &sqlx::Pool<DB>,
+        within: Duration,
     ) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
         let started = std::time::Instant::now();
-        let connection = pool.acquire().await;
+        let connection =
+            tokio::time::timeout(within, pool.acquire()).await.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
         if let Some(metrics) = &self.metrics {
             metrics.pool_wait(db.into(), started.elapsed().as_secs_f64());
         }
@@ -433,6 +439,13 @@ impl SqlTrace {
         }
         if elapsed >= SLOW_STATEMENT {
             tracing::warn!(db = %source, ms = elapsed.as_millis() as u64, failed = result.is_err(), "slow statement");
+        }
+    }
+
+    /// A statement on `source` refused before it reached the database, into the metrics.
+    fn refused(&self, source: DbName, why: Refused) {
+        if let Some(metrics) = &self.metrics {
+            metrics.refused(source.into(), why.label());
         }
     }
 
@@ -487,6 +500,10 @@ pub struct Database {
     pool: Pool,
     /// How long one statement of [`Database::fetch_all`] or [`Database::execute`] may take.
     statement_timeout: Duration,
+    /// How long a statement may wait for a connection.
+    acquire_timeout: Duration,
+    /// Its breaker, bulkhead and last ping, shared by the clones.
+    pub(crate) health: Arc<Health>,
 }
 
 /// How long a pooled connection may have been idle and still be handed out without a
@@ -512,8 +529,28 @@ async fn ping_if_idle<C: sqlx::Connection>(
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub(crate) max_connections: u32,
+    /// How long opening a connection may take.
     pub(crate) connect_timeout: Duration,
+    /// How long a statement may wait for a connection (the pool's queue, or opening one).
+    pub(crate) acquire_timeout: Duration,
+    /// Statements that may wait for a connection beyond those running; more are refused.
+    pub(crate) max_waiting: u32,
     pub(crate) statement_timeout: Duration,
+    pub(crate) breaker: BreakerConfig,
+}
+
+impl PoolSettings {
+    /// The settings of database `db` in `config`.
+    pub(crate) fn of(config: &DatabaseConfig, db: DbName) -> Self {
+        PoolSettings {
+            max_connections: config.max_connections,
+            connect_timeout: config.connect_timeout,
+            acquire_timeout: config.acquire_timeout,
+            max_waiting: config.max_waiting,
+            statement_timeout: config.statement_timeout_of(db),
+            breaker: config.breaker.clone(),
+        }
+    }
 }
 
 /// The error of a statement that ran past its database's statement timeout (the API
@@ -580,7 +617,15 @@ impl Database {
                 )
             }
         };
-        Ok(Database { name, engine, pool, statement_timeout: settings.statement_timeout })
+        let health = Arc::new(Health::new(name, &settings.breaker, settings.max_connections, settings.max_waiting));
+        Ok(Database {
+            name,
+            engine,
+            pool,
+            statement_timeout: settings.statement_timeout,
+            acquire_timeout: settings.acquire_timeout,
+            health,
+        })
     }
 
     /// `run` under the statement timeout. The database may go on with a statement given
@@ -594,28 +639,51 @@ impl Database {
         result
     }
 
+    /// `run` if the source's health admits it (its breaker is not open and its bulkhead
+    /// has room), its outcome told to the breaker; else the refusal, at once.
+    async fn guarded<T>(
+        &self,
+        trace: &SqlTrace,
+        run: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        let pass = match self.health.admit() {
+            Ok(pass) => pass,
+            Err(why) => {
+                trace.refused(self.name, why);
+                return Err(why.into_sql());
+            }
+        };
+        let result = run.await;
+        pass.record(&result);
+        result
+    }
+
     /// Runs `sql` and maps every row to `T`.
     pub async fn fetch_all<T: AnyRow>(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
         let _turn = trace.start(self.name).await;
         let started = std::time::Instant::now();
         let (sql, args) = self.engine.statement(sql, args);
+        let within = self.acquire_timeout;
         let result = self
-            .bounded(async {
-                match &self.pool {
-                    Pool::Sqlite(p) => {
-                        let mut c = trace.acquire(self.name, p).await?;
-                        bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
+            .guarded(
+                trace,
+                self.bounded(async {
+                    match &self.pool {
+                        Pool::Sqlite(p) => {
+                            let mut c = trace.acquire(self.name, p, within).await?;
+                            bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
+                        }
+                        Pool::Postgres(p) => {
+                            let mut c = trace.acquire(self.name, p, within).await?;
+                            bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
+                        }
+                        Pool::Mysql(p) => {
+                            let mut c = trace.acquire(self.name, p, within).await?;
+                            bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
+                        }
                     }
-                    Pool::Postgres(p) => {
-                        let mut c = trace.acquire(self.name, p).await?;
-                        bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
-                    }
-                    Pool::Mysql(p) => {
-                        let mut c = trace.acquire(self.name, p).await?;
-                        bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch_all(&mut *c).await
-                    }
-                }
-            })
+                }),
+            )
             .await;
         trace.finish(self.name, started, &result);
         result
@@ -639,12 +707,15 @@ impl Database {
                 }
             }};
         }
-        match &self.pool {
-            Pool::Sqlite(p) => stream!(p),
-            Pool::Postgres(p) => stream!(p),
-            Pool::Mysql(p) => stream!(p),
-        }
-        Ok(())
+        self.guarded(&SqlTrace::default(), async {
+            match &self.pool {
+                Pool::Sqlite(p) => stream!(p),
+                Pool::Postgres(p) => stream!(p),
+                Pool::Mysql(p) => stream!(p),
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Runs a statement that returns no rows; returns the number of rows affected.
@@ -652,23 +723,27 @@ impl Database {
         let _turn = trace.start(self.name).await;
         let started = std::time::Instant::now();
         let (sql, args) = self.engine.statement(sql, args);
+        let within = self.acquire_timeout;
         let result = self
-            .bounded(async {
-                match &self.pool {
-                    Pool::Sqlite(p) => {
-                        let mut c = trace.acquire(self.name, p).await?;
-                        bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+            .guarded(
+                trace,
+                self.bounded(async {
+                    match &self.pool {
+                        Pool::Sqlite(p) => {
+                            let mut c = trace.acquire(self.name, p, within).await?;
+                            bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                        }
+                        Pool::Postgres(p) => {
+                            let mut c = trace.acquire(self.name, p, within).await?;
+                            bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                        }
+                        Pool::Mysql(p) => {
+                            let mut c = trace.acquire(self.name, p, within).await?;
+                            bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                        }
                     }
-                    Pool::Postgres(p) => {
-                        let mut c = trace.acquire(self.name, p).await?;
-                        bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
-                    }
-                    Pool::Mysql(p) => {
-                        let mut c = trace.acquire(self.name, p).await?;
-                        bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
-                    }
-                }
-            })
+                }),
+            )
             .await;
         trace.finish(self.name, started, &result);
         result
@@ -700,11 +775,14 @@ impl Database {
                 Ok(affected)
             }};
         }
-        match &self.pool {
-            Pool::Sqlite(p) => run!(p),
-            Pool::Postgres(p) => run!(p),
-            Pool::Mysql(p) => run!(p),
-        }
+        self.guarded(&SqlTrace::default(), async {
+            match &self.pool {
+                Pool::Sqlite(p) => run!(p),
+                Pool::Postgres(p) => run!(p),
+                Pool::Mysql(p) => run!(p),
+            }
+        })
+        .await
     }
 
     /// Counts rows of a single-column `count(*)` query.
@@ -769,10 +847,20 @@ impl Database {
         Ok(())
     }
 
-    /// Checks the database answers (health checks, startup).
-    pub(crate) async fn ping(&self) -> Result<(), sqlx::Error> {
-        let _: Vec<Count> = self.fetch_all(&SqlTrace::default(), "select 1 as n", &[]).await?;
-        Ok(())
+    /// Whether the database answers `select 1` within `within`, past its breaker and
+    /// bulkhead (the background health check, which must see a source come back); the
+    /// outcome goes into its health.
+    pub(crate) async fn check(&self, within: Duration) -> bool {
+        let ping = async {
+            match &self.pool {
+                Pool::Sqlite(p) => sqlx::query("select 1").execute(p).await.map(|_| ()),
+                Pool::Postgres(p) => sqlx::query("select 1").execute(p).await.map(|_| ()),
+                Pool::Mysql(p) => sqlx::query("select 1").execute(p).await.map(|_| ()),
+            }
+        };
+        let answered = matches!(tokio::time::timeout(within, ping).await, Ok(Ok(())));
+        self.health.pinged(self.name, answered);
+        answered
     }
 
     /// Closes the pool, waiting for connections in use.
@@ -836,8 +924,8 @@ mod tests {
         let url = format!("sqlite:{}", dir.path().join("slow.db").display());
         let settings = PoolSettings {
             max_connections: 2,
-            connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_millis(100),
+            ..PoolSettings::of(&DatabaseConfig::default(), DbName::Shop)
         };
         let db = Database::connect(DbName::Shop, &url, &settings).await.expect("connect");
         // Counting to a billion takes SQLite far longer than the timeout.

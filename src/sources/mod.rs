@@ -4,6 +4,7 @@
 pub mod contract;
 pub(crate) mod crm;
 pub(crate) mod engine;
+pub(crate) mod health;
 pub(crate) mod helpdesk;
 pub mod lease;
 pub(crate) mod marketing;
@@ -212,11 +213,7 @@ impl Sources {
         let urls = config.database_urls();
         let mut dbs = Vec::with_capacity(DbName::COUNT);
         for db in DbName::ALL {
-            let settings = PoolSettings {
-                max_connections: config.database.max_connections,
-                connect_timeout: config.database.connect_timeout,
-                statement_timeout: config.database.statement_timeout_of(db),
-            };
+            let settings = PoolSettings::of(&config.database, db);
             let url = urls[&db].expose_secret();
             let fail = |source| ConnectError { db, engine_hint: redact_url(url), source };
             let database = Database::connect(db, url, &settings).await.map_err(fail)?;
@@ -272,6 +269,22 @@ impl Sources {
     pub(crate) async fn close(&self) {
         for db in self.all() {
             db.close().await;
+        }
+    }
+
+    /// Pings every database every `every` (each given at most a second, or `every` when
+    /// shorter) until `stop` turns true, keeping each one's health: what `/readyz` and
+    /// `c360_source_up` report without asking a database.
+    pub(crate) async fn watch(self, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let within = every.min(std::time::Duration::from_secs(1));
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            futures::future::join_all(self.all().map(|db| db.check(within))).await;
         }
     }
 }

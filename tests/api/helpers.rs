@@ -183,6 +183,17 @@ impl TestApp {
 
     /// Like `spawn`, with the configuration adjusted by `configure` before the server starts.
     pub async fn spawn_with(layout: Layout, customers: u64, configure: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_connected(layout, customers, |_| {}, configure).await
+    }
+
+    /// Like `spawn_with`, with the configuration also adjusted by `connect` before the
+    /// databases are connected (their URLs and pool settings).
+    pub async fn spawn_connected(
+        layout: Layout,
+        customers: u64,
+        connect: impl FnOnce(&mut Config),
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         init_tracing();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut dbs = Vec::new();
@@ -201,6 +212,7 @@ impl TestApp {
                 None => config.hub = Some(url.into()),
             }
         }
+        connect(&mut config);
         let sources = Sources::connect(&config, c360::sources::Migrate::All).await.expect("connect and migrate");
         if customers > 0 {
             let options = SeedOptions { customers, seed: 7, as_of: as_of(), progress: false };

@@ -21,6 +21,7 @@ mod partner;
 mod persisted;
 mod playground;
 mod privacy;
+mod resilience;
 mod schema;
 mod shutdown;
 mod slow;

@@ -108,6 +108,16 @@ impl Revocations {
         self.read().await.unwrap_or(fresh)
     }
 
+    /// A revocation this process just stored: refused from now on here, without waiting
+    /// for the next read of the table (which will hold it too).
+    pub(crate) fn note(&self, kind: RevocationKind, value: &str, at: DateTime<Utc>) {
+        if let Ok(mut current) = self.snapshot.write() {
+            let mut revoked = current.revoked.clone();
+            revoked.insert((kind, value.to_owned()), at);
+            *current = Arc::new(Snapshot { revoked, read_at: current.read_at });
+        }
+    }
+
     /// Reads the table into a new snapshot; on failure, logs and keeps the old one.
     async fn read(&self) -> Option<Arc<Snapshot>> {
         let sql = "select kind, value, revoked_at from token_revocations";
@@ -128,7 +138,8 @@ impl Revocations {
 }
 
 /// Revokes `value` of `kind` now (again, if it was: the time moves on), recording who and
-/// why. Every replica, this one included, refuses the tokens within a few seconds.
+/// why. Every replica refuses the tokens within a few seconds; the one that took it, once
+/// it is noted there ([`Revocations::note`]) at once.
 pub(crate) async fn revoke(
     hub: &Database,
     trace: &SqlTrace,

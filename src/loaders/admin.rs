@@ -13,7 +13,7 @@ use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::identity::store::Link;
 use crate::insights::refresh;
-use crate::revocations::{self, RevocationKind};
+use crate::revocations::{self, RevocationKind, Revocations};
 use crate::sources::{Sources, SqlTrace};
 use crate::subject::{self, Erased, Export, SourceFailed};
 
@@ -23,6 +23,7 @@ pub(crate) struct Admin<'a> {
     pub(super) trace: &'a SqlTrace,
     pub(super) models: &'a ModelCache,
     pub(super) links: &'a LinkCache,
+    pub(super) revocations: Option<&'a Revocations>,
 }
 
 fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
@@ -85,7 +86,9 @@ impl Admin<'_> {
         Ok(())
     }
 
-    /// Revokes `value` of `kind`, recording the admin's subject and the reason.
+    /// Revokes `value` of `kind`, recording the admin's subject and the reason. This
+    /// replica refuses the tokens from the next request on; the others when they next
+    /// read the revocations.
     pub(crate) async fn revoke(
         &self,
         kind: RevocationKind,
@@ -94,9 +97,13 @@ impl Admin<'_> {
         request_id: &str,
         reason: Option<&str>,
     ) -> Result<DateTime<Utc>, ApiError> {
-        revocations::revoke(&self.hub.db, self.trace, kind, value, by, request_id, reason)
+        let at = revocations::revoke(&self.hub.db, self.trace, kind, value, by, request_id, reason)
             .await
-            .map_err(|e| self.hub.fail(e))
+            .map_err(|e| self.hub.fail(e))?;
+        if let Some(revocations) = self.revocations {
+            revocations.note(kind, value, at);
+        }
+        Ok(at)
     }
 
     /// Everything the sources hold about the customer with these links.

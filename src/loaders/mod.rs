@@ -27,6 +27,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 
 use crate::error::ApiError;
 use crate::policy::Rows;
+use crate::revocations::Revocations;
 use crate::sources::{Page, Sources, SqlTrace};
 
 /// What loaders keep across requests, process-wide.
@@ -38,12 +39,20 @@ pub(crate) struct Kept {
     /// Where concurrent requests' statements meet to be merged; `None` when they are not
     /// (`database.merge_statements`).
     pub(crate) merges: Option<Arc<merged::Merges>>,
+    /// The revoked tokens as this process knows them; `None` without the check (a
+    /// benchmark's ladder).
+    pub(crate) revocations: Option<Arc<Revocations>>,
 }
 
 impl Kept {
     /// With up to `links` customers' links kept (none at 0), statements merged or not.
-    pub(crate) fn new(links: usize, merge: bool) -> Self {
-        Kept { models: Arc::default(), links: Arc::new(links::LinkCache::new(links)), merges: merge.then(Arc::default) }
+    pub(crate) fn new(links: usize, merge: bool, revocations: Option<Revocations>) -> Self {
+        Kept {
+            models: Arc::default(),
+            links: Arc::new(links::LinkCache::new(links)),
+            merges: merge.then(Arc::default),
+            revocations: revocations.map(Arc::new),
+        }
     }
 }
 
@@ -81,6 +90,7 @@ pub(crate) struct Loaders {
     /// Every database, for subject rights (export and erasure touch them all).
     sources: Sources,
     trace: SqlTrace,
+    revocations: Option<Arc<Revocations>>,
 }
 
 impl Loaders {
@@ -162,6 +172,7 @@ impl Loaders {
             hub: ctx(sources.hub()),
             sources: sources.clone(),
             trace: trace.clone(),
+            revocations: kept.revocations.clone(),
         }
     }
 
@@ -178,6 +189,7 @@ impl Loaders {
             trace: &self.trace,
             models: &self.insights.loader().models,
             links: &self.links.loader().0.cache,
+            revocations: self.revocations.as_deref(),
         }
     }
 

@@ -56,8 +56,6 @@ pub struct Engine {
     graphql: GraphqlConfig,
     /// `None` only without [`Layer::Rates`].
     rates: Option<Arc<RateLimits>>,
-    /// Revoked tokens; `None` only without [`Layer::Rates`].
-    revocations: Option<Revocations>,
     /// Documents named by hash (APQ) and the safelists.
     persisted: Persisted,
     metrics: Arc<Metrics>,
@@ -174,7 +172,7 @@ impl Engine {
         Ok(Engine {
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
-            kept: Kept::new(link_cache, merge),
+            kept: Kept::new(link_cache, merge, revocations),
             audit,
             policy,
             trace_sql,
@@ -182,7 +180,6 @@ impl Engine {
             clean_inputs: Cache::new(DOCUMENTS),
             graphql,
             rates,
-            revocations,
             persisted,
             metrics: Arc::default(),
             without,
@@ -517,7 +514,7 @@ impl Engine {
     /// Whether `viewer`'s token was revoked (checked against a snapshot read every few
     /// seconds; every token is refused until the revocations could be read once).
     pub(crate) async fn refuses(&self, viewer: &Viewer) -> bool {
-        let refused = match &self.revocations {
+        let refused = match &self.kept.revocations {
             Some(revocations) => revocations.refuses(viewer).await,
             None => false,
         };

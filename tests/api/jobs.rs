@@ -5,6 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sqlx::Connection as _;
+
 /// A free port on the loopback interface.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -44,7 +46,10 @@ async fn the_first_start_seeds_resolves_and_fits_in_child_processes() {
         ("C360_LISTEN", &format!("127.0.0.1:{port}")),
         ("C360_SEED__CUSTOMERS", "500"),
         ("C360_TELEMETRY__LOG_FORMAT", "json"),
-        ("C360_LOG", "c360=info"),
+        // One module's debug lines beside everyone's INFO (an operator's finding: the
+        // INFO lines stopped after "serving GraphQL" with such a filter).
+        ("C360_LOG", "info,c360::identity=debug"),
+        ("C360_IDENTITY__RESOLVE_INTERVAL", "1s"),
     ];
     let mut command = Command::new(env!("CARGO_BIN_EXE_c360"));
     command.arg("serve").stdin(Stdio::null()).stdout(Stdio::null());
@@ -97,6 +102,46 @@ async fn the_first_start_seeds_resolves_and_fits_in_child_processes() {
         assert!(!pids.is_empty(), "`{message}` from the {job} job: {lines:?}");
         assert!(pids.iter().all(|p| *p != 0 && *p != server_pid), "{job} ran in the server ({server_pid}): {pids:?}");
     }
+
+    // A record written to the CRM meanwhile is resolved in the background, and logged.
+    let crm = format!("sqlite:{}", dir.path().join("crm.db").display());
+    let mut connection = sqlx::SqliteConnection::connect(&crm).await.expect("the CRM");
+    let now = chrono::Utc::now();
+    sqlx::query(
+        "insert into customers (id, first_name, last_name, email, created_at, updated_at)
+         values (987654321, 'Late', 'Arrival', 'late.arrival@example.com', ?, ?)",
+    )
+    .bind(now)
+    .bind(now)
+    .execute(&mut connection)
+    .await
+    .expect("a new CRM record");
+    let messages = || server_lines(&log);
+    let started = Instant::now();
+    while !messages().iter().any(|m| m == "resolved new records") {
+        assert!(started.elapsed() < Duration::from_secs(30), "not resolved in 30 s: {:?}", messages());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // SIGTERM: the server says it shuts down, and exits.
+    let mut server = server;
+    let killed = Command::new("kill").args(["-TERM", &server_pid.to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let started = Instant::now();
+    while server.0.try_wait().expect("wait").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "still running 30 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(messages().iter().any(|m| m == "shutting down"), "{:?}", messages());
+}
+
+/// The messages of the server's own JSON log lines (not its jobs').
+fn server_lines(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["span"]["name"] != "job")
+        .filter_map(|line| line["fields"]["message"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[test]

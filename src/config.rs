@@ -374,21 +374,15 @@ pub struct AuditConfig {
     /// How many entries (one per customer a response revealed) may wait to be written;
     /// beyond, requests wait.
     pub(crate) queue: usize,
-    /// How long the writer gathers entries into one batch.
-    #[serde(with = "humantime_serde")]
-    pub flush_interval: Duration,
-    /// How long a request waits for room in a full queue before it is refused.
-    #[serde(with = "humantime_serde")]
-    pub(crate) enqueue_timeout: Duration,
+    /// How long a response that reveals personal data waits for its entries to be
+    /// stored (room in the queue, and the write) before it is withheld.
+    #[serde(with = "humantime_serde", alias = "enqueue_timeout")]
+    pub write_timeout: Duration,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig {
-            queue: 20_000,
-            flush_interval: Duration::from_millis(200),
-            enqueue_timeout: Duration::from_secs(2),
-        }
+        AuditConfig { queue: 20_000, write_timeout: Duration::from_secs(2) }
     }
 }
 

@@ -1,9 +1,13 @@
 //! The audit log: who saw whose personal data, when, in which request.
 //!
 //! Resolvers note what a response reveals unmasked ([`Reveals`]); when the response is
-//! ready, the HTTP layer hands its entries to the [`AuditLog`], whose writer task stores
-//! them in the hub store in batches, off the request path. Nothing is lost:
-//! - the queue is bounded: when it is full, requests wait for room (and fail after a while);
+//! ready, the HTTP layer hands its entries to the [`AuditLog`] and the response leaves
+//! only once they are committed to the hub store. The writer task commits the entries of
+//! concurrent responses together (group commit: whatever queued while the last writes
+//! ran goes in the next, without waiting for a timer). Nothing is lost, not even when
+//! the process is killed:
+//! - the queue is bounded: when it is full, requests wait for room;
+//! - a response whose entries are not stored within `audit.write_timeout` is withheld;
 //! - a failed write is retried, with the batch kept, until the store answers again;
 //! - [`AuditLog::close`] (graceful shutdown) stops taking entries and writes every one
 //!   already taken;
@@ -221,7 +225,8 @@ pub(crate) struct AuditLog {
     /// The room in all.
     capacity: usize,
     healthy: Arc<AtomicBool>,
-    enqueue_timeout: Duration,
+    /// How long a response waits for its entries to be stored.
+    write_timeout: Duration,
     writer: Arc<Mutex<Option<Writer>>>,
     /// Set when the log closes: a write that keeps failing then gives up at a deadline.
     closing: Arc<AtomicBool>,
@@ -246,13 +251,13 @@ impl AuditLog {
         let (shutting, dead_letters) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
         let store =
             Store { hub, healthy: healthy.clone(), closing: shutting.clone(), dead_letters: dead_letters.clone() };
-        let task = tokio::spawn(write_loop(store, entries, closing, config.flush_interval));
+        let task = tokio::spawn(write_loop(store, entries, closing));
         AuditLog {
             queue,
             room: Arc::new(tokio::sync::Semaphore::new(capacity)),
             capacity,
             healthy,
-            enqueue_timeout: config.enqueue_timeout,
+            write_timeout: config.write_timeout,
             writer: Arc::new(Mutex::new(Some(Writer { close, task }))),
             closing: shutting,
             dead_letters,
@@ -279,8 +284,10 @@ impl AuditLog {
         self.healthy.load(Ordering::Acquire)
     }
 
-    /// Queues one response's entries. Fails while the store is failing, when the queue
-    /// stays full, and after [`close`](Self::close).
+    /// Stores one response's entries: returns once they are committed. Fails while the
+    /// store is failing, when they are not stored within `audit.write_timeout` (the
+    /// queue full, the store slow or down: they may still be stored later), when the
+    /// store refuses one of them, and after [`close`](Self::close).
     pub(crate) async fn submit(&self, entries: Vec<AuditEntry>) -> Result<(), AuditUnavailable> {
         if entries.is_empty() {
             return Ok(());
@@ -294,11 +301,16 @@ impl AuditLog {
             return Err(AuditUnavailable);
         }
         let wanted = self.room_for(entries.iter().map(AuditEntry::weight).sum());
-        let queued = async {
+        let stored = async {
             let room = self.room.clone().acquire_many_owned(wanted).await.map_err(|_| AuditUnavailable)?;
-            self.queue.send(Queued { entries, room }).await.map_err(|_| AuditUnavailable)
+            let (told, stored) = oneshot::channel();
+            self.queue.send(Queued { entries, room, told: Some(told) }).await.map_err(|_| AuditUnavailable)?;
+            match stored.await {
+                Ok(true) => Ok(()),
+                _ => Err(AuditUnavailable),
+            }
         };
-        tokio::time::timeout(self.enqueue_timeout, queued).await.map_err(|_| AuditUnavailable)?
+        tokio::time::timeout(self.write_timeout, stored).await.map_err(|_| AuditUnavailable)?
     }
 
     /// Queues entries of a response that revealed nothing (a refused attempt, a read of the
@@ -314,7 +326,7 @@ impl AuditLog {
         }
         let room = self.room_for(entries.iter().map(AuditEntry::weight).sum());
         let sent = match self.room.clone().try_acquire_many_owned(room) {
-            Ok(room) => self.queue.try_send(Queued { entries, room }).is_ok(),
+            Ok(room) => self.queue.try_send(Queued { entries, room, told: None }).is_ok(),
             Err(_) => false,
         };
         if !sent {
@@ -353,37 +365,38 @@ struct Store {
     dead_letters: Arc<AtomicU64>,
 }
 
-/// A response's entries in the queue, with the room they take until they are written.
+/// A response's entries in the queue, with the room they take until they are written,
+/// and whom to tell whether they were stored (`None`: no response waits for them).
 struct Queued {
     entries: Vec<AuditEntry>,
     room: tokio::sync::OwnedSemaphorePermit,
+    told: Option<oneshot::Sender<bool>>,
 }
 
-async fn write_loop(
-    store: Store,
-    mut queue: mpsc::Receiver<Queued>,
-    mut closing: oneshot::Receiver<()>,
-    flush_interval: Duration,
-) {
+/// Group commit: takes the first entries queued, with everything queued meanwhile (up to
+/// [`BATCH`]), and writes them at once, while up to [`WRITERS`] writes run; entries that
+/// queue while they run go in the next write. No timer: a lone response waits for one
+/// commit, and under load the writes grow instead of multiplying.
+async fn write_loop(store: Store, mut queue: mpsc::Receiver<Queued>, mut closing: oneshot::Receiver<()>) {
     let mut closed = false;
-    let mut batch: Vec<AuditEntry> = Vec::new();
-    // The room the batch's entries take, given back once they are written; its permits
-    // are the batch's weight.
-    let mut room: Vec<tokio::sync::OwnedSemaphorePermit> = Vec::new();
-    let take = |batch: &mut Vec<AuditEntry>, room: &mut Vec<_>, queued: Queued| {
-        batch.extend(queued.entries);
-        room.push(queued.room);
+    let mut batch: Vec<Queued> = Vec::new();
+    let weight = |batch: &Vec<Queued>| batch.iter().map(|q| q.room.num_permits()).sum::<usize>();
+    let gather = |batch: &mut Vec<Queued>, queue: &mut mpsc::Receiver<Queued>| {
+        while weight(batch) < BATCH {
+            match queue.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
     };
-    let weight = |room: &Vec<tokio::sync::OwnedSemaphorePermit>| room.iter().map(|r| r.num_permits()).sum::<usize>();
     // Batches being written, at most WRITERS at once: one writer's round trips left the
     // store idle while requests waited for room (a page of 50 customers is 50 entries).
     let mut writing = tokio::task::JoinSet::new();
     loop {
-        // Wait for the first entries, then gather more for up to `flush_interval`.
         if batch.is_empty() {
             tokio::select! {
                 got = queue.recv() => match got {
-                    Some(queued) => take(&mut batch, &mut room, queued),
+                    Some(queued) => batch.push(queued),
                     None => break,
                 },
                 _ = &mut closing, if !closed => {
@@ -393,66 +406,68 @@ async fn write_loop(
                 }
             }
         }
-        if !closed {
-            let deadline = tokio::time::Instant::now() + flush_interval;
-            while weight(&room) < BATCH {
-                tokio::select! {
-                    got = queue.recv() => match got {
-                        Some(queued) => take(&mut batch, &mut room, queued),
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    _ = &mut closing => {
-                        closed = true;
-                        queue.close();
-                        break;
-                    }
-                }
-            }
-        }
-        while weight(&room) < BATCH {
-            match queue.try_recv() {
-                Ok(queued) => take(&mut batch, &mut room, queued),
-                Err(_) => break,
-            }
-        }
+        gather(&mut batch, &mut queue);
         while writing.len() >= WRITERS {
             writing.join_next().await;
+            // What queued while the writers were busy goes with this batch.
+            gather(&mut batch, &mut queue);
         }
-        let (store, entries, room) = (store.clone(), std::mem::take(&mut batch), std::mem::take(&mut room));
-        writing.spawn(async move {
-            store.write(&entries, &mut None).await;
-            drop(room);
-        });
+        let (store, batch) = (store.clone(), std::mem::take(&mut batch));
+        writing.spawn(async move { store.commit(batch).await });
     }
     // Closed: every batch taken is written (or, past the grace, logged) before returning.
     while writing.join_next().await.is_some() {}
 }
 
 impl Store {
+    /// Writes the entries of `batch` and tells each response waiting for them whether
+    /// all of its own were stored; then gives their room back.
+    async fn commit(&self, batch: Vec<Queued>) {
+        let mut entries = Vec::with_capacity(batch.iter().map(|q| q.entries.len()).sum());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for Queued { entries: theirs, room, told } in batch {
+            waiting.push((theirs.len(), told, room));
+            entries.extend(theirs);
+        }
+        let refused = self.write(&entries, &mut None).await;
+        let mut first = 0;
+        for (count, told, room) in waiting {
+            let stored = !refused.iter().any(|i| (first..first + count).contains(i));
+            if let Some(told) = told {
+                // A response that stopped waiting (its timeout) is told nothing.
+                let _ = told.send(stored);
+            }
+            first += count;
+            drop(room);
+        }
+    }
+
     /// Writes a batch, retrying with backoff while the store is down (marking the log
     /// unavailable meanwhile): entries already taken are never dropped. When the store is
     /// up and refuses the batch, each entry is written on its own, and one it refuses is
     /// set apart. Once the log closes, what cannot be stored within [`SHUTDOWN_GRACE`]
     /// (counted from `give_up`, set at the first failure after closing) goes to the
-    /// server log instead.
-    async fn write(&self, batch: &[AuditEntry], give_up: &mut Option<tokio::time::Instant>) {
-        let mut pending = batch;
+    /// server log instead. Returns the positions of the entries not stored.
+    async fn write(&self, batch: &[AuditEntry], give_up: &mut Option<tokio::time::Instant>) -> Vec<usize> {
+        let mut refused = Vec::new();
+        let mut start = 0;
         let mut backoff = Duration::from_millis(50);
         loop {
+            let pending = &batch[start..];
             let Err(e) = store::insert(&self.hub, pending).await else {
                 self.available();
-                return;
+                return refused;
             };
             if refuses_entry(&e) {
                 // Up, and refusing an entry it cannot take: each on its own, then.
-                pending = self.one_by_one(pending).await;
-                if pending.is_empty() {
+                start = self.one_by_one(batch, start, &mut refused).await;
+                if start == batch.len() {
                     self.available();
-                    return;
+                    return refused;
                 }
-                // Down after all, from the entry `pending` starts with.
+                // Down after all, from the entry at `start`.
             }
+            let pending = &batch[start..];
             if self.healthy.swap(false, Ordering::AcqRel) {
                 tracing::error!(error = %e, pending = pending.len(), "cannot write the audit log; refusing revealing requests");
             }
@@ -462,7 +477,8 @@ impl Store {
                     for entry in pending {
                         tracing::error!(?entry, "audit entry not stored: the store is down at shutdown");
                     }
-                    return;
+                    refused.extend(start..batch.len());
+                    return refused;
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -470,21 +486,21 @@ impl Store {
         }
     }
 
-    /// Writes `entries` one at a time, setting apart each one the store refuses while it
-    /// answers. Returns what is left when the store stops answering (nothing when done).
-    async fn one_by_one<'e>(&self, entries: &'e [AuditEntry]) -> &'e [AuditEntry] {
-        let mut rest = entries;
-        while let Some((entry, tail)) = rest.split_first() {
+    /// Writes `entries` from `start` one at a time, setting apart (into `refused`) each
+    /// one the store refuses while it answers. Returns where it stopped: the first entry
+    /// not written when the store stops answering, the end when done.
+    async fn one_by_one(&self, entries: &[AuditEntry], start: usize, refused: &mut Vec<usize>) -> usize {
+        for (i, entry) in entries.iter().enumerate().skip(start) {
             if let Err(e) = store::insert(&self.hub, std::slice::from_ref(entry)).await {
                 if !refuses_entry(&e) {
-                    return rest;
+                    return i;
                 }
                 self.dead_letters.fetch_add(1, Ordering::Relaxed);
+                refused.push(i);
                 tracing::error!(error = %e, ?entry, "audit entry refused by the store: set apart, the log goes on");
             }
-            rest = tail;
         }
-        rest
+        entries.len()
     }
 
     fn available(&self) {

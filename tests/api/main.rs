@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod consent;
 mod contract;
+mod crash;
 mod customer360;
 mod errors;
 mod helpers;

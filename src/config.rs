@@ -346,12 +346,23 @@ pub struct SafelistsConfig {
 pub struct RateLimitsConfig {
     pub roles: BTreeMap<String, RateLimit>,
     pub partners: BTreeMap<String, RateLimit>,
+    /// A Redis (or Valkey) URL: the replicas share each token's allowance there (one
+    /// script call per limited request). Unset, each replica keeps its own.
+    pub redis: Option<SecretString>,
+    /// How long a request waits for Redis before this replica's own allowance decides.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
 }
 
 impl Default for RateLimitsConfig {
     fn default() -> Self {
         let partner = RateLimit { operations_per_second: 50, burst: 200, cost_per_second: 20_000, cost_burst: 100_000 };
-        RateLimitsConfig { roles: BTreeMap::from([("partner".to_owned(), partner)]), partners: BTreeMap::new() }
+        RateLimitsConfig {
+            roles: BTreeMap::from([("partner".to_owned(), partner)]),
+            partners: BTreeMap::new(),
+            redis: None,
+            redis_timeout: Duration::from_millis(100),
+        }
     }
 }
 

@@ -161,7 +161,10 @@ impl Engine {
             role.parse::<crate::auth::Role>().map_err(|_| anyhow::anyhow!("rate_limits.roles: no role `{role}`"))?;
         }
         let rated = !without.has(Layer::Rates);
-        let rates = rated.then(|| Arc::new(RateLimits::new(&config.rate_limits)));
+        let rates = match rated {
+            true => Some(Arc::new(RateLimits::new(&config.rate_limits)?)),
+            false => None,
+        };
         let revocations = rated.then(|| Revocations::new(sources.hub().clone(), config.auth.leeway));
         let persisted = match without.has(Layer::Policy) {
             true => Persisted::automatic(graphql.automatic_persisted_queries),
@@ -270,7 +273,14 @@ impl Engine {
         };
         let request_id = uuid::Uuid::now_v7().to_string();
         tracing::Span::current().record("request_id", request_id.as_str());
-        let admitted = match self.admit(&viewer, request, name, operations) {
+        let Admission { cost, outcome } = self.admit(&viewer, request, name, operations);
+        // Refused requests are charged too (a caller out of rate hears that instead).
+        if let Some(cost) = cost
+            && let Err(limited) = self.charge(&viewer, cost).await
+        {
+            return (*limited, request_id);
+        }
+        let admitted = match outcome {
             Ok(admitted) => admitted,
             Err(refusal) => return (*refusal, request_id),
         };
@@ -290,54 +300,55 @@ impl Engine {
         (self.finish(response, &viewer, &request_id, &reveals, &trace).await, request_id)
     }
 
+    /// Charges an operation of `cost` to the viewer's rate: the refusal when its
+    /// allowance is spent.
+    async fn charge(&self, viewer: &Viewer, cost: u64) -> Result<(), Refusal> {
+        let Some(rates) = &self.rates else { return Ok(()) };
+        rates.charge(viewer.role.into(), viewer.partner.as_deref(), &viewer.subject, cost).await.map_err(|wait| {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let message = format!("too many operations; retry in {seconds} s");
+            Box::new(refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())]))
+        })
+    }
+
     /// Whether the request may run, and if so its document, checked: parsed (or taken
-    /// from the cache), its operation selected, within the role's limits, valid against
-    /// the viewer's schema, and charged to the caller's rate. Refused requests are charged
-    /// too: nothing (a document that does not parse, one over a limit) is free to send
-    /// over and over.
+    /// from the cache), its operation selected, within the role's limits and valid
+    /// against the viewer's schema; with what it costs the caller's rate. Refused requests
+    /// cost too: nothing (a document that does not parse, one over a limit) is free to
+    /// send over and over.
     fn admit(
         &self,
         viewer: &Viewer,
         mut request: async_graphql::Request,
         name: &mut Option<String>,
         operations: Operations,
-    ) -> Result<Admitted, Refusal> {
+    ) -> Admission {
+        let free = |refusal: Refusal| Admission { cost: None, outcome: Err(refusal) };
         if let Err(refusal) = self.persisted.resolve(viewer, &mut request) {
-            return Err(Box::new(refused(&refusal.to_string(), refusal.code(), [])));
+            return free(Box::new(refused(&refusal.to_string(), refusal.code(), [])));
         }
         let role: &'static str = viewer.role.into();
         let limits = Limits::for_role(&self.graphql, role);
-        let charge = |cost: u64| -> Result<(), Refusal> {
-            let Some(rates) = &self.rates else { return Ok(()) };
-            rates.charge(role, viewer.partner.as_deref(), &viewer.subject, cost).map_err(|wait| {
-                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let message = format!("too many operations; retry in {seconds} s");
-                Box::new(refused(&message, "RATE_LIMITED", [("retryAfter", seconds.into())]))
-            })
-        };
-        // A refusal, charged `cost` first (a caller out of rate hears that instead).
-        let refuse = |cost: u64, errors: Vec<ServerError>| -> Refusal {
-            if let Err(limited) = charge(cost) {
-                return limited;
-            }
+        // A refusal that costs `cost`.
+        let refuse = |cost: u64, errors: Vec<ServerError>| -> Admission {
             let mut response = async_graphql::Response::from_errors(errors);
             coded(&mut response.errors);
-            Box::new(response)
+            Admission { cost: Some(cost), outcome: Err(Box::new(response)) }
         };
         let document = match self.parsed(&request.query) {
             Ok(document) => document,
             // Over the token limit, it is charged as the costliest operation allowed.
-            Err(error) => return Err(refuse(if is_limit(&error) { limits.cost } else { 1 }, vec![error])),
+            Err(error) => return refuse(if is_limit(&error) { limits.cost } else { 1 }, vec![error]),
         };
         let document = match limits::only_selected(&document, request.operation_name.as_deref()) {
             Ok(None) => document,
             Ok(Some(selected)) => Arc::new(selected),
-            Err(message) => return Err(refuse(1, vec![ServerError::new(message, None)])),
+            Err(message) => return refuse(1, vec![ServerError::new(message, None)]),
         };
         if operations == Operations::QueriesOnly
             && operation(&document, request.operation_name.as_deref()).map(|o| o.ty) == Some(OperationType::Mutation)
         {
-            return Err(Box::new(refused("mutations are sent with POST", "METHOD_NOT_ALLOWED", [])));
+            return free(Box::new(refused("mutations are sent with POST", "METHOD_NOT_ALLOWED", [])));
         }
         // A named operation alone in its document is the one that runs.
         if name.is_none()
@@ -349,7 +360,7 @@ impl Engine {
         let introspection = self.graphql.introspection_roles.iter().any(|r| r == role);
         if !introspection && limits::introspects(&document) {
             let message = "introspection is not available to this token";
-            return Err(refuse(1, vec![refusal(message, "GRAPHQL_VALIDATION_FAILED", [])]));
+            return refuse(1, vec![refusal(message, "GRAPHQL_VALIDATION_FAILED", [])]);
         }
         let access = self.policy.access(viewer);
         let schema = self.schemas.of(&access).clone();
@@ -362,9 +373,12 @@ impl Engine {
             false => Ok(0),
         };
         // Over a limit, it is charged as the costliest operation allowed.
-        charge(checked.as_ref().map_or(limits.cost, |cost| *cost))?;
+        let cost = Some(checked.as_ref().map_or(limits.cost, |cost| *cost));
         if let Err(e) = checked {
-            return Err(Box::new(async_graphql::Response::from_errors(vec![exceeded(&e)])));
+            return Admission {
+                cost,
+                outcome: Err(Box::new(async_graphql::Response::from_errors(vec![exceeded(&e)]))),
+            };
         }
         let invalid = match self.without.has(Layer::Inputs) {
             false => self.invalid_inputs(&request, &document, &access, &schema),
@@ -373,10 +387,10 @@ impl Engine {
         if !invalid.is_empty() {
             let mut response = async_graphql::Response::from_errors(invalid);
             coded(&mut response.errors);
-            return Err(Box::new(response));
+            return Admission { cost, outcome: Err(Box::new(response)) };
         }
         let suggest = self.graphql.suggestion_roles.iter().any(|r| r == role);
-        Ok(Admitted { request, document, access, schema, introspection, suggest })
+        Admission { cost, outcome: Ok(Admitted { request, document, access, schema, introspection, suggest }) }
     }
 
     /// The errors of the request's input values ([`inputs::check_document`], [`inputs::check_variables`]): the document's own
@@ -566,6 +580,13 @@ impl Engine {
 
 /// A request refused before it runs: the whole response.
 type Refusal = Box<async_graphql::Response>;
+
+/// What [`Engine::admit`] decided: the request let through or refused, and what it costs
+/// the caller's rate (`None`: nothing, refused before it was read).
+struct Admission {
+    cost: Option<u64>,
+    outcome: Result<Admitted, Refusal>,
+}
 
 /// A request [`Engine::admit`] let through, with what running it needs.
 struct Admitted {

@@ -349,3 +349,54 @@ async fn only_the_operation_that_runs_is_checked() {
         assert_eq!(answer["errors"][0]["message"], message, "{answer:#}");
     }
 }
+
+/// A partner of the test's own, limited to a burst of `burst`, its allowance kept in
+/// `redis`; the partner's id.
+fn limited_partner(c: &mut c360::config::Config, partner: &str, burst: u32, redis: &str) {
+    c.partners.push(partner.to_owned());
+    let limit = c360::config::RateLimit { operations_per_second: 1, burst, ..Default::default() };
+    c.rate_limits.partners.insert(partner.to_owned(), limit);
+    c.rate_limits.redis = Some(redis.to_owned().into());
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set C360_TEST_REDIS_URL and run `cargo test -- --include-ignored`"]
+async fn replicas_share_each_tokens_rate_through_redis() {
+    let redis = std::env::var("C360_TEST_REDIS_URL").expect("C360_TEST_REDIS_URL");
+    let partner = format!("rl-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let configure = |c: &mut c360::config::Config| limited_partner(c, &partner, 4, &redis);
+    let (a, b) = (
+        TestApp::spawn_with(Layout::all(Backend::Sqlite), 3, configure).await,
+        TestApp::spawn_with(Layout::all(Backend::Sqlite), 3, configure).await,
+    );
+    let tokens = [&a, &b].map(|app| app.token(Role::Partner, Some("customers:read"), Some(&partner)));
+    // Twelve operations of one token, alternating between two replicas: four pass in all
+    // (five if a second went by), where each replica alone would have let four through.
+    let mut passed = 0;
+    for i in 0..12 {
+        let app = [&a, &b][i % 2];
+        let (status, body) = post(app, &tokens[i % 2], "{ __typename }").await;
+        match status {
+            200 => passed += 1,
+            _ => assert_eq!(codes(&body), ["RATE_LIMITED"], "{body:#}"),
+        }
+    }
+    assert!((4..=5).contains(&passed), "{passed} passed");
+}
+
+#[tokio::test]
+async fn without_redis_each_replica_limits_on_its_own() {
+    // Nothing listens on port 1: every call to Redis fails, and the replica's own
+    // allowance decides (requests are served, not refused for want of Redis).
+    let partner = "rl-fallback".to_owned();
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 3, |c| {
+        limited_partner(c, &partner, 3, "redis://127.0.0.1:1");
+    })
+    .await;
+    let token = app.token(Role::Partner, Some("customers:read"), Some(&partner));
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(post(&app, &token, "{ __typename }").await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+}

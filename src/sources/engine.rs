@@ -553,6 +553,17 @@ impl PoolSettings {
     }
 }
 
+/// How many times a write MySQL/MariaDB rolled back for a conflict is run again.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// MySQL/MariaDB's `ER_LOCK_DEADLOCK` (1213): a deadlock, or on a Galera cluster a write
+/// set that lost certification to another node's at commit. The transaction was rolled
+/// back.
+fn is_conflict(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else { return false };
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == 1213)
+}
+
 /// The error of a statement that ran past its database's statement timeout (the API
 /// answers it with `SOURCE_TIMEOUT`).
 pub(crate) fn statement_timed_out() -> sqlx::Error {
@@ -724,29 +735,58 @@ impl Database {
         let started = std::time::Instant::now();
         let (sql, args) = self.engine.statement(sql, args);
         let within = self.acquire_timeout;
+        let (sql, args) = (&sql, &args);
         let result = self
-            .guarded(
-                trace,
-                self.bounded(async {
-                    match &self.pool {
-                        Pool::Sqlite(p) => {
-                            let mut c = trace.acquire(self.name, p, within).await?;
-                            bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+            .retrying(|| {
+                self.guarded(
+                    trace,
+                    self.bounded(async move {
+                        match &self.pool {
+                            Pool::Sqlite(p) => {
+                                let mut c = trace.acquire(self.name, p, within).await?;
+                                bind_all!(sqlx::query(sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                            }
+                            Pool::Postgres(p) => {
+                                let mut c = trace.acquire(self.name, p, within).await?;
+                                bind_all!(sqlx::query(sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                            }
+                            Pool::Mysql(p) => {
+                                let mut c = trace.acquire(self.name, p, within).await?;
+                                bind_all!(sqlx::query(sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
+                            }
                         }
-                        Pool::Postgres(p) => {
-                            let mut c = trace.acquire(self.name, p, within).await?;
-                            bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
-                        }
-                        Pool::Mysql(p) => {
-                            let mut c = trace.acquire(self.name, p, within).await?;
-                            bind_all!(sqlx::query(&sql), args).execute(&mut *c).await.map(|r| r.rows_affected())
-                        }
-                    }
-                }),
-            )
+                    }),
+                )
+            })
             .await;
         trace.finish(self.name, started, &result);
         result
+    }
+
+    /// `run`, run again (at most [`CONFLICT_RETRIES`] times, after 10, 40 and 160 ms and
+    /// a jitter) while MySQL/MariaDB rolls it back for a conflict: a deadlock, or a
+    /// Galera cluster's certification failure at commit (both error 1213). Rolled back,
+    /// it had no effect: running it again is safe. Other engines' errors, and other
+    /// errors, are returned at once.
+    async fn retrying<T, F, Fut>(&self, mut run: F) -> Result<T, sqlx::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let mut backoff = Duration::from_millis(10);
+        let mut tries = 0;
+        loop {
+            match run().await {
+                Err(e) if self.engine == Engine::Mysql && tries < CONFLICT_RETRIES && is_conflict(&e) => {
+                    tries += 1;
+                    tracing::debug!(db = %self.name, tries, "write conflict (1213): running it again");
+                    let jitter = Duration::from_micros(u64::from(rand::random::<u16>()) % 10_000);
+                    tokio::time::sleep(backoff + jitter).await;
+                    backoff *= 4;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Connections of the pool: (idle, busy).
@@ -775,12 +815,15 @@ impl Database {
                 Ok(affected)
             }};
         }
-        self.guarded(&SqlTrace::default(), async {
-            match &self.pool {
-                Pool::Sqlite(p) => run!(p),
-                Pool::Postgres(p) => run!(p),
-                Pool::Mysql(p) => run!(p),
-            }
+        let trace = SqlTrace::default();
+        self.retrying(|| {
+            self.guarded(&trace, async {
+                match &self.pool {
+                    Pool::Sqlite(p) => run!(p),
+                    Pool::Postgres(p) => run!(p),
+                    Pool::Mysql(p) => run!(p),
+                }
+            })
         })
         .await
     }
@@ -917,6 +960,55 @@ pub(crate) fn in_list(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deadlock (as a Galera cluster's certification failure, error 1213) rolls our
+    /// transaction back; it is run again and goes through once the other commits.
+    #[tokio::test]
+    #[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
+    async fn a_write_rolled_back_for_a_conflict_is_run_again() {
+        use sqlx::Connection as _;
+        let url = std::env::var("C360_TEST_MYSQL_URL").expect("C360_TEST_MYSQL_URL");
+        let db = Database::connect(DbName::Hub, &url, &PoolSettings::of(&DatabaseConfig::default(), DbName::Hub))
+            .await
+            .expect("connect");
+        let table = format!("c360_conflict_{}", uuid::Uuid::new_v4().simple());
+        let trace = SqlTrace::default();
+        db.execute(&trace, &format!("create table {table} (id int primary key, v int) engine = innodb"), &[])
+            .await
+            .expect("create");
+        db.execute(&trace, &format!("insert into {table} values (1, 0), (2, 0)"), &[]).await.expect("rows");
+        // Another session changes row 2 and keeps it locked: the heavier transaction.
+        let mut other = sqlx::MySqlConnection::connect(&url).await.expect("other");
+        sqlx::query("begin").execute(&mut other).await.expect("begin");
+        sqlx::query(&format!("update {table} set v = 5 where id = 2")).execute(&mut other).await.expect("row 2");
+        // Ours locks row 1 without changing it, then waits for row 2.
+        let ours = {
+            let (db, table) = (db.clone(), table.clone());
+            tokio::spawn(async move {
+                db.transaction(&[
+                    (format!("update {table} set v = v where id = 1"), vec![]),
+                    (format!("update {table} set v = 1 where id = 2"), vec![]),
+                ])
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The other now wants row 1: a deadlock, and ours (which changed nothing) is rolled back.
+        sqlx::query(&format!("update {table} set v = 5 where id = 1"))
+            .execute(&mut other)
+            .await
+            .expect("the other wins");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sqlx::query("commit").execute(&mut other).await.expect("commit");
+        let done = ours.await.expect("task");
+        let rows: Vec<(i32, i32)> = sqlx::query_as(&format!("select id, v from {table} order by id"))
+            .fetch_all(&mut other)
+            .await
+            .expect("rows");
+        let _ = sqlx::query(&format!("drop table {table}")).execute(&mut other).await;
+        assert!(done.is_ok(), "ran again after the conflict: {done:?}");
+        assert_eq!(rows, [(1, 5), (2, 1)]);
+    }
 
     #[tokio::test]
     async fn a_statement_past_its_timeout_fails_and_the_pool_serves_on() {

@@ -288,6 +288,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let at =
                 crate::revocations::revoke(sources.hub(), &trace, kind, &value, &by, &request_id, reason.as_deref())
                     .await?;
+            // Running replicas over PostgreSQL hear it at once; the others within 3 s.
+            crate::sources::bus::Bus::new(sources.hub().clone()).publish(crate::sources::bus::Topic::Revocations).await;
             println!("revoked {kind} {value} at {at}");
             Ok(ExitCode::SUCCESS)
         }

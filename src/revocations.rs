@@ -118,6 +118,12 @@ impl Revocations {
         }
     }
 
+    /// Reads the table again now (another replica revoked tokens: [`crate::sources::bus`]).
+    pub(crate) async fn reread(&self) {
+        let _reading = self.reading.lock().await;
+        self.read().await;
+    }
+
     /// Reads the table into a new snapshot; on failure, logs and keeps the old one.
     async fn read(&self) -> Option<Arc<Snapshot>> {
         let sql = "select kind, value, revoked_at from token_revocations";

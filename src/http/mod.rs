@@ -139,6 +139,10 @@ impl Application {
             let state = state.clone();
             tokio::spawn(async move { state.hub.watch_sources(state.closing.subscribe()).await })
         };
+        let bus = {
+            let state = state.clone();
+            tokio::spawn(async move { state.hub.follow_bus(state.closing.subscribe()).await })
+        };
         let serve = serve(self.listener, self.router, state.http.header_timeout, closing);
         let (mut closed, grace) = (state.closing.subscribe(), state.grace);
         let deadline = async move {
@@ -159,6 +163,7 @@ impl Application {
         }
         state.hub.close().await;
         let _ = watch.await;
+        let _ = bus.await;
         served
     }
 }

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::identity::store::Link;
 use crate::insights::refresh;
 use crate::revocations::{self, RevocationKind, Revocations};
+use crate::sources::bus::{Bus, Topic};
 use crate::sources::{Sources, SqlTrace};
 use crate::subject::{self, Erased, Export, SourceFailed};
 
@@ -24,6 +25,7 @@ pub(crate) struct Admin<'a> {
     pub(super) models: &'a ModelCache,
     pub(super) links: &'a LinkCache,
     pub(super) revocations: Option<&'a Revocations>,
+    pub(super) bus: &'a Bus,
 }
 
 fn failed(SourceFailed(db, e): SourceFailed) -> ApiError {
@@ -87,8 +89,8 @@ impl Admin<'_> {
     }
 
     /// Revokes `value` of `kind`, recording the admin's subject and the reason. This
-    /// replica refuses the tokens from the next request on; the others when they next
-    /// read the revocations.
+    /// replica refuses the tokens from the next request on; the others once the bus has
+    /// told them (at once over PostgreSQL), or when they next read the revocations.
     pub(crate) async fn revoke(
         &self,
         kind: RevocationKind,
@@ -103,6 +105,7 @@ impl Admin<'_> {
         if let Some(revocations) = self.revocations {
             revocations.note(kind, value, at);
         }
+        self.bus.publish(Topic::Revocations).await;
         Ok(at)
     }
 

@@ -28,6 +28,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache};
 use crate::error::ApiError;
 use crate::policy::Rows;
 use crate::revocations::Revocations;
+use crate::sources::bus::Bus;
 use crate::sources::{Page, Sources, SqlTrace};
 
 /// What loaders keep across requests, process-wide.
@@ -42,12 +43,15 @@ pub(crate) struct Kept {
     /// The revoked tokens as this process knows them; `None` without the check (a
     /// benchmark's ladder).
     pub(crate) revocations: Option<Arc<Revocations>>,
+    /// The bus to the other replicas.
+    pub(crate) bus: Bus,
 }
 
 impl Kept {
     /// With up to `links` customers' links kept (none at 0), statements merged or not.
-    pub(crate) fn new(links: usize, merge: bool, revocations: Option<Revocations>) -> Self {
+    pub(crate) fn new(links: usize, merge: bool, revocations: Option<Revocations>, bus: Bus) -> Self {
         Kept {
+            bus,
             models: Arc::default(),
             links: Arc::new(links::LinkCache::new(links)),
             merges: merge.then(Arc::default),
@@ -91,6 +95,7 @@ pub(crate) struct Loaders {
     sources: Sources,
     trace: SqlTrace,
     revocations: Option<Arc<Revocations>>,
+    bus: Bus,
 }
 
 impl Loaders {
@@ -173,6 +178,7 @@ impl Loaders {
             sources: sources.clone(),
             trace: trace.clone(),
             revocations: kept.revocations.clone(),
+            bus: kept.bus.clone(),
         }
     }
 
@@ -190,6 +196,7 @@ impl Loaders {
             models: &self.insights.loader().models,
             links: &self.links.loader().0.cache,
             revocations: self.revocations.as_deref(),
+            bus: &self.bus,
         }
     }
 

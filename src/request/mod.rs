@@ -28,6 +28,7 @@ use crate::loaders::batch::{self, BatchQueue};
 use crate::metrics::{DbGauges, Metrics};
 use crate::policy::{Access, Policy};
 use crate::revocations::Revocations;
+use crate::sources::bus::{Bus, Topic};
 use crate::sources::{Sources, SqlTrace};
 
 /// Runs GraphQL requests for viewers: the schema under the policy, with the audit log.
@@ -172,10 +173,11 @@ impl Engine {
         };
         let ids = Arc::new(Ids::load(&config)?);
         let health_interval = config.database.health_interval;
+        let bus = Bus::new(sources.hub().clone());
         Ok(Engine {
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
-            kept: Kept::new(link_cache, merge, revocations),
+            kept: Kept::new(link_cache, merge, revocations, bus),
             audit,
             policy,
             trace_sql,
@@ -567,6 +569,44 @@ impl Engine {
         let every = self.health_interval;
         if !every.is_zero() {
             self.sources.clone().watch(every, stop).await;
+        }
+    }
+
+    /// Follows the bus until `stop` turns true: relays the hub store's messages
+    /// ([`Bus::relay`]) and reads the revocations again when another replica revoked
+    /// tokens.
+    pub(crate) async fn follow_bus(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        let bus = &self.kept.bus;
+        let mut messages = bus.subscribe();
+        let mut stopped = stop.clone();
+        let react = async {
+            loop {
+                match messages.recv().await {
+                    Ok(Topic::Revocations) => {
+                        if let Some(revocations) = &self.kept.revocations {
+                            revocations.reread().await;
+                        }
+                    }
+                    // Missed messages: read what they would have said.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if let Some(revocations) = &self.kept.revocations {
+                            revocations.reread().await;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        };
+        // (Over engines without `LISTEN` the relay returns at once: this replica's own
+        // messages are still heard.)
+        let relay = async {
+            bus.relay(stop).await;
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            () = relay => {}
+            () = react => {}
+            _ = stopped.wait_for(|stop| *stop) => {}
         }
     }
 

@@ -906,6 +906,15 @@ impl Database {
         answered
     }
 
+    /// A connection that listens for PostgreSQL's notifications (`LISTEN`), out of the
+    /// pool; an error over the other engines.
+    pub(crate) async fn listener(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+        match &self.pool {
+            Pool::Postgres(p) => sqlx::postgres::PgListener::connect_with(p).await,
+            _ => Err(sqlx::Error::Configuration("LISTEN needs PostgreSQL".into())),
+        }
+    }
+
     /// Closes the pool, waiting for connections in use.
     pub(crate) async fn close(&self) {
         match &self.pool {

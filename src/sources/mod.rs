@@ -1,6 +1,7 @@
 //! The four source systems and the hub store: connecting, migrating, and the SQL each
 //! system answers. One module per source; none of them knows anything of GraphQL.
 
+pub(crate) mod bus;
 pub mod contract;
 pub(crate) mod crm;
 pub(crate) mod engine;

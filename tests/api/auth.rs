@@ -288,3 +288,46 @@ async fn revoked_tokens_are_refused_everywhere_within_seconds() {
         assert!(entry["customerId"].is_null(), "{entry}");
     }
 }
+
+/// A second replica of `app` (its configuration, its databases) in this process, serving
+/// until the test ends; its address.
+async fn second_replica(app: &TestApp) -> String {
+    let hub = c360::request::Engine::new(app.config.clone(), app.sources.clone()).expect("engine");
+    let replica = c360::http::Application::build(app.config.clone(), hub).await.expect("bind");
+    let address = format!("http://{}", replica.local_addr().expect("address"));
+    tokio::spawn(replica.run_until(std::future::pending()));
+    address
+}
+
+/// Over a PostgreSQL hub store, a revocation reaches the other replicas through the bus
+/// (`LISTEN`/`NOTIFY`) at once, not at their next read of the table (every 3 s).
+#[tokio::test]
+#[ignore = "PostgreSQL: set C360_TEST_POSTGRES_URL and run `cargo test -- --include-ignored`"]
+async fn a_revocation_reaches_the_other_replicas_at_once_over_postgres() {
+    let app = TestApp::spawn(Layout::all(Backend::Postgres), 3).await;
+    let other = second_replica(&app).await;
+    let partner = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
+    let status_at = |address: String, token: String| async move {
+        let response = reqwest::Client::new()
+            .post(format!("{address}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await
+            .expect("POST");
+        response.status().as_u16()
+    };
+    // The other replica reads the revocations now, with this request: its copy is fresh
+    // for the next 3 s.
+    assert_eq!(status_at(other.clone(), partner.clone()).await, 200);
+    let revoke = "mutation($v: String!) { revokeTokens(kind: TOKEN_ID, value: $v) { kind } }";
+    app.data(revoke, json!({ "v": token_id(&partner) })).await;
+    // Well within those 3 s, the other replica refuses the token.
+    let started = std::time::Instant::now();
+    let mut status = 200;
+    while status != 401 && started.elapsed() < Duration::from_millis(1_500) {
+        status = status_at(other.clone(), partner.clone()).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 401, "the other replica still served the token after {:?}", started.elapsed());
+}

@@ -180,12 +180,15 @@ impl Resolver {
             tracing::debug!("another replica is resolving");
             return Ok(ResolveReport::default());
         };
-        let done = self.run_held().await;
+        let done = self.run_held(&lease).await;
+        if matches!(done, Err(sqlx::Error::RowNotFound)) {
+            tracing::warn!("lost the resolution's lease to another replica: this one's last batch was not committed");
+        }
         lease.release().await;
         done
     }
 
-    async fn run_held(&self) -> Result<ResolveReport, sqlx::Error> {
+    async fn run_held(&self, lease: &Lease<'_>) -> Result<ResolveReport, sqlx::Error> {
         let mut report = ResolveReport::default();
         // The hub store's statistics are refreshed as the links double (1,000 records
         // read, 2,000, 4,000, ...): a few times per large run, never for a small one.
@@ -197,7 +200,7 @@ impl Resolver {
                 let Some(last) = records.last() else { break };
                 let next = (last.updated_at, last.id);
                 let full = records.len() == self.batch_size;
-                self.resolve_batch(source, records, next, &mut report).await?;
+                self.resolve_batch(source, records, next, lease, &mut report).await?;
                 if report.read >= analyze_at {
                     self.sources.hub().analyze(&["identity_links", "customers", "ambiguous_keys"]).await?;
                     analyze_at = report.read * 2;
@@ -250,6 +253,7 @@ impl Resolver {
         source: SourceName,
         records: Vec<IdentityRecord>,
         watermark: (DateTime<Utc>, i64),
+        lease: &Lease<'_>,
         report: &mut ResolveReport,
     ) -> Result<(), sqlx::Error> {
         let hub = self.sources.hub();
@@ -297,7 +301,9 @@ impl Resolver {
         report.merged += changes.merges.iter().filter(|(old, _)| !changes.new_customers.contains(old)).count() as u64;
         report.conflicts += changes.conflicts.len() as u64;
         report.updated += changes.key_updates.len() as u64;
-        hub.transaction(&self.statements(source, &index, changes, watermark)).await.map(|_| ())
+        // Committed only while this replica still holds the lease: one that stalled past
+        // it cannot write links another replica is writing too.
+        hub.fenced(&lease.fence(), &self.statements(source, &index, changes, watermark)).await.map(|_| ())
     }
 
     /// Decides where one new record belongs, updating the index and the change set.

@@ -85,17 +85,17 @@ pub async fn refresh(sources: &Sources, as_of: NaiveDate) -> Result<Report, Refr
     let db = |e| RefreshError::Database(DbName::Hub, e);
     // One full fit at a time over all replicas.
     let lease = Lease::take(hub, "insights-fit", LEASE).await.map_err(db)?.ok_or(RefreshError::Running)?;
-    let done = fit_and_publish(sources, as_of).await;
+    let done = fit_and_publish(sources, as_of, &lease).await;
     lease.release().await;
     done
 }
 
-async fn fit_and_publish(sources: &Sources, as_of: NaiveDate) -> Result<Report, RefreshError> {
+async fn fit_and_publish(sources: &Sources, as_of: NaiveDate, lease: &Lease<'_>) -> Result<Report, RefreshError> {
     let hub = sources.hub();
     let id = uuid::Uuid::now_v7().to_string();
     let db = |e| RefreshError::Database(DbName::Hub, e);
     store::begin(hub, &id, as_of).await.map_err(db)?;
-    match run(sources, &id, as_of).await {
+    match run(sources, &id, as_of, lease).await {
         Ok(report) => {
             // Old rows go after the switch; failing to delete them loses nothing.
             if let Err(e) = store::prune(hub).await {
@@ -112,7 +112,7 @@ async fn fit_and_publish(sources: &Sources, as_of: NaiveDate) -> Result<Report, 
     }
 }
 
-async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, RefreshError> {
+async fn run(sources: &Sources, id: &str, as_of: NaiveDate, lease: &Lease<'_>) -> Result<Report, RefreshError> {
     let started = Instant::now();
     let watermarks = watermarks(sources).await?;
     // The sources are read at once, each on its own connection.
@@ -195,7 +195,8 @@ async fn run(sources: &Sources, id: &str, as_of: NaiveDate) -> Result<Report, Re
     store::write_products(hub, id, &products, &affinities).await.map_err(db)?;
     let money: Vec<i64> = summarised.iter().map(|(_, _, s)| s.rfm.monetary_cents).collect();
     store::write_pareto(hub, id, &pareto_curve(&money)).await.map_err(db)?;
-    store::publish(hub, id, &fitted).await.map_err(db)?;
+    // Made current only while this replica still holds the fit's lease.
+    store::publish(hub, id, &fitted, &lease.fence()).await.map_err(db)?;
     hub.analyze(&["customer_insights"]).await.map_err(db)?;
     Ok(report)
 }

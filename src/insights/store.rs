@@ -806,7 +806,12 @@ pub(crate) struct Fitted {
 
 /// Makes a running model the current one, in one transaction: older ready models are
 /// superseded. Their rows are deleted afterwards ([`prune`]).
-pub(crate) async fn publish(hub: &Database, id: &str, fitted: &Fitted) -> Result<(), sqlx::Error> {
+pub(crate) async fn publish(
+    hub: &Database,
+    id: &str,
+    fitted: &Fitted,
+    fence: &(String, Vec<Arg>),
+) -> Result<(), sqlx::Error> {
     let p = fitted.purchases;
     let s = fitted.spend;
     let statements = vec![
@@ -838,7 +843,7 @@ pub(crate) async fn publish(hub: &Database, id: &str, fitted: &Fitted) -> Result
             ],
         ),
     ];
-    hub.transaction(&statements).await.map(|_| ())
+    hub.fenced(fence, &statements).await.map(|_| ())
 }
 
 /// Marks a model that did not complete as failed and deletes what it wrote.

@@ -803,9 +803,35 @@ impl Database {
     /// Runs several statements in one transaction (all or nothing); returns the rows each
     /// affected.
     pub(crate) async fn transaction(&self, statements: &[(String, Vec<Arg>)]) -> Result<Vec<u64>, sqlx::Error> {
+        self.transaction_after(None, statements).await
+    }
+
+    /// [`Database::transaction`] under a job's lease: `fence` ([`super::lease::Lease::fence`])
+    /// runs first and must touch its row, else nothing is committed and the error is
+    /// `RowNotFound` (the lease is another take's now).
+    pub(crate) async fn fenced(
+        &self,
+        fence: &(String, Vec<Arg>),
+        statements: &[(String, Vec<Arg>)],
+    ) -> Result<Vec<u64>, sqlx::Error> {
+        self.transaction_after(Some(fence), statements).await
+    }
+
+    async fn transaction_after(
+        &self,
+        fence: Option<&(String, Vec<Arg>)>,
+        statements: &[(String, Vec<Arg>)],
+    ) -> Result<Vec<u64>, sqlx::Error> {
         macro_rules! run {
             ($p:expr) => {{
                 let mut tx = $p.begin().await?;
+                if let Some((sql, args)) = fence {
+                    let (sql, args) = self.engine.statement(sql, args);
+                    if bind_all!(sqlx::query(&sql), args).execute(&mut *tx).await?.rows_affected() != 1 {
+                        // Dropped uncommitted: rolled back.
+                        return Err(sqlx::Error::RowNotFound);
+                    }
+                }
                 let mut affected = Vec::with_capacity(statements.len());
                 for (sql, args) in statements {
                     let (sql, args) = self.engine.statement(sql, args);

@@ -1,7 +1,10 @@
 //! Leases on background jobs, in the hub store (`job_leases`): with many replicas over
 //! one hub store, the replica holding a job's lease runs it and the others skip their
 //! turn. A lease lasts until it is released or expires (so a replica that dies mid-job
-//! holds it no longer than its time to live).
+//! holds it no longer than its time to live). Each take counts the lease's fencing token
+//! up: a job commits its writes with [`Lease::fence`], so a replica that stalled past its
+//! lease and lost it to another cannot commit the job's writes any more (no advisory
+//! locks: they do not survive poolers, and a Galera cluster has no `GET_LOCK`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -21,6 +24,8 @@ fn holder() -> &'static str {
 pub struct Lease<'a> {
     hub: &'a Database,
     name: &'static str,
+    /// The fencing token this take got.
+    token: i64,
 }
 
 impl<'a> Lease<'a> {
@@ -33,19 +38,30 @@ impl<'a> Lease<'a> {
         let renewed = hub
             .execute(
                 &trace,
-                "update job_leases set holder = ?, expires_at = ? where name = ? and (expires_at < ? or holder = ?)",
+                "update job_leases set holder = ?, expires_at = ?, token = token + 1
+                 where name = ? and (expires_at < ? or holder = ?)",
                 &[holder().into(), until.into(), name.into(), now.into(), holder().into()],
             )
             .await?;
-        if renewed > 0 {
-            return Ok(Some(Lease { hub, name }));
+        if renewed == 0 {
+            // The first lease on this job: whoever inserts it holds it.
+            let (head, tail) = hub.engine.insert_ignore();
+            let sql = format!("{head} job_leases (name, holder, expires_at, token) values (?, ?, ?, 1){tail}");
+            let args: [Arg; 3] = [name.into(), holder().into(), until.into()];
+            if hub.execute(&trace, &sql, &args).await? == 0 {
+                return Ok(None);
+            }
         }
-        // The first lease on this job: whoever inserts it holds it.
-        let (head, tail) = hub.engine.insert_ignore();
-        let sql = format!("{head} job_leases (name, holder, expires_at) values (?, ?, ?){tail}");
-        let args: [Arg; 3] = [name.into(), holder().into(), until.into()];
-        let inserted = hub.execute(&trace, &sql, &args).await?;
-        Ok((inserted > 0).then_some(Lease { hub, name }))
+        let sql = "select token as n from job_leases where name = ? and holder = ?";
+        let token = hub.fetch_count(&trace, sql, &[name.into(), holder().into()]).await?;
+        Ok(Some(Lease { hub, name, token }))
+    }
+
+    /// The statement a job's transaction starts with (see [`Database::fenced`]): it
+    /// touches the lease's row only while this take's token is still the lease's.
+    pub(crate) fn fence(&self) -> (String, Vec<Arg>) {
+        let sql = "update job_leases set writes = writes + 1 where name = ? and holder = ? and token = ?";
+        (sql.to_owned(), vec![self.name.into(), holder().into(), self.token.into()])
     }
 
     /// Gives the lease up, for another replica to take at once.
@@ -55,5 +71,44 @@ impl<'a> Lease<'a> {
         if let Err(e) = self.hub.execute(&SqlTrace::default(), sql, &args).await {
             tracing::warn!(error = %e, job = self.name, "could not release the job's lease; it expires on its own");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseConfig;
+    use crate::names::DbName;
+    use crate::sources::engine::{Engine, PoolSettings};
+
+    #[tokio::test]
+    async fn a_replica_that_lost_its_lease_cannot_commit_the_jobs_writes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite:{}", dir.path().join("hub.db").display());
+        let settings = PoolSettings::of(&DatabaseConfig::default(), DbName::Hub);
+        let hub = Database::connect(DbName::Hub, &url, &settings).await.expect("connect");
+        hub.migrate(super::super::migrations_for(DbName::Hub, Engine::Sqlite)).await.expect("migrate");
+        let trace = SqlTrace::default();
+        hub.execute(&trace, "create table scratch (x integer)", &[]).await.expect("scratch");
+        let write = [("insert into scratch values (1)".to_owned(), vec![])];
+        let count = || hub.fetch_count(&trace, "select count(*) as n from scratch", &[]);
+
+        let lease = Lease::take(&hub, "job", Duration::from_secs(60)).await.expect("take").expect("free");
+        hub.fenced(&lease.fence(), &write).await.expect("held: committed");
+        assert_eq!(count().await.expect("count"), 1);
+        // It expires while this replica stalls, and another takes it.
+        let takeover = "update job_leases set holder = 'another', token = token + 1 where name = 'job'";
+        hub.execute(&trace, takeover, &[]).await.expect("takeover");
+        let lost = hub.fenced(&lease.fence(), &write).await;
+        assert!(matches!(lost, Err(sqlx::Error::RowNotFound)), "{lost:?}");
+        assert_eq!(count().await.expect("count"), 1, "nothing of the stale holder's was committed");
+        // Taking it again (once free) gives a new token, which writes.
+        hub.execute(&trace, "update job_leases set expires_at = '2000-01-01T00:00:00+00:00'", &[])
+            .await
+            .expect("expire");
+        let again = Lease::take(&hub, "job", Duration::from_secs(60)).await.expect("take").expect("free again");
+        assert!(again.token > lease.token);
+        hub.fenced(&again.fence(), &write).await.expect("held again");
+        assert_eq!(count().await.expect("count"), 2);
     }
 }

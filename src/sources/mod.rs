@@ -166,7 +166,8 @@ const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] = migrations!("hub", 1 "0001_i
     7 "0007_insight_groups.sql" "insight groups", 8 "0008_contact_quality.sql" "contact quality",
     9 "0009_insight_updates.sql" "insight updates", 10 "0010_revocations.sql" "revocations",
     11 "0011_job_leases.sql" "job leases", 12 "0012_audit_revocations.sql" "audit revocations",
-    13 "0013_link_generation.sql" "link generation", 14 "0014_audit_reads.sql" "audit reads");
+    13 "0013_link_generation.sql" "link generation", 14 "0014_audit_reads.sql" "audit reads",
+    15 "0015_lease_tokens.sql" "lease tokens");
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
     let sets = match db.source() {

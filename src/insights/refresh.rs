@@ -477,12 +477,16 @@ pub async fn update(sources: &Sources, as_of: NaiveDate) -> Result<Option<Update
     let hub = sources.hub();
     let at_hub = |e| RefreshError::Database(DbName::Hub, e);
     let lease = Lease::take(hub, "insights-update", LEASE).await.map_err(at_hub)?.ok_or(RefreshError::Running)?;
-    let done = update_held(sources, as_of).await;
+    let done = update_held(sources, as_of, &lease).await;
     lease.release().await;
     done
 }
 
-async fn update_held(sources: &Sources, as_of: NaiveDate) -> Result<Option<UpdateReport>, RefreshError> {
+async fn update_held(
+    sources: &Sources,
+    as_of: NaiveDate,
+    lease: &Lease<'_>,
+) -> Result<Option<UpdateReport>, RefreshError> {
     let hub = sources.hub();
     let at_hub = |e| RefreshError::Database(DbName::Hub, e);
     let Some(model) = store::current_model(hub, &SqlTrace::default()).await.map_err(at_hub)? else {
@@ -562,7 +566,7 @@ async fn update_held(sources: &Sources, as_of: NaiveDate) -> Result<Option<Updat
         })
         .collect();
     let changed: Vec<String> = customers.iter().map(|c| (*c).to_owned()).collect();
-    store::update(hub, &model.id, &changed, &rows, &next).await.map_err(at_hub)?;
+    store::update(hub, &model.id, &changed, &rows, &next, &lease.fence()).await.map_err(at_hub)?;
     Ok(Some(UpdateReport {
         model_id: model.id,
         as_of,

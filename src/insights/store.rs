@@ -541,6 +541,7 @@ pub(crate) async fn update(
     customers: &[String],
     rows: &[(String, Scored)],
     watermarks: &Watermarks,
+    fence: &(String, Vec<Arg>),
 ) -> Result<(), sqlx::Error> {
     let trace = SqlTrace::default();
     let mut old = Vec::new();
@@ -581,7 +582,9 @@ pub(crate) async fn update(
         "update insight_models set customers = customers + ?, watermarks = ?, updated_at = ? where id = ?".to_owned(),
         vec![scored_customers.into(), json(watermarks).into(), Utc::now().into(), model.into()],
     ));
-    hub.transaction(&statements).await.map(|_| ())
+    // The sums were read outside this transaction: written only while the update's lease
+    // is still this take's, so no other replica's update ran in between.
+    hub.fenced(fence, &statements).await.map(|_| ())
 }
 
 /// Which customers a list keeps, by their insights under one model. Customers without a

@@ -144,10 +144,14 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<Str
                 .filter_map(|()| future::ready(None)),
             )
     };
+    // The token the connection was acknowledged with, checked again every second.
+    let session: Arc<std::sync::OnceLock<String>> = Arc::default();
     let init = {
-        let state = state.clone();
-        move |payload| connection_init(state, header_token, payload)
+        let (state, session) = (state.clone(), session.clone());
+        move |payload| connection_init(state, header_token, payload, session)
     };
+    let mut authority = tokio::time::interval(AUTHORITY_CHECK);
+    authority.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let output = async_graphql::http::WebSocket::new(Connection(state.clone()), input, protocol)
         .on_connection_init(init)
         .keepalive_timeout(IDLE);
@@ -160,7 +164,15 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<Str
     futures::pin_mut!(unacknowledged);
     let mut shutting_down = false;
     let mut init_timed_out = false;
+    let mut check_authority = false;
     loop {
+        if std::mem::take(&mut check_authority)
+            && let Some(reason) = lost_authority(&state, session.get()).await
+        {
+            let close = CloseFrame { code: 4403, reason: reason.into() };
+            let _ = sink.send(Message::Close(Some(close))).await;
+            return;
+        }
         if init_timed_out {
             let close = CloseFrame { code: 4408, reason: "Connection initialisation timeout".into() };
             let _ = sink.send(Message::Close(Some(close))).await;
@@ -180,6 +192,10 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, header_token: Option<Str
             () = &mut deadline => break,
             () = &mut unacknowledged, if !acknowledged.load(Ordering::SeqCst) => {
                 init_timed_out = true;
+                continue;
+            }
+            _ = authority.tick(), if acknowledged.load(Ordering::SeqCst) => {
+                check_authority = true;
                 continue;
             }
         };
@@ -278,10 +294,27 @@ struct Session(String);
 
 /// Accepts `connection_init` when it brings (or the upgrade brought) a valid token;
 /// otherwise the connection is closed with the reason.
+/// How often an acknowledged connection's token is checked again: a socket closes within
+/// this long of its token's expiry or revocation.
+const AUTHORITY_CHECK: Duration = Duration::from_secs(1);
+
+/// Why the connection's token no longer holds (expired, revoked, its key gone), if it
+/// does not. Cheap: the verifier keeps verified tokens, revocations are in memory.
+async fn lost_authority(state: &AppState, token: Option<&String>) -> Option<&'static str> {
+    let token = token?;
+    match state.verifier.verify(token) {
+        Err(AuthError::Expired) => Some("Forbidden: the token has expired"),
+        Err(_) => Some("Forbidden: the token is no longer valid"),
+        Ok(viewer) if state.hub.refuses(&viewer).await => Some("Forbidden: the token has been revoked"),
+        Ok(_) => None,
+    }
+}
+
 async fn connection_init(
     state: Arc<AppState>,
     header_token: Option<String>,
     payload: serde_json::Value,
+    session: Arc<std::sync::OnceLock<String>>,
 ) -> async_graphql::Result<Data> {
     let token = match header_token {
         Some(token) => token,
@@ -291,6 +324,7 @@ async fn connection_init(
     if state.hub.refuses(&viewer).await {
         return Err(refusal(AuthError::Revoked));
     }
+    let _ = session.set(token.clone());
     let mut data = Data::default();
     data.insert(Session(token));
     Ok(data)

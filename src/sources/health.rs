@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
-use crate::config::BreakerConfig;
-use crate::error::Refused;
-use crate::names::DbName;
 use failsafe::backoff::{self, Constant};
 use failsafe::failure_policy::{self, SuccessRateOverTimeWindow};
 use failsafe::{Config as BreakerBuilder, Instrument, StateMachine};
+
+use crate::config::BreakerConfig;
+use crate::error::Refused;
+use crate::names::DbName;
 
 /// A breaker's state, as `c360_source_breaker_state` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

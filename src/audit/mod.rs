@@ -350,17 +350,10 @@ impl AuditLog {
 /// The most customers written at once (entries weigh one per customer they name).
 const BATCH: usize = 1_000;
 
-/// Batches written at once, each in its own transaction. One: as each revealing response
-/// waits for its commit, the writes decide its latency, and on PostgreSQL one writer's
-/// growing batches beat three and eight writers' smaller ones (q1: 0.74, 0.63 and 0.52
-/// of the build that did not wait; BENCHMARKS.md, the durable audit).
-const WRITERS: usize = 1;
-
 /// How long shutdown waits for a failing store before the entries go to the server log.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The writer's side: the hub store, and what it reports.
-#[derive(Clone)]
 struct Store {
     hub: Database,
     healthy: Arc<AtomicBool>,
@@ -377,48 +370,36 @@ struct Queued {
 }
 
 /// Group commit: takes the first entries queued, with everything queued meanwhile (up to
-/// [`BATCH`]), and writes them at once, while up to [`WRITERS`] writes run; entries that
-/// queue while they run go in the next write. No timer: a lone response waits for one
-/// commit, and under load the writes grow instead of multiplying.
+/// [`BATCH`]), and writes them at once; what queues while that write runs goes in the
+/// next. No timer: a lone response waits for one commit, and under load the writes grow
+/// instead of multiplying. One write at a time: as each revealing response waits for its
+/// commit, the writes decide its latency, and on PostgreSQL one writer's growing batches
+/// beat three and eight concurrent writers' smaller ones (q1: 0.74, 0.63 and 0.52 of the
+/// build that did not wait; BENCHMARKS.md, the durable audit). Once closed, it writes
+/// every batch taken (or, past the grace, logs it) before returning.
 async fn write_loop(store: Store, mut queue: mpsc::Receiver<Queued>, mut closing: oneshot::Receiver<()>) {
     let mut closed = false;
-    let mut batch: Vec<Queued> = Vec::new();
-    let weight = |batch: &Vec<Queued>| batch.iter().map(|q| q.room.num_permits()).sum::<usize>();
-    let gather = |batch: &mut Vec<Queued>, queue: &mut mpsc::Receiver<Queued>| {
-        while weight(batch) < BATCH {
-            match queue.try_recv() {
-                Ok(queued) => batch.push(queued),
-                Err(_) => break,
-            }
-        }
-    };
-    // Batches being written, at most WRITERS at once.
-    let mut writing = tokio::task::JoinSet::new();
     loop {
-        if batch.is_empty() {
-            tokio::select! {
-                got = queue.recv() => match got {
-                    Some(queued) => batch.push(queued),
-                    None => break,
-                },
-                _ = &mut closing, if !closed => {
-                    closed = true;
-                    queue.close();
-                    continue;
-                }
+        let mut batch = tokio::select! {
+            got = queue.recv() => match got {
+                Some(queued) => vec![queued],
+                None => return,
+            },
+            _ = &mut closing, if !closed => {
+                closed = true;
+                queue.close();
+                continue;
             }
+        };
+        let mut weight = batch[0].room.num_permits();
+        while weight < BATCH
+            && let Ok(queued) = queue.try_recv()
+        {
+            weight += queued.room.num_permits();
+            batch.push(queued);
         }
-        gather(&mut batch, &mut queue);
-        while writing.len() >= WRITERS {
-            writing.join_next().await;
-            // What queued while the writers were busy goes with this batch.
-            gather(&mut batch, &mut queue);
-        }
-        let (store, batch) = (store.clone(), std::mem::take(&mut batch));
-        writing.spawn(async move { store.commit(batch).await });
+        store.commit(batch).await;
     }
-    // Closed: every batch taken is written (or, past the grace, logged) before returning.
-    while writing.join_next().await.is_some() {}
 }
 
 impl Store {

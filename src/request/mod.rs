@@ -581,19 +581,15 @@ impl Engine {
         let mut stopped = stop.clone();
         let react = async {
             loop {
+                use tokio::sync::broadcast::error::RecvError;
                 match messages.recv().await {
-                    Ok(Topic::Revocations) => {
+                    // Missed messages (lagged): read what they would have said.
+                    Ok(Topic::Revocations) | Err(RecvError::Lagged(_)) => {
                         if let Some(revocations) = &self.kept.revocations {
                             revocations.reread().await;
                         }
                     }
-                    // Missed messages: read what they would have said.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if let Some(revocations) = &self.kept.revocations {
-                            revocations.reread().await;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    Err(RecvError::Closed) => return,
                 }
             }
         };

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -60,9 +60,14 @@ struct Shared {
     redis: redis::aio::ConnectionManager,
     script: redis::Script,
     timeout: Duration,
-    /// Whether the last call failed (logged once per outage).
-    down: AtomicBool,
+    /// When the last call failed, while Redis is down (logged once per outage): for
+    /// [`REDIS_RETRY`] after it no request waits for Redis.
+    down_since: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long after a failed call requests go to the replica's own allowance without
+/// trying Redis (one request a second pays the timeout while Redis is down, not each).
+const REDIS_RETRY: Duration = Duration::from_secs(1);
 
 impl Allowance {
     fn new(name: String, limit: &RateLimit) -> Allowance {
@@ -127,7 +132,7 @@ impl RateLimits {
                     .get_connection_manager_lazy(settings)
                     .map_err(|e| anyhow::anyhow!("rate_limits.redis: {e}"))?;
                 let script = redis::Script::new(GCRA);
-                Some(Shared { redis, script, timeout: config.redis_timeout, down: AtomicBool::new(false) })
+                Some(Shared { redis, script, timeout: config.redis_timeout, down_since: Default::default() })
             }
             None => None,
         };
@@ -198,6 +203,10 @@ impl RateLimits {
 impl Shared {
     /// Charges the shared allowance; `None` when Redis does not answer in time.
     async fn charge(&self, allowance: &Allowance, subject: &str, cost: u64) -> Option<Result<(), Duration>> {
+        let down = || self.down_since.lock().unwrap_or_else(|e| e.into_inner());
+        if down().is_some_and(|since| since.elapsed() < REDIS_RETRY) {
+            return None;
+        }
         let mut invocation = self.script.prepare_invoke();
         invocation.key(format!("c360:rate:{}:operations:{subject}", allowance.name));
         invocation.key(format!("c360:rate:{}:cost:{subject}", allowance.name));
@@ -208,13 +217,13 @@ impl Shared {
         let answer = tokio::time::timeout(self.timeout, invocation.invoke_async::<u64>(&mut redis)).await;
         match answer {
             Ok(Ok(wait)) => {
-                if self.down.swap(false, Ordering::AcqRel) {
+                if down().take().is_some() {
                     tracing::info!("rate limits are shared through Redis again");
                 }
                 Some(if wait == 0 { Ok(()) } else { Err(Duration::from_micros(wait)) })
             }
             failed => {
-                if !self.down.swap(true, Ordering::AcqRel) {
+                if down().replace(std::time::Instant::now()).is_none() {
                     let error = match failed {
                         Ok(Err(e)) => e.to_string(),
                         _ => "timed out".to_owned(),

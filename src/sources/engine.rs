@@ -916,10 +916,15 @@ impl Database {
         Ok(())
     }
 
-    /// Whether the database answers `select 1` within `within`, past its breaker and
-    /// bulkhead (the background health check, which must see a source come back); the
-    /// outcome goes into its health.
-    pub(crate) async fn check(&self, within: Duration) -> bool {
+    /// Whether the database answers: a statement got an answer within `recently`, or it
+    /// answers `select 1` within `within`, past its breaker and bulkhead (the background
+    /// health check, which must see a source come back); the outcome goes into its
+    /// health.
+    pub(crate) async fn check(&self, within: Duration, recently: Duration) -> bool {
+        if self.health.answered_within(recently) {
+            self.health.pinged(self.name, true);
+            return true;
+        }
         let ping = async {
             match &self.pool {
                 Pool::Sqlite(p) => sqlx::query("select 1").execute(p).await.map(|_| ()),

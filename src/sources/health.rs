@@ -6,8 +6,8 @@
 //! any database.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use failsafe::backoff::{self, Constant};
 use failsafe::failure_policy::{self, SuccessRateOverTimeWindow};
@@ -80,8 +80,12 @@ pub(crate) struct Health {
     trying: AtomicBool,
     /// Statements running or waiting for a connection (the pool's size plus the queue).
     slots: tokio::sync::Semaphore,
-    /// Whether the last background ping was answered.
+    /// Whether the last background health check found the database answering.
     answers: AtomicBool,
+    /// When a statement last got an answer (success, or an error the database gave),
+    /// in milliseconds since `born`.
+    answered_at: AtomicU64,
+    born: Instant,
 }
 
 impl std::fmt::Debug for Health {
@@ -110,7 +114,17 @@ impl Health {
             trying: AtomicBool::new(false),
             slots: tokio::sync::Semaphore::new(slots),
             answers: AtomicBool::new(true),
+            answered_at: AtomicU64::new(0),
+            born: Instant::now(),
         }
+    }
+
+    /// Whether a statement got an answer from the database within `recently`: then
+    /// the health check need not ping it (and does not wait for a connection of a
+    /// saturated pool, which would take a busy database for a silent one).
+    pub(crate) fn answered_within(&self, recently: Duration) -> bool {
+        let at = Duration::from_millis(self.answered_at.load(Ordering::Acquire));
+        at > Duration::ZERO && self.born.elapsed().saturating_sub(at) <= recently
     }
 
     /// A statement's pass to its database, or why it may not go.
@@ -180,7 +194,11 @@ impl Pass<'_> {
     pub(crate) fn record<T>(self, result: &Result<T, sqlx::Error>) {
         match result {
             Err(e) if is_outage(e) => self.health.breaker.on_error(),
-            _ => self.health.breaker.on_success(),
+            _ => {
+                self.health.breaker.on_success();
+                let now = u64::try_from(self.health.born.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+                self.health.answered_at.store(now, Ordering::Release);
+            }
         }
     }
 }
@@ -224,6 +242,18 @@ mod tests {
         trial.record(&Ok::<_, sqlx::Error>(()));
         assert_eq!(health.state(), BreakerState::Closed);
         assert!(health.admit().is_ok());
+    }
+
+    #[test]
+    fn a_database_that_answered_statements_lately_needs_no_ping() {
+        let health = Health::new(DbName::Crm, &config(Duration::from_secs(30)), 2, 2);
+        assert!(!health.answered_within(Duration::from_secs(2)), "nothing answered yet");
+        health.admit().expect("closed").record(&timeout());
+        assert!(!health.answered_within(Duration::from_secs(2)), "a timeout is no answer");
+        health.admit().expect("closed").record(&Err::<(), _>(sqlx::Error::RowNotFound));
+        assert!(health.answered_within(Duration::from_secs(2)), "an error the database gave is one");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!health.answered_within(Duration::from_millis(10)));
     }
 
     #[test]

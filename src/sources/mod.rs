@@ -274,9 +274,10 @@ impl Sources {
         }
     }
 
-    /// Pings every database every `every` (each given at most a second, or `every` when
-    /// shorter) until `stop` turns true, keeping each one's health: what `/readyz` and
-    /// `c360_source_up` report without asking a database.
+    /// Checks every database every `every` until `stop` turns true, keeping each one's
+    /// health: what `/readyz` and `c360_source_up` report without asking a database. A
+    /// database whose statements got answers within `every` counts as answering; the
+    /// others are pinged (each given at most a second, or `every` when shorter).
     pub(crate) async fn watch(self, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
         let within = every.min(std::time::Duration::from_secs(1));
         let mut ticks = tokio::time::interval(every);
@@ -286,7 +287,7 @@ impl Sources {
                 _ = ticks.tick() => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
-            futures::future::join_all(self.all().map(|db| db.check(within))).await;
+            futures::future::join_all(self.all().map(|db| db.check(within, every))).await;
         }
     }
 }

@@ -230,7 +230,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => Migrate::All,
     };
     let sources = Sources::connect(&config, migrate).await.map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
-    let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), config.identity.batch_size);
+    let resolver = Resolver::new(sources.clone(), config.identity.default_region.clone(), config.identity.batch_size)
+        .with_lease(config.identity.lease);
     match command {
         Command::Serve | Command::ServeWithout { .. } => {
             let served = match command {
@@ -288,8 +289,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let at =
                 crate::revocations::revoke(sources.hub(), &trace, kind, &value, &by, &request_id, reason.as_deref())
                     .await?;
-            // Running replicas over PostgreSQL hear it at once; the others within 3 s.
-            crate::sources::bus::Bus::new(sources.hub().clone()).publish(crate::sources::bus::Topic::Revocations).await;
+            // Running replicas hear it at once over the bus (NATS, or a PostgreSQL hub
+            // store); without one, within 3 s.
+            let bus = crate::sources::bus::Bus::new(sources.hub().clone(), &config.bus)?;
+            bus.publish(crate::sources::bus::Topic::Revocations).await;
+            bus.flush().await;
             println!("revoked {kind} {value} at {at}");
             Ok(ExitCode::SUCCESS)
         }
@@ -389,7 +393,7 @@ async fn serve(
             "the development signing key is accepted (mint tokens with `c360 token`); turn it off in production"
         );
     }
-    tracing::info!(address = %app.local_addr()?, "serving GraphQL at /graphql");
+    tracing::info!(address = %app.local_addr()?, replica = crate::sources::lease::holder(), "serving GraphQL at /graphql");
     app.run_until(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

@@ -51,6 +51,8 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     /// Per-token rate limits, by role and by partner.
     pub rate_limits: RateLimitsConfig,
+    /// The bus between replicas.
+    pub bus: BusConfig,
     /// Safelists: the only documents some roles or partners may run.
     pub safelists: SafelistsConfig,
     /// `development` (default) or `production`; production refuses the development key.
@@ -190,6 +192,10 @@ pub struct IdentityConfig {
     pub resolve_interval: Duration,
     /// Source records read and resolved per batch.
     pub(crate) batch_size: usize,
+    /// How long the resolution's lease lasts from its take and from each batch it
+    /// commits: how soon another replica takes over from one that died mid-run.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
     /// Customers whose identity links `serve` keeps in memory between requests, so that
     /// reading a customer by id takes one statement fewer; `0` turns it off. Another
     /// process's merge or erasure reaches them within a second.
@@ -202,6 +208,7 @@ impl Default for IdentityConfig {
             default_region: "DE".into(),
             resolve_interval: Duration::from_secs(30),
             batch_size: 5_000,
+            lease: Duration::from_secs(60),
             link_cache_entries: 10_000,
         }
     }
@@ -363,6 +370,26 @@ impl Default for RateLimitsConfig {
             redis: None,
             redis_timeout: Duration::from_millis(100),
         }
+    }
+}
+
+/// How replicas tell each other that something changed (small messages; the hub store
+/// stays the log). Without NATS, a PostgreSQL hub store carries them (`LISTEN`/`NOTIFY`);
+/// over the other engines each replica hears only its own and reads the store on its
+/// intervals.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// A NATS URL (`nats://host:4222`): the bus goes through NATS, whatever the hub
+    /// store's engine. A secret: it may hold a password.
+    pub nats: Option<SecretString>,
+    /// The NATS subject the replicas of one deployment share.
+    pub subject: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig { nats: None, subject: "c360.bus".to_owned() }
     }
 }
 
@@ -531,6 +558,7 @@ impl Default for Config {
             insights: InsightsConfig::default(),
             graphql: GraphqlConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            bus: BusConfig::default(),
             safelists: SafelistsConfig::default(),
             telemetry: TelemetryConfig::default(),
             environment: Environment::Development,

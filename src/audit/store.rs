@@ -133,6 +133,8 @@ pub(crate) async fn page(
     before: Option<&Position>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
+    // Synced: a reader expects the entries of what was just done, through any replica.
+    let hub = &hub.synced();
     let below = |conditions: &mut Vec<&'static str>, args: &mut Vec<Arg>, strict: bool| {
         if let Some(before) = before {
             conditions.push(if strict || before.customer.is_none() { "a.id < ?" } else { "a.id <= ?" });
@@ -217,6 +219,7 @@ crate::row! {
 
 /// How many entries match `filter`.
 pub(crate) async fn count(hub: &Database, trace: &SqlTrace, filter: &AuditFilter) -> Result<i64, sqlx::Error> {
+    let hub = &hub.synced();
     let customer = filter.customer_id.as_deref();
     let (conditions, args) = where_clause(&AuditFilter { customer_id: None, ..filter.clone() });
     let (sql, args) = match customer {

@@ -46,15 +46,17 @@ pub struct ResolveReport {
     pub(crate) updated: u64,
 }
 
-/// How long a resolver run may hold its lease: well beyond resolving a million records
-/// (about five minutes), so that only a replica that died lets another take over.
-const RESOLVE_LEASE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How long a resolver run holds its lease from its take and from each batch it commits
+/// (`identity.lease`): a batch takes about a second, so only a replica that died (or
+/// stalled that long) lets another take over.
+const RESOLVE_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs resolution; one run at a time per process.
 pub struct Resolver {
     sources: Sources,
     default_region: String,
     batch_size: usize,
+    lease: std::time::Duration,
     running: Mutex<()>,
 }
 
@@ -168,7 +170,18 @@ struct Changes {
 
 impl Resolver {
     pub fn new(sources: Sources, default_region: String, batch_size: usize) -> Self {
-        Resolver { sources, default_region, batch_size: batch_size.max(1), running: Mutex::new(()) }
+        Resolver {
+            sources,
+            default_region,
+            batch_size: batch_size.max(1),
+            lease: RESOLVE_LEASE,
+            running: Mutex::new(()),
+        }
+    }
+
+    /// This resolver with its runs' lease lasting `ttl` (from the take and each batch).
+    pub fn with_lease(self, ttl: std::time::Duration) -> Self {
+        Resolver { lease: ttl.max(std::time::Duration::from_secs(1)), ..self }
     }
 
     /// Resolves everything new or changed since the last run.
@@ -176,7 +189,7 @@ impl Resolver {
     /// the lease reports nothing done (the other resolves the same records).
     pub async fn run(&self) -> Result<ResolveReport, sqlx::Error> {
         let _guard = self.running.lock().await;
-        let Some(lease) = Lease::take(self.sources.hub(), "resolve", RESOLVE_LEASE).await? else {
+        let Some(lease) = Lease::take(self.sources.hub(), "resolve", self.lease).await? else {
             tracing::debug!("another replica is resolving");
             return Ok(ResolveReport::default());
         };
@@ -214,9 +227,11 @@ impl Resolver {
     }
 
     async fn watermark(&self, source: SourceName) -> Result<Option<(DateTime<Utc>, i64)>, sqlx::Error> {
+        // Synced: the previous holder of the lease may have written through another node.
         let rows: Vec<WatermarkRow> = self
             .sources
             .hub()
+            .synced()
             .fetch_all(
                 &SqlTrace::default(),
                 "select updated_at, last_key from resolve_watermarks where source = ?",
@@ -375,7 +390,9 @@ impl Resolver {
     /// Reads the links and ambiguous keys that share a key with any candidate, plus the
     /// CRM names of those customers and the batch's own existing links.
     async fn load_index(&self, source: SourceName, candidates: &[Candidate]) -> Result<IndexRows, sqlx::Error> {
-        let hub = self.sources.hub();
+        // Synced: links another replica's run wrote through another node must be seen,
+        // or a record would be linked twice.
+        let hub = &self.sources.hub().synced();
         let trace = SqlTrace::default();
         let emails: Vec<String> =
             unique(candidates.iter().filter_map(|c| c.email.as_ref().map(|e| e.as_str().to_owned())));

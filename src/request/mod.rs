@@ -173,7 +173,7 @@ impl Engine {
         };
         let ids = Arc::new(Ids::load(&config)?);
         let health_interval = config.database.health_interval;
-        let bus = Bus::new(sources.hub().clone());
+        let bus = Bus::new(sources.hub().clone(), &config.bus)?;
         Ok(Engine {
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,

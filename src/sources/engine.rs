@@ -504,7 +504,16 @@ pub struct Database {
     acquire_timeout: Duration,
     /// Its breaker, bulkhead and last ping, shared by the clones.
     pub(crate) health: Arc<Health>,
+    /// A node of a Galera cluster (`@@wsrep_on`), whose reads may be stale.
+    galera: bool,
+    /// Every read waits until the node has applied the cluster's earlier writes
+    /// ([`Database::synced`]).
+    sync_reads: bool,
 }
+
+/// What a read of [`Database::synced`] on a Galera node begins with: MariaDB's
+/// per-statement setting, so the pooled connection's own setting stays as it was.
+const SYNC_WAIT: &str = "set statement wsrep_sync_wait = 1 for ";
 
 /// How long a pooled connection may have been idle and still be handed out without a
 /// ping. sqlx pings every connection when it returns to the pool, and by default again
@@ -628,6 +637,17 @@ impl Database {
                 )
             }
         };
+        let galera = match &pool {
+            // MySQL has no such variable (an error), MariaDB without Galera says 0.
+            Pool::Mysql(p) => sqlx::query_scalar::<_, i64>("select cast(@@wsrep_on as signed)")
+                .fetch_one(p)
+                .await
+                .is_ok_and(|on| on == 1),
+            _ => false,
+        };
+        if galera {
+            tracing::info!(db = %name, "a Galera node: reads that must see the other nodes' writes wait for them (wsrep_sync_wait)");
+        }
         let health = Arc::new(Health::new(name, &settings.breaker, settings.max_connections, settings.max_waiting));
         Ok(Database {
             name,
@@ -636,7 +656,27 @@ impl Database {
             statement_timeout: settings.statement_timeout,
             acquire_timeout: settings.acquire_timeout,
             health,
+            galera,
+            sync_reads: false,
         })
+    }
+
+    /// This database for reads that must see every write committed before them on any
+    /// node: on a Galera cluster, where a node may not yet have applied what another
+    /// committed, each read waits until it has (`wsrep_sync_wait = 1`, a round trip
+    /// within the cluster); elsewhere a committed write is visible anyway. For the hub
+    /// store's reads that follow another replica's write: the revocations a bus message
+    /// announced, the audit log, the identity links and positions a job takes over.
+    pub(crate) fn synced(&self) -> Database {
+        Database { sync_reads: self.galera, ..self.clone() }
+    }
+
+    /// `sql`, made to wait for the cluster's earlier writes when this is [`Database::synced`].
+    fn read_sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        match self.sync_reads {
+            true => Cow::Owned(format!("{SYNC_WAIT}{sql}")),
+            false => Cow::Borrowed(sql),
+        }
     }
 
     /// `run` under the statement timeout. The database may go on with a statement given
@@ -673,7 +713,8 @@ impl Database {
     pub async fn fetch_all<T: AnyRow>(&self, trace: &SqlTrace, sql: &str, args: &[Arg]) -> Result<Vec<T>, sqlx::Error> {
         let _turn = trace.start(self.name).await;
         let started = std::time::Instant::now();
-        let (sql, args) = self.engine.statement(sql, args);
+        let read = self.read_sql(sql);
+        let (sql, args) = self.engine.statement(&read, args);
         let within = self.acquire_timeout;
         let result = self
             .guarded(
@@ -709,7 +750,8 @@ impl Database {
         mut each: impl FnMut(T) + Send,
     ) -> Result<(), sqlx::Error> {
         use futures::TryStreamExt as _;
-        let (sql, args) = self.engine.statement(sql, args);
+        let read = self.read_sql(sql);
+        let (sql, args) = self.engine.statement(&read, args);
         macro_rules! stream {
             ($p:expr) => {{
                 let mut rows = bind_all!(sqlx::query_as::<_, T>(&sql), args).fetch($p);
@@ -877,6 +919,10 @@ impl Database {
                     })
                     .collect(),
             ),
+            // A Galera cluster refuses `GET_LOCK`, which sqlx takes to keep two
+            // migrations apart: there run `c360 migrate` once before the replicas start
+            // (README, Running several replicas).
+            locking: !self.galera,
             ..Migrator::DEFAULT
         };
         match &self.pool {
@@ -1048,6 +1094,28 @@ mod tests {
         let _ = sqlx::query(&format!("drop table {table}")).execute(&mut other).await;
         assert!(done.is_ok(), "ran again after the conflict: {done:?}");
         assert_eq!(rows, [(1, 5), (2, 1)]);
+    }
+
+    /// A synced read on a Galera node carries MariaDB's per-statement `wsrep_sync_wait`,
+    /// which the server takes as a prepared statement with arguments; elsewhere a read is
+    /// sent as it is. (Debian's MariaDB knows the variable with Galera off; the chaos
+    /// test in `bench/` runs it on a cluster.)
+    #[tokio::test]
+    #[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
+    async fn a_synced_read_on_galera_waits_for_the_cluster() {
+        let url = std::env::var("C360_TEST_MYSQL_URL").expect("C360_TEST_MYSQL_URL");
+        let db = Database::connect(DbName::Hub, &url, &PoolSettings::of(&DatabaseConfig::default(), DbName::Hub))
+            .await
+            .expect("connect");
+        assert!(!db.galera, "the test server is a standalone MariaDB");
+        assert_eq!(db.synced().read_sql("select 1"), "select 1");
+        let node = Database { galera: true, ..db };
+        let synced = node.synced();
+        assert!(synced.read_sql("select 1").starts_with(SYNC_WAIT));
+        assert_eq!(node.read_sql("select 1"), "select 1", "only the synced clone waits");
+        let sql = "select cast(? as signed) + 1 as n";
+        let rows: Vec<Count> = synced.fetch_all(&SqlTrace::default(), sql, &[Arg::Int(41)]).await.expect("synced read");
+        assert_eq!(rows.first().map(|c| c.n), Some(42));
     }
 
     #[tokio::test]

@@ -13,8 +13,8 @@ use chrono::Utc;
 
 use super::engine::{Arg, Database, SqlTrace};
 
-/// This process, as a lease holder.
-fn holder() -> &'static str {
+/// This process, as a lease holder (and in the log line that says it serves).
+pub(crate) fn holder() -> &'static str {
     static HOLDER: OnceLock<String> = OnceLock::new();
     HOLDER.get_or_init(|| uuid::Uuid::now_v7().to_string())
 }
@@ -26,6 +26,13 @@ pub struct Lease<'a> {
     name: &'static str,
     /// The fencing token this take got.
     token: i64,
+    /// How long the lease lasts from its take, and from each fenced write.
+    ttl: Duration,
+}
+
+/// The instant a lease taken or renewed now for `ttl` expires.
+fn expiry(ttl: Duration) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 impl<'a> Lease<'a> {
@@ -33,7 +40,7 @@ impl<'a> Lease<'a> {
     /// process's; `None` when another replica holds it.
     pub async fn take(hub: &'a Database, name: &'static str, ttl: Duration) -> Result<Option<Lease<'a>>, sqlx::Error> {
         let now = Utc::now();
-        let until = now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX);
+        let until = expiry(ttl);
         let trace = SqlTrace::default();
         let renewed = hub
             .execute(
@@ -52,16 +59,22 @@ impl<'a> Lease<'a> {
                 return Ok(None);
             }
         }
+        // Synced: on Galera, through another node than the take's (a proxy's failover),
+        // the read must still see it.
         let sql = "select token as n from job_leases where name = ? and holder = ?";
-        let token = hub.fetch_count(&trace, sql, &[name.into(), holder().into()]).await?;
-        Ok(Some(Lease { hub, name, token }))
+        let token = hub.synced().fetch_count(&trace, sql, &[name.into(), holder().into()]).await?;
+        Ok(Some(Lease { hub, name, token, ttl }))
     }
 
     /// The statement a job's transaction starts with (see [`Database::fenced`]): it
-    /// touches the lease's row only while this take's token is still the lease's.
+    /// touches the lease's row only while this take's token is still the lease's, and
+    /// renews the lease for its time to live from now. So a job that commits its work in
+    /// batches can hold a short lease for as long as it makes progress, and a holder that
+    /// died stops holding it one time to live after its last batch.
     pub(crate) fn fence(&self) -> (String, Vec<Arg>) {
-        let sql = "update job_leases set writes = writes + 1 where name = ? and holder = ? and token = ?";
-        (sql.to_owned(), vec![self.name.into(), holder().into(), self.token.into()])
+        let sql =
+            "update job_leases set writes = writes + 1, expires_at = ? where name = ? and holder = ? and token = ?";
+        (sql.to_owned(), vec![expiry(self.ttl).into(), self.name.into(), holder().into(), self.token.into()])
     }
 
     /// Gives the lease up, for another replica to take at once.
@@ -110,5 +123,29 @@ mod tests {
         assert!(again.token > lease.token);
         hub.fenced(&again.fence(), &write).await.expect("held again");
         assert_eq!(count().await.expect("count"), 2);
+    }
+
+    /// A fenced write renews the lease: a job that makes progress keeps a short lease.
+    #[tokio::test]
+    async fn a_fenced_write_renews_the_lease() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite:{}", dir.path().join("hub.db").display());
+        let settings = PoolSettings::of(&DatabaseConfig::default(), DbName::Hub);
+        let hub = Database::connect(DbName::Hub, &url, &settings).await.expect("connect");
+        hub.migrate(super::super::migrations_for(DbName::Hub, Engine::Sqlite)).await.expect("migrate");
+        let trace = SqlTrace::default();
+        let ttl = Duration::from_millis(600);
+        let lease = Lease::take(&hub, "job", ttl).await.expect("take").expect("free");
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            hub.fenced(&lease.fence(), &[]).await.expect("still held");
+        }
+        // 900 ms after the take, past its first expiry: still this take's.
+        let sql = "update job_leases set holder = 'another', token = token + 1 where name = 'job' and expires_at < ?";
+        assert_eq!(hub.execute(&trace, sql, &[Utc::now().into()]).await.expect("try"), 0, "renewed, not expired");
+        // Without writes it expires, and another replica may take it.
+        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+        assert_eq!(hub.execute(&trace, sql, &[Utc::now().into()]).await.expect("take over"), 1);
+        assert!(matches!(hub.fenced(&lease.fence(), &[]).await, Err(sqlx::Error::RowNotFound)));
     }
 }

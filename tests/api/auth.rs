@@ -305,7 +305,29 @@ async fn second_replica(app: &TestApp) -> String {
 #[ignore = "PostgreSQL: set C360_TEST_POSTGRES_URL and run `cargo test -- --include-ignored`"]
 async fn a_revocation_reaches_the_other_replicas_at_once_over_postgres() {
     let app = TestApp::spawn(Layout::all(Backend::Postgres), 3).await;
-    let other = second_replica(&app).await;
+    a_revocation_reaches_the_other_replica_at_once(&app).await;
+}
+
+/// Over a MariaDB hub store, which has no `LISTEN`, the bus goes through NATS when
+/// `bus.nats` is set: the other replica hears of a revocation at once.
+#[tokio::test]
+#[ignore = "needs MySQL and NATS: set C360_TEST_MYSQL_URL and C360_TEST_NATS_URL, run `cargo test -- --include-ignored`"]
+async fn a_revocation_reaches_the_other_replicas_at_once_over_nats() {
+    let nats = std::env::var("C360_TEST_NATS_URL").expect("C360_TEST_NATS_URL");
+    // A subject of this test's own: other tests' replicas on the same server stay apart.
+    let subject = format!("c360.test.{}", uuid::Uuid::now_v7().simple());
+    let app = TestApp::spawn_with(Layout::all(Backend::Mysql), 3, |config| {
+        config.bus.nats = Some(nats.into());
+        config.bus.subject = subject;
+    })
+    .await;
+    a_revocation_reaches_the_other_replica_at_once(&app).await;
+}
+
+/// A revocation taken by `app` is refused by a second replica within 1.5 s, well within
+/// its periodic read of the revocations (every 3 s).
+async fn a_revocation_reaches_the_other_replica_at_once(app: &TestApp) {
+    let other = second_replica(app).await;
     let partner = app.token(Role::Partner, Some("customers:read"), Some("acme-insurance"));
     let status_at = |address: String, token: String| async move {
         let response = reqwest::Client::new()

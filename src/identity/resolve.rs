@@ -101,6 +101,7 @@ crate::row! {
     struct WatermarkRow {
         updated_at: DateTime<Utc>,
         last_key: i64,
+        updated_nanos: Option<i64>,
     }
 }
 
@@ -207,13 +208,16 @@ impl Resolver {
         // read, 2,000, 4,000, ...): a few times per large run, never for a small one.
         let mut analyze_at = 1_000;
         for source in SourceName::ALL {
+            // Read once; then each committed batch's position, as it was (a position
+            // read back could lie before it, and the same batch be read again).
+            let mut watermark = self.watermark(source).await?;
             loop {
-                let watermark = self.watermark(source).await?;
                 let records = changed_records(&self.sources, source, watermark, self.batch_size as i64).await?;
                 let Some(last) = records.last() else { break };
                 let next = (last.updated_at, last.id);
                 let full = records.len() == self.batch_size;
                 self.resolve_batch(source, records, next, lease, &mut report).await?;
+                watermark = Some(next);
                 if report.read >= analyze_at {
                     self.sources.hub().analyze(&["identity_links", "customers", "ambiguous_keys"]).await?;
                     analyze_at = report.read * 2;
@@ -234,11 +238,12 @@ impl Resolver {
             .synced()
             .fetch_all(
                 &SqlTrace::default(),
-                "select updated_at, last_key from resolve_watermarks where source = ?",
+                "select updated_at, last_key, updated_nanos from resolve_watermarks where source = ?",
                 &[Arg::Text(source.to_string())],
             )
             .await?;
-        Ok(rows.first().map(|w| (w.updated_at, w.last_key)))
+        // The exact instant where written (MySQL's `updated_at` holds whole seconds).
+        Ok(rows.first().map(|w| (w.updated_nanos.map_or(w.updated_at, DateTime::from_timestamp_nanos), w.last_key)))
     }
 
     fn candidate(&self, source: SourceName, r: IdentityRecord) -> Candidate {
@@ -559,10 +564,13 @@ impl Resolver {
         let columns = ["id", "kind", "source", "source_key", "customer_id", "other_customer_id", "detected_at"];
         out.extend(insert_rows(hub, "identity_conflicts", &columns, conflicts));
 
-        let upsert = hub.engine.upsert("source", &["updated_at", "last_key"]);
+        let upsert = hub.engine.upsert("source", &["updated_at", "last_key", "updated_nanos"]);
+        let nanos = watermark.0.timestamp_nanos_opt();
         out.push((
-            format!("insert into resolve_watermarks (source, updated_at, last_key) values (?, ?, ?){upsert}"),
-            vec![Arg::Text(src), Arg::Time(watermark.0), Arg::Int(watermark.1)],
+            format!(
+                "insert into resolve_watermarks (source, updated_at, last_key, updated_nanos) values (?, ?, ?, ?){upsert}"
+            ),
+            vec![Arg::Text(src), Arg::Time(watermark.0), Arg::Int(watermark.1), Arg::OptInt(nanos)],
         ));
         if moves_links {
             out.push((store::BUMP_LINK_GENERATION.to_owned(), vec![]));

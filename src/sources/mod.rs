@@ -167,7 +167,7 @@ const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] = migrations!("hub", 1 "0001_i
     9 "0009_insight_updates.sql" "insight updates", 10 "0010_revocations.sql" "revocations",
     11 "0011_job_leases.sql" "job leases", 12 "0012_audit_revocations.sql" "audit revocations",
     13 "0013_link_generation.sql" "link generation", 14 "0014_audit_reads.sql" "audit reads",
-    15 "0015_lease_tokens.sql" "lease tokens");
+    15 "0015_lease_tokens.sql" "lease tokens", 16 "0016_watermark_nanos.sql" "watermark nanos");
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
     let sets = match db.source() {

@@ -172,6 +172,37 @@ async fn one_replica_at_a_time_resolves() {
     assert!(again.is_none(), "held by another replica");
 }
 
+/// Records that share one timestamp, more than a batch of them, with the hub store on
+/// MySQL (whose `datetime` keeps whole seconds): each batch moves the resolver on, and the
+/// run ends with every record linked. Before, the position read back from the store lay
+/// before the batch it had just resolved, and the run read that batch forever.
+#[tokio::test]
+#[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
+async fn records_sharing_a_timestamp_beyond_a_batch_are_resolved_once_over_mysql() {
+    let app = TestApp::spawn(Layout::mixed(Backend::Sqlite, &[(c360::sources::DbName::Hub, Backend::Mysql)]), 0).await;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00.123456789Z").expect("time").to_utc();
+    let sql = "insert into customers (id, first_name, last_name, email, country, created_at, updated_at) values (?, ?, ?, ?, 'GB', ?, ?)";
+    for id in 1..=25 {
+        let args = [
+            Arg::Int(id),
+            "Ada".into(),
+            format!("Person{id}").into(),
+            format!("p{id}@example.org").into(),
+            at.into(),
+            at.into(),
+        ];
+        app.sources.crm().execute(&SqlTrace::default(), sql, &args).await.expect("crm insert");
+    }
+    let resolver = c360::identity::Resolver::new(app.sources.clone(), "GB".to_owned(), 10);
+    let run = tokio::time::timeout(Duration::from_secs(60), resolver.run()).await;
+    let report = run.expect("the run ends").expect("resolve");
+    assert_eq!(report.read, 25, "each record read once: {report:?}");
+    let linked = "select count(*) as n from identity_links where source = 'crm'";
+    assert_eq!(app.sources.hub().fetch_count(&SqlTrace::default(), linked, &[]).await.expect("count"), 25);
+    // The next run starts after them: nothing is read again.
+    assert_eq!(resolver.run().await.expect("resolve").read, 0);
+}
+
 /// A customer's links are kept in memory between requests, per viewer: a second read of
 /// the same id or key by the same viewer takes no statement in the hub store, another viewer's
 /// first read does, and a partner's reads always do. A merge by another process reaches

@@ -542,13 +542,16 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.hub.metrics_text().await)
 }
 
-/// Ready when every database answers (its last background ping, its breaker) and the
-/// audit log is written; else 503 with the parts that are degraded. Asks no database.
+/// 200 while the hub store answers and the audit log is written, naming the sources
+/// that do not (`degraded`: their fields fail, the others are served); else 503. Asks no
+/// database.
 async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match state.hub.ready() {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ready" }))),
-        Err(degraded) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "degraded", "degraded": degraded })))
-        }
-    }
+    let readiness = state.hub.readiness();
+    let body = match (readiness.ready, readiness.degraded.is_empty()) {
+        (true, true) => serde_json::json!({ "status": "ready" }),
+        (true, false) => serde_json::json!({ "status": "degraded", "degraded": readiness.degraded }),
+        (false, _) => serde_json::json!({ "status": "unavailable", "degraded": readiness.degraded }),
+    };
+    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
 }

@@ -614,6 +614,14 @@ impl Engine {
     }
 }
 
+/// What `/readyz` says ([`Engine::readiness`]).
+pub(crate) struct Readiness {
+    /// Serving: the hub store answers and the audit log is written.
+    pub(crate) ready: bool,
+    /// The parts not well: `audit`, and databases by name.
+    pub(crate) degraded: Vec<String>,
+}
+
 /// A request refused before it runs: the whole response.
 type Refusal = Box<async_graphql::Response>;
 
@@ -724,16 +732,21 @@ fn coded(errors: &mut [ServerError]) {
 }
 
 impl Engine {
-    /// Ready when the audit log is written and every database answered its last
-    /// background ping with its breaker not open; else what is degraded (`audit`, and
-    /// those databases). Asks no database: it answers at once whatever they do.
-    pub(crate) fn ready(&self) -> Result<(), Vec<String>> {
+    /// Whether this replica can serve, and what is degraded: `audit` when the audit log
+    /// is not written, and each database that did not answer its last background ping or
+    /// whose breaker is open. Only the hub's own store and audit log make it unready: a
+    /// source that is down is down for every replica, and taking them all out of a load
+    /// balancer would turn one source's fields failing (`SOURCE_UNAVAILABLE`, the others
+    /// served) into every request failing. Asks no database: it answers at once.
+    pub(crate) fn readiness(&self) -> Readiness {
         let mut degraded: Vec<String> =
             self.sources.all().filter(|db| !db.health.up()).map(|db| db.name.to_string()).collect();
+        let mut ready = self.sources.hub().health.up();
         if self.audit.as_ref().is_some_and(|a| !a.available()) {
             degraded.insert(0, "audit".to_owned());
+            ready = false;
         }
-        if degraded.is_empty() { Ok(()) } else { Err(degraded) }
+        Readiness { ready, degraded }
     }
 }
 

@@ -150,8 +150,12 @@ impl Health {
         self.answers.load(Ordering::Acquire)
     }
 
-    /// Up: the last ping was answered and the breaker is not open.
+    /// Up: the last ping was answered and the breaker is not open. An open breaker whose
+    /// time is up turns half-open here, not only at the next statement: a replica whose
+    /// readiness or metrics said "down" would otherwise stay down while no statement came
+    /// (a load balancer sends none to a replica it took out).
     pub(crate) fn up(&self) -> bool {
+        let _ = self.breaker.is_call_permitted();
         self.answers() && self.state() != BreakerState::Open
     }
 

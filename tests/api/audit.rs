@@ -258,7 +258,7 @@ async fn fails_closed(layout: Layout) {
         let ready = reqwest::get(format!("{}{path}", app.address)).await.expect("ready");
         assert_eq!(ready.status().as_u16(), 503);
         let body: Value = ready.json().await.expect("JSON");
-        assert_eq!(body, json!({ "status": "degraded", "degraded": ["audit"] }));
+        assert_eq!(body, json!({ "status": "unavailable", "degraded": ["audit"] }));
     }
 
     audit_table(&app, "audit_log_away", "audit_log").await;

@@ -1,7 +1,8 @@
 //! A source that stops answering: its circuit breaker opens, so its fields fail at once
 //! (`SOURCE_UNAVAILABLE`, naming it) while the other sources are served; `/readyz`
-//! answers 503 at once from the sources' health; `/metrics` reports them. When the
-//! source answers again, one trial statement closes the breaker.
+//! names it at once and stays 200 (the replica serves); `/metrics` reports it. When the
+//! source answers again, its breaker turns half-open by itself, and one trial statement
+//! closes it.
 //!
 //! The helpdesk runs on PostgreSQL behind a TCP proxy of the test's own that can
 //! blackhole it (hold every byte, as a host that drops packets does).
@@ -175,8 +176,9 @@ async fn a_blackholed_source_fails_fast_and_comes_back() {
     // Those ten never reached the source: the breaker refused them.
     let now = metric(&app, r#"c360_source_refusals_total{source="helpdesk",reason="open"}"#).await.unwrap_or(0.0);
     assert!(now >= refused + 10.0, "refused {refused} then {now}");
+    // A source down is down for every replica: the replica stays in its load balancer.
     let (status, body) = ready(&app).await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!((status, &body["status"]), (200, &json!("degraded")), "{body}");
     assert!(body["degraded"].as_array().is_some_and(|d| d.contains(&json!("helpdesk"))), "{body}");
     eventually(Duration::from_secs(10), "the helpdesk reported down", || async {
         metric(&app, r#"c360_source_up{source="helpdesk"}"#).await == Some(0.0)
@@ -185,7 +187,14 @@ async fn a_blackholed_source_fails_fast_and_comes_back() {
     assert_eq!(metric(&app, r#"c360_source_up{source="crm"}"#).await, Some(1.0));
 
     proxy.blackhole(false);
-    // After `open`, one trial statement finds the source back and closes the breaker.
+    // With no request at all, the source is reported back once its breaker's time is up
+    // (half-open) and a ping is answered: nothing waits for a statement to come.
+    eventually(Duration::from_secs(10), "the helpdesk reported up without a request", || async {
+        metric(&app, r#"c360_source_up{source="helpdesk"}"#).await == Some(1.0)
+    })
+    .await;
+    assert_eq!(metric(&app, r#"c360_source_breaker_state{source="helpdesk"}"#).await, Some(1.0), "half-open");
+    // One trial statement finds the source back and closes the breaker.
     eventually(Duration::from_secs(30), "the helpdesk serves again", || async {
         app.query(QUERY, json!({})).await.get("errors").is_none()
     })

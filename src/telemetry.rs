@@ -39,7 +39,9 @@ impl Drop for Telemetry {
 /// the exporter cannot be built.
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let log = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
     let log: Boxed = match config.log_format {
         LogFormat::Text => log.with_filter(filter).boxed(),
         LogFormat::Json => log.json().with_current_span(true).with_span_list(false).with_filter(filter).boxed(),

@@ -919,10 +919,6 @@ impl Database {
                     })
                     .collect(),
             ),
-            // A Galera cluster refuses `GET_LOCK`, which sqlx takes to keep two
-            // migrations apart: there run `c360 migrate` once before the replicas start
-            // (README, Running several replicas).
-            locking: !self.galera,
             ..Migrator::DEFAULT
         };
         match &self.pool {

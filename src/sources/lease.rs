@@ -4,7 +4,8 @@
 //! holds it no longer than its time to live). Each take counts the lease's fencing token
 //! up: a job commits its writes with [`Lease::fence`], so a replica that stalled past its
 //! lease and lost it to another cannot commit the job's writes any more (no advisory
-//! locks: they do not survive poolers, and a Galera cluster has no `GET_LOCK`).
+//! locks: they do not survive poolers, and on a Galera cluster `GET_LOCK` holds on one
+//! node only).
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -459,6 +459,9 @@ impl Engine {
             // Validation's errors come in the order of a hash map of the fragments: put them
             // in the document's, so the same document always gets the same answer.
             response.errors.sort_by(|a, b| (&a.locations, &a.message).cmp(&(&b.locations, &b.message)));
+            // async-graphql's validation walks the document twice, and an operation type
+            // the schema lacks is reported by each walk: say it once.
+            response.errors.dedup_by(|a, b| (&a.message, &a.locations, &a.path) == (&b.message, &b.locations, &b.path));
         }
         coded(&mut response.errors);
         if suggest && response.errors.iter().any(|e| e.message.starts_with("Unknown field")) {

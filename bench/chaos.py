@@ -4,7 +4,7 @@ Galera cluster (or PostgreSQL), the sources on PostgreSQL, under mixed load; fau
 after another; then the invariants.
 
     python3 bench/chaos.py target/release/c360              # the full run (about 6 minutes)
-    python3 bench/chaos.py target/debug/c360 --ci           # the CI slice (about 2 minutes)
+    python3 bench/chaos.py target/debug/c360 --ci           # the CI slice (about 80 seconds)
     python3 bench/chaos.py BINARY [--hub galera|postgres] [--customers N] [--clients C]
                                   [--phase-seconds S] [--faults F,F,...] [--report FILE] [--keep]
 
@@ -740,13 +740,13 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--phase-seconds", type=float, default=20)
     ap.add_argument("--faults", default=",".join(FAULTS))
-    ap.add_argument("--ci", action="store_true", help="the CI slice: 300 customers, 6 s phases")
+    ap.add_argument("--ci", action="store_true", help="the CI slice: 300 customers, 3 s phases")
     ap.add_argument("--seed", type=int, default=360)
     ap.add_argument("--report", type=Path, default=ROOT / "bench" / "chaos" / "out" / "chaos-report.json")
     ap.add_argument("--keep", action="store_true", help="keep the logs and data directories")
     args = ap.parse_args()
     if args.ci:
-        args.customers, args.phase_seconds, args.clients = 300, 6, 6
+        args.customers, args.phase_seconds, args.clients = 300, 3, 6
     faults = [f for f in args.faults.split(",") if f]
     if args.hub != "galera" and faults == FAULTS:
         faults.remove("galera-node")

@@ -1043,16 +1043,21 @@ pub(crate) fn in_list(n: usize) -> String {
 mod tests {
     use super::*;
 
+    /// The test MySQL/MariaDB server's URL, and a hub database on it.
+    async fn mysql() -> (String, Database) {
+        let url = std::env::var("C360_TEST_MYSQL_URL").expect("C360_TEST_MYSQL_URL");
+        let settings = PoolSettings::of(&DatabaseConfig::default(), DbName::Hub);
+        let db = Database::connect(DbName::Hub, &url, &settings).await.expect("connect");
+        (url, db)
+    }
+
     /// A deadlock (as a Galera cluster's certification failure, error 1213) rolls our
     /// transaction back; it is run again and goes through once the other commits.
     #[tokio::test]
     #[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
     async fn a_write_rolled_back_for_a_conflict_is_run_again() {
         use sqlx::Connection as _;
-        let url = std::env::var("C360_TEST_MYSQL_URL").expect("C360_TEST_MYSQL_URL");
-        let db = Database::connect(DbName::Hub, &url, &PoolSettings::of(&DatabaseConfig::default(), DbName::Hub))
-            .await
-            .expect("connect");
+        let (url, db) = mysql().await;
         let table = format!("c360_conflict_{}", uuid::Uuid::new_v4().simple());
         let trace = SqlTrace::default();
         db.execute(&trace, &format!("create table {table} (id int primary key, v int) engine = innodb"), &[])
@@ -1099,10 +1104,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "MySQL/MariaDB: set C360_TEST_MYSQL_URL and run `cargo test -- --include-ignored`"]
     async fn a_synced_read_on_galera_waits_for_the_cluster() {
-        let url = std::env::var("C360_TEST_MYSQL_URL").expect("C360_TEST_MYSQL_URL");
-        let db = Database::connect(DbName::Hub, &url, &PoolSettings::of(&DatabaseConfig::default(), DbName::Hub))
-            .await
-            .expect("connect");
+        let (_, db) = mysql().await;
         assert!(!db.galera, "the test server is a standalone MariaDB");
         assert_eq!(db.synced().read_sql("select 1"), "select 1");
         let node = Database { galera: true, ..db };

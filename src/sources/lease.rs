@@ -95,13 +95,19 @@ mod tests {
     use crate::names::DbName;
     use crate::sources::engine::{Engine, PoolSettings};
 
-    #[tokio::test]
-    async fn a_replica_that_lost_its_lease_cannot_commit_the_jobs_writes() {
+    /// A migrated SQLite hub store in a directory of its own (kept while the guard lives).
+    async fn hub() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().expect("dir");
         let url = format!("sqlite:{}", dir.path().join("hub.db").display());
         let settings = PoolSettings::of(&DatabaseConfig::default(), DbName::Hub);
         let hub = Database::connect(DbName::Hub, &url, &settings).await.expect("connect");
         hub.migrate(super::super::migrations_for(DbName::Hub, Engine::Sqlite)).await.expect("migrate");
+        (dir, hub)
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_lost_its_lease_cannot_commit_the_jobs_writes() {
+        let (_dir, hub) = hub().await;
         let trace = SqlTrace::default();
         hub.execute(&trace, "create table scratch (x integer)", &[]).await.expect("scratch");
         let write = [("insert into scratch values (1)".to_owned(), vec![])];
@@ -129,11 +135,7 @@ mod tests {
     /// A fenced write renews the lease: a job that makes progress keeps a short lease.
     #[tokio::test]
     async fn a_fenced_write_renews_the_lease() {
-        let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite:{}", dir.path().join("hub.db").display());
-        let settings = PoolSettings::of(&DatabaseConfig::default(), DbName::Hub);
-        let hub = Database::connect(DbName::Hub, &url, &settings).await.expect("connect");
-        hub.migrate(super::super::migrations_for(DbName::Hub, Engine::Sqlite)).await.expect("migrate");
+        let (_dir, hub) = hub().await;
         let trace = SqlTrace::default();
         let ttl = Duration::from_millis(600);
         let lease = Lease::take(&hub, "job", ttl).await.expect("take").expect("free");

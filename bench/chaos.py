@@ -103,8 +103,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+class CommandFailed(Exception):
+    pass
+
+
 def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+    """Run a command; a failure raises with the command's own stderr, so the log says why."""
+    done = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-40:])
+        raise CommandFailed(f"{' '.join(map(str, cmd))} exited {done.returncode}:\n{tail}")
+    return done.stdout
 
 
 def psql(url, sql):
@@ -226,7 +235,7 @@ class Topology:
         self.proxy = Proxy(5432)
         if a.hub == "galera":
             started = time.time()
-            run(["bash", str(DEPLOY / "galera.sh"), "up", str(self.galera_dir), str(self.galera_base)])
+            self.galera_up()
             log(f"Galera up in {time.time() - started:.0f} s (nodes on {self.galera_base}..{self.galera_base + 2})")
             nodes = [f"127.0.0.1:{self.galera_base + i}" for i in range(3)]
             hap = ["--mysql", str(self.mysql_port)] + [x for n in nodes for x in ("--node", n)]
@@ -332,6 +341,21 @@ cost_burst = 0
         while time.time() < deadline and http_status(self.http_port, "/readyz") != 200:
             time.sleep(0.2)
         time.sleep(1.5)
+
+    def galera_up(self):
+        """Start the cluster; once more on other ports if the first try fails (a port taken
+        by something else on the machine, say), printing why."""
+        for attempt in (1, 2):
+            try:
+                run(["bash", str(DEPLOY / "galera.sh"), "up", str(self.galera_dir), str(self.galera_base)])
+                return
+            except CommandFailed as e:
+                log(f"Galera did not start (attempt {attempt}): {e}")
+                subprocess.run(["bash", str(DEPLOY / "galera.sh"), "down", str(self.galera_dir), "--purge"],
+                               capture_output=True)
+                if attempt == 2:
+                    raise
+                self.galera_base = 14306 + ((os.getpid() + 17 + int(time.time())) % 50) * 10
 
     def galera(self, *args):
         return run(["bash", str(DEPLOY / "galera.sh"), *args])
@@ -489,8 +513,8 @@ class Load:
                     self.added.extend(ids)
                     if n > 1:
                         self.burst_ids = ids
-            except subprocess.CalledProcessError as e:
-                log(f"the CRM writer failed: {e.stderr.strip()}")
+            except CommandFailed as e:
+                log(f"the CRM writer failed: {e}")
             time.sleep(0.1)
 
     def window(self, start, end):

@@ -50,6 +50,7 @@ pub(crate) fn check_document(types: &Types, document: &ExecutableDocument) -> Ve
         check.directives(&op.node.directives);
         for definition in &op.node.variable_definitions {
             check.directives(&definition.node.directives);
+            check.known_type(definition);
             check.default(definition);
         }
         if let Some(root) = root {
@@ -144,6 +145,22 @@ impl Check<'_> {
             if let Some(reason) = self.value(&argument.ty, &value.node, &mut vec![name.node.to_string()]) {
                 self.errors.push(ServerError::new(format!("Invalid value for argument {reason}"), Some(name.pos)));
             }
+        }
+    }
+
+    /// A variable declared as a list of a type the viewer's schema lacks (`[Hidden!]`):
+    /// async-graphql 7.2 reports an unknown named type, but looks a list's element type
+    /// up with a panic when it has a default. Reported here as validation words it for a
+    /// named one, before validation runs.
+    fn known_type(&mut self, definition: &Positioned<VariableDefinition>) {
+        let declared = &definition.node.var_type.node;
+        if matches!(declared.base, async_graphql::parser::types::BaseType::Named(_)) {
+            return;
+        }
+        let declared = declared.to_string();
+        let name = MetaTypeName::concrete_typename(&declared);
+        if !self.types.types.contains_key(name) {
+            self.errors.push(ServerError::new(format!("Unknown type \"{name}\""), Some(definition.pos)));
         }
     }
 
@@ -311,6 +328,20 @@ mod tests {
         // A variable not sent, or null, is not a value to check.
         assert!(errors(q, serde_json::json!({})).is_empty());
         assert!(errors(q, serde_json::json!({"f": null})).is_empty());
+    }
+
+    /// async-graphql 7.2 panics on a list variable of an unknown type with a default (it
+    /// checks only named types are known): refused before validation, as validation
+    /// words an unknown named type.
+    #[test]
+    fn a_list_variable_of_an_unknown_type_is_refused() {
+        for declared in ["[Nope!]", "[Nope]!", "[[Nope!]]"] {
+            let q = format!("query($v: {declared} = [A]) {{ __typename }}");
+            assert_eq!(errors(&q, serde_json::json!({})), ["Unknown type \"Nope\""], "{declared}");
+        }
+        // Known types, and named types (validation's), are not this check's.
+        assert!(errors("query($v: [AlertKind!] = [COMPLAINT]) { __typename }", serde_json::json!({})).is_empty());
+        assert!(errors("query($v: Nope = A) { __typename }", serde_json::json!({})).is_empty());
     }
 
     #[test]

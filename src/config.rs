@@ -53,6 +53,8 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     /// The bus between replicas.
     pub bus: BusConfig,
+    /// Service alerts: what is detected in the sources, and how often.
+    pub alerts: AlertsConfig,
     /// Safelists: the only documents some roles or partners may run.
     pub safelists: SafelistsConfig,
     /// `development` (default) or `production`; production refuses the development key.
@@ -393,6 +395,50 @@ impl Default for BusConfig {
     }
 }
 
+/// Service alerts ([`crate::alerts`]): the replica holding the `alerts` lease polls the
+/// sources' changes and appends what crosses a threshold to the hub store's log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How often the sources' changes are read; `0s` turns detection off (the inbox and
+    /// subscriptions still serve the log).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How far before its position each poll reads again: a row stamped before a row
+    /// already read may commit after it. Deduplication keeps what is read twice to one
+    /// alert.
+    #[serde(with = "humantime_serde")]
+    pub overlap: Duration,
+    /// How long a changed record whose customer identity resolution has not linked yet
+    /// holds the position back, waiting for it; after that it is skipped (and logged).
+    #[serde(with = "humantime_serde")]
+    pub resolve_wait: Duration,
+    /// How long the detection's lease lasts from its take and from each poll it commits.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// `COMPLAINT`: the value tiers (`TOP`, `CORE`, `TAIL`) whose complaints alert.
+    pub complaint_tiers: Vec<String>,
+    /// `LOW_SATISFACTION`: a CSAT answer at or below this (1 to 5).
+    pub low_satisfaction: i32,
+    /// `HIGH_VALUE_ORDER`: an order total at or above this, in whole units of the order's
+    /// currency.
+    pub high_value_order: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            poll_interval: Duration::from_secs(1),
+            overlap: Duration::from_secs(10),
+            resolve_wait: Duration::from_secs(60),
+            lease: Duration::from_secs(10),
+            complaint_tiers: vec!["TOP".to_owned(), "CORE".to_owned()],
+            low_satisfaction: 2,
+            high_value_order: 500,
+        }
+    }
+}
+
 /// What one token may do: operations and cost (as the operation limits count it) per
 /// second, each with a burst; 0 leaves that measure unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -559,6 +605,7 @@ impl Default for Config {
             graphql: GraphqlConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             bus: BusConfig::default(),
+            alerts: AlertsConfig::default(),
             safelists: SafelistsConfig::default(),
             telemetry: TelemetryConfig::default(),
             environment: Environment::Development,

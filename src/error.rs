@@ -25,6 +25,8 @@ pub enum ApiError {
     Forbidden(&'static str),
     /// Only admins may do this.
     AdminOnly,
+    /// Only admins and agents (the staff who work the alert inbox) may do this.
+    StaffOnly,
     /// A customer export holds every class of data; the token does not see these (named,
     /// comma-separated), so it may not export (a partial export would pass for a whole one).
     ExportIncomplete(String),
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::AmbiguousMatch(what) => format!("{what} matches more than one customer"),
             ApiError::Forbidden(scope) => format!("this needs the scope `{scope}`"),
             ApiError::AdminOnly => "only admins may do this".into(),
+            ApiError::StaffOnly => "only admins and agents may do this".into(),
             ApiError::ExportIncomplete(classes) => format!(
                 "an export holds every class of a customer's data; this token does not see {classes} (see the scopes the policy requires)"
             ),
@@ -89,7 +92,7 @@ impl ApiError {
             ApiError::BadInput(_) => "BAD_USER_INPUT",
             ApiError::AmbiguousMatch(_) => "AMBIGUOUS_MATCH",
             ApiError::Forbidden(_) => "FORBIDDEN",
-            ApiError::AdminOnly => "FORBIDDEN",
+            ApiError::AdminOnly | ApiError::StaffOnly => "FORBIDDEN",
             ApiError::ExportIncomplete(_) => "FORBIDDEN",
             ApiError::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ApiError::SourceUnavailable(_) => "SOURCE_UNAVAILABLE",

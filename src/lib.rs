@@ -17,7 +17,8 @@
 //! [`insights`] holds the customer models (RFM, BG/NBD); [`auth`] says who is asking
 //! (bearer tokens);
 //! [`policy`] decides what they may see of each field (show, mask, hide); [`audit`]
-//! records who saw whose personal data; [`metrics`] counts for operators; [`revocations`]
+//! records who saw whose personal data; [`alerts`] detects service alerts in the sources
+//! and keeps their log; [`metrics`] counts for operators; [`revocations`]
 //! refuses revoked tokens;
 //! [`config`] and [`cli`] start it all, [`telemetry`] logs it; [`error`] is what clients see when something goes
 //! wrong.
@@ -26,6 +27,7 @@
 //! the rest is `pub(crate)`, so the crate's boundary is what is `pub`.
 #![warn(unreachable_pub)]
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -55,6 +55,9 @@ pub(crate) enum AuditAction {
     AuditRead,
     /// A privileged operation (`fields` names it) was refused to the token.
     Refused,
+    /// An alert in the inbox (`target`: its number) was acknowledged, assigned or
+    /// resolved (`fields`: what it was set to).
+    AlertChanged,
 }
 
 /// One customer's personal data, seen by one viewer in one request.

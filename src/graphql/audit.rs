@@ -39,6 +39,8 @@ pub(crate) struct AuditEntry {
     pub(crate) revoked: Option<String>,
     /// For a consent change: the partner.
     pub(crate) consent_partner: Option<String>,
+    /// For a change in the alert inbox: the alert's id.
+    pub(crate) alert: Option<ID>,
     #[graphql(skip)]
     pub(crate) id: i64,
     /// The customer's own id (empty: none), for the cursor.
@@ -64,7 +66,12 @@ impl AuditEntry {
             revoked: row.target.clone().filter(|_| action == AuditAction::Revoke),
             consent_partner: row
                 .target
+                .clone()
                 .filter(|_| matches!(action, AuditAction::ConsentGranted | AuditAction::ConsentRevoked)),
+            alert: row
+                .target
+                .filter(|_| action == AuditAction::AlertChanged)
+                .map(|n| ids.global_id(Kind::ServiceAlert, &n)),
             fields: row.fields.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect(),
             id: row.id,
             key: row.customer_id,

@@ -27,10 +27,11 @@ pub enum Kind {
     Order,
     Ticket,
     Campaign,
+    ServiceAlert,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Customer, Kind::Order, Kind::Ticket, Kind::Campaign];
+    const ALL: [Kind; 5] = [Kind::Customer, Kind::Order, Kind::Ticket, Kind::Campaign, Kind::ServiceAlert];
 
     fn tag(self) -> u8 {
         self as u8
@@ -225,6 +226,16 @@ impl Ids {
         };
         let id = id.parse().map_err(|_| ApiError::InvalidCursor)?;
         Ok(Position { id, customer })
+    }
+
+    /// Cursor of the alert inbox: the number of the last alert seen.
+    pub(crate) fn alert_cursor(id: i64) -> Cursor {
+        Cursor(format!("al:{id}"))
+    }
+
+    pub(crate) fn parse_alert_cursor(&self, cursor: &str) -> Result<i64, ApiError> {
+        let text = self.open_cursor(cursor)?;
+        text.strip_prefix("al:").and_then(|id| id.parse().ok()).ok_or(ApiError::InvalidCursor)
     }
 
     /// Cursor of a newest-first list: the time and id of the last row seen, tagged with

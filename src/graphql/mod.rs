@@ -1,6 +1,7 @@
 //! The GraphQL schema, apart from any transport: types and resolvers, thin, over the
 //! loaders. `build` assembles it; `sdl` prints it (the committed `schema.graphql`).
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod campaign;
 pub(crate) mod common;
@@ -24,7 +25,13 @@ pub(crate) use common::{RequestContext, Shared};
 
 /// The root query, one part per domain.
 #[derive(MergedObject, Default)]
-pub(crate) struct Query(query::CustomerQuery, audit::AuditQuery, subject::SubjectQuery, insights::InsightQuery);
+pub(crate) struct Query(
+    query::CustomerQuery,
+    audit::AuditQuery,
+    subject::SubjectQuery,
+    insights::InsightQuery,
+    alerts::AlertQuery,
+);
 
 impl Default for query::CustomerQuery {
     fn default() -> Self {
@@ -39,6 +46,7 @@ pub(crate) struct Mutation(
     subject::SubjectMutation,
     insights::InsightMutation,
     revocation::RevocationMutation,
+    alerts::AlertMutation,
 );
 
 pub(crate) type C360Schema = Schema<Query, Mutation, EmptySubscription>;

@@ -4,6 +4,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Interface, Object, Result};
 use c360_macros::classified;
 
+use super::alerts::ServiceAlert;
 use super::campaign::Campaign;
 use super::common::ids;
 use super::common::{page_size, request, require, shared, wants_total};
@@ -27,6 +28,7 @@ pub(crate) enum Node {
     Order(Order),
     Ticket(Ticket),
     Campaign(Campaign),
+    ServiceAlert(ServiceAlert),
 }
 
 /// Narrows the customer list. Only for viewers who may use one of its fields (insight or
@@ -271,6 +273,7 @@ impl CustomerQuery {
             }
             // Campaigns are the company's, not a customer's: no row rule.
             Kind::Campaign => loaders.campaigns.load_one(int_key()?).await?.map(|c| Node::Campaign(Campaign(c))),
+            Kind::ServiceAlert => super::alerts::load(ctx, &key).await?.map(Node::ServiceAlert),
         })
     }
 }

@@ -143,6 +143,10 @@ impl Application {
             let state = state.clone();
             tokio::spawn(async move { state.hub.follow_bus(state.closing.subscribe()).await })
         };
+        let alerts = {
+            let state = state.clone();
+            tokio::spawn(async move { state.hub.detect_alerts(state.closing.subscribe()).await })
+        };
         let serve = serve(self.listener, self.router, state.http.header_timeout, closing);
         let (mut closed, grace) = (state.closing.subscribe(), state.grace);
         let deadline = async move {
@@ -164,6 +168,7 @@ impl Application {
         state.hub.close().await;
         let _ = watch.await;
         let _ = bus.await;
+        let _ = alerts.await;
         served
     }
 }

@@ -376,7 +376,7 @@ pub(crate) async fn link_generation(hub: &Database, trace: &SqlTrace) -> Result<
 }
 
 /// Removes a customer from the hub store: its links, aliases, conflicts, demo truth,
-/// insights, the customer itself, and the shared keys of theirs that no one else holds any more.
+/// insights, service alerts, the customer itself, and the shared keys of theirs that no one else holds any more.
 /// Returns the rows deleted; deleting again deletes nothing.
 pub(crate) async fn forget(hub: &Database, customer_id: &str, links: &[Link]) -> Result<u64, sqlx::Error> {
     let id = || Arg::from(customer_id);
@@ -400,6 +400,8 @@ pub(crate) async fn forget(hub: &Database, customer_id: &str, links: &[Link]) ->
         ("delete from customers where id = ?".to_owned(), vec![id()]),
         // What the insight models derived of them goes with them.
         ("delete from customer_insights where customer_id = ?".to_owned(), vec![id()]),
+        // So do the service alerts about them (the log's other ids stay as they are).
+        ("delete from alerts where customer_id = ?".to_owned(), vec![id()]),
         (BUMP_LINK_GENERATION.to_owned(), vec![]),
     ]);
     for link in links {

@@ -88,6 +88,24 @@ impl Customers<'_> {
         Ok(found)
     }
 
+    /// Which of these golden ids the viewer may see (as they are, or merged into a
+    /// survivor it may see). One links lookup and one consent lookup for all of them.
+    pub(crate) async fn admitted_ids(&self, ids: Vec<String>) -> Result<HashSet<String>, ApiError> {
+        if self.consent().is_none() {
+            return Ok(ids.into_iter().collect());
+        }
+        let links = self.loaders.links.load_many(ids).await?;
+        let mut found = Vec::new();
+        let mut asked: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, links) in links {
+            let Some(golden) = links.first().map(|l| l.customer_id.clone()) else { continue };
+            asked.entry(golden.clone()).or_default().push(id);
+            found.push(Golden { id: golden, links });
+        }
+        let admitted = self.admit(found).await?;
+        Ok(admitted.into_iter().flat_map(|g| asked.remove(&g.id).unwrap_or_default()).collect())
+    }
+
     /// A customer by golden id (an id merged into another answers with the survivor).
     pub(crate) async fn by_id(&self, id: String) -> Result<Option<Golden>, ApiError> {
         let links = self.loaders.links.load_one(id).await?;

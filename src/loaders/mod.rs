@@ -9,6 +9,7 @@
 //! before them ([`customers`]). One file per source.
 
 pub(crate) mod admin;
+pub(crate) mod alerts;
 pub(crate) mod batch;
 pub(crate) mod crm;
 pub(crate) mod customers;
@@ -185,6 +186,11 @@ impl Loaders {
     /// Finding customers, as the viewer's row rule lets it see them.
     pub(crate) fn customers(&self) -> customers::Customers<'_> {
         customers::Customers { loaders: self }
+    }
+
+    /// The service alerts' log (the inbox).
+    pub(crate) fn alerts(&self) -> alerts::AlertLog<'_> {
+        alerts::AlertLog { hub: &self.hub }
     }
 
     /// The audit log's reads, and the entries subject rights write before they act.

@@ -13,6 +13,7 @@ use quick_cache::sync::Cache;
 
 use self::persisted::Persisted;
 use self::ratelimit::RateLimits;
+use crate::alerts::detect::{Detector, Rules};
 use crate::audit::{AuditLog, Reveals};
 use crate::auth::Viewer;
 use crate::config::Config;
@@ -64,6 +65,9 @@ pub struct Engine {
     without: Layers,
     /// How often the databases are pinged (`database.health_interval`).
     health_interval: std::time::Duration,
+    /// Service alerts' detection, run every `alerts_interval` (`alerts.poll_interval`).
+    detector: Detector,
+    alerts_interval: std::time::Duration,
 }
 
 /// A part of the request path that a benchmark may leave out (`c360 serve-without`) to
@@ -174,7 +178,11 @@ impl Engine {
         let ids = Arc::new(Ids::load(&config)?);
         let health_interval = config.database.health_interval;
         let bus = Bus::new(sources.hub().clone(), &config.bus)?;
+        let detector = Detector::new(sources.clone(), bus.clone(), Rules::new(&config.alerts)?);
+        let alerts_interval = config.alerts.poll_interval;
         Ok(Engine {
+            detector,
+            alerts_interval,
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
             kept: Kept::new(link_cache, merge, revocations, bus),
@@ -592,6 +600,8 @@ impl Engine {
                             revocations.reread().await;
                         }
                     }
+                    // Subscriptions follow the bus themselves.
+                    Ok(Topic::Alerts) => {}
                     Err(RecvError::Closed) => return,
                 }
             }
@@ -607,6 +617,12 @@ impl Engine {
             () = react => {}
             _ = stopped.wait_for(|stop| *stop) => {}
         }
+    }
+
+    /// Detects service alerts (under the `alerts` lease: one replica at a time) until
+    /// `stop` turns true; returns at once when detection is off.
+    pub(crate) async fn detect_alerts(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        self.detector.clone().run(self.alerts_interval, stop).await;
     }
 
     /// Stops the audit writer once every entry taken is written.

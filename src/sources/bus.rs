@@ -25,6 +25,13 @@ const CHANNEL: &str = "c360_bus";
 pub(crate) enum Topic {
     /// Tokens were revoked: read `token_revocations` again.
     Revocations,
+    /// Alerts were appended to the log: read it after the last id seen.
+    Alerts,
+}
+
+impl Topic {
+    /// Every topic: what a replica that may have missed messages reads again.
+    pub(crate) const ALL: [Topic; 2] = [Topic::Revocations, Topic::Alerts];
 }
 
 /// How long `c360 revoke` waits for NATS to take its message before it exits.
@@ -90,7 +97,9 @@ impl Bus {
                             match event {
                                 async_nats::Event::Connected => {
                                     tracing::info!("the bus is connected to NATS");
-                                    let _ = local.send(Topic::Revocations);
+                                    for topic in Topic::ALL {
+                                        let _ = local.send(topic);
+                                    }
                                 }
                                 async_nats::Event::Disconnected => {
                                     tracing::warn!("the bus lost NATS; the replicas read the store on their intervals")

@@ -197,6 +197,24 @@ pub(crate) async fn changed_requesters(db: &Database, since: DateTime<Utc>) -> R
     super::changed_keys(db, "tickets", "requester_id", since).await
 }
 
+crate::row! {
+    /// A ticket as change detection reads it ([`super::changes`]).
+    #[derive(Debug, Clone)]
+    pub(crate) struct TicketChange {
+        pub(crate) id: i64,
+        pub(crate) requester_id: i64,
+        pub(crate) category: String,
+        pub(crate) priority: String,
+        pub(crate) channel: String,
+        pub(crate) opened_at: DateTime<Utc>,
+        pub(crate) csat: Option<i32>,
+        pub(crate) updated_at: DateTime<Utc>,
+    }
+}
+
+/// The columns of [`TicketChange`] but `updated_at`.
+pub(crate) const TICKET_CHANGE_COLUMNS: &str = "id, requester_id, category, priority, channel, opened_at, csat";
+
 /// Everything the helpdesk holds about these records, by table.
 pub(crate) async fn export(db: &Database, trace: &SqlTrace, keys: &[i64]) -> Result<serde_json::Value, sqlx::Error> {
     let requesters: Vec<Requester> =

@@ -160,6 +160,24 @@ pub(crate) async fn changed_keys(
     Ok(keys)
 }
 
+/// Rows of `table` (with an `id` and an `updated_at`) changed after the position
+/// (`since`, `after_id`), in (`updated_at`, `id`) order, at most `limit`: change detection
+/// pages through a source's changes with it. `updated_at` is read with `columns`.
+pub(crate) async fn changes<T: engine::AnyRow>(
+    db: &Database,
+    table: &str,
+    columns: &str,
+    (since, after_id): (chrono::DateTime<chrono::Utc>, i64),
+    limit: i64,
+) -> Result<Vec<T>, sqlx::Error> {
+    // The first condition alone is what the `updated_at` index serves.
+    let sql = format!(
+        "select {columns}, updated_at from {table} where updated_at >= ? and (updated_at > ? or id > ?)
+         order by updated_at, id limit {limit}"
+    );
+    db.fetch_all(&SqlTrace::default(), &sql, &[since.into(), since.into(), after_id.into()]).await
+}
+
 /// The hub store's migrations.
 const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] = migrations!("hub", 1 "0001_init.sql" "init", 2 "0002_audit.sql" "audit", 3 "0003_insights.sql" "insights", 4 "0004_insight_pareto.sql" "insight pareto",
     5 "0005_insight_satisfaction.sql" "insight satisfaction", 6 "0006_insight_affinities.sql" "insight affinities",
@@ -167,7 +185,8 @@ const HUB_MIGRATIONS: [(Engine, MigrationSet); 3] = migrations!("hub", 1 "0001_i
     9 "0009_insight_updates.sql" "insight updates", 10 "0010_revocations.sql" "revocations",
     11 "0011_job_leases.sql" "job leases", 12 "0012_audit_revocations.sql" "audit revocations",
     13 "0013_link_generation.sql" "link generation", 14 "0014_audit_reads.sql" "audit reads",
-    15 "0015_lease_tokens.sql" "lease tokens", 16 "0016_watermark_nanos.sql" "watermark nanos");
+    15 "0015_lease_tokens.sql" "lease tokens", 16 "0016_watermark_nanos.sql" "watermark nanos",
+    17 "0017_alerts.sql" "alerts");
 
 fn migrations_for(db: DbName, engine: Engine) -> MigrationSet {
     let sets = match db.source() {

@@ -96,6 +96,23 @@ crate::row! {
 }
 
 crate::row! {
+    /// An order as change detection reads it ([`super::changes`]).
+    #[derive(Debug, Clone)]
+    pub(crate) struct OrderChange {
+        pub(crate) id: i64,
+        pub(crate) account_id: i64,
+        pub(crate) ordered_at: DateTime<Utc>,
+        pub(crate) status: String,
+        pub(crate) currency: String,
+        pub(crate) total_cents: i64,
+        pub(crate) updated_at: DateTime<Utc>,
+    }
+}
+
+/// The columns of [`OrderChange`] but `updated_at`.
+pub(crate) const ORDER_CHANGE_COLUMNS: &str = "id, account_id, ordered_at, status, currency, total_cents";
+
+crate::row! {
     /// An order line with its product.
     #[derive(Debug, Clone, serde::Serialize)]
     pub(crate) struct OrderLine {

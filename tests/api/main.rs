@@ -2,6 +2,7 @@
 //! SQLite always; PostgreSQL and MySQL/MariaDB when `C360_TEST_POSTGRES_URL` and
 //! `C360_TEST_MYSQL_URL` are set (`.ci/run` sets both and requires them).
 
+mod alerts;
 mod audit;
 mod auth;
 mod consent;

@@ -104,7 +104,10 @@ fn masked(field: &str, raw: &Value) -> Value {
 }
 
 /// The times of class timing: masked, each is the first instant of its month.
-const TIMES: [&str; 14] = [
+const TIMES: [&str; 17] = [
+    "ServiceAlert.occurredAt",
+    "ServiceAlert.detectedAt",
+    "ServiceAlert.updatedAt",
     "Customer.customerSince",
     "Order.orderedAt",
     "Ticket.openedAt",
@@ -130,7 +133,8 @@ fn subselection(field: &str) -> &'static str {
         "orders" | "tickets" | "campaignResponses" | "notes" => " { totalCount }",
         "consents" => " { partner }",
         "sourceRecords" => " { key }",
-        "total" | "unitPrice" | "lineTotal" => " { amount currency }",
+        "total" | "unitPrice" | "lineTotal" | "orderTotal" => " { amount currency }",
+        "alerts" => " { edges { node { id } } }",
         "lines" => " { sku }",
         "campaign" => " { name }",
         "insights" => " { valueTier lifecycleStage probabilityAlive }",
@@ -203,6 +207,27 @@ struct Subject {
     email: String,
     phone: String,
     crm_key: String,
+    /// A service alert about them, every fact set, assigned to the agents' subject.
+    alert: String,
+}
+
+/// Appends an alert about `customer` to the log with every fact there is, assigned to
+/// `test-agent` (the matrix's agents); returns its global id.
+async fn alert_about(app: &TestApp, customer: &str) -> String {
+    use c360::graphql::ids::Kind;
+    use c360::sources::SqlTrace;
+    let customer = app.ids().parse_id_of(Kind::Customer, customer).expect("a customer id");
+    let facts = json!({ "ticket_id": 1, "ticket_category": "complaint", "ticket_priority": "high",
+        "ticket_channel": "email", "csat": 1, "order_id": 1, "order_status": "paid", "currency": "EUR",
+        "total_cents": 125000, "value_tier": "TOP" });
+    let at = chrono::Utc::now();
+    let sql = "insert into alerts (kind, customer_id, source, source_key, variant, occurred_at, detected_at, facts,
+               status, assignee, updated_at) values ('COMPLAINT', ?, 'helpdesk', 'matrix', '', ?, ?, ?, 'OPEN',
+               'test-agent', ?)";
+    let args = [customer.into(), at.into(), at.into(), facts.to_string().into(), at.into()];
+    app.sources.hub().execute(&SqlTrace::default(), sql, &args).await.expect("an alert");
+    let id = app.sources.hub().fetch_count(&SqlTrace::default(), "select max(id) as n from alerts", &[]).await;
+    app.ids().global_id(Kind::ServiceAlert, &id.expect("its id").to_string()).to_string()
 }
 
 /// A customer the partner may see (consent for acme-insurance), with every profile field,
@@ -238,7 +263,8 @@ async fn subject(app: &TestApp) -> Subject {
         let found = app.query(q, json!({ "e": email, "p": phone })).await;
         let unique = found["data"]["e"]["id"] == id && found["data"]["p"]["id"] == id;
         if complete && unique {
-            return Subject { id: id.to_owned(), order, ticket, email, phone, crm_key };
+            let alert = alert_about(app, id).await;
+            return Subject { id: id.to_owned(), order, ticket, email, phone, crm_key, alert };
         }
     }
     panic!("no consenting customer with data in every source and unshared keys");
@@ -288,6 +314,8 @@ async fn policy_matrix(backend: Backend) {
                 // the viewer's schema lacks).
                 "Order" | "OrderLine" | "PurchaseSummary" => row.decision(PrivacyClass::Financial) == "hide",
                 "Ticket" => row.decision(PrivacyClass::Service) == "hide",
+                // The inbox is of class service.
+                "ServiceAlert" => row.decision(PrivacyClass::Service) == "hide",
                 "Consent" => row.decision(PrivacyClass::Marketing) == "hide",
                 "Rfm" => {
                     row.decision(PrivacyClass::Insight) == "hide" || row.decision(PrivacyClass::Financial) == "hide"
@@ -410,6 +438,7 @@ async fn policy_matrix(backend: Backend) {
                 "CustomerInsights" => ("customer(id: $id) { insights", &["insights"], &who.id),
                 "Order" => ("node(id: $id) { __typename ... on Order", &[], &who.order),
                 "Ticket" => ("node(id: $id) { __typename ... on Ticket", &[], &who.ticket),
+                "ServiceAlert" => ("node(id: $id) { __typename ... on ServiceAlert", &[], &who.alert),
                 "OrderLine" => ("node(id: $id) { __typename ... on Order { lines", &["lines"], &who.order),
                 "PurchaseSummary" => ("customer(id: $id) { purchaseSummary", &["purchaseSummary"], &who.id),
                 "Rfm" => ("customer(id: $id) { insights { rfm", &["insights", "rfm"], &who.id),
@@ -569,6 +598,12 @@ fn every_path_to_customer_data_crosses_a_class() {
     const UNCLASSIFIED: &[&str] = &[
         // Ids, cursors and paging: opaque, no data.
         "Node.id",
+        "ServiceAlert.id",
+        "ServiceAlertConnection.*",
+        "ServiceAlertEdge.cursor",
+        // An alert is listed only to viewers whose policy shows the class of its kind
+        // (service for complaints and satisfaction, receipt for high-value orders).
+        "ServiceAlert.kind",
         "Customer.id",
         "Order.id",
         "Ticket.id",

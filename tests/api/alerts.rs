@@ -1,0 +1,292 @@
+//! Service alerts: detected once from the sources' changes (a late commit inside the
+//! overlap window included, a record changed again not reported twice), only by the
+//! lease holder, and shown through the policy in the inbox.
+
+use std::time::Duration;
+
+use c360::auth::Role;
+use c360::sources::{Arg, SqlTrace};
+use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use super::helpers::{Backend, Layout, TestApp, codes};
+
+const INBOX: &str = "query($k: [AlertKind!]) { alerts(first: 50, kinds: $k) { edges { node {
+    id number kind status assignee csat ticketCategory occurredAt customer { id } } } hasNextPage } }";
+
+/// A customer with records in the CRM, the shop and the helpdesk: (id, account, requester).
+async fn customer_everywhere(app: &TestApp) -> (String, i64, i64) {
+    let page =
+        app.data("{ customers(first: 100) { edges { node { id sourceRecords { source key } } } } }", json!({})).await;
+    for edge in page["customers"]["edges"].as_array().expect("edges") {
+        let records = edge["node"]["sourceRecords"].as_array().expect("records");
+        let key = |source: &str| {
+            records.iter().find(|r| r["source"] == source).and_then(|r| r["key"].as_str()?.parse::<i64>().ok())
+        };
+        if let (Some(_), Some(account), Some(requester)) = (key("CRM"), key("SHOP"), key("HELPDESK")) {
+            return (edge["node"]["id"].as_str().expect("id").to_owned(), account, requester);
+        }
+    }
+    panic!("no customer with CRM, shop and helpdesk records among the first 100");
+}
+
+async fn insert_ticket(app: &TestApp, id: i64, requester: i64, category: &str, csat: Option<i64>, at: DateTime<Utc>) {
+    let sql = "insert into tickets (id, requester_id, channel, category, priority, status, subject, opened_at,
+               closed_at, csat, updated_at) values (?, ?, 'email', ?, 'high', 'open', 'Broken on arrival', ?, null, ?, ?)";
+    let args = [id.into(), requester.into(), category.into(), at.into(), Arg::OptInt(csat), at.into()];
+    app.sources.helpdesk().execute(&SqlTrace::default(), sql, &args).await.expect("insert ticket");
+}
+
+/// What a partner's policy lets it select of an alert.
+const PARTNER_INBOX: &str = "{ alerts(first: 50) { edges { node { id kind customer { id } } } } }";
+
+/// Waits until `token`'s inbox holds `n` alerts (at most 15 s); returns them.
+async fn inbox(app: &TestApp, token: &str, n: usize) -> Vec<Value> {
+    listed(app, token, INBOX, n).await
+}
+
+/// Waits until `query` lists `n` alerts for `token` (at most 15 s); returns them.
+async fn listed(app: &TestApp, token: &str, query: &str, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = app.query_as(token, query, json!({})).await;
+        let edges = response["data"]["alerts"]["edges"].as_array().cloned().unwrap_or_else(|| panic!("{response:#}"));
+        if edges.len() >= n || tokio::time::Instant::now() > deadline {
+            return edges.into_iter().map(|e| e["node"].clone()).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The inbox as `token` sees it now.
+async fn current(app: &TestApp, token: &str) -> Vec<Value> {
+    inbox(app, token, 0).await
+}
+
+/// Waits until detection has read the helpdesk's changes up to `at` (its position at or
+/// past it).
+async fn read_past(app: &TestApp, at: DateTime<Utc>) {
+    wait_for_position(app, "watermark_nanos", at).await;
+}
+
+/// Waits until detection has polled the helpdesk after `at` (and so read what committed
+/// before).
+async fn polled_after(app: &TestApp, at: DateTime<Utc>) {
+    wait_for_position(app, "read_nanos", at).await;
+}
+
+async fn wait_for_position(app: &TestApp, column: &str, at: DateTime<Utc>) {
+    let nanos = at.timestamp_nanos_opt().expect("nanos");
+    let sql = format!("select count(*) as n from alert_positions where source = 'helpdesk' and {column} >= ?");
+    let sql = sql.as_str();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while app.sources.hub().fetch_count(&SqlTrace::default(), sql, &[nanos.into()]).await.expect("position") == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "detection did not read past {at}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn alerts_are_detected_once_and_shown_through_the_policy(backend: Backend) {
+    let app = TestApp::spawn_with(Layout::all(backend), 120, |c| {
+        c.alerts.poll_interval = Duration::from_millis(200);
+        c.alerts.overlap = Duration::from_secs(30);
+    })
+    .await;
+    let (customer, account, requester) = customer_everywhere(&app).await;
+    // Detection starts at its first poll: nothing of the seeded history alerts.
+    polled_after(&app, Utc::now()).await;
+    assert!(current(&app, &app.admin).await.is_empty());
+
+    // Whole seconds: what every engine stores exactly (MySQL's `datetime` keeps no more).
+    let now = Utc::now().trunc_subsecs(0);
+    insert_ticket(&app, 900_001, requester, "complaint", Some(1), now).await;
+    // Stamped before detection's position, committed after it read past that time (a
+    // long transaction): the overlap window still finds it.
+    read_past(&app, now).await;
+    insert_ticket(&app, 900_002, requester, "inquiry", Some(2), now - TimeDelta::seconds(5)).await;
+    insert_ticket(&app, 900_003, requester, "inquiry", Some(4), now).await;
+    let order = "insert into orders (id, account_id, number, ordered_at, status, channel, currency, total_cents,
+                 updated_at) values (900001, ?, 'HV-900001', ?, 'paid', 'web', 'EUR', 125000, ?)";
+    app.sources
+        .shop()
+        .execute(&SqlTrace::default(), order, &[account.into(), now.into(), now.into()])
+        .await
+        .expect("order");
+
+    let alerts = inbox(&app, &app.admin, 4).await;
+    let mut kinds: Vec<&str> = alerts.iter().map(|a| a["kind"].as_str().expect("kind")).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["COMPLAINT", "HIGH_VALUE_ORDER", "LOW_SATISFACTION", "LOW_SATISFACTION"], "{alerts:#?}");
+    assert!(alerts.iter().all(|a| a["customer"]["id"] == customer.as_str() && a["status"] == "OPEN"));
+    let numbers: Vec<i64> = alerts.iter().map(|a| a["number"].as_i64().expect("number")).collect();
+    assert!(numbers.windows(2).all(|w| w[0] > w[1]), "newest first: {numbers:?}");
+
+    // Changed again (answered, then closed): each poor score once, the complaint once.
+    let later = Utc::now();
+    let update = "update tickets set status = 'closed', updated_at = ? where id in (900001, 900002)";
+    app.sources.helpdesk().execute(&SqlTrace::default(), update, &[later.into()]).await.expect("close");
+    polled_after(&app, Utc::now()).await;
+    assert_eq!(current(&app, &app.admin).await.len(), 4, "nothing reported twice");
+    let rescored = Utc::now();
+    let update = "update tickets set csat = 2, updated_at = ? where id = 900001";
+    app.sources.helpdesk().execute(&SqlTrace::default(), update, &[rescored.into()]).await.expect("rescore");
+    assert_eq!(inbox(&app, &app.admin, 5).await.len(), 5, "a new poor score is a new alert");
+
+    // Through the policy: an analyst has no identity and no single order's amount; the
+    // field is not in its schema at all.
+    let analyst = app.token(Role::Analyst, None, None);
+    let names = "{ alerts(first: 5) { edges { node { customer { firstName } } } } }";
+    let refused = app.query_as(&analyst, names, json!({})).await;
+    assert_eq!(codes(&refused), ["GRAPHQL_VALIDATION_FAILED"], "{refused:#}");
+    let totals = "{ alerts(first: 5) { edges { node { orderTotal { amount } } } } }";
+    assert_eq!(codes(&app.query_as(&analyst, totals, json!({})).await), ["GRAPHQL_VALIDATION_FAILED"]);
+    let months =
+        app.query_as(&analyst, "{ alerts(first: 50) { edges { node { kind occurredAt } } } }", json!({})).await;
+    let occurred = months["data"]["alerts"]["edges"][0]["node"]["occurredAt"].as_str().expect("masked time");
+    assert!(occurred.contains("-01T00:00:00"), "an analyst sees the month only: {occurred}");
+    let admin_totals = app.data(totals, json!({})).await;
+    let amounts: Vec<&Value> =
+        admin_totals["alerts"]["edges"].as_array().expect("edges").iter().map(|e| &e["node"]["orderTotal"]).collect();
+    assert!(amounts.contains(&&json!({ "amount": "1250.00" })), "{admin_totals:#}");
+
+    // An analyst may not see a single order's amount: no high-value orders for them.
+    let kinds: Vec<Value> = months["data"]["alerts"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["kind"].clone())
+        .collect();
+    assert_eq!(kinds.len(), 4, "{months:#}");
+    assert!(!kinds.contains(&json!("HIGH_VALUE_ORDER")), "{months:#}");
+
+    // Partners: the shipped policy hides service data from them, so there is no inbox.
+    let partner = app.partner_token(Role::Partner, None, Some("test-partner"), Some("alerts"));
+    let none = app.query_as(&partner, PARTNER_INBOX, json!({})).await;
+    assert_eq!(codes(&none), ["GRAPHQL_VALIDATION_FAILED"], "{none:#}");
+    let by_id =
+        app.query_as(&partner, "query($id: ID!) { node(id: $id) { id } }", json!({ "id": alerts[0]["id"] })).await;
+    assert_eq!(by_id["data"]["node"], Value::Null, "{by_id:#}");
+
+    // The inbox: an agent sees their own and unassigned alerts; only staff change them,
+    // and every change is audited.
+    let alice = app.subject_token("alice", Role::Agent, Duration::from_secs(600));
+    let bob = app.subject_token("bob", Role::Agent, Duration::from_secs(600));
+    let first = alerts[0]["id"].as_str().expect("id").to_owned();
+    let assign = "mutation($id: ID!, $to: String) { assignAlert(id: $id, assignee: $to) { status assignee } }";
+    let to_bob = app.query_as(&alice, assign, json!({ "id": first, "to": "bob" })).await;
+    assert_eq!(codes(&to_bob), ["FORBIDDEN"], "an agent assigns to themself only: {to_bob:#}");
+    let mine = app.query_as(&alice, assign, json!({ "id": first, "to": "alice" })).await;
+    assert_eq!(mine["data"]["assignAlert"], json!({ "status": "ACKNOWLEDGED", "assignee": "alice" }), "{mine:#}");
+    assert_eq!(current(&app, &alice).await.len(), 5);
+    assert_eq!(current(&app, &bob).await.len(), 4, "not someone else's");
+    let resolve = "mutation($id: ID!) { resolveAlert(id: $id) { status } }";
+    let not_his = app.query_as(&bob, resolve, json!({ "id": first })).await;
+    assert_eq!(codes(&not_his), ["INVALID_ID"], "{not_his:#}");
+    let analyst_tries = app.query_as(&analyst, resolve, json!({ "id": first })).await;
+    assert_eq!(codes(&analyst_tries), ["FORBIDDEN"], "{analyst_tries:#}");
+    let done = app.query_as(&alice, resolve, json!({ "id": first })).await;
+    assert_eq!(done["data"]["resolveAlert"]["status"], "RESOLVED", "{done:#}");
+    let open = app.query_as(&alice, "{ alerts(status: [OPEN]) { edges { node { id } } } }", json!({})).await;
+    assert_eq!(open["data"]["alerts"]["edges"].as_array().expect("edges").len(), 4);
+    let audit = "{ auditLog(first: 20, subject: \"alice\") { edges { node { action fields alert customerId } } } }";
+    let entries = app.data(audit, json!({})).await;
+    let changes: Vec<&Value> = entries["auditLog"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|n| n["action"] == "ALERT_CHANGED")
+        .collect();
+    assert_eq!(changes.len(), 2, "the assignment and the resolution: {entries:#}");
+    assert!(
+        changes.iter().all(|c| c["alert"] == first.as_str() && c["customerId"] == customer.as_str()),
+        "{changes:#?}"
+    );
+    let mut fields: Vec<&Value> = changes.iter().map(|c| &c["fields"]).collect();
+    fields.sort_by_key(|f| f.to_string());
+    assert_eq!(fields, [&json!(["assignee=alice"]), &json!(["status=RESOLVED"])]);
+}
+
+#[tokio::test]
+async fn alerts_are_detected_once_and_shown_through_the_policy_on_sqlite() {
+    alerts_are_detected_once_and_shown_through_the_policy(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (C360_TEST_POSTGRES_URL)"]
+async fn alerts_are_detected_once_and_shown_through_the_policy_on_postgres() {
+    alerts_are_detected_once_and_shown_through_the_policy(Backend::Postgres).await;
+}
+
+#[tokio::test]
+#[ignore = "needs MySQL (C360_TEST_MYSQL_URL)"]
+async fn alerts_are_detected_once_and_shown_through_the_policy_on_mysql() {
+    alerts_are_detected_once_and_shown_through_the_policy(Backend::Mysql).await;
+}
+
+/// Under a policy that shows partners service data: a partner sees the alerts of a
+/// customer only with a token for the purpose `alerts` and that customer's consent to it.
+#[tokio::test]
+async fn a_partner_sees_alerts_only_for_the_purpose_and_with_consent() {
+    let dir = tempfile::tempdir().expect("dir");
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policy.toml")).expect("policy");
+    let (head, partner_section) = shipped.split_once("[roles.partner]").expect("a partner section");
+    let shown = partner_section.replacen("service = \"hide\"", "service = \"show\"", 1);
+    assert_ne!(shown, partner_section, "the shipped policy hides service data from partners");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, format!("{head}[roles.partner]{shown}")).expect("write the policy");
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 120, |c| {
+        c.alerts.poll_interval = Duration::from_millis(200);
+        c.policy = Some(policy);
+    })
+    .await;
+    let (customer, _, requester) = customer_everywhere(&app).await;
+    polled_after(&app, Utc::now()).await;
+    insert_ticket(&app, 900_201, requester, "complaint", Some(1), Utc::now()).await;
+    assert_eq!(inbox(&app, &app.admin, 2).await.len(), 2);
+
+    let partner = "test-partner";
+    let scopes = Some("customers:read tickets:read");
+    let plain = app.partner_token(Role::Partner, scopes, Some(partner), None);
+    let for_alerts = app.partner_token(Role::Partner, scopes, Some(partner), Some("alerts"));
+    assert!(current_as(&app, &plain).await.is_empty(), "a token for no purpose sees no alerts");
+    assert!(current_as(&app, &for_alerts).await.is_empty(), "no consent yet");
+    let grant = "mutation($id: ID!, $p: String!, $u: String) { grantConsent(customerId: $id, partner: $p, purpose: $u) { id } }";
+    let granted = app.query(grant, json!({ "id": customer, "p": partner, "u": "alerts" })).await;
+    assert!(granted["errors"].is_null(), "{granted:#}");
+    let seen = current_as(&app, &for_alerts).await;
+    assert_eq!(seen.len(), 2, "the consenting customer's alerts");
+    assert!(seen.iter().all(|a| a["customer"]["id"] == customer.as_str()));
+    assert!(current_as(&app, &plain).await.is_empty(), "still nothing for a token without the purpose");
+    let number = "{ alerts { edges { node { number } } } }";
+    assert_eq!(codes(&app.query_as(&for_alerts, number, json!({})).await), ["GRAPHQL_VALIDATION_FAILED"]);
+}
+
+/// A partner's inbox now.
+async fn current_as(app: &TestApp, token: &str) -> Vec<Value> {
+    listed(app, token, PARTNER_INBOX, 0).await
+}
+
+/// Only the holder of the `alerts` lease detects: while another replica holds it, a
+/// complaint waits; when that lease expires, this replica takes over from the position.
+#[tokio::test]
+async fn only_the_lease_holder_detects() {
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 60, |c| {
+        c.alerts.poll_interval = Duration::from_millis(200);
+        c.alerts.lease = Duration::from_secs(2);
+    })
+    .await;
+    let (_, _, requester) = customer_everywhere(&app).await;
+    polled_after(&app, Utc::now()).await;
+    let hub = app.sources.hub();
+    let until = Utc::now() + TimeDelta::seconds(3);
+    let sql =
+        "update job_leases set holder = 'another-replica', token = token + 1, expires_at = ? where name = 'alerts'";
+    assert_eq!(hub.execute(&SqlTrace::default(), sql, &[until.into()]).await.expect("take the lease"), 1);
+    insert_ticket(&app, 900_101, requester, "complaint", None, Utc::now()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(current(&app, &app.admin).await.is_empty(), "another replica holds the lease");
+    let alerts = inbox(&app, &app.admin, 1).await;
+    assert_eq!(alerts.len(), 1, "taken over once the other lease expired");
+    assert_eq!(alerts[0]["kind"], "COMPLAINT");
+}

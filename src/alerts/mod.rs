@@ -176,6 +176,28 @@ pub(crate) async fn newest(
     hub.synced().fetch_all(trace, &sql, &args).await
 }
 
+/// Alerts matching `filter` with ids above `after`, oldest first; at most `limit`: what a
+/// subscription replays and then follows.
+pub(crate) async fn after(
+    hub: &Database,
+    trace: &SqlTrace,
+    filter: &AlertFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Alert>, sqlx::Error> {
+    let mut sql = format!("select {COLUMNS} from alerts where id > ?");
+    let mut args = vec![Arg::Int(after)];
+    filter.conditions(&mut sql, &mut args);
+    sql.push_str(&format!(" order by id limit {limit}"));
+    hub.synced().fetch_all(trace, &sql, &args).await
+}
+
+/// The newest alert's id (0 for an empty log): where a subscription without `after`
+/// starts.
+pub(crate) async fn last_id(hub: &Database, trace: &SqlTrace) -> Result<i64, sqlx::Error> {
+    hub.synced().fetch_count(trace, "select coalesce(max(id), 0) as n from alerts", &[]).await
+}
+
 /// One alert by id.
 pub(crate) async fn get(hub: &Database, trace: &SqlTrace, id: i64) -> Result<Option<Alert>, sqlx::Error> {
     let sql = format!("select {COLUMNS} from alerts where id = ?");

@@ -172,6 +172,14 @@ impl Reveals {
         map.entry(customer_id.to_owned()).or_default().insert(field);
     }
 
+    /// What was noted so far, leaving this empty: a subscription audits each event's
+    /// reads on their own.
+    pub(crate) fn take(&self) -> Reveals {
+        let reads = std::mem::take(&mut *self.reads.lock().unwrap_or_else(|e| e.into_inner()));
+        let noted = std::mem::take(&mut *self.noted.lock().unwrap_or_else(|e| e.into_inner()));
+        Reveals { reads: Mutex::new(reads), noted: Mutex::new(noted) }
+    }
+
     /// Notes an entry of `action` about `customer_id` (empty: none), with `fields`.
     pub(crate) fn note(&self, action: AuditAction, customer_id: &str, fields: Vec<String>) {
         self.noted.lock().unwrap_or_else(|e| e.into_inner()).push((action, customer_id.to_owned(), fields));

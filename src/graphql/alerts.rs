@@ -5,9 +5,11 @@
 //! see the alert at all (a partner only with a token for the purpose `alerts` and the
 //! customer's consent covering it).
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Subscription};
 use c360_macros::classified;
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
 
 use super::common::{Money, enum_value, ids, page_size, refused, request, require};
 use super::customer::Customer;
@@ -365,5 +367,79 @@ impl AlertMutation {
     async fn resolve_alert(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceAlert> {
         let alert = for_change(ctx, &id, "resolveAlert").await?;
         apply(ctx, &alert, Change::Status(alerts::AlertStatus::Resolved), vec!["status=RESOLVED".to_owned()]).await
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct AlertSubscription;
+
+/// How often a subscription reads the log without being told of new alerts: a replica
+/// that missed a message on the bus catches up within this long.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Of class service, as the inbox.
+#[classified]
+#[Subscription]
+impl AlertSubscription {
+    /// Service alerts as they are detected, each once, oldest first, as the inbox shows
+    /// them to this viewer. `after` (an edge's cursor, from here or the inbox) replays
+    /// the log after it, then goes live with no gap and no duplicate; without it, from
+    /// now on. `kinds` narrows it (null or empty: all the viewer may see).
+    #[class(service)]
+    async fn service_alerts(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Option<Vec<AlertKind>>,
+        after: Option<String>,
+    ) -> Result<BoxStream<'static, ServiceAlertEdge>> {
+        require(ctx, READ)?;
+        let start = after.as_deref().map(|a| ids(ctx).parse_alert_cursor(a)).transpose()?;
+        let asked: Vec<alerts::AlertKind> = kinds.unwrap_or_default().into_iter().map(Into::into).collect();
+        let Some(filter) = viewer_filter(ctx, asked) else { return Ok(futures::stream::empty().boxed()) };
+        let feed = request(ctx).loaders.alert_feed(filter);
+        // Subscribed before the first read: an alert appended in between is heard.
+        let messages = feed.messages();
+        let start = match start {
+            Some(start) => start,
+            None => feed.last_id().await?,
+        };
+        let ids = super::common::shared(ctx).ids.clone();
+        let state = (feed, messages, start, std::collections::VecDeque::new());
+        let stream = futures::stream::unfold(state, move |(feed, mut messages, mut cursor, mut pending)| {
+            let ids = ids.clone();
+            async move {
+                loop {
+                    if let Some(alert) = pending.pop_front() {
+                        let alert: alerts::Alert = alert;
+                        let edge = ServiceAlertEdge {
+                            cursor: ids.seal_cursor(&Ids::alert_cursor(alert.id)),
+                            node: ServiceAlert(alert),
+                        };
+                        return Some((edge, (feed, messages, cursor, pending)));
+                    }
+                    match feed.read(cursor).await {
+                        Ok(read) => {
+                            cursor = read.last;
+                            pending.extend(read.visible);
+                            if !pending.is_empty() || read.more {
+                                continue;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e.message(), "a subscription could not read the alert log; retrying")
+                        }
+                    }
+                    use tokio::sync::broadcast::error::RecvError;
+                    tokio::select! {
+                        message = messages.recv() => match message {
+                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Closed) => return None,
+                        },
+                        () = tokio::time::sleep(CATCH_UP) => {}
+                    }
+                }
+            }
+        });
+        Ok(stream.boxed())
     }
 }

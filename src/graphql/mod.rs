@@ -19,7 +19,7 @@ pub(crate) mod revocation;
 pub(crate) mod subject;
 pub(crate) mod ticket;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 pub(crate) use common::{RequestContext, Shared};
 
@@ -49,7 +49,11 @@ pub(crate) struct Mutation(
     alerts::AlertMutation,
 );
 
-pub(crate) type C360Schema = Schema<Query, Mutation, EmptySubscription>;
+/// The root subscription, one part per domain.
+#[derive(MergedSubscription, Default)]
+pub(crate) struct Subscription(alerts::AlertSubscription);
+
+pub(crate) type C360Schema = Schema<Query, Mutation, Subscription>;
 
 /// The whole schema, every class shown: what `schema.graphql` prints, and what each
 /// viewer's schema is cut from ([`privacy::viewer`]).
@@ -57,8 +61,8 @@ pub(crate) type C360Schema = Schema<Query, Mutation, EmptySubscription>;
 /// from the viewer's schema, for the roles configured to get them.
 /// Depth and the other operation limits are the hub's, checked before validation
 /// ([`limits`]).
-pub(crate) fn builder(shared: Option<Shared>) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub(crate) fn builder(shared: Option<Shared>) -> SchemaBuilder<Query, Mutation, Subscription> {
+    let builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .register_output_type::<query::Node>()
         .disable_suggestions();
     match shared {

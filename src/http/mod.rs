@@ -4,6 +4,7 @@
 
 mod hosts;
 mod playground;
+mod sse;
 mod ws;
 
 use std::future::Future;
@@ -295,6 +296,9 @@ async fn graphql_post(State(state): State<Arc<AppState>>, request: Request) -> R
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
     }
     match serde_json::from_slice::<async_graphql::BatchRequest>(&body) {
+        Ok(async_graphql::BatchRequest::Single(graphql)) if sse::wants_events(&headers) => {
+            sse::serve(state.clone(), &headers, graphql).await
+        }
         Ok(async_graphql::BatchRequest::Single(graphql)) => {
             graphql_handler(&state, &headers, graphql, Operations::All).await
         }

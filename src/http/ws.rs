@@ -300,7 +300,7 @@ const AUTHORITY_CHECK: Duration = Duration::from_secs(1);
 
 /// Why the connection's token no longer holds (expired, revoked, its key gone), if it
 /// does not. Cheap: the verifier keeps verified tokens, revocations are in memory.
-async fn lost_authority(state: &AppState, token: Option<&String>) -> Option<&'static str> {
+pub(super) async fn lost_authority(state: &AppState, token: Option<&String>) -> Option<&'static str> {
     let token = token?;
     match state.verifier.verify(token) {
         Err(AuthError::Expired) => Some("Forbidden: the token has expired"),
@@ -370,17 +370,30 @@ impl Executor for Connection {
             .and_then(|session| session.downcast_ref::<Session>())
             .map(|Session(token)| token.clone());
         futures::stream::once(async move {
+            let once = |response| futures::stream::once(future::ready(response)).boxed();
             let viewer = match token.ok_or(AuthError::Missing).and_then(|t| state.verifier.verify(&t)) {
                 Ok(viewer) => viewer,
-                Err(e) => return refused(e),
+                Err(e) => return once(refused(e)),
             };
             if state.hub.refuses(&viewer).await {
-                return refused(AuthError::Revoked);
+                return once(refused(AuthError::Revoked));
             }
-            let (mut response, request_id) = state.hub.execute(viewer, request).await;
-            response.extensions.insert("requestId".into(), Value::from(request_id));
-            response
+            if !state.hub.is_subscription(&request) {
+                let (mut response, request_id) = state.hub.execute(viewer, request).await;
+                response.extensions.insert("requestId".into(), Value::from(request_id));
+                return once(response);
+            }
+            match state.hub.subscribe(viewer, request).await {
+                Err(refusal) => once(*refusal),
+                Ok(subscription) => futures::stream::unfold((state, subscription), |(state, mut subscription)| async {
+                    let mut response = state.hub.next_event(&mut subscription).await?;
+                    response.extensions.insert("requestId".into(), Value::from(subscription.request_id()));
+                    Some((response, (state, subscription)))
+                })
+                .boxed(),
+            }
         })
+        .flatten()
         .boxed()
     }
 }

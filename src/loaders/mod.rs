@@ -193,6 +193,16 @@ impl Loaders {
         alerts::AlertLog { hub: &self.hub }
     }
 
+    /// The alerts `filter` selects, to follow after this request (a subscription), under
+    /// the viewer's row rule.
+    pub(crate) fn alert_feed(&self, filter: crate::alerts::AlertFilter) -> alerts::Feed {
+        let consent = match &self.rows {
+            Rows::All => None,
+            Rows::ConsentedTo(scope) => Some(scope.clone()),
+        };
+        alerts::Feed { hub: self.hub.clone(), crm: self.crm.clone(), consent, filter, bus: self.bus.clone() }
+    }
+
     /// The audit log's reads, and the entries subject rights write before they act.
     pub(crate) fn admin(&self) -> admin::Admin<'_> {
         admin::Admin {

@@ -310,6 +310,69 @@ impl Engine {
         (self.finish(response, &viewer, &request_id, &reveals, &trace).await, request_id)
     }
 
+    /// Whether `request` runs a subscription (its document's selected operation): those go
+    /// through [`Engine::subscribe`]. A document that does not parse is not one.
+    pub(crate) fn is_subscription(&self, request: &async_graphql::Request) -> bool {
+        let Ok(document) = self.parsed(&request.query) else { return false };
+        operation(&document, request.operation_name.as_deref()).map(|o| o.ty) == Some(OperationType::Subscription)
+    }
+
+    /// Opens a subscription for `viewer`: admitted as any request is (limits, inputs,
+    /// the viewer's schema, the rate), then run by async-graphql's subscription machinery
+    /// on the viewer's schema; [`Engine::next_event`] gives its responses. A refusal is
+    /// the one response.
+    pub(crate) async fn subscribe(
+        &self,
+        viewer: Viewer,
+        request: async_graphql::Request,
+    ) -> Result<Subscription, Box<async_graphql::Response>> {
+        let trace = if self.trace_sql { SqlTrace::enabled() } else { SqlTrace::default() };
+        let trace = trace.limited(self.graphql.max_concurrent_statements);
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let mut name = request.operation_name.clone();
+        let Admission { cost, outcome } = self.admit(&viewer, request, &mut name, Operations::All);
+        if let Some(cost) = cost {
+            self.charge(&viewer, cost).await?;
+        }
+        let Admitted { request, document, access, schema, introspection, suggest } = outcome?;
+        let queue = BatchQueue::default();
+        let rows = access.rows.clone();
+        let context =
+            RequestContext::new(&self.sources, &self.kept, viewer.clone(), rows, trace.clone(), &queue, request_id);
+        let reveals = context.reveals.clone();
+        let request_id = context.request_id.clone();
+        let operation_name = request.operation_name.clone();
+        let mut request = request.data(access).data(context);
+        request.set_parsed_query(ExecutableDocument::clone(&document));
+        if !introspection {
+            request = request.disable_introspection();
+        }
+        let stream = schema.schema.execute_stream(request);
+        Ok(Subscription {
+            stream,
+            queue,
+            reveals,
+            viewer,
+            request_id,
+            trace,
+            document,
+            operation_name,
+            suggest,
+            schema,
+        })
+    }
+
+    /// The subscription's next response, shaped and audited as a request's (each event's
+    /// reads are entries of their own); `None` once it has ended.
+    pub(crate) async fn next_event(&self, subscription: &mut Subscription) -> Option<async_graphql::Response> {
+        use futures::StreamExt as _;
+        let s = subscription;
+        let response = batch::drive(s.queue.clone(), s.stream.next()).await?;
+        let response = self.shape(response, &s.document, s.operation_name.as_deref(), s.suggest, &s.schema);
+        let revealed = s.reveals.take();
+        Some(self.finish(response, &s.viewer, &s.request_id, &revealed, &s.trace).await)
+    }
+
     /// Charges an operation of `cost` to the viewer's rate: the refusal when its
     /// allowance is spent.
     async fn charge(&self, viewer: &Viewer, cost: u64) -> Result<(), Refusal> {
@@ -450,18 +513,31 @@ impl Engine {
         let answered = tokio::time::timeout(self.graphql.timeout, run).await;
         // A response finished after its time (before the timer was seen to fire) is late
         // all the same: whether a request times out does not depend on the load.
-        let Some(mut response) = answered.ok().filter(|_| started.elapsed() <= self.graphql.timeout) else {
+        let Some(response) = answered.ok().filter(|_| started.elapsed() <= self.graphql.timeout) else {
             // Nothing was answered, so nothing was revealed: no audit entry.
             let message = format!("the request ran longer than {:?}", self.graphql.timeout);
             return refused(&message, "TIMEOUT", []);
         };
+        self.shape(response, &document, operation_name.as_deref(), suggest, &schema)
+    }
+
+    /// A response in the shape clients are promised: fields in selection order, errors in
+    /// document order and coded, suggestions where the role may have them.
+    fn shape(
+        &self,
+        mut response: async_graphql::Response,
+        document: &ExecutableDocument,
+        operation_name: Option<&str>,
+        suggest: bool,
+        schema: &ViewerSchema,
+    ) -> async_graphql::Response {
         // An operation that ran without an error has an object, if an empty one: every
         // field skipped (`{ __typename @skip(if: true) }`) is `{"data": {}}`, not null.
         if response.data == Value::Null && response.errors.is_empty() {
             response.data = Value::Object(Default::default());
         }
         if !self.without.has(Layer::Order) {
-            graphql::document::field_order::reorder(&document, operation_name.as_deref(), &mut response.data);
+            graphql::document::field_order::reorder(document, operation_name, &mut response.data);
         }
         if response.data == Value::Null {
             // Validation's errors come in the order of a hash map of the fragments: put them
@@ -662,6 +738,30 @@ struct Admitted {
     /// Whether the role may introspect, and may be told the names it misspelt.
     introspection: bool,
     suggest: bool,
+}
+
+impl Subscription {
+    /// Its id, in every response's `extensions.requestId` and in its audit entries.
+    pub(crate) fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
+/// An open subscription ([`Engine::subscribe`]): its stream of responses, with what
+/// each response is shaped and audited by.
+pub(crate) struct Subscription {
+    stream: futures::stream::BoxStream<'static, async_graphql::Response>,
+    /// The batches of its loaders, run while it waits for its next response.
+    queue: BatchQueue,
+    /// What its responses revealed since the last one.
+    reveals: Arc<Reveals>,
+    viewer: Viewer,
+    request_id: String,
+    trace: SqlTrace,
+    document: Arc<ExecutableDocument>,
+    operation_name: Option<String>,
+    suggest: bool,
+    schema: Arc<ViewerSchema>,
 }
 
 /// Whether `error` is a limit's (`LIMIT_EXCEEDED`).

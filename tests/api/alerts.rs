@@ -10,6 +10,7 @@ use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use super::helpers::{Backend, Layout, TestApp, codes};
+use super::websocket::{Frame, Socket, connect, next, send};
 
 const INBOX: &str = "query($k: [AlertKind!]) { alerts(first: 50, kinds: $k) { edges { node {
     id number kind status assignee csat ticketCategory occurredAt customer { id } } } hasNextPage } }";
@@ -289,4 +290,189 @@ async fn only_the_lease_holder_detects() {
     let alerts = inbox(&app, &app.admin, 1).await;
     assert_eq!(alerts.len(), 1, "taken over once the other lease expired");
     assert_eq!(alerts[0]["kind"], "COMPLAINT");
+}
+
+/// The next `next` of operation `id` on `socket`: its payload.
+async fn event(socket: &mut Socket, id: &str) -> Value {
+    match next(socket).await {
+        Frame::Json(message) if message["type"] == "next" && message["id"] == id => message["payload"].clone(),
+        other => panic!("expected the next event of {id}, got {other:?}"),
+    }
+}
+
+const FOLLOW: &str = "subscription($after: String) { serviceAlerts(after: $after) {
+    cursor node { kind csat customer { id } } } }";
+
+/// Subscriptions over the websocket: each alert once, through the viewer's policy;
+/// `after` replays what was missed and goes live with no gap and no duplicate.
+#[tokio::test]
+async fn a_subscription_delivers_each_alert_once_and_resumes_after_a_cursor() {
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 120, |c| {
+        c.alerts.poll_interval = Duration::from_millis(200);
+    })
+    .await;
+    let (customer, _, requester) = customer_everywhere(&app).await;
+    let kinds = "{ __schema { subscriptionType { name fields { name } } } }";
+    let schema = app.data(kinds, json!({})).await;
+    assert_eq!(
+        schema["__schema"]["subscriptionType"],
+        json!({ "name": "Subscription", "fields": [{ "name": "serviceAlerts" }] })
+    );
+    polled_after(&app, Utc::now()).await;
+    // Over a plain POST a subscription has nothing to stream to: refused, nothing runs.
+    let posted = app.query(FOLLOW, json!({})).await;
+    assert_eq!(codes(&posted), ["GRAPHQL_VALIDATION_FAILED"], "{posted:#}");
+    assert!(posted.get("data").is_none_or(Value::is_null), "{posted:#}");
+
+    let agent = app.token(Role::Agent, None, None);
+    let mut live = connect(&app, &agent).await;
+    send(&mut live, json!({ "id": "a", "type": "subscribe", "payload": { "query": FOLLOW } })).await;
+    // A partner's schema has no inbox (service data is hidden from partners).
+    let partner = app.partner_token(Role::Partner, None, Some("test-partner"), Some("alerts"));
+    let mut refused = connect(&app, &partner).await;
+    send(&mut refused, json!({ "id": "p", "type": "subscribe", "payload": { "query": FOLLOW } })).await;
+    match next(&mut refused).await {
+        Frame::Json(error) => {
+            assert_eq!(error["type"], "error", "{error:#}");
+            assert_eq!(error["payload"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED", "{error:#}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Give the subscription its start (it follows from the log's end when it opens).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    insert_ticket(&app, 900_301, requester, "complaint", None, Utc::now()).await;
+    let first = event(&mut live, "a").await;
+    assert_eq!(
+        first["data"]["serviceAlerts"]["node"],
+        json!({ "kind": "COMPLAINT", "csat": null, "customer": { "id": customer } }),
+        "{first:#}"
+    );
+    let cursor = first["data"]["serviceAlerts"]["cursor"].as_str().expect("cursor").to_owned();
+
+    // Two more while nobody listens with that cursor, then one once it follows again.
+    send(&mut live, json!({ "id": "a", "type": "complete" })).await;
+    insert_ticket(&app, 900_302, requester, "inquiry", Some(1), Utc::now()).await;
+    insert_ticket(&app, 900_303, requester, "complaint", Some(2), Utc::now()).await;
+    assert_eq!(inbox(&app, &app.admin, 4).await.len(), 4, "the complaint, two poor scores and a complaint");
+    let mut again = connect(&app, &agent).await;
+    let resume = json!({ "query": FOLLOW, "variables": { "after": cursor } });
+    send(&mut again, json!({ "id": "b", "type": "subscribe", "payload": resume })).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let payload = event(&mut again, "b").await;
+        seen.push(payload["data"]["serviceAlerts"]["node"]["kind"].as_str().expect("kind").to_owned());
+    }
+    insert_ticket(&app, 900_304, requester, "complaint", None, Utc::now()).await;
+    let live_again = event(&mut again, "b").await;
+    seen.push(live_again["data"]["serviceAlerts"]["node"]["kind"].as_str().expect("kind").to_owned());
+    // Replayed in log order (the ticket's complaint before its score), then live.
+    assert_eq!(seen, ["LOW_SATISFACTION", "COMPLAINT", "LOW_SATISFACTION", "COMPLAINT"]);
+    let all = inbox(&app, &app.admin, 5).await;
+    assert_eq!(all.len(), 5, "each once in the log");
+    // Nothing further arrives: no duplicate.
+    match tokio::time::timeout(Duration::from_millis(800), next(&mut again)).await {
+        Err(_) => {}
+        Ok(frame) => panic!("nothing more was due: {frame:?}"),
+    }
+}
+
+/// An event stream (graphql-sse, distinct connections) read as a client would.
+struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    async fn open(app: &TestApp, token: &str, query: &str) -> EventStream {
+        let response = reqwest::Client::new()
+            .post(format!("{}/graphql", app.address))
+            .header("authorization", format!("Bearer {token}"))
+            .header("accept", "text/event-stream")
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("the stream opens");
+        assert_eq!(response.status(), 200);
+        let media = response.headers()["content-type"].to_str().expect("type").to_owned();
+        assert!(media.starts_with("text/event-stream"), "{media}");
+        EventStream { response, buffer: String::new() }
+    }
+
+    /// The next event's name and data (comments skipped); fails after 20 s of silence.
+    async fn next(&mut self) -> (String, String) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                    }
+                }
+                if !name.is_empty() {
+                    return (name, data.join("\n"));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.response.chunk())
+                .await
+                .expect("an event within 20 s")
+                .expect("read");
+            let chunk = chunk.expect("the stream is open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// Server-Sent Events for clients whose proxies block websockets: the same alerts, and a
+/// stream that ends with `UNAUTHENTICATED` when its token expires.
+#[tokio::test]
+async fn server_sent_events_carry_alerts_until_the_token_expires() {
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 120, |c| {
+        c.alerts.poll_interval = Duration::from_millis(200);
+        c.auth.leeway = Duration::ZERO;
+    })
+    .await;
+    let (customer, _, requester) = customer_everywhere(&app).await;
+    polled_after(&app, Utc::now()).await;
+    // A query over the stream: one `next`, then `complete`.
+    let mut query = EventStream::open(&app, &app.admin, "{ alerts { hasNextPage } }").await;
+    let (name, data) = query.next().await;
+    assert_eq!(
+        (name.as_str(), serde_json::from_str::<Value>(&data).expect("json")["data"]["alerts"]["hasNextPage"].clone()),
+        ("next", json!(false))
+    );
+    assert_eq!(query.next().await.0, "complete");
+
+    let token = app.subject_token("brief", Role::Agent, Duration::from_secs(4));
+    let mut stream = EventStream::open(&app, &token, FOLLOW).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    insert_ticket(&app, 900_401, requester, "complaint", Some(1), Utc::now()).await;
+    for kind in ["COMPLAINT", "LOW_SATISFACTION"] {
+        let (name, data) = stream.next().await;
+        let payload: Value = serde_json::from_str(&data).expect("json");
+        assert_eq!(name, "next", "{data}");
+        assert_eq!(payload["data"]["serviceAlerts"]["node"]["kind"], kind, "{payload:#}");
+        assert_eq!(payload["data"]["serviceAlerts"]["node"]["customer"]["id"], customer.as_str());
+    }
+    let (name, data) = stream.next().await;
+    let payload: Value = serde_json::from_str(&data).expect("json");
+    assert_eq!(name, "next", "{data}");
+    assert_eq!(payload["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{payload:#}");
+    assert_eq!(payload["errors"][0]["message"], "Forbidden: the token has expired");
+    assert_eq!(stream.next().await.0, "complete");
+
+    // No stream at all without a valid token.
+    let refused = reqwest::Client::new()
+        .post(format!("{}/graphql", app.address))
+        .header("accept", "text/event-stream")
+        .json(&json!({ "query": FOLLOW }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(refused.status(), 401);
 }

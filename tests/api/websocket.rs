@@ -66,7 +66,7 @@ async fn init(socket: &mut Socket, payload: Value) -> Frame {
 }
 
 /// A connection whose `connection_init` carried `token` and was acknowledged.
-async fn connect(app: &TestApp, token: &str) -> Socket {
+pub async fn connect(app: &TestApp, token: &str) -> Socket {
     let mut socket = open(app, None).await.expect("upgrade");
     match init(&mut socket, json!({ "Authorization": format!("Bearer {token}") })).await {
         Frame::Json(ack) => assert_eq!(ack["type"], "connection_ack"),

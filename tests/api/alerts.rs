@@ -343,6 +343,7 @@ async fn a_subscription_delivers_each_alert_once_and_resumes_after_a_cursor() {
 
     insert_ticket(&app, 900_301, requester, "complaint", None, Utc::now()).await;
     let first = event(&mut live, "a").await;
+    let request_id = first["extensions"]["requestId"].as_str().expect("each event names its request").to_owned();
     assert_eq!(
         first["data"]["serviceAlerts"]["node"],
         json!({ "kind": "COMPLAINT", "csat": null, "customer": { "id": customer } }),
@@ -350,16 +351,38 @@ async fn a_subscription_delivers_each_alert_once_and_resumes_after_a_cursor() {
     );
     let cursor = first["data"]["serviceAlerts"]["cursor"].as_str().expect("cursor").to_owned();
 
+    // An event that shows contact data is audited as a read of its own.
+    let emails = "subscription { serviceAlerts { node { customer { id email } } } }";
+    send(&mut live, json!({ "id": "e", "type": "subscribe", "payload": { "query": emails } })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    insert_ticket(&app, 900_305, requester, "complaint", None, Utc::now()).await;
+    let shown = loop {
+        let message = next(&mut live).await;
+        match message {
+            Frame::Json(m) if m["id"] == "e" => break m["payload"].clone(),
+            Frame::Json(m) if m["id"] == "a" => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(shown["data"]["serviceAlerts"]["node"]["customer"]["email"].is_string(), "{shown:#}");
+    let read_id = shown["extensions"]["requestId"].as_str().expect("request id");
+    assert_ne!(read_id, request_id, "each subscription is a request of its own");
+    let entries = crate::audit::entries_of(&app, read_id).await;
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0]["action"], "READ");
+    assert_eq!(entries[0]["fields"], json!(["email"]));
+    send(&mut live, json!({ "id": "e", "type": "complete" })).await;
+
     // Two more while nobody listens with that cursor, then one once it follows again.
     send(&mut live, json!({ "id": "a", "type": "complete" })).await;
     insert_ticket(&app, 900_302, requester, "inquiry", Some(1), Utc::now()).await;
     insert_ticket(&app, 900_303, requester, "complaint", Some(2), Utc::now()).await;
-    assert_eq!(inbox(&app, &app.admin, 4).await.len(), 4, "the complaint, two poor scores and a complaint");
+    assert_eq!(inbox(&app, &app.admin, 5).await.len(), 5, "two complaints, two poor scores and a complaint");
     let mut again = connect(&app, &agent).await;
     let resume = json!({ "query": FOLLOW, "variables": { "after": cursor } });
     send(&mut again, json!({ "id": "b", "type": "subscribe", "payload": resume })).await;
     let mut seen = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let payload = event(&mut again, "b").await;
         seen.push(payload["data"]["serviceAlerts"]["node"]["kind"].as_str().expect("kind").to_owned());
     }
@@ -367,9 +390,9 @@ async fn a_subscription_delivers_each_alert_once_and_resumes_after_a_cursor() {
     let live_again = event(&mut again, "b").await;
     seen.push(live_again["data"]["serviceAlerts"]["node"]["kind"].as_str().expect("kind").to_owned());
     // Replayed in log order (the ticket's complaint before its score), then live.
-    assert_eq!(seen, ["LOW_SATISFACTION", "COMPLAINT", "LOW_SATISFACTION", "COMPLAINT"]);
-    let all = inbox(&app, &app.admin, 5).await;
-    assert_eq!(all.len(), 5, "each once in the log");
+    assert_eq!(seen, ["COMPLAINT", "LOW_SATISFACTION", "COMPLAINT", "LOW_SATISFACTION", "COMPLAINT"]);
+    let all = inbox(&app, &app.admin, 6).await;
+    assert_eq!(all.len(), 6, "each once in the log");
     // Nothing further arrives: no duplicate.
     match tokio::time::timeout(Duration::from_millis(800), next(&mut again)).await {
         Err(_) => {}

@@ -14,8 +14,8 @@ use futures::stream::BoxStream;
 use super::common::{Money, enum_value, ids, page_size, refused, request, require};
 use super::customer::Customer;
 use super::ids::{Ids, Kind};
-use super::order::OrderStatus;
-use super::ticket::{TicketCategory, TicketChannel, TicketPriority};
+use super::order::{Order, OrderStatus};
+use super::ticket::{Ticket, TicketCategory, TicketChannel, TicketPriority};
 use crate::alerts::{self, AlertFilter, Change, Facts};
 use crate::audit::{AuditAction, AuditEntry};
 use crate::auth::Role;
@@ -110,6 +110,21 @@ impl ServiceAlert {
     #[class(service)]
     async fn assignee(&self) -> Option<&str> {
         self.0.assignee.as_deref()
+    }
+
+    /// The ticket it is about (complaints and satisfaction alerts), as it stands now;
+    /// null for other kinds, or once the helpdesk no longer has it.
+    #[class(service)]
+    async fn ticket(&self, ctx: &Context<'_>) -> Result<Option<Ticket>> {
+        let Some(id) = self.facts().ticket_id else { return Ok(None) };
+        Ok(request(ctx).loaders.tickets.load_one(id).await?.map(Ticket))
+    }
+
+    /// The order it is about (high-value orders), as it stands now.
+    #[class(financial)]
+    async fn order(&self, ctx: &Context<'_>) -> Result<Option<Order>> {
+        let Some(id) = self.facts().order_id else { return Ok(None) };
+        Ok(request(ctx).loaders.orders.load_one(id).await?.map(Order))
     }
 
     /// The ticket's category (complaints and satisfaction alerts).

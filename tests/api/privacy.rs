@@ -135,6 +135,7 @@ fn subselection(field: &str) -> &'static str {
         "sourceRecords" => " { key }",
         "total" | "unitPrice" | "lineTotal" | "orderTotal" => " { amount currency }",
         "alerts" => " { edges { node { id } } }",
+        "ticket" | "order" => " { id }",
         "lines" => " { sku }",
         "campaign" => " { name }",
         "insights" => " { valueTier lifecycleStage probabilityAlive }",

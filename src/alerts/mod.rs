@@ -136,6 +136,18 @@ pub(crate) struct AlertFilter {
 }
 
 impl AlertFilter {
+    /// Whether `alert` is one the filter selects, as [`AlertFilter::conditions`] says
+    /// in SQL (for alerts already read).
+    pub(crate) fn admits(&self, alert: &Alert) -> bool {
+        let named = |name: &str, list: &[&'static str]| list.is_empty() || list.contains(&name);
+        let kinds: Vec<&'static str> = self.kinds.iter().map(|k| (*k).into()).collect();
+        let statuses: Vec<&'static str> = self.statuses.iter().map(|s| (*s).into()).collect();
+        named(&alert.kind, &kinds)
+            && named(&alert.status, &statuses)
+            && self.mine_or_unassigned.as_ref().is_none_or(|me| alert.assignee.as_ref().is_none_or(|a| a == me))
+            && self.customers.as_ref().is_none_or(|c| c.contains(&alert.customer_id))
+    }
+
     fn conditions(&self, sql: &mut String, args: &mut Vec<Arg>) {
         let list = |n| vec!["?"; n].join(", ");
         if !self.kinds.is_empty() {

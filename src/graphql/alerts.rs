@@ -388,10 +388,6 @@ impl AlertMutation {
 #[derive(Default)]
 pub(crate) struct AlertSubscription;
 
-/// How often a subscription reads the log without being told of new alerts: a replica
-/// that missed a message on the bus catches up within this long.
-const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Of class service, as the inbox.
 #[classified]
 #[Subscription]
@@ -412,46 +408,21 @@ impl AlertSubscription {
         let asked: Vec<alerts::AlertKind> = kinds.unwrap_or_default().into_iter().map(Into::into).collect();
         let Some(filter) = viewer_filter(ctx, asked) else { return Ok(futures::stream::empty().boxed()) };
         let feed = request(ctx).loaders.alert_feed(filter);
-        // Subscribed before the first read: an alert appended in between is heard.
-        let messages = feed.messages();
-        let start = match start {
-            Some(start) => start,
-            None => feed.last_id().await?,
-        };
         let ids = super::common::shared(ctx).ids.clone();
-        let state = (feed, messages, start, std::collections::VecDeque::new());
-        let stream = futures::stream::unfold(state, move |(feed, mut messages, mut cursor, mut pending)| {
+        // Listening from here: what is appended from now on (or after `after`) is heard.
+        let following = feed.follow(start).await;
+        let state = (following, std::collections::VecDeque::new());
+        let stream = futures::stream::unfold(state, move |(mut following, mut pending)| {
             let ids = ids.clone();
             async move {
                 loop {
                     if let Some(alert) = pending.pop_front() {
                         let alert: alerts::Alert = alert;
-                        let edge = ServiceAlertEdge {
-                            cursor: ids.seal_cursor(&Ids::alert_cursor(alert.id)),
-                            node: ServiceAlert(alert),
-                        };
-                        return Some((edge, (feed, messages, cursor, pending)));
+                        let cursor = ids.seal_cursor(&Ids::alert_cursor(alert.id));
+                        let edge = ServiceAlertEdge { cursor, node: ServiceAlert(alert) };
+                        return Some((edge, (following, pending)));
                     }
-                    match feed.read(cursor).await {
-                        Ok(read) => {
-                            cursor = read.last;
-                            pending.extend(read.visible);
-                            if !pending.is_empty() || read.more {
-                                continue;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e.message(), "a subscription could not read the alert log; retrying")
-                        }
-                    }
-                    use tokio::sync::broadcast::error::RecvError;
-                    tokio::select! {
-                        message = messages.recv() => match message {
-                            Ok(_) | Err(RecvError::Lagged(_)) => {}
-                            Err(RecvError::Closed) => return None,
-                        },
-                        () = tokio::time::sleep(CATCH_UP) => {}
-                    }
+                    pending.extend(following.next().await?);
                 }
             }
         });

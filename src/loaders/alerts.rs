@@ -1,9 +1,11 @@
 //! The alert log, for the inbox: pages of it and the changes agents make.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::Source;
 use crate::alerts::{self, Alert, AlertFilter, Change};
@@ -11,8 +13,9 @@ use crate::error::ApiError;
 use crate::identity::store as links;
 use crate::names::SourceName;
 use crate::policy::ConsentScope;
-use crate::sources::bus::{Bus, Topic};
+use crate::sources::bus::Bus;
 use crate::sources::crm::{self, Consenting};
+use crate::sources::{Database, SqlTrace};
 
 /// The hub store's alert log, over the request's statement trace.
 pub(crate) struct AlertLog<'a> {
@@ -41,58 +44,202 @@ impl AlertLog<'_> {
     }
 }
 
+/// New alerts for every subscription of this process, read from the log once: one task
+/// (started with the first subscription) reads what was appended after the last id it saw
+/// whenever the bus says there is more, and every 5 s in case a message was lost, and
+/// broadcasts each batch. A subscription that falls behind the broadcast's buffer reads
+/// the log itself (see [`Feed`]): nothing is buffered without bound, nothing is missed.
+pub(crate) struct Fanout {
+    hub: Database,
+    bus: Bus,
+    batches: broadcast::Sender<Arc<[Alert]>>,
+    /// The last id broadcast; `None` until the reader has read the log's end once.
+    last: watch::Sender<Option<i64>>,
+    started: OnceLock<()>,
+}
+
+/// Batches the broadcast keeps for subscriptions that are behind.
+const BUFFERED: usize = 256;
+/// How often the reader reads the log without being told of new alerts.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+impl Fanout {
+    pub(crate) fn new(hub: Database, bus: Bus) -> Self {
+        Fanout {
+            hub,
+            bus,
+            batches: broadcast::channel(BUFFERED).0,
+            last: watch::channel(None).0,
+            started: OnceLock::new(),
+        }
+    }
+
+    /// The batches from now on (the reader started if it was not).
+    fn subscribe(self: &Arc<Self>) -> broadcast::Receiver<Arc<[Alert]>> {
+        let receiver = self.batches.subscribe();
+        self.started.get_or_init(|| {
+            let fanout = self.clone();
+            tokio::spawn(async move { fanout.read_on().await });
+        });
+        receiver
+    }
+
+    /// The last id broadcast, once the reader has read the log's end (waits for it).
+    async fn last(&self) -> i64 {
+        let mut last = self.last.subscribe();
+        match last.wait_for(Option::is_some).await {
+            Ok(last) => last.unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Reads the log on whenever it may have grown, for as long as the process runs.
+    async fn read_on(&self) {
+        let mut messages = self.bus.subscribe();
+        let trace = SqlTrace::default();
+        let mut last = loop {
+            match alerts::last_id(&self.hub, &trace).await {
+                Ok(last) => break last,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the alert log's end; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        self.last.send_replace(Some(last));
+        loop {
+            loop {
+                match alerts::after(&self.hub, &trace, &AlertFilter::default(), last, FEED_PAGE).await {
+                    Ok(rows) if rows.is_empty() => break,
+                    Ok(rows) => {
+                        last = rows.last().map_or(last, |r| r.id);
+                        let full = rows.len() as i64 == FEED_PAGE;
+                        // Nobody listening is fine: subscriptions come and go.
+                        let _ = self.batches.send(rows.into());
+                        self.last.send_replace(Some(last));
+                        if !full {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the alert log; trying again");
+                        break;
+                    }
+                }
+            }
+            use tokio::sync::broadcast::error::RecvError;
+            tokio::select! {
+                message = messages.recv() => match message {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                },
+                () = tokio::time::sleep(CATCH_UP) => {}
+            }
+        }
+    }
+}
+
 /// Alerts to follow, for a subscription: owned (it outlives the request that opened it),
-/// reading the log after a cursor with the viewer's filter and row rule.
+/// with the viewer's filter and row rule.
 pub(crate) struct Feed {
     pub(super) hub: Source,
     pub(super) crm: Source,
     /// A partner's consents; `None`: the viewer sees every customer.
     pub(super) consent: Option<ConsentScope>,
     pub(super) filter: AlertFilter,
-    pub(super) bus: Bus,
+    pub(super) fanout: Arc<Fanout>,
 }
 
 /// Alerts read at once at most.
 const FEED_PAGE: i64 = 100;
 
-/// What one read of the feed found.
-pub(crate) struct Read {
-    /// The alerts the viewer may see, oldest first.
-    pub(crate) visible: Vec<Alert>,
-    /// The last id read (whether the viewer may see it or not): the next read's cursor.
-    pub(crate) last: i64,
-    /// Whether the log may hold more right now (a full page was read).
-    pub(crate) more: bool,
+/// A subscription's place: replaying the log after a cursor, then following the
+/// broadcast.
+pub(crate) struct Following {
+    feed: Feed,
+    batches: broadcast::Receiver<Arc<[Alert]>>,
+    /// The last id delivered or passed over.
+    cursor: i64,
+    /// Read from the log (not the broadcast) until it is caught up.
+    replaying: bool,
 }
 
 impl Feed {
-    /// The bus's messages from now on: subscribe before the first read, so nothing
-    /// appended between the read and the wait is missed.
-    pub(crate) fn messages(&self) -> broadcast::Receiver<Topic> {
-        self.bus.subscribe()
-    }
-
-    /// The newest alert's id: a subscription without `after` starts there.
-    pub(crate) async fn last_id(&self) -> Result<i64, ApiError> {
-        alerts::last_id(&self.hub.db, &self.hub.trace).await.map_err(|e| self.hub.fail(e))
-    }
-
-    /// The alerts after `after` that the viewer may see (a page of the log).
-    pub(crate) async fn read(&self, after: i64) -> Result<Read, ApiError> {
-        let hub = &self.hub;
-        let rows = alerts::after(&hub.db, &hub.trace, &self.filter, after, FEED_PAGE).await.map_err(|e| hub.fail(e))?;
-        let last = rows.last().map_or(after, |r| r.id);
-        let more = rows.len() as i64 == FEED_PAGE;
-        let visible = match &self.consent {
-            None => rows,
-            Some(scope) => {
-                let admitted = self.consenting(scope, &rows).await?;
-                rows.into_iter().filter(|a| admitted.contains(&a.customer_id)).collect()
-            }
+    /// Follows the log after `after` (replayed from the log, then live), or from now on.
+    /// Listens to the broadcast before anything is read: nothing appended meanwhile is
+    /// missed.
+    pub(crate) async fn follow(self, after: Option<i64>) -> Following {
+        let batches = self.fanout.subscribe();
+        let (cursor, replaying) = match after {
+            Some(after) => (after, true),
+            None => (self.fanout.last().await, false),
         };
-        Ok(Read { visible, last, more })
+        Following { feed: self, batches, cursor, replaying }
+    }
+}
+
+impl Following {
+    /// The next alerts the viewer may see, oldest first (waits until there are some).
+    /// `None` when the process is shutting its broadcast down.
+    pub(crate) async fn next(&mut self) -> Option<Vec<Alert>> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            if self.replaying {
+                match alerts::after(&self.feed.hub.db, &self.feed.hub.trace, &self.feed.filter, self.cursor, FEED_PAGE)
+                    .await
+                {
+                    Ok(rows) => {
+                        let full = rows.len() as i64 == FEED_PAGE;
+                        self.cursor = rows.last().map_or(self.cursor, |r| r.id);
+                        // Caught up with the log: what comes next, the broadcast has (it
+                        // was listened to before this read).
+                        self.replaying = full;
+                        let visible = self.visible(rows).await;
+                        if !visible.is_empty() {
+                            return Some(visible);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a subscription cannot read the alert log; trying again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                continue;
+            }
+            match self.batches.recv().await {
+                Ok(batch) => {
+                    let fresh: Vec<Alert> =
+                        batch.iter().filter(|a| a.id > self.cursor && self.feed.filter.admits(a)).cloned().collect();
+                    if let Some(last) = batch.last() {
+                        self.cursor = self.cursor.max(last.id);
+                    }
+                    let visible = self.visible(fresh).await;
+                    if !visible.is_empty() {
+                        return Some(visible);
+                    }
+                }
+                // Behind the broadcast's buffer: read the log from the cursor instead.
+                Err(RecvError::Lagged(_)) => self.replaying = true,
+                Err(RecvError::Closed) => return None,
+            }
+        }
     }
 
+    /// Of `rows`, those whose customer the viewer may see (a partner's: consenting ones;
+    /// none when that cannot be told: fail closed, and logged).
+    async fn visible(&self, rows: Vec<Alert>) -> Vec<Alert> {
+        let Some(scope) = &self.feed.consent else { return rows };
+        match self.feed.consenting(scope, &rows).await {
+            Ok(admitted) => rows.into_iter().filter(|a| admitted.contains(&a.customer_id)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "cannot tell a partner's consents; its alerts are withheld");
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl Feed {
     /// Which of these alerts' customers consent to the partner (for its purpose): the
     /// same rule as [`super::customers::Customers::admit`], for a feed that has no
     /// request's loaders.

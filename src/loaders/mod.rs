@@ -46,12 +46,21 @@ pub(crate) struct Kept {
     pub(crate) revocations: Option<Arc<Revocations>>,
     /// The bus to the other replicas.
     pub(crate) bus: Bus,
+    /// New service alerts, read from the log once for every subscription of this process.
+    pub(crate) alerts: Arc<alerts::Fanout>,
 }
 
 impl Kept {
     /// With up to `links` customers' links kept (none at 0), statements merged or not.
-    pub(crate) fn new(links: usize, merge: bool, revocations: Option<Revocations>, bus: Bus) -> Self {
+    pub(crate) fn new(
+        links: usize,
+        merge: bool,
+        revocations: Option<Revocations>,
+        bus: Bus,
+        hub: crate::sources::Database,
+    ) -> Self {
         Kept {
+            alerts: Arc::new(alerts::Fanout::new(hub, bus.clone())),
             bus,
             models: Arc::default(),
             links: Arc::new(links::LinkCache::new(links)),
@@ -97,6 +106,7 @@ pub(crate) struct Loaders {
     trace: SqlTrace,
     revocations: Option<Arc<Revocations>>,
     bus: Bus,
+    alerts: Arc<alerts::Fanout>,
 }
 
 impl Loaders {
@@ -180,6 +190,7 @@ impl Loaders {
             trace: trace.clone(),
             revocations: kept.revocations.clone(),
             bus: kept.bus.clone(),
+            alerts: kept.alerts.clone(),
         }
     }
 
@@ -200,7 +211,7 @@ impl Loaders {
             Rows::All => None,
             Rows::ConsentedTo(scope) => Some(scope.clone()),
         };
-        alerts::Feed { hub: self.hub.clone(), crm: self.crm.clone(), consent, filter, bus: self.bus.clone() }
+        alerts::Feed { hub: self.hub.clone(), crm: self.crm.clone(), consent, filter, fanout: self.alerts.clone() }
     }
 
     /// The audit log's reads, and the entries subject rights write before they act.

@@ -180,12 +180,13 @@ impl Engine {
         let bus = Bus::new(sources.hub().clone(), &config.bus)?;
         let detector = Detector::new(sources.clone(), bus.clone(), Rules::new(&config.alerts)?);
         let alerts_interval = config.alerts.poll_interval;
+        let hub = sources.hub().clone();
         Ok(Engine {
             detector,
             alerts_interval,
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
             sources,
-            kept: Kept::new(link_cache, merge, revocations, bus),
+            kept: Kept::new(link_cache, merge, revocations, bus, hub),
             audit,
             policy,
             trace_sql,

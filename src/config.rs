@@ -282,6 +282,9 @@ pub struct GraphqlConfig {
     pub(crate) max_body_bytes: usize,
     /// Operations in one batched POST (a JSON array); 0 turns batching off.
     pub max_batch: usize,
+    /// Subscriptions one token may hold open at once (over websockets and event streams,
+    /// on this replica); more are refused with `LIMIT_EXCEEDED`.
+    pub max_subscriptions_per_token: usize,
     /// Automatic persisted queries: a client may name a document it sent before by its
     /// SHA-256 (`extensions.persistedQuery`).
     pub(crate) automatic_persisted_queries: bool,
@@ -304,6 +307,7 @@ impl Default for GraphqlConfig {
             max_tokens: 15_000,
             max_body_bytes: 1024 * 1024,
             max_batch: 0,
+            max_subscriptions_per_token: 20,
             automatic_persisted_queries: true,
         }
     }

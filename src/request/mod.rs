@@ -65,6 +65,8 @@ pub struct Engine {
     without: Layers,
     /// How often the databases are pinged (`database.health_interval`).
     health_interval: std::time::Duration,
+    /// Open subscriptions per token (its id, or its subject and issue time).
+    subscriptions: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Service alerts' detection, run every `alerts_interval` (`alerts.poll_interval`).
     detector: Detector,
     alerts_interval: std::time::Duration,
@@ -182,6 +184,7 @@ impl Engine {
         let alerts_interval = config.alerts.poll_interval;
         let hub = sources.hub().clone();
         Ok(Engine {
+            subscriptions: Arc::default(),
             detector,
             alerts_interval,
             schemas: ViewerSchemas::new(Some(Shared { config, ids })),
@@ -336,6 +339,7 @@ impl Engine {
             self.charge(&viewer, cost).await?;
         }
         let Admitted { request, document, access, schema, introspection, suggest } = outcome?;
+        let slot = self.subscription_slot(&viewer)?;
         let queue = BatchQueue::default();
         let rows = access.rows.clone();
         let context =
@@ -360,7 +364,28 @@ impl Engine {
             operation_name,
             suggest,
             schema,
+            _slot: slot,
         })
+    }
+
+    /// One more open subscription for the viewer's token, or `LIMIT_EXCEEDED` at
+    /// `graphql.max_subscriptions_per_token`.
+    fn subscription_slot(&self, viewer: &Viewer) -> Result<Slot, Box<async_graphql::Response>> {
+        let token = match &viewer.token_id {
+            Some(id) => format!("jti:{id}"),
+            None => format!("sub:{}:{}", viewer.subject, viewer.issued_at.unwrap_or_default()),
+        };
+        let max = self.graphql.max_subscriptions_per_token;
+        let mut open = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(token.clone()).or_default();
+        if *count >= max {
+            let message =
+                format!("this token holds {max} subscriptions open already (graphql.max_subscriptions_per_token)");
+            let details = [("limit", Value::from("subscriptions")), ("max", Value::from(max))];
+            return Err(Box::new(refused(&message, "LIMIT_EXCEEDED", details)));
+        }
+        *count += 1;
+        Ok(Slot { open: self.subscriptions.clone(), token })
     }
 
     /// The subscription's next response, shaped and audited as a request's (each event's
@@ -763,6 +788,26 @@ pub(crate) struct Subscription {
     operation_name: Option<String>,
     suggest: bool,
     schema: Arc<ViewerSchema>,
+    /// Counted among its token's open subscriptions until dropped.
+    _slot: Slot,
+}
+
+/// One open subscription of a token, given back when dropped.
+struct Slot {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    token: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.token) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.token);
+            }
+        }
+    }
 }
 
 /// Whether `error` is a limit's (`LIMIT_EXCEEDED`).

@@ -499,3 +499,44 @@ async fn server_sent_events_carry_alerts_until_the_token_expires() {
         .expect("answered");
     assert_eq!(refused.status(), 401);
 }
+
+/// A token holds a bounded number of subscriptions open; a finished one frees its place.
+#[tokio::test]
+async fn a_token_holds_a_bounded_number_of_subscriptions() {
+    let app = TestApp::spawn_with(Layout::all(Backend::Sqlite), 0, |c| {
+        c.graphql.max_subscriptions_per_token = 2;
+    })
+    .await;
+    let agent = app.token(Role::Agent, None, None);
+    let mut socket = connect(&app, &agent).await;
+    let subscribe = |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": FOLLOW } });
+    send(&mut socket, subscribe("a")).await;
+    send(&mut socket, subscribe("b")).await;
+    assert!(quiet(&mut socket).await, "two are allowed");
+    send(&mut socket, subscribe("c")).await;
+    match next(&mut socket).await {
+        Frame::Json(error) => {
+            assert_eq!((error["type"].as_str(), error["id"].as_str()), (Some("error"), Some("c")), "{error:#}");
+            assert_eq!(error["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{error:#}");
+            assert_eq!(error["payload"][0]["extensions"]["limit"], "subscriptions", "{error:#}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same token on another connection counts too.
+    let mut other = connect(&app, &agent).await;
+    send(&mut other, subscribe("x")).await;
+    assert!(matches!(next(&mut other).await, Frame::Json(e) if e["type"] == "error"));
+    send(&mut socket, json!({ "id": "a", "type": "complete" })).await;
+    match next(&mut socket).await {
+        Frame::Json(done) => assert_eq!((done["type"].as_str(), done["id"].as_str()), (Some("complete"), Some("a"))),
+        other => panic!("{other:?}"),
+    }
+    send(&mut socket, subscribe("d")).await;
+    let answer = tokio::time::timeout(Duration::from_millis(500), next(&mut socket)).await;
+    assert!(answer.is_err(), "a finished subscription frees its place: {answer:?}");
+}
+
+/// Whether `socket` stays silent for half a second.
+async fn quiet(socket: &mut Socket) -> bool {
+    tokio::time::timeout(Duration::from_millis(500), next(socket)).await.is_err()
+}

@@ -522,6 +522,131 @@ class Load:
             return [r for r in self.results if start <= r["t"] < end]
 
 
+ALERTS = ("subscription($after: String) { serviceAlerts(kinds: [LOW_SATISFACTION], after: $after) "
+          "{ cursor node { number } } }")
+
+
+class AlertWatch:
+    """Service alerts through the faults: a writer commits a ticket with a poor score to
+    the helpdesk every 250 ms (one `LOW_SATISFACTION` alert each), and a subscriber
+    follows them over Server-Sent Events through HAProxy, resuming with `after` (its last
+    cursor) whenever its stream breaks. At the end every ticket must be in the log once,
+    and every alert of the log must have reached the subscriber exactly once. Its first
+    stream is on replica 1, which the replica fault kills."""
+
+    def __init__(self, topo, token):
+        self.topo, self.token = topo, token
+        self.stop = threading.Event()  # the subscriber's
+        self.stop_writing = threading.Event()
+        self.lock = threading.Lock()
+        self.requesters = [int(r[0]) for r in topo.hub_sql(
+            "select source_key from identity_links where source = 'helpdesk' order by source_key")]
+        self.next_ticket = 9_000_000
+        self.inserted = []  # ticket ids committed
+        self.received = {}  # alert number -> times received
+        self.cursor = None
+        self.reconnects = 0
+        self.opened = threading.Event()
+
+    def start(self):
+        self.threads = [threading.Thread(target=self.writer, daemon=True),
+                        threading.Thread(target=self.subscriber, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def writer(self):
+        rng = random.Random(7)
+        # The subscription's start is fixed when its stream first runs: begin after it.
+        self.opened.wait(30)
+        time.sleep(2)
+        while not self.stop_writing.is_set():
+            ticket = self.next_ticket
+            self.next_ticket += 1
+            try:
+                self.topo.source_sql(
+                    "insert into tickets (id, requester_id, channel, category, priority, status, subject, opened_at, "
+                    f"closed_at, csat, updated_at) values ({ticket}, {rng.choice(self.requesters)}, 'email', 'inquiry', "
+                    "'normal', 'solved', 'chaos alert', now(), null, 1, now())", schema="helpdesk")
+                with self.lock:
+                    self.inserted.append(ticket)
+            except CommandFailed as e:
+                log(f"the helpdesk writer failed: {e}")
+            time.sleep(0.25)
+
+    def subscriber(self):
+        while not self.stop.is_set():
+            try:
+                self.follow()
+            except (OSError, http.client.HTTPException, ValueError):
+                pass
+            if not self.stop.is_set():
+                self.reconnects += 1
+                time.sleep(0.3)
+
+    def follow(self):
+        # First straight to replica 1, which the replica fault kills (so the stream must
+        # resume elsewhere); then through HAProxy.
+        port = self.topo.replica_ports()[1] if self.reconnects == 0 else self.topo.http_port
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        body = json.dumps({"query": ALERTS, "variables": {"after": self.cursor}})
+        c.request("POST", "/graphql", body=body, headers={
+            "Content-Type": "application/json", "Accept": "text/event-stream",
+            "Authorization": f"Bearer {self.token}"})
+        r = c.getresponse()
+        if r.status != 200:
+            r.read()
+            return
+        self.opened.set()
+        event, data = None, []
+        while not self.stop.is_set():
+            line = r.fp.readline()
+            if not line:
+                return
+            line = line.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line == "" and event:
+                if event == "complete":
+                    return
+                payload = json.loads("".join(data))
+                edge = (payload.get("data") or {}).get("serviceAlerts")
+                if edge:
+                    with self.lock:
+                        number = edge["node"]["number"]
+                        self.received[number] = self.received.get(number, 0) + 1
+                        self.cursor = edge["cursor"]
+                event, data = None, []
+
+    def finish(self, within=60):
+        """Stops writing; waits (at most `within`) until the log has every ticket's alert and
+        the subscriber every alert of the log; then the invariant."""
+        self.stop_writing.set()
+        self.threads[0].join(30)
+        deadline = time.time() + within
+        logged = {}
+        while time.time() < deadline:
+            logged = {int(r[1]): int(r[0]) for r in self.topo.hub_sql(
+                "select id, source_key from alerts where kind = 'LOW_SATISFACTION' and source = 'helpdesk'")}
+            with self.lock:
+                done = all(t in logged for t in self.inserted) and all(n in self.received for n in logged.values())
+            if done:
+                break
+            time.sleep(0.5)
+        self.stop.set()
+        with self.lock:
+            missing_alerts = [t for t in self.inserted if t not in logged]
+            undelivered = [n for n in logged.values() if n not in self.received]
+            twice = [n for n, times in self.received.items() if times > 1]
+            unknown = [n for n in self.received if n not in set(logged.values())]
+            return {"ok": not (missing_alerts or undelivered or twice or unknown), "tickets": len(self.inserted),
+                    "alerts": len(logged), "received": sum(self.received.values()),
+                    "tickets_without_alert": len(missing_alerts), "undelivered": len(undelivered),
+                    "received_twice": len(twice), "received_unknown": len(unknown),
+                    "stream_reconnects": self.reconnects, "undelivered_examples": sorted(undelivered)[:10]}
+
+
 def summary(records, fault_at, healed_at):
     n = len(records)
     lat = sorted(r["latency"] for r in records)
@@ -796,6 +921,10 @@ def main():
             raise SystemExit("no customers, or none consenting to acme-insurance: the seed?")
         load = Load(topo, tokens, ids, consented, args.clients, args.seed)
         load.start()
+        # Subscribed while the stream is opened again: the watch's subscriber also starts
+        # from the log's end, so nothing before it counts.
+        watch = AlertWatch(topo, tokens["admin"])
+        watch.start()
         phase = args.phase_seconds
         time.sleep(phase)
         report["baseline"] = summary(load.window(time.time() - phase, time.time()), time.time(), time.time())
@@ -810,11 +939,13 @@ def main():
             report["faults"][name] = facts
             log(f"{name}: {facts}")
         load.finish()
+        report["alerts"] = watch.finish()
         report["resolution_caught_up_s"] = catch_up(topo)
         report["revocation"] = check_revocation(topo)
         topo.down()
         report["invariants"] = check_invariants(topo, load)
         report["invariants"]["revocation"] = report.pop("revocation")
+        report["invariants"]["alerts"] = report.pop("alerts")
         ok = all(v["ok"] for v in report["invariants"].values())
         for name, v in report["invariants"].items():
             log(f"invariant {name}: {'holds' if v['ok'] else 'BROKEN'} {v}")

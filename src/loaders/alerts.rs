@@ -185,15 +185,20 @@ impl Following {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             if self.replaying {
-                match alerts::after(&self.feed.hub.db, &self.feed.hub.trace, &self.feed.filter, self.cursor, FEED_PAGE)
-                    .await
-                {
+                // What the reader has broadcast so far, taken before the read: the read
+                // sees all of it, and what comes after it the broadcast brings (listened
+                // to since before). So alerts the reader passed over (appended before it
+                // started, which may be after an earlier read here) are not missed.
+                let head = self.feed.fanout.last().await;
+                let (hub, filter) = (&self.feed.hub, &self.feed.filter);
+                match alerts::after(&hub.db, &hub.trace, filter, self.cursor, FEED_PAGE).await {
                     Ok(rows) => {
                         let full = rows.len() as i64 == FEED_PAGE;
                         self.cursor = rows.last().map_or(self.cursor, |r| r.id);
-                        // Caught up with the log: what comes next, the broadcast has (it
-                        // was listened to before this read).
-                        self.replaying = full;
+                        if !full {
+                            self.cursor = self.cursor.max(head);
+                            self.replaying = false;
+                        }
                         let visible = self.visible(rows).await;
                         if !visible.is_empty() {
                             return Some(visible);

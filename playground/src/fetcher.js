@@ -1,5 +1,6 @@
 // The one way the page talks GraphQL to the hub: POST /graphql with the viewer's token.
 import { buildClientSchema } from 'graphql';
+import { subscribe } from './events.js';
 
 const ACCEPT = 'application/graphql-response+json, application/json';
 
@@ -47,9 +48,21 @@ function pickOperationName(query, requested) {
   return null;
 }
 
+/** Whether the operation that runs is a subscription (comments and strings aside). */
+export function isSubscription(query, operationName) {
+  const code = query
+    .replace(/"""[\s\S]*?"""/g, '')
+    .replace(/"(?:[^"\\\n]|\\.)*"/g, '')
+    .replace(/#.*$/gm, '');
+  const operations = [...code.matchAll(/\b(query|mutation|subscription)\b\s*([A-Za-z_][A-Za-z0-9_]*)?/g)];
+  const chosen = operations.find((m) => !operationName || m[2] === operationName) ?? operations[0];
+  return chosen?.[1] === 'subscription';
+}
+
 /**
  * A GraphiQL fetcher: every operation goes out with the current token, and every
- * answer is reported (for the table and chart) before GraphiQL shows it as JSON.
+ * answer is reported (for the table and chart) before GraphiQL shows it as JSON. A
+ * subscription runs over Server-Sent Events: GraphiQL shows each event as it comes.
  */
 export function createFetcher({ getToken, onResult, onUnauthenticated }) {
   return async function fetcher(params) {
@@ -58,6 +71,9 @@ export function createFetcher({ getToken, onResult, onUnauthenticated }) {
     if (params.variables && Object.keys(params.variables).length) payload.variables = params.variables;
     const operationName = pickOperationName(params.query, params.operationName);
     if (operationName) payload.operationName = operationName;
+    if (token && isSubscription(params.query, operationName)) {
+      return subscribe(token, payload);
+    }
     const started = performance.now();
     let answer;
     if (!token) {

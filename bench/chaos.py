@@ -267,7 +267,9 @@ lease = "5s"
 [insights]
 update_interval = "0s"
 [database]
-max_connections = 6
+# Three replicas of five pools, the jobs' child processes, the bus and this script share
+# one PostgreSQL (max_connections 100) in --hub postgres: 3 x 5 x 4 leaves room.
+max_connections = 4
 health_interval = "1s"
 acquire_timeout = "1s"
 [database.breaker]

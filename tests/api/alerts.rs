@@ -261,6 +261,37 @@ async fn a_partner_sees_alerts_only_for_the_purpose_and_with_consent() {
     assert!(current_as(&app, &plain).await.is_empty(), "still nothing for a token without the purpose");
     let number = "{ alerts { edges { node { number } } } }";
     assert_eq!(codes(&app.query_as(&for_alerts, number, json!({})).await), ["GRAPHQL_VALIDATION_FAILED"]);
+
+    // Live, too: a partner's subscription carries the consenting customer's alerts only.
+    let other = linked_requesters(&app).await.into_iter().find(|(c, _)| *c != customer).expect("another customer");
+    let follow = "subscription { serviceAlerts { node { kind customer { id } } } }";
+    let mut stream = EventStream::open(&app, &for_alerts, follow).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    insert_ticket(&app, 900_202, other.1, "complaint", Some(1), Utc::now()).await;
+    polled_after(&app, Utc::now()).await;
+    insert_ticket(&app, 900_203, requester, "inquiry", Some(2), Utc::now()).await;
+    let (name, data) = stream.next().await;
+    let payload: Value = serde_json::from_str(&data).expect("json");
+    assert_eq!(name, "next", "{data}");
+    assert_eq!(
+        payload["data"]["serviceAlerts"]["node"],
+        json!({ "kind": "LOW_SATISFACTION", "customer": { "id": customer } }),
+        "the other customer's two alerts, detected first, are not the partner's: {payload:#}"
+    );
+}
+
+/// Customers with a helpdesk record among the first 100: (id, requester).
+async fn linked_requesters(app: &TestApp) -> Vec<(String, i64)> {
+    let page =
+        app.data("{ customers(first: 100) { edges { node { id sourceRecords { source key } } } } }", json!({})).await;
+    let mut found = Vec::new();
+    for edge in page["customers"]["edges"].as_array().expect("edges") {
+        let records = edge["node"]["sourceRecords"].as_array().expect("records");
+        if let Some(key) = records.iter().find(|r| r["source"] == "HELPDESK").and_then(|r| r["key"].as_str()) {
+            found.push((edge["node"]["id"].as_str().expect("id").to_owned(), key.parse().expect("a number")));
+        }
+    }
+    found
 }
 
 /// A partner's inbox now.

@@ -202,6 +202,9 @@ impl TestApp {
         config.partners.extend(["globex", "test-partner", "audit-test"].map(str::to_owned));
         config.listen = "127.0.0.1:0".parse().expect("address");
         config.identity.resolve_interval = std::time::Duration::ZERO;
+        // No alert detection but in the tests that ask for it: a poll a second in every
+        // test's hub is load the others run under.
+        config.alerts.poll_interval = std::time::Duration::ZERO;
         for db in DbName::ALL {
             let (url, temp) = create_database(layout.0[db as usize], dir.path(), &db.to_string()).await;
             dbs.extend(temp);

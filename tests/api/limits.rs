@@ -140,9 +140,18 @@ async fn a_request_over_its_time_is_answered_with_timeout() {
     let (status, body) = post(&app, &app.admin, view).await;
     assert_eq!((status, codes(&body)), (200, vec!["TIMEOUT".to_owned()]), "{body:#}");
     assert!(body["data"].is_null(), "nothing of the answer: {body:#}");
-    // What needs no database is within it.
-    let (status, body) = post(&app, &app.admin, "{ __typename }").await;
-    assert_eq!((status, &body["data"]["__typename"]), (200, &json!("Query")), "{body:#}");
+    // What needs no database is within it (given a few tries: on a loaded machine even
+    // that can miss a millisecond now and then).
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let (status, body) = post(&app, &app.admin, "{ __typename }").await;
+        if (status, &body["data"]["__typename"]) == (200, &json!("Query")) {
+            answers.clear();
+            break;
+        }
+        answers.push(body);
+    }
+    assert!(answers.is_empty(), "{answers:#?}");
 }
 
 #[tokio::test]

@@ -23,14 +23,27 @@ pub(crate) struct AlertLog<'a> {
 }
 
 impl AlertLog<'_> {
-    /// Alerts matching `filter`, newest first, with ids below `before`.
+    /// Alerts matching `filter`, newest first, with ids below `before`. A list of
+    /// customers longer than one statement may bind is read in parts, merged.
     pub(crate) async fn newest(
         &self,
         filter: &AlertFilter,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Alert>, ApiError> {
-        alerts::newest(&self.hub.db, &self.hub.trace, filter, before, limit).await.map_err(|e| self.hub.fail(e))
+        let hub = &self.hub;
+        let room = hub.db.engine.max_params() - 64;
+        let Some(customers) = filter.customers.as_ref().filter(|c| c.len() > room) else {
+            return alerts::newest(&hub.db, &hub.trace, filter, before, limit).await.map_err(|e| hub.fail(e));
+        };
+        let mut found = Vec::new();
+        for part in customers.chunks(room) {
+            let part = AlertFilter { customers: Some(part.to_vec()), ..filter.clone() };
+            found.extend(alerts::newest(&hub.db, &hub.trace, &part, before, limit).await.map_err(|e| hub.fail(e))?);
+        }
+        found.sort_by_key(|a| std::cmp::Reverse(a.id));
+        found.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(found)
     }
 
     /// One alert by id.

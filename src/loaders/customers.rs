@@ -88,22 +88,24 @@ impl Customers<'_> {
         Ok(found)
     }
 
-    /// Which of these golden ids the viewer may see (as they are, or merged into a
-    /// survivor it may see). One links lookup and one consent lookup for all of them.
-    pub(crate) async fn admitted_ids(&self, ids: Vec<String>) -> Result<HashSet<String>, ApiError> {
-        if self.consent().is_none() {
-            return Ok(ids.into_iter().collect());
+    /// Every customer the viewer may see, with their links, when that is not everyone
+    /// (a partner's consenting customers); `None` for a viewer who sees every customer.
+    pub(crate) async fn all_admitted(&self) -> Result<Option<Vec<(String, Vec<Link>)>>, ApiError> {
+        let Some(scope) = self.consent() else { return Ok(None) };
+        let (crm_db, hub) = (&self.loaders.crm, &self.loaders.hub);
+        let consenting = Consenting { partner: &scope.partner, purpose: scope.purpose.as_deref() };
+        let all = crm::consenting_page(&crm_db.db, &crm_db.trace, consenting, Utc::now(), None, None)
+            .await
+            .map_err(|e| crm_db.fail(e))?;
+        let mut customers: HashMap<String, Vec<Link>> = HashMap::new();
+        for keys in all.chunks(hub.db.engine.max_params() - 1) {
+            let keys: Vec<String> = keys.iter().map(i64::to_string).collect();
+            let links = store::links_by_source_keys(&hub.db, &hub.trace, SourceName::Crm, &keys)
+                .await
+                .map_err(|e| hub.fail(e))?;
+            customers.extend(store::group_by_customer(links));
         }
-        let links = self.loaders.links.load_many(ids).await?;
-        let mut found = Vec::new();
-        let mut asked: HashMap<String, Vec<String>> = HashMap::new();
-        for (id, links) in links {
-            let Some(golden) = links.first().map(|l| l.customer_id.clone()) else { continue };
-            asked.entry(golden.clone()).or_default().push(id);
-            found.push(Golden { id: golden, links });
-        }
-        let admitted = self.admit(found).await?;
-        Ok(admitted.into_iter().flat_map(|g| asked.remove(&g.id).unwrap_or_default()).collect())
+        Ok(Some(customers.into_iter().collect()))
     }
 
     /// A customer by golden id (an id merged into another answers with the survivor).
@@ -229,7 +231,7 @@ impl Customers<'_> {
         narrowing: Option<&Narrowing>,
         total: bool,
     ) -> Result<Page, ApiError> {
-        let (crm_db, hub) = (&self.loaders.crm, &self.loaders.hub);
+        let crm_db = &self.loaders.crm;
         let consenting = Consenting { partner: &scope.partner, purpose: scope.purpose.as_deref() };
         let now = Utc::now();
         let want = first + 1;
@@ -254,21 +256,14 @@ impl Customers<'_> {
         }
         listed.sort_by_key(|(position, _)| *position);
         let total = if total {
-            let all = crm::consenting_page(&crm_db.db, &crm_db.trace, consenting, now, None, None)
-                .await
-                .map_err(|e| crm_db.fail(e))?;
-            let mut seen = HashSet::new();
-            for keys in all.chunks(hub.db.engine.max_params() - 1) {
-                let keys: Vec<String> = keys.iter().map(i64::to_string).collect();
-                let links = store::links_by_source_keys(&hub.db, &hub.trace, SourceName::Crm, &keys)
-                    .await
-                    .map_err(|e| hub.fail(e))?;
-                for (id, links) in store::group_by_customer(links) {
-                    if has_source.is_none_or(|s| links.iter().any(|l| l.source == s.to_string())) {
-                        seen.insert(id);
-                    }
-                }
-            }
+            let seen: HashSet<String> = self
+                .all_admitted()
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, links)| has_source.is_none_or(|s| links.iter().any(|l| l.source == s.to_string())))
+                .map(|(id, _)| id)
+                .collect();
             match narrowing {
                 None => seen.len() as i64,
                 Some(_) => self.narrow(seen.into_iter().collect(), narrowing).await?.len() as i64,

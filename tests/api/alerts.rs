@@ -278,6 +278,18 @@ async fn a_partner_sees_alerts_only_for_the_purpose_and_with_consent() {
         json!({ "kind": "LOW_SATISFACTION", "customer": { "id": customer } }),
         "the other customer's two alerts, detected first, are not the partner's: {payload:#}"
     );
+
+    // A page says nothing of other customers' alerts: not by its size, not by whether
+    // more follow. The partner has three; the admin sees five.
+    let page = "{ alerts(first: 3) { hasNextPage edges { node { customer { id } } } } }";
+    assert_eq!(inbox(&app, &app.admin, 5).await.len(), 5);
+    let admin_page = app.data(page, json!({})).await;
+    assert_eq!(admin_page["alerts"]["hasNextPage"], true, "{admin_page:#}");
+    let seen = app.query_as(&for_alerts, page, json!({})).await;
+    let edges = seen["data"]["alerts"]["edges"].as_array().cloned().unwrap_or_else(|| panic!("{seen:#}"));
+    assert_eq!(edges.len(), 3, "{seen:#}");
+    assert!(edges.iter().all(|e| e["node"]["customer"]["id"] == customer.as_str()), "{seen:#}");
+    assert_eq!(seen["data"]["alerts"]["hasNextPage"], false, "{seen:#}");
 }
 
 /// Customers with a helpdesk record among the first 100: (id, requester).

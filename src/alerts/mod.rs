@@ -188,6 +188,14 @@ pub(crate) async fn newest(
     hub.synced().fetch_all(trace, &sql, &args).await
 }
 
+/// How many alerts match `filter`.
+pub(crate) async fn count(hub: &Database, trace: &SqlTrace, filter: &AlertFilter) -> Result<i64, sqlx::Error> {
+    let mut sql = "select count(*) as n from alerts where 1 = 1".to_owned();
+    let mut args = Vec::new();
+    filter.conditions(&mut sql, &mut args);
+    hub.synced().fetch_count(trace, &sql, &args).await
+}
+
 /// Alerts matching `filter` with ids above `after`, oldest first; at most `limit`: what a
 /// subscription replays and then follows.
 pub(crate) async fn after(

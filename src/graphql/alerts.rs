@@ -5,13 +5,13 @@
 //! see the alert at all (a partner only with a token for the purpose `alerts` and the
 //! customer's consent covering it).
 
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Subscription};
+use async_graphql::{Context, Enum, ID, Object, Result, Subscription};
 use c360_macros::classified;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 
-use super::common::{Money, enum_value, ids, page_size, refused, request, require};
+use super::common::{Money, connection, enum_value, ids, page_size, refused, request, require, wants_total};
 use super::customer::Customer;
 use super::ids::{Ids, Kind};
 use super::order::{Order, OrderStatus};
@@ -176,26 +176,7 @@ impl ServiceAlert {
     }
 }
 
-/// One alert of the inbox, with the cursor that continues after it.
-#[derive(SimpleObject)]
-pub(crate) struct ServiceAlertEdge {
-    /// The alert.
-    pub(crate) node: ServiceAlert,
-    /// Opaque; pass it as `after` to read on from here.
-    pub(crate) cursor: String,
-}
-
-/// A page of the inbox, newest first (Relay connection, without a total: a count of
-/// what the viewer may see would cost a read of every alert).
-#[derive(SimpleObject)]
-pub(crate) struct ServiceAlertConnection {
-    /// The alerts of this page, each with its cursor.
-    pub(crate) edges: Vec<ServiceAlertEdge>,
-    /// Whether more follow.
-    pub(crate) has_next_page: bool,
-    /// The last edge's cursor.
-    pub(crate) end_cursor: Option<String>,
-}
+connection!(ServiceAlertConnection, ServiceAlertEdge, ServiceAlert, "service alert");
 
 #[derive(Default)]
 pub(crate) struct AlertQuery;
@@ -278,7 +259,7 @@ impl AlertQuery {
             Some(after) => Some(ids(ctx).parse_alert_cursor(&after)?),
             None => None,
         };
-        let empty = ServiceAlertConnection { edges: Vec::new(), has_next_page: false, end_cursor: None };
+        let empty = ServiceAlertConnection::from_items(Vec::new(), first, |a| Ids::alert_cursor(a.0.id), 0);
         let asked: Vec<alerts::AlertKind> = kinds.unwrap_or_default().into_iter().map(Into::into).collect();
         let Some(mut filter) = viewer_filter(ctx, asked) else { return Ok(empty) };
         filter.statuses = status.unwrap_or_default().into_iter().map(Into::into).collect();
@@ -289,16 +270,11 @@ impl AlertQuery {
         filter.customers =
             loaders.customers().all_admitted().await?.map(|all| all.into_iter().map(|(id, _)| id).collect());
         let limit = i64::from(first) + 1;
-        let mut found = loaders.alerts().newest(&filter, before, limit).await?;
-        let has_next_page = found.len() > first as usize;
-        found.truncate(first as usize);
-        let ids = ids(ctx);
-        let edges: Vec<ServiceAlertEdge> = found
-            .into_iter()
-            .map(|a| ServiceAlertEdge { cursor: ids.seal_cursor(&Ids::alert_cursor(a.id)), node: ServiceAlert(a) })
-            .collect();
-        let end_cursor = edges.last().map(|e| e.cursor.clone());
-        Ok(ServiceAlertConnection { edges, has_next_page, end_cursor })
+        let log = loaders.alerts();
+        let found = log.newest(&filter, before, limit).await?;
+        let total = if wants_total(ctx) { log.count(&filter).await? } else { 0 };
+        let items = found.into_iter().map(ServiceAlert).collect();
+        Ok(ServiceAlertConnection::from_items(items, first, |a| Ids::alert_cursor(a.0.id), total))
     }
 }
 
@@ -396,22 +372,17 @@ impl AlertSubscription {
         let asked: Vec<alerts::AlertKind> = kinds.unwrap_or_default().into_iter().map(Into::into).collect();
         let Some(filter) = viewer_filter(ctx, asked) else { return Ok(futures::stream::empty().boxed()) };
         let feed = request(ctx).loaders.alert_feed(filter);
-        let ids = super::common::shared(ctx).ids.clone();
         // Listening from here: what is appended from now on (or after `after`) is heard.
         let following = feed.follow(start).await;
         let state = (following, std::collections::VecDeque::new());
-        let stream = futures::stream::unfold(state, move |(mut following, mut pending)| {
-            let ids = ids.clone();
-            async move {
-                loop {
-                    if let Some(alert) = pending.pop_front() {
-                        let alert: alerts::Alert = alert;
-                        let cursor = ids.seal_cursor(&Ids::alert_cursor(alert.id));
-                        let edge = ServiceAlertEdge { cursor, node: ServiceAlert(alert) };
-                        return Some((edge, (following, pending)));
-                    }
-                    pending.extend(following.next().await?);
+        let stream = futures::stream::unfold(state, |(mut following, mut pending)| async move {
+            loop {
+                if let Some(alert) = pending.pop_front() {
+                    let alert: alerts::Alert = alert;
+                    let edge = ServiceAlertEdge { position: Ids::alert_cursor(alert.id), node: ServiceAlert(alert) };
+                    return Some((edge, (following, pending)));
                 }
+                pending.extend(following.next().await?);
             }
         });
         Ok(stream.boxed())

@@ -23,8 +23,7 @@ pub(crate) struct AlertLog<'a> {
 }
 
 impl AlertLog<'_> {
-    /// Alerts matching `filter`, newest first, with ids below `before`. A list of
-    /// customers longer than one statement may bind is read in parts, merged.
+    /// Alerts matching `filter`, newest first, with ids below `before`.
     pub(crate) async fn newest(
         &self,
         filter: &AlertFilter,
@@ -32,18 +31,36 @@ impl AlertLog<'_> {
         limit: i64,
     ) -> Result<Vec<Alert>, ApiError> {
         let hub = &self.hub;
-        let room = hub.db.engine.max_params() - 64;
-        let Some(customers) = filter.customers.as_ref().filter(|c| c.len() > room) else {
-            return alerts::newest(&hub.db, &hub.trace, filter, before, limit).await.map_err(|e| hub.fail(e));
-        };
         let mut found = Vec::new();
-        for part in customers.chunks(room) {
-            let part = AlertFilter { customers: Some(part.to_vec()), ..filter.clone() };
+        for part in self.parts(filter) {
             found.extend(alerts::newest(&hub.db, &hub.trace, &part, before, limit).await.map_err(|e| hub.fail(e))?);
         }
         found.sort_by_key(|a| std::cmp::Reverse(a.id));
         found.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(found)
+    }
+
+    /// How many alerts match `filter`.
+    pub(crate) async fn count(&self, filter: &AlertFilter) -> Result<i64, ApiError> {
+        let hub = &self.hub;
+        let mut total = 0;
+        for part in self.parts(filter) {
+            total += alerts::count(&hub.db, &hub.trace, &part).await.map_err(|e| hub.fail(e))?;
+        }
+        Ok(total)
+    }
+
+    /// `filter` as statements can bind it: a list of customers longer than one
+    /// statement may bind is split into parts (disjoint, so their counts add up).
+    fn parts(&self, filter: &AlertFilter) -> Vec<AlertFilter> {
+        let room = self.hub.db.engine.max_params() - 64;
+        match filter.customers.as_ref().filter(|c| c.len() > room) {
+            None => vec![filter.clone()],
+            Some(customers) => customers
+                .chunks(room)
+                .map(|part| AlertFilter { customers: Some(part.to_vec()), ..filter.clone() })
+                .collect(),
+        }
     }
 
     /// One alert by id.

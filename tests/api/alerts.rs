@@ -13,7 +13,7 @@ use super::helpers::{Backend, Layout, TestApp, codes};
 use super::websocket::{Frame, Socket, connect, next, send};
 
 const INBOX: &str = "query($k: [AlertKind!]) { alerts(first: 50, kinds: $k) { edges { node {
-    id number kind status assignee csat ticketCategory occurredAt customer { id } } } hasNextPage } }";
+    id number kind status assignee csat ticketCategory occurredAt customer { id } } } pageInfo { hasNextPage } } }";
 
 /// A customer with records in the CRM, the shop and the helpdesk: (id, account, requester).
 async fn customer_everywhere(app: &TestApp) -> (String, i64, i64) {
@@ -281,15 +281,17 @@ async fn a_partner_sees_alerts_only_for_the_purpose_and_with_consent() {
 
     // A page says nothing of other customers' alerts: not by its size, not by whether
     // more follow. The partner has three; the admin sees five.
-    let page = "{ alerts(first: 3) { hasNextPage edges { node { customer { id } } } } }";
+    let page = "{ alerts(first: 3) { totalCount pageInfo { hasNextPage } edges { node { customer { id } } } } }";
     assert_eq!(inbox(&app, &app.admin, 5).await.len(), 5);
     let admin_page = app.data(page, json!({})).await;
-    assert_eq!(admin_page["alerts"]["hasNextPage"], true, "{admin_page:#}");
+    assert_eq!(admin_page["alerts"]["pageInfo"]["hasNextPage"], true, "{admin_page:#}");
+    assert_eq!(admin_page["alerts"]["totalCount"], 5, "{admin_page:#}");
     let seen = app.query_as(&for_alerts, page, json!({})).await;
     let edges = seen["data"]["alerts"]["edges"].as_array().cloned().unwrap_or_else(|| panic!("{seen:#}"));
     assert_eq!(edges.len(), 3, "{seen:#}");
     assert!(edges.iter().all(|e| e["node"]["customer"]["id"] == customer.as_str()), "{seen:#}");
-    assert_eq!(seen["data"]["alerts"]["hasNextPage"], false, "{seen:#}");
+    assert_eq!(seen["data"]["alerts"]["pageInfo"]["hasNextPage"], false, "{seen:#}");
+    assert_eq!(seen["data"]["alerts"]["totalCount"], 3, "{seen:#}");
 }
 
 /// Customers with a helpdesk record among the first 100: (id, requester).
@@ -506,10 +508,13 @@ async fn server_sent_events_carry_alerts_until_the_token_expires() {
     let (customer, _, requester) = customer_everywhere(&app).await;
     polled_after(&app, Utc::now()).await;
     // A query over the stream: one `next`, then `complete`.
-    let mut query = EventStream::open(&app, &app.admin, "{ alerts { hasNextPage } }").await;
+    let mut query = EventStream::open(&app, &app.admin, "{ alerts { pageInfo { hasNextPage } } }").await;
     let (name, data) = query.next().await;
     assert_eq!(
-        (name.as_str(), serde_json::from_str::<Value>(&data).expect("json")["data"]["alerts"]["hasNextPage"].clone()),
+        (
+            name.as_str(),
+            serde_json::from_str::<Value>(&data).expect("json")["data"]["alerts"]["pageInfo"]["hasNextPage"].clone()
+        ),
         ("next", json!(false))
     );
     assert_eq!(query.next().await.0, "complete");
